@@ -1,0 +1,87 @@
+"""The model backend protocol: plain callbacks, no Qt.
+
+A backend loads a model once and then writes K candidate answers for a conversation. It
+reports progress through plain callables, so it runs the same in a test, in the command line
+and inside a Qt worker thread (which turns the callbacks into signals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from hitl_desktop.core.types import Message
+
+#: on_token(candidate_index, text_so_far): called as a candidate grows.
+TokenCallback = Callable[[int, str], None]
+#: should_stop() -> True asks generation to stop within one decoding step.
+StopCallback = Callable[[], bool]
+#: on_progress(fraction 0..1, message): load and conversion progress.
+ProgressCallback = Callable[[float, str], None]
+
+
+class ModelError(Exception):
+    """A model could not be loaded or run; the message names the path and the cause."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 0  # 0 = off
+    max_new_tokens: int = 256
+    repetition_penalty: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GeneratedText:
+    """One candidate as the model wrote it, with its provenance."""
+
+    index: int
+    text: str
+    seed: int
+    tokens: int
+    seconds: float
+    finish_reason: str  # "eos" | "length" | "stopped"
+
+
+@dataclass
+class GenerationResult:
+    candidates: list[GeneratedText]
+    model: str  # model name
+    model_revision: str  # file sha256 or revision
+    dtype: str
+    params: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    first_token_seconds: float | None = None
+    stopped: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return sum(c.tokens for c in self.candidates)
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """What the engine, the CLI and the GUI need from a model."""
+
+    name: str
+    revision: str
+    dtype: str
+
+    def generate(
+        self,
+        conversation: Sequence[Message],
+        *,
+        k: int,
+        params: SamplingParams,
+        seeds: Sequence[int],
+        on_token: TokenCallback | None = None,
+        should_stop: StopCallback | None = None,
+    ) -> GenerationResult:
+        """Write ``k`` answers to the last user turn of ``conversation``, one seed each."""
+        ...

@@ -1,0 +1,143 @@
+"""The database schema, as numbered steps (sqlite-utils ``Migrations``).
+
+Every schema change is a new function at the end of this file, named ``mNNNN_what``; a step
+that has shipped is never edited. Each step runs in one transaction with its record in
+``_sqlite_migrations``, so a database is never left half-migrated.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+#: Written into the SQLite header (PRAGMA application_id) so that a hitl-desktop database is
+#: known as one, and any other SQLite file is refused rather than modified. "HITL" in ASCII.
+APPLICATION_ID = 0x4849544C
+
+MIGRATION_SET = "hitl_desktop"
+
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations()
+def m0001_initial(db: Database) -> None:
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db["tutors"].create(
+        {"id": str, "name": str, "domains": str, "created_at": str},
+        pk="id",
+        not_null={"name", "created_at"},
+        defaults={"domains": "[]"},
+    )
+    db["tutors"].create_index(["name"], unique=True)
+
+    db["sessions"].create(
+        {
+            "id": str,
+            "tutor_id": str,
+            "domain": str,
+            "guideline_version": str,
+            "started_at": str,
+            "ended_at": str,
+        },
+        pk="id",
+        not_null={"tutor_id", "domain", "started_at"},
+        foreign_keys=[("tutor_id", "tutors", "id")],
+    )
+    db["sessions"].create_index(["tutor_id"])
+
+    db["prompts"].create(
+        {
+            "id": str,
+            "text": str,
+            "domain": str,
+            "messages": str,  # JSON list of {role, content}: earlier turns
+            "external_id": str,
+            "source": str,
+            "parent_judgment_id": str,
+            "gold_ranking": str,  # JSON list of ranks, or NULL
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"text", "domain", "created_at"},
+        defaults={"messages": "[]", "source": ""},
+    )
+    db["prompts"].create_index(["external_id"], unique=True)
+    db["prompts"].create_index(["domain"])
+
+    db["candidates"].create(
+        {
+            "id": str,
+            "prompt_id": str,
+            "idx": int,
+            "text": str,
+            "model": str,
+            "model_revision": str,
+            "dtype": str,
+            "params": str,  # JSON sampling parameters
+            "seed": int,
+            "tokens": int,
+            "seconds": float,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"prompt_id", "text", "created_at"},
+        foreign_keys=[("prompt_id", "prompts", "id")],
+        defaults={"params": "{}", "model": "", "model_revision": "", "dtype": ""},
+    )
+    db["candidates"].create_index(["prompt_id"])
+
+    db["judgments"].create(
+        {
+            "id": str,
+            "prompt_id": str,
+            "tutor_id": str,
+            "session_id": str,
+            "all_bad": int,
+            "rationale": str,
+            "strength": int,
+            "seconds_spent": float,
+            "display_order": str,  # JSON list of candidate ids as shown
+            "guideline_version": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"prompt_id", "tutor_id", "created_at"},
+        foreign_keys=[
+            ("prompt_id", "prompts", "id"),
+            ("tutor_id", "tutors", "id"),
+            ("session_id", "sessions", "id"),
+        ],
+        defaults={"all_bad": 0, "rationale": "", "strength": 2, "display_order": "[]"},
+    )
+    db["judgments"].create_index(["prompt_id"])
+    db["judgments"].create_index(["tutor_id"])
+    db["judgments"].create_index(["session_id"])
+    db["judgments"].create_index(["created_at"])
+
+    db["rankings"].create(
+        {
+            "judgment_id": str,
+            "candidate_id": str,
+            "rank": int,
+            "flags": str,  # JSON list of flag names
+            "ratings": str,  # JSON {scale: 1..5}
+        },
+        pk=("judgment_id", "candidate_id"),
+        not_null={"rank"},
+        foreign_keys=[("judgment_id", "judgments", "id"), ("candidate_id", "candidates", "id")],
+        defaults={"flags": "[]", "ratings": "{}"},
+    )
+    db["rankings"].create_index(["candidate_id"])
+
+    db["corrections"].create(
+        {
+            "id": str,
+            "judgment_id": str,
+            "candidate_id": str,
+            "text": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"judgment_id", "text", "created_at"},
+        foreign_keys=[("judgment_id", "judgments", "id"), ("candidate_id", "candidates", "id")],
+    )
+    db["corrections"].create_index(["judgment_id"], unique=True)

@@ -1,0 +1,682 @@
+"""The store: the only place in hitl-desktop that speaks SQL.
+
+A ``Store`` wraps a ``sqlite_utils.Database``. Every user action is one transaction
+(``db.atomic()``); the database runs in WAL mode with ``synchronous=FULL`` so that an
+acknowledged write survives a crash or a power cut. A file that is not a hitl-desktop
+database is refused before anything is written to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlite_utils import Database
+
+from hitl_desktop.core.migrations import APPLICATION_ID, MIGRATION_SET, migrations
+from hitl_desktop.core.types import (
+    Candidate,
+    Correction,
+    JudgedItem,
+    Judgment,
+    Message,
+    Prompt,
+    Session,
+    Tutor,
+    now_iso,
+)
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(Exception):
+    """A database problem, with a message a tutor can act on."""
+
+
+class NotAHitlDatabase(StoreError):
+    """The file is not a hitl-desktop database (or is of a newer version): it is left alone."""
+
+
+def default_db_path() -> Path:
+    """The default database, in the platform's user data folder."""
+    env = os.environ.get("HITL_DESKTOP_DB")
+    if env:
+        return Path(env)
+    return platformdirs.user_data_path("hitl-desktop", appauthor=False) / "hitl-desktop.db"
+
+
+def check_database_file(path: str | os.PathLike[str]) -> bool:
+    """Refuse anything that is not a hitl-desktop database, touching nothing.
+
+    Returns True when the file exists and is one of ours, False when there is nothing there
+    yet (a new database will be created). Raises ``NotAHitlDatabase`` otherwise.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise NotAHitlDatabase(f"{p}: is a folder, not a database file")
+    if not p.exists() or p.stat().st_size == 0:
+        return False
+    try:
+        with p.open("rb") as f:
+            header = f.read(100)
+    except OSError as e:
+        raise NotAHitlDatabase(f"{p}: cannot be read ({e.strerror})") from e
+    if not header.startswith(SQLITE_HEADER):
+        raise NotAHitlDatabase(f"{p}: is not an SQLite database")
+    if len(header) < 100:
+        raise NotAHitlDatabase(f"{p}: is truncated (no complete SQLite header)")
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id != APPLICATION_ID:
+        try:
+            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                tables = [r[0] for r in conn.execute("select name from sqlite_master")]
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            raise NotAHitlDatabase(f"{p}: is not a readable SQLite database ({e})") from e
+        if tables:
+            raise NotAHitlDatabase(
+                f"{p}: is an SQLite database of another application "
+                f"(tables: {', '.join(sorted(tables)[:5])}); refusing to touch it"
+            )
+        return False
+    return True
+
+
+def _loads(value: str | None, default: Any) -> Any:
+    if value is None or value == "":
+        return default
+    return json.loads(value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _row_to_prompt(row: dict[str, Any]) -> Prompt:
+    return Prompt(
+        id=row["id"],
+        text=row["text"],
+        domain=row["domain"],
+        messages=[Message(m["role"], m["content"]) for m in _loads(row["messages"], [])],
+        external_id=row["external_id"],
+        source=row["source"] or "",
+        parent_judgment_id=row["parent_judgment_id"],
+        gold_ranking=_loads(row["gold_ranking"], None),
+        created_at=row["created_at"],
+    )
+
+
+def _prompt_to_row(p: Prompt) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "text": p.text,
+        "domain": p.domain,
+        "messages": _dumps([m.to_dict() for m in p.messages]),
+        "external_id": p.external_id,
+        "source": p.source,
+        "parent_judgment_id": p.parent_judgment_id,
+        "gold_ranking": None if p.gold_ranking is None else _dumps(p.gold_ranking),
+        "created_at": p.created_at,
+    }
+
+
+def _row_to_candidate(row: dict[str, Any]) -> Candidate:
+    return Candidate(
+        id=row["id"],
+        prompt_id=row["prompt_id"],
+        index=row["idx"] or 0,
+        text=row["text"],
+        model=row["model"] or "",
+        model_revision=row["model_revision"] or "",
+        dtype=row["dtype"] or "",
+        params=_loads(row["params"], {}),
+        seed=row["seed"],
+        tokens=row["tokens"],
+        seconds=row["seconds"],
+        created_at=row["created_at"],
+    )
+
+
+def _candidate_to_row(c: Candidate) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "prompt_id": c.prompt_id,
+        "idx": c.index,
+        "text": c.text,
+        "model": c.model,
+        "model_revision": c.model_revision,
+        "dtype": c.dtype,
+        "params": _dumps(c.params),
+        "seed": c.seed,
+        "tokens": c.tokens,
+        "seconds": c.seconds,
+        "created_at": c.created_at,
+    }
+
+
+def _judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], dict | None]:
+    judgment = {
+        "id": j.id,
+        "prompt_id": j.prompt_id,
+        "tutor_id": j.tutor_id,
+        "session_id": j.session_id,
+        "all_bad": int(j.all_bad),
+        "rationale": j.rationale,
+        "strength": j.strength,
+        "seconds_spent": j.seconds_spent,
+        "display_order": _dumps(j.display_order),
+        "guideline_version": j.guideline_version,
+        "created_at": j.created_at,
+    }
+    rankings = [
+        {
+            "judgment_id": j.id,
+            "candidate_id": cid,
+            "rank": rank,
+            "flags": _dumps(j.flags.get(cid, [])),
+            "ratings": _dumps(j.ratings.get(cid, {})),
+        }
+        for cid, rank in j.ranks.items()
+    ]
+    correction = None
+    if j.correction is not None:
+        c = j.correction
+        correction = {
+            "id": c.id,
+            "judgment_id": j.id,
+            "candidate_id": c.candidate_id,
+            "text": c.text,
+            "created_at": c.created_at,
+        }
+    return judgment, rankings, correction
+
+
+class Store:
+    """hitl-desktop's database. Create with ``Store.open(path)`` or ``Store.memory()``.
+
+    A Store belongs to the thread that opened it (SQLite connections are per thread).
+    """
+
+    def __init__(self, db: Database, path: Path | None) -> None:
+        self.db = db
+        self.path = path
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+        """Open (and migrate) the database at ``path``; the default database when None.
+
+        Raises ``NotAHitlDatabase`` for a file of another kind, leaving it unmodified.
+        """
+        p = Path(path) if path is not None else default_db_path()
+        exists = check_database_file(p)
+        if not exists and not create:
+            raise StoreError(f"{p}: no such database")
+        if not exists:
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"{p.parent}: cannot create folder ({e.strerror})") from e
+        try:
+            conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as e:
+            raise StoreError(f"{p}: cannot open database ({e})") from e
+        store = cls(Database(conn), p)
+        try:
+            store._configure(wal=True)
+            store._check_version()
+            store._migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @classmethod
+    def memory(cls) -> Store:
+        """A fresh in-memory database (tests, scratch work)."""
+        store = cls(Database(sqlite3.connect(":memory:")), None)
+        store._configure(wal=False)
+        store._migrate()
+        return store
+
+    def _configure(self, *, wal: bool) -> None:
+        ex = self.db.conn.execute
+        try:
+            ex(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            ex("PRAGMA foreign_keys = ON")
+            if wal:
+                mode = ex("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            ex("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: {e}") from e
+
+    def _check_version(self) -> None:
+        applied = {m.name for m in migrations.applied(self.db)}
+        known = {m.name for m in migrations._migrations}
+        newer = sorted(applied - known)
+        if newer:
+            raise NotAHitlDatabase(
+                f"{self.path}: was written by a newer hitl-desktop (schema steps {', '.join(newer)}); "
+                "update hitl-desktop to open it"
+            )
+
+    def _migrate(self) -> None:
+        if migrations.pending(self.db):
+            migrations.apply(self.db)
+
+    def schema_version(self) -> list[str]:
+        return [m.name for m in migrations.applied(self.db)]
+
+    def close(self) -> None:
+        try:
+            self.db.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tutors and sessions ---------------------------------------------------------------
+
+    def ensure_tutor(self, name: str, domains: Sequence[str] | None = None) -> Tutor:
+        """The tutor of that name, created when new; ``domains`` updates their domains."""
+        name = name.strip()
+        if not name:
+            raise StoreError("a tutor needs a name")
+        with self.db.atomic():
+            tutor = self.tutor_by_name(name)
+            if tutor is None:
+                tutor = Tutor(name=name, domains=list(domains or []))
+                self.db["tutors"].insert(
+                    {
+                        "id": tutor.id,
+                        "name": tutor.name,
+                        "domains": _dumps(tutor.domains),
+                        "created_at": tutor.created_at,
+                    }
+                )
+            elif domains is not None and list(domains) != tutor.domains:
+                tutor.domains = list(domains)
+                self.db["tutors"].update(tutor.id, {"domains": _dumps(tutor.domains)})
+        return tutor
+
+    def tutor_by_name(self, name: str) -> Tutor | None:
+        for row in self.db["tutors"].rows_where("name = ?", [name]):
+            return Tutor(
+                id=row["id"],
+                name=row["name"],
+                domains=_loads(row["domains"], []),
+                created_at=row["created_at"],
+            )
+        return None
+
+    def tutors(self) -> list[Tutor]:
+        return [
+            Tutor(id=r["id"], name=r["name"], domains=_loads(r["domains"], []), created_at=r["created_at"])
+            for r in self.db["tutors"].rows_where(order_by="name")
+        ]
+
+    def start_session(self, *, tutor_id: str, domain: str, guideline_version: str = "") -> Session:
+        session = Session(tutor_id=tutor_id, domain=domain, guideline_version=guideline_version)
+        with self.db.atomic():
+            self.db["sessions"].insert(
+                {
+                    "id": session.id,
+                    "tutor_id": session.tutor_id,
+                    "domain": session.domain,
+                    "guideline_version": session.guideline_version,
+                    "started_at": session.started_at,
+                    "ended_at": None,
+                }
+            )
+        return session
+
+    def end_session(self, session_id: str) -> None:
+        with self.db.atomic():
+            self.db["sessions"].update(session_id, {"ended_at": now_iso()})
+
+    def session_summary(self, session_id: str) -> dict[str, Any]:
+        """Items done, time per item and pairs produced in one session."""
+        from hitl_desktop.core.ranking import pairs_for_item
+
+        items = list(self.judged_items(session_id=session_id))
+        times = [i.judgment.seconds_spent for i in items if i.judgment.seconds_spent is not None]
+        return {
+            "session_id": session_id,
+            "items": len(items),
+            "seconds_per_item": (sum(times) / len(times)) if times else None,
+            "pairs": sum(len(pairs_for_item(i)) for i in items),
+            "corrections": sum(1 for i in items if i.judgment.correction is not None),
+        }
+
+    # -- prompts and candidates ------------------------------------------------------------
+
+    def add_prompt(self, prompt: Prompt) -> Prompt:
+        with self.db.atomic():
+            self.db["prompts"].insert(_prompt_to_row(prompt))
+        return prompt
+
+    def get_prompt(self, prompt_id: str) -> Prompt:
+        try:
+            return _row_to_prompt(self.db["prompts"].get(prompt_id))
+        except Exception as e:  # sqlite_utils.db.NotFoundError
+            raise StoreError(f"no prompt {prompt_id}") from e
+
+    def prompt_ids_by_external_id(self, external_ids: Iterable[str]) -> dict[str, str]:
+        """external id -> prompt id, for those that exist."""
+        ids = list(external_ids)
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for ext, pid in self.db.execute(
+                f"select external_id, id from prompts where external_id in ({marks})", chunk
+            ).fetchall():
+                found[ext] = pid
+        return found
+
+    def queued_prompts(
+        self,
+        *,
+        domain: str | None = None,
+        tutor_id: str | None = None,
+        without_candidates: bool = False,
+        limit: int | None = None,
+    ) -> list[Prompt]:
+        """Prompts waiting for work, oldest first.
+
+        With ``tutor_id``: those this tutor has not judged yet. With ``without_candidates``:
+        those that have no candidate yet (for pre-generation).
+        """
+        where, args = [], []
+        if domain:
+            where.append("p.domain = ?")
+            args.append(domain)
+        if tutor_id:
+            where.append(
+                "not exists (select 1 from judgments j where j.prompt_id = p.id and j.tutor_id = ?)"
+            )
+            args.append(tutor_id)
+        else:
+            where.append("not exists (select 1 from judgments j where j.prompt_id = p.id)")
+        if without_candidates:
+            where.append("not exists (select 1 from candidates c where c.prompt_id = p.id)")
+        sql = "select * from prompts p where " + " and ".join(where) + " order by p.created_at, p.rowid"
+        if limit is not None:
+            sql += f" limit {int(limit)}"
+        return [_row_to_prompt(r) for r in self.db.query(sql, args)]
+
+    def add_candidates(self, candidates: Sequence[Candidate]) -> None:
+        with self.db.atomic():
+            self.db["candidates"].insert_all(_candidate_to_row(c) for c in candidates)
+
+    def replace_candidate(self, old_id: str, new: Candidate) -> None:
+        """Swap an unjudged candidate for a regenerated one, in one transaction."""
+        with self.db.atomic():
+            if self.db.execute("select 1 from rankings where candidate_id = ?", [old_id]).fetchone():
+                raise StoreError("a judged candidate cannot be replaced")
+            self.db["candidates"].delete(old_id)
+            self.db["candidates"].insert(_candidate_to_row(new))
+
+    def delete_unjudged_candidates(self, prompt_id: str) -> int:
+        """Remove a prompt's candidates that no judgment refers to (before regenerating all)."""
+        with self.db.atomic():
+            cur = self.db.execute(
+                "delete from candidates where prompt_id = ? and id not in "
+                "(select candidate_id from rankings) and id not in "
+                "(select candidate_id from corrections where candidate_id is not null)",
+                [prompt_id],
+            )
+            return cur.rowcount
+
+    def candidates_for(self, prompt_id: str) -> list[Candidate]:
+        return [
+            _row_to_candidate(r)
+            for r in self.db["candidates"].rows_where("prompt_id = ?", [prompt_id], order_by="idx, created_at")
+        ]
+
+    # -- judgments -------------------------------------------------------------------------
+
+    def save_judgment(self, judgment: Judgment) -> Judgment:
+        """Save a judgment with its ranks, flags, ratings and correction: one transaction."""
+        from hitl_desktop.core.ranking import validate_judgment
+
+        candidates = self.candidates_for(judgment.prompt_id)
+        validate_judgment(judgment, [c.id for c in candidates])
+        jrow, rrows, crow = _judgment_rows(judgment)
+        try:
+            with self.db.atomic():
+                self.db["judgments"].insert(jrow)
+                self.db["rankings"].insert_all(rrows)
+                if crow is not None:
+                    self.db["corrections"].insert(crow)
+        except sqlite3.IntegrityError as e:
+            raise StoreError(f"judgment not saved: {e}") from e
+        return judgment
+
+    def delete_judgment(self, judgment_id: str) -> None:
+        """Take a judgment back (undo), with its ranks and correction: one transaction."""
+        with self.db.atomic():
+            if self.db.execute(
+                "select 1 from prompts where parent_judgment_id = ?", [judgment_id]
+            ).fetchone():
+                raise StoreError("this judgment has a continued conversation; it cannot be undone")
+            self.db.execute("delete from corrections where judgment_id = ?", [judgment_id])
+            self.db.execute("delete from rankings where judgment_id = ?", [judgment_id])
+            self.db.execute("delete from judgments where id = ?", [judgment_id])
+
+    def judgments_for(self, prompt_id: str) -> list[Judgment]:
+        return [item.judgment for item in self.judged_items(prompt_id=prompt_id)]
+
+    def bulk_insert(
+        self,
+        *,
+        tutors: Sequence[Tutor] = (),
+        prompts: Sequence[Prompt] = (),
+        candidates: Sequence[Candidate] = (),
+        judgments: Sequence[Judgment] = (),
+    ) -> None:
+        """Insert many records in ONE transaction: all of them, or (on any error) none."""
+        rankings: list[dict[str, Any]] = []
+        corrections: list[dict[str, Any]] = []
+        judgment_rows: list[dict[str, Any]] = []
+        for j in judgments:
+            jrow, rrows, crow = _judgment_rows(j)
+            judgment_rows.append(jrow)
+            rankings.extend(rrows)
+            if crow is not None:
+                corrections.append(crow)
+        with self.db.atomic():
+            if tutors:
+                self.db["tutors"].insert_all(
+                    {"id": t.id, "name": t.name, "domains": _dumps(t.domains), "created_at": t.created_at}
+                    for t in tutors
+                )
+            if prompts:
+                self.db["prompts"].insert_all((_prompt_to_row(p) for p in prompts), batch_size=500)
+            if candidates:
+                self.db["candidates"].insert_all((_candidate_to_row(c) for c in candidates), batch_size=500)
+            if judgment_rows:
+                self.db["judgments"].insert_all(judgment_rows, batch_size=500)
+                self.db["rankings"].insert_all(rankings, batch_size=500)
+            if corrections:
+                self.db["corrections"].insert_all(corrections, batch_size=500)
+
+    def judged_items(
+        self,
+        *,
+        domain: str | None = None,
+        tutor: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        session_id: str | None = None,
+        prompt_id: str | None = None,
+    ) -> Iterator[JudgedItem]:
+        """Every judgment with its prompt, candidates, tutor and domain, oldest first.
+
+        ``tutor`` is a tutor name; ``since``/``until`` are ISO dates or times (UTC).
+        The domain of an item is its session's domain, else its prompt's.
+        """
+        where, args = ["1=1"], []
+        if domain:
+            where.append("coalesce(s.domain, p.domain) = ?")
+            args.append(domain)
+        if tutor:
+            where.append("t.name = ?")
+            args.append(tutor)
+        if since:
+            where.append("j.created_at >= ?")
+            args.append(since)
+        if until:
+            where.append("j.created_at < ?")
+            args.append(until)
+        if session_id:
+            where.append("j.session_id = ?")
+            args.append(session_id)
+        if prompt_id:
+            where.append("j.prompt_id = ?")
+            args.append(prompt_id)
+        base = (
+            "from judgments j join prompts p on p.id = j.prompt_id "
+            "join tutors t on t.id = j.tutor_id left join sessions s on s.id = j.session_id "
+            "where " + " and ".join(where)
+        )
+        conn = self.db.conn
+        conn.row_factory = sqlite3.Row
+        try:
+            jrows = conn.execute(
+                "select j.*, t.name as tutor_name, coalesce(s.domain, p.domain) as item_domain "
+                + base
+                + " order by j.created_at, j.rowid",
+                args,
+            ).fetchall()
+            if not jrows:
+                return
+            ranks: dict[str, list[sqlite3.Row]] = defaultdict(list)
+            for r in conn.execute(
+                f"select r.* from rankings r where r.judgment_id in (select j.id {base})", args
+            ):
+                ranks[r["judgment_id"]].append(r)
+            corrections = {
+                r["judgment_id"]: r
+                for r in conn.execute(
+                    f"select c.* from corrections c where c.judgment_id in (select j.id {base})", args
+                )
+            }
+            prompts = {
+                r["id"]: _row_to_prompt(dict(r))
+                for r in conn.execute(
+                    f"select * from prompts where id in (select j.prompt_id {base})", args
+                )
+            }
+            cands: dict[str, list[Candidate]] = defaultdict(list)
+            for r in conn.execute(
+                f"select * from candidates where prompt_id in (select j.prompt_id {base}) "
+                "order by prompt_id, idx, created_at",
+                args,
+            ):
+                cands[r["prompt_id"]].append(_row_to_candidate(dict(r)))
+        finally:
+            conn.row_factory = None
+        for jr in jrows:
+            jid = jr["id"]
+            rr = ranks.get(jid, [])
+            cr = corrections.get(jid)
+            judgment = Judgment(
+                id=jid,
+                prompt_id=jr["prompt_id"],
+                tutor_id=jr["tutor_id"],
+                session_id=jr["session_id"],
+                ranks={r["candidate_id"]: r["rank"] for r in rr},
+                all_bad=bool(jr["all_bad"]),
+                flags={r["candidate_id"]: f for r in rr if (f := _loads(r["flags"], []))},
+                ratings={r["candidate_id"]: g for r in rr if (g := _loads(r["ratings"], {}))},
+                rationale=jr["rationale"] or "",
+                strength=jr["strength"] if jr["strength"] is not None else 2,
+                seconds_spent=jr["seconds_spent"],
+                display_order=_loads(jr["display_order"], []),
+                guideline_version=jr["guideline_version"] or "",
+                correction=None
+                if cr is None
+                else Correction(
+                    id=cr["id"], text=cr["text"], candidate_id=cr["candidate_id"], created_at=cr["created_at"]
+                ),
+                created_at=jr["created_at"],
+            )
+            judged_ids = set(judgment.ranks)
+            item_cands = [c for c in cands.get(jr["prompt_id"], []) if c.id in judged_ids]
+            yield JudgedItem(
+                judgment=judgment,
+                prompt=prompts[jr["prompt_id"]],
+                candidates=item_cands,
+                tutor_name=jr["tutor_name"],
+                domain=jr["item_domain"],
+            )
+
+    # -- figures ---------------------------------------------------------------------------
+
+    def domains(self) -> list[str]:
+        return [
+            r[0]
+            for r in self.db.execute(
+                "select domain from prompts union select domain from sessions order by 1"
+            ).fetchall()
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of prompts, candidates, judgments, pairs and tutors, overall and per domain."""
+        from hitl_desktop.core.ranking import pairs_for_item
+
+        def count(sql: str) -> int:
+            return self.db.execute(sql).fetchone()[0]
+
+        per_domain: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"prompts": 0, "candidates": 0, "judgments": 0, "pairs": 0, "corrections": 0, "tutors": 0}
+        )
+        for dom, n in self.db.execute("select domain, count(*) from prompts group by domain"):
+            per_domain[dom]["prompts"] = n
+        for dom, n in self.db.execute(
+            "select p.domain, count(*) from candidates c join prompts p on p.id = c.prompt_id group by p.domain"
+        ):
+            per_domain[dom]["candidates"] = n
+        tutors_by_domain: dict[str, set[str]] = defaultdict(set)
+        total_pairs = 0
+        for item in self.judged_items():
+            d = per_domain[item.domain]
+            d["judgments"] += 1
+            n = len(pairs_for_item(item))
+            d["pairs"] += n
+            total_pairs += n
+            if item.judgment.correction is not None:
+                d["corrections"] += 1
+            tutors_by_domain[item.domain].add(item.judgment.tutor_id)
+        for dom, ids in tutors_by_domain.items():
+            per_domain[dom]["tutors"] = len(ids)
+        return {
+            "prompts": count("select count(*) from prompts"),
+            "candidates": count("select count(*) from candidates"),
+            "judgments": count("select count(*) from judgments"),
+            "corrections": count("select count(*) from corrections"),
+            "pairs": total_pairs,
+            "tutors": count("select count(*) from tutors"),
+            "queued": count(
+                "select count(*) from prompts p where not exists "
+                "(select 1 from judgments j where j.prompt_id = p.id)"
+            ),
+            "domains": {k: per_domain[k] for k in sorted(per_domain)},
+        }

@@ -1,0 +1,176 @@
+"""The things a tutor's bench is made of, as plain dataclasses.
+
+Nothing here touches SQLite or Qt: the store turns rows into these, the GUI shows them,
+the exporters write them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+#: Flags a tutor can raise on a candidate.
+FLAGS: tuple[str, ...] = (
+    "incorrect",
+    "unsafe",
+    "hallucination",
+    "incomplete",
+    "off-topic",
+    "style",
+)
+
+#: Rating scales a tutor can fill per candidate (1-5).
+RATING_SCALES: tuple[str, ...] = ("helpfulness", "correctness")
+
+#: Strength of preference: how much better the tutor finds the better answers.
+#: 1 = slightly, 2 = clearly (the default), 3 = much better. See ranking.margin().
+STRENGTHS: dict[int, str] = {1: "slightly better", 2: "clearly better", 3: "much better"}
+DEFAULT_STRENGTH = 2
+
+#: Domains offered out of the box; tutors may add their own.
+DEFAULT_DOMAINS: tuple[str, ...] = ("medicine", "finance", "stem", "coding", "law", "general")
+
+
+def new_id() -> str:
+    """A fresh UUID4 as text: databases from several workstations merge without clashes."""
+    return str(uuid.uuid4())
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass
+class Tutor:
+    name: str
+    domains: list[str] = field(default_factory=list)
+    id: str = field(default_factory=new_id)
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Session:
+    tutor_id: str
+    domain: str
+    guideline_version: str = ""
+    id: str = field(default_factory=new_id)
+    started_at: str = field(default_factory=now_iso)
+    ended_at: str | None = None
+
+
+@dataclass
+class Prompt:
+    """A user turn to be answered, with the conversation that led to it."""
+
+    text: str
+    domain: str = "general"
+    messages: list[Message] = field(default_factory=list)  # earlier turns, oldest first
+    external_id: str | None = None
+    source: str = ""
+    parent_judgment_id: str | None = None  # set when it continues a judged conversation
+    gold_ranking: list[int] | None = None  # reference ranking (gold item), hidden from tutors
+    id: str = field(default_factory=new_id)
+    created_at: str = field(default_factory=now_iso)
+
+    def conversation(self) -> list[Message]:
+        """Earlier turns plus this prompt as the last user turn."""
+        return [*self.messages, Message("user", self.text)]
+
+
+@dataclass
+class Candidate:
+    """One answer to a prompt, with how it was made (provenance)."""
+
+    prompt_id: str
+    text: str
+    model: str = ""
+    model_revision: str = ""  # file sha256 or model revision
+    dtype: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # sampling parameters
+    seed: int | None = None
+    tokens: int | None = None
+    seconds: float | None = None
+    index: int = 0  # position in the generated (not displayed) order
+    id: str = field(default_factory=new_id)
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Correction:
+    """A tutor's rewrite of a candidate: a new, better response."""
+
+    text: str
+    candidate_id: str | None  # the candidate it corrects (None: written from scratch)
+    id: str = field(default_factory=new_id)
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Judgment:
+    """A tutor's verdict on one prompt's candidates.
+
+    ``ranks`` maps candidate id to rank (1 = best, equal ranks are ties). ``all_bad`` says no
+    candidate is acceptable; with no correction it yields no pair.
+    """
+
+    prompt_id: str
+    tutor_id: str
+    ranks: dict[str, int]
+    session_id: str | None = None
+    all_bad: bool = False
+    flags: dict[str, list[str]] = field(default_factory=dict)  # candidate id -> flags
+    ratings: dict[str, dict[str, int]] = field(default_factory=dict)  # cand id -> scale -> 1..5
+    rationale: str = ""
+    strength: int = DEFAULT_STRENGTH
+    seconds_spent: float | None = None
+    display_order: list[str] = field(default_factory=list)  # candidate ids as shown, left to right
+    guideline_version: str = ""
+    correction: Correction | None = None
+    id: str = field(default_factory=new_id)
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class JudgedItem:
+    """A judgment joined with everything export needs: its prompt, candidates, tutor, domain."""
+
+    judgment: Judgment
+    prompt: Prompt
+    candidates: list[Candidate]  # in generated order
+    tutor_name: str
+    domain: str  # the session's domain, else the prompt's
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One reward-model training example: ``chosen`` is better than ``rejected``."""
+
+    prompt_id: str
+    judgment_id: str
+    prompt: str
+    messages: tuple[Message, ...]  # earlier turns (without the prompt)
+    chosen: str
+    rejected: str
+    margin: float
+    source: str  # "ranking" | "correction"
+    domain: str
+    tutor: str
+    chosen_model: str
+    rejected_model: str
+    chosen_id: str  # candidate id or correction id
+    rejected_id: str
+    chosen_seed: int | None = None
+    rejected_seed: int | None = None
+    created_at: str = ""
