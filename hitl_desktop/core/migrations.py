@@ -141,3 +141,12 @@ def m0001_initial(db: Database) -> None:
         foreign_keys=[("judgment_id", "judgments", "id"), ("candidate_id", "candidates", "id")],
     )
     db["corrections"].create_index(["judgment_id"], unique=True)
+
+
+@migrations()
+def m0002_settings(db: Database) -> None:
+    """Per-database settings; the salt that pseudonymises tutor names on export."""
+    import secrets
+
+    db["settings"].create({"key": str, "value": str}, pk="key")
+    db["settings"].insert({"key": "pseudonym_salt", "value": secrets.token_hex(16)})

@@ -8,6 +8,8 @@ database is refused before anything is written to it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -627,6 +629,22 @@ class Store:
                 tutor_name=jr["tutor_name"],
                 domain=jr["item_domain"],
             )
+
+    # -- settings ------------------------------------------------------------------------
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("select value from settings where key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.db.atomic():
+            self.db["settings"].upsert({"key": key, "value": value}, pk="key")
+
+    def pseudonym(self, tutor_name: str) -> str:
+        """A stable stand-in for a tutor's name: an HMAC with this database's own salt."""
+        salt = self.setting("pseudonym_salt") or ""
+        digest = hmac.new(salt.encode(), tutor_name.encode(), hashlib.sha256).hexdigest()
+        return f"tutor-{digest[:10]}"
 
     # -- figures ---------------------------------------------------------------------------
 
