@@ -160,5 +160,6 @@ def split_prompt_ids(prompt_ids: Iterable[str], *, test_fraction: float, seed: i
     if test_fraction == 0 or not ids:
         return set()
     random.Random(seed).shuffle(ids)
-    n_test = max(1, round(len(ids) * test_fraction)) if len(ids) > 1 else 0
+    # At least one prompt on each side when there are two or more.
+    n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
     return set(ids[:n_test])

@@ -1,0 +1,100 @@
+"""Filling prompts with candidates: the glue between a model backend and the store.
+
+Used by ``hitl-desktop generate`` (pre-generation overnight) and by the GUI's worker, which
+calls :func:`candidates_from_result` on the GUI thread to store what the model wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hitl_desktop.core.backends.base import GenerationResult, ModelBackend, SamplingParams
+from hitl_desktop.core.store import Store
+from hitl_desktop.core.types import Candidate, Prompt
+
+
+def seeds_for(prompt_id: str, *, base_seed: int, k: int) -> list[int]:
+    """K distinct, reproducible seeds for one prompt: the same base seed gives the same seeds."""
+    seeds: list[int] = []
+    i = 0
+    while len(seeds) < k:
+        digest = hashlib.sha256(f"{base_seed}:{prompt_id}:{i}".encode()).digest()
+        seed = int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+        if seed not in seeds:
+            seeds.append(seed)
+        i += 1
+    return seeds
+
+
+def candidates_from_result(prompt: Prompt, result: GenerationResult, *, first_index: int = 0) -> list[Candidate]:
+    """Turn what a backend returned into Candidates carrying their provenance."""
+    return [
+        Candidate(
+            prompt_id=prompt.id,
+            text=g.text,
+            model=result.model,
+            model_revision=result.model_revision,
+            dtype=result.dtype,
+            params={**result.params, "finish_reason": g.finish_reason},
+            seed=g.seed,
+            tokens=g.tokens,
+            seconds=round(g.seconds, 4),
+            index=first_index + g.index,
+        )
+        for g in result.candidates
+    ]
+
+
+@dataclass
+class GenerateSummary:
+    prompts: int = 0
+    candidates: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    stopped: bool = False
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def fill_queue(
+    store: Store,
+    backend: ModelBackend,
+    *,
+    k: int,
+    params: SamplingParams,
+    base_seed: int = 0,
+    limit: int | None = None,
+    domain: str | None = None,
+    on_prompt_done: Callable[[int, int, GenerationResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> GenerateSummary:
+    """Write K candidates for every queued prompt that has none; each prompt is saved at once."""
+    if not 2 <= k <= 9:
+        raise ValueError(f"k must be from 2 to 9, not {k}")
+    prompts = store.queued_prompts(domain=domain, without_candidates=True, limit=limit)
+    summary = GenerateSummary()
+    start = time.perf_counter()
+    for n, prompt in enumerate(prompts, start=1):
+        result = backend.generate(
+            prompt.conversation(),
+            k=k,
+            params=params,
+            seeds=seeds_for(prompt.id, base_seed=base_seed, k=k),
+            should_stop=should_stop,
+        )
+        if result.stopped:
+            summary.stopped = True
+            break
+        store.add_candidates(candidates_from_result(prompt, result))
+        summary.prompts += 1
+        summary.candidates += len(result.candidates)
+        summary.tokens += result.tokens
+        if on_prompt_done:
+            on_prompt_done(n, len(prompts), result)
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -1,0 +1,491 @@
+"""Prompt sets and existing preference data -> records in the store, all or nothing.
+
+A file is read and checked in full before anything is written; any bad line refuses the
+whole file with a message naming the file, the line and the field, and the database is left
+as it was. A good file goes in as one transaction.
+
+JSONL, one object a line (blank lines are skipped)::
+
+    {"id": "optional stable id", "prompt": "...", "domain": "medicine",
+     "messages": [{"role": "user", "content": "..."}, ...],     # optional earlier turns
+     "candidates": [{"text": "...", "model": "..."}, ...],       # optional (or plain strings)
+     "ranking": [1, 2, 2, 3],                                    # optional, one rank per candidate
+     "tutor": "...", "correction": "...", "corrected_index": 0,  # optional
+     "all_bad": false, "strength": 2, "rationale": "...",        # optional
+     "flags": [["incorrect"], [], ...],                          # optional, one list per candidate
+     "gold_ranking": [1, 2, 3]}                                  # optional: a gold item
+
+CSV: a header row with a ``prompt`` column, and optionally ``domain`` and ``id``.
+
+A record with candidates and a ranking is a finished judgment; without a ranking it waits in
+the queue. A record without an ``id`` gets one from its content (domain, earlier turns and
+prompt), so the same prompt imported twice is one prompt. Records sharing an ``id`` (in the file or already in the database) are one prompt:
+their candidates are matched by text, and each tutor's ranking adds that tutor's judgment.
+Importing the same file twice adds nothing the second time.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hitl_desktop.core.ranking import RankingError, validate_ranks
+from hitl_desktop.core.store import Store
+from hitl_desktop.core.types import (
+    DEFAULT_STRENGTH,
+    FLAGS,
+    STRENGTHS,
+    Candidate,
+    Correction,
+    Judgment,
+    Message,
+    Prompt,
+    Tutor,
+)
+
+ROLES = ("system", "user", "assistant")
+DEFAULT_TUTOR = "imported"
+MAX_ERRORS_SHOWN = 20
+
+ProgressCallback = Callable[[int, int], None]  # (bytes read, total bytes)
+
+
+@dataclass
+class LineError:
+    line: int
+    field: str
+    message: str
+
+
+class ImportFileError(Exception):
+    """A file refused as a whole. ``errors`` lists every bad line found (up to a limit)."""
+
+    def __init__(self, path: str | os.PathLike[str], errors: list[LineError]) -> None:
+        self.path = str(path)
+        self.errors = errors
+        first = errors[0]
+        where = f"{self.path}:{first.line}" if first.line else self.path
+        more = f" (and {len(errors) - 1} more bad line(s))" if len(errors) > 1 else ""
+        msg = f"{where}: {first.field}: {first.message}" if first.field else f"{where}: {first.message}"
+        super().__init__(msg + more + "; nothing was imported")
+
+    def details(self) -> str:
+        return "\n".join(
+            f"{self.path}:{e.line}: {e.field + ': ' if e.field else ''}{e.message}" for e in self.errors
+        )
+
+
+@dataclass
+class ImportSummary:
+    path: str
+    records: int = 0
+    prompts: int = 0
+    prompts_reused: int = 0
+    candidates: int = 0
+    judgments: int = 0
+    judgments_skipped: int = 0
+    corrections: int = 0
+    tutors: int = 0
+    queued: int = 0
+    domains: dict[str, int] = field(default_factory=dict)
+
+
+class _RecordError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class _Record:
+    line: int
+    external_id: str | None
+    prompt: str
+    domain: str
+    messages: list[Message]
+    candidates: list[tuple[str, str]]  # (text, model)
+    ranking: list[int] | None
+    tutor: str | None
+    correction: str | None
+    corrected_index: int | None
+    all_bad: bool
+    strength: int
+    rationale: str
+    flags: list[list[str]] | None
+    gold_ranking: list[int] | None
+
+
+def content_id(domain: str, messages: list[Message], prompt: str) -> str:
+    """The id of a record that names none: its content's hash, so that importing the same
+    prompt twice (or on two workstations) gives one prompt, not two."""
+    payload = json.dumps([domain, [m.to_dict() for m in messages], prompt], ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _expect(obj: dict[str, Any], key: str, types: type | tuple[type, ...], what: str) -> Any:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise _RecordError(key, f"must be {what}, not {json.dumps(value)}")
+    if not isinstance(value, types):
+        raise _RecordError(key, f"must be {what}, not {type(value).__name__}")
+    return value
+
+
+def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
+    if not isinstance(obj, dict):
+        raise _RecordError("", f"a record must be a JSON object, not {type(obj).__name__}")
+    prompt = _expect(obj, "prompt", str, "a string")
+    if prompt is None or not prompt.strip():
+        raise _RecordError("prompt", "is missing or empty")
+    ext = _expect(obj, "id", (str, int), "a string")
+    ext = None if ext is None else str(ext)
+    if ext is not None and not ext.strip():
+        raise _RecordError("id", "is empty")
+    domain = _expect(obj, "domain", str, "a string") or default_domain or "general"
+    domain = domain.strip().lower()
+    if not domain:
+        raise _RecordError("domain", "is empty")
+
+    messages: list[Message] = []
+    raw_messages = _expect(obj, "messages", list, "a list of {role, content} objects") or []
+    for i, m in enumerate(raw_messages):
+        if not isinstance(m, dict):
+            raise _RecordError(f"messages[{i}]", "must be an object with role and content")
+        role, content = m.get("role"), m.get("content")
+        if role not in ROLES:
+            raise _RecordError(f"messages[{i}].role", f"must be one of {', '.join(ROLES)}, not {role!r}")
+        if not isinstance(content, str):
+            raise _RecordError(f"messages[{i}].content", "must be a string")
+        messages.append(Message(role, content))
+
+    candidates: list[tuple[str, str]] = []
+    raw_cands = _expect(obj, "candidates", list, "a list") or []
+    for i, c in enumerate(raw_cands):
+        if isinstance(c, str):
+            candidates.append((c, ""))
+            continue
+        if not isinstance(c, dict):
+            raise _RecordError(f"candidates[{i}]", "must be an object with text (or a string)")
+        text = c.get("text")
+        if not isinstance(text, str):
+            raise _RecordError(f"candidates[{i}].text", "is missing or not a string")
+        model = c.get("model", "")
+        if model is None:
+            model = ""
+        if not isinstance(model, str):
+            raise _RecordError(f"candidates[{i}].model", "must be a string")
+        candidates.append((text, model))
+    texts = [t for t, _ in candidates]
+    if len(set(texts)) != len(texts):
+        raise _RecordError("candidates", "two candidates have the same text")
+
+    ranking = _expect(obj, "ranking", list, "a list of ranks")
+    if ranking is not None:
+        if not candidates:
+            raise _RecordError("ranking", "given without candidates")
+        try:
+            ranking = validate_ranks(ranking, len(candidates))
+        except RankingError as e:
+            field_name, _, msg = str(e).partition(": ")
+            raise _RecordError(field_name, msg) from None
+
+    gold = _expect(obj, "gold_ranking", list, "a list of ranks")
+    if gold is not None:
+        try:
+            gold = validate_ranks(gold, len(candidates), field="gold_ranking")
+        except RankingError as e:
+            field_name, _, msg = str(e).partition(": ")
+            raise _RecordError(field_name, msg) from None
+
+    tutor = _expect(obj, "tutor", str, "a string")
+    if tutor is not None and not tutor.strip():
+        raise _RecordError("tutor", "is empty")
+    correction = _expect(obj, "correction", str, "a string")
+    if correction is not None and not correction.strip():
+        raise _RecordError("correction", "is empty")
+    corrected_index = _expect(obj, "corrected_index", int, "an integer")
+    if corrected_index is not None:
+        if correction is None:
+            raise _RecordError("corrected_index", "given without a correction")
+        if not 0 <= corrected_index < len(candidates):
+            raise _RecordError(
+                "corrected_index",
+                f"{corrected_index} is out of range: the record has {len(candidates)} candidate(s)",
+            )
+    if correction is not None and ranking is None:
+        raise _RecordError("correction", "given without a ranking of the candidates")
+    all_bad = _expect(obj, "all_bad", bool, "true or false") or False
+    strength = _expect(obj, "strength", int, "an integer 1-3")
+    if strength is None:
+        strength = DEFAULT_STRENGTH
+    elif strength not in STRENGTHS:
+        raise _RecordError("strength", f"{strength} is not one of {sorted(STRENGTHS)}")
+    rationale = _expect(obj, "rationale", str, "a string") or ""
+    flags = _expect(obj, "flags", list, "a list with one list of flags per candidate")
+    if flags is not None:
+        if len(flags) != len(candidates):
+            raise _RecordError("flags", f"has {len(flags)} entries for {len(candidates)} candidates")
+        for i, fl in enumerate(flags):
+            if not isinstance(fl, list) or any(f not in FLAGS for f in fl):
+                raise _RecordError(f"flags[{i}]", f"must be a list of flags from {', '.join(FLAGS)}")
+    if ext is None:
+        ext = content_id(domain, messages, prompt)
+    return _Record(
+        line=line,
+        external_id=ext,
+        prompt=prompt,
+        domain=domain,
+        messages=messages,
+        candidates=candidates,
+        ranking=ranking,
+        tutor=tutor.strip() if tutor else None,
+        correction=correction,
+        corrected_index=corrected_index,
+        all_bad=all_bad,
+        strength=strength,
+        rationale=rationale,
+        flags=flags,
+        gold_ranking=gold,
+    )
+
+
+def _read_jsonl(data: bytes, default_domain: str | None, errors: list[LineError], progress) -> list[_Record]:
+    records: list[_Record] = []
+    pos = 0
+    total = len(data)
+    for lineno, raw in enumerate(data.splitlines(), start=1):
+        pos += len(raw) + 1
+        if progress and lineno % 2000 == 0:
+            progress(min(pos, total), total)
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            errors.append(LineError(lineno, "", f"is not valid UTF-8 (byte {e.start})"))
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            errors.append(LineError(lineno, "", f"bad JSON: {e.msg} (column {e.colno})"))
+            continue
+        try:
+            records.append(_parse_record(obj, lineno, default_domain))
+        except _RecordError as e:
+            errors.append(LineError(lineno, e.field, e.message))
+        if len(errors) >= MAX_ERRORS_SHOWN:
+            break
+    return records
+
+
+def _read_csv(data: bytes, default_domain: str | None, errors: list[LineError]) -> list[_Record]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        errors.append(LineError(line, "", f"is not valid UTF-8 (byte {e.start})"))
+        return []
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    if reader.fieldnames is None or "prompt" not in [f.strip() for f in reader.fieldnames]:
+        errors.append(LineError(1, "prompt", "the header has no 'prompt' column"))
+        return []
+    records: list[_Record] = []
+    try:
+        for row in reader:
+            row = {(k or "").strip(): v for k, v in row.items()}
+            obj = {"prompt": row.get("prompt")}
+            if row.get("domain"):
+                obj["domain"] = row["domain"]
+            if row.get("id"):
+                obj["id"] = row["id"]
+            try:
+                records.append(_parse_record(obj, reader.line_num, default_domain))
+            except _RecordError as e:
+                errors.append(LineError(reader.line_num, e.field, e.message))
+            if len(errors) >= MAX_ERRORS_SHOWN:
+                break
+    except csv.Error as e:
+        # An unterminated quote is only noticed at the end: it began on the line after the last row.
+        line = reader.line_num + 1 if "end of data" in str(e) else reader.line_num
+        errors.append(LineError(line, "", f"bad CSV: {e}"))
+    return records
+
+
+def read_records(
+    path: str | os.PathLike[str],
+    *,
+    default_domain: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> list[_Record]:
+    """Read and check every record of a file; raise ImportFileError listing the bad lines."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except IsADirectoryError:
+        raise ImportFileError(p, [LineError(0, "", "is a folder, not a file")]) from None
+    except OSError as e:
+        raise ImportFileError(p, [LineError(0, "", f"cannot be read ({e.strerror})")]) from None
+    errors: list[LineError] = []
+    if p.suffix.lower() == ".csv":
+        records = _read_csv(data, default_domain, errors)
+    else:
+        records = _read_jsonl(data, default_domain, errors, on_progress)
+    if not errors and not records:
+        errors.append(LineError(0, "", "holds no records"))
+    if errors:
+        raise ImportFileError(p, errors)
+    if on_progress:
+        on_progress(len(data), len(data))
+    return records
+
+
+def import_file(
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    default_domain: str | None = None,
+    default_tutor: str = DEFAULT_TUTOR,
+    on_progress: ProgressCallback | None = None,
+) -> ImportSummary:
+    """Import a JSONL or CSV file into the store in one transaction, or refuse it whole."""
+    records = read_records(path, default_domain=default_domain, on_progress=on_progress)
+    plan = _Plan(store, str(path), default_tutor)
+    plan.load_existing(sorted({r.external_id for r in records if r.external_id is not None}))
+    errors: list[LineError] = []
+    for rec in records:
+        try:
+            plan.add(rec)
+        except _RecordError as e:
+            errors.append(LineError(rec.line, e.field, e.message))
+            if len(errors) >= MAX_ERRORS_SHOWN:
+                break
+    if errors:
+        raise ImportFileError(path, errors)
+    store.bulk_insert(
+        tutors=plan.new_tutors,
+        prompts=plan.new_prompts,
+        candidates=plan.new_candidates,
+        judgments=plan.new_judgments,
+    )
+    return plan.summary
+
+
+class _Plan:
+    """What a file adds to the store, worked out before anything is written."""
+
+    def __init__(self, store: Store, path: str, default_tutor: str) -> None:
+        self.store = store
+        self.source = Path(path).name
+        self.default_tutor = default_tutor
+        self.summary = ImportSummary(path=path)
+        self.new_tutors: list[Tutor] = []
+        self.new_prompts: list[Prompt] = []
+        self.new_candidates: list[Candidate] = []
+        self.new_judgments: list[Judgment] = []
+        self._tutors: dict[str, str] = {t.name: t.id for t in store.tutors()}
+        self._prompts: dict[str, tuple[Prompt, int]] = {}  # external id -> (prompt, line)
+        self._cands: dict[str, dict[str, Candidate]] = {}  # prompt id -> text -> candidate
+        self._judged: set[tuple[str, str]] = set()  # (prompt id, tutor id) already judged
+        self._reused: set[str] = set()
+
+    def load_existing(self, ext_ids: list[str]) -> None:
+        """Bring in the prompts of the database that the file's ids name."""
+        found = self.store.prompt_ids_by_external_id(ext_ids)
+        for ext, pid in found.items():
+            prompt = self.store.get_prompt(pid)
+            self._prompts[ext] = (prompt, 0)
+            self._cands[pid] = {c.text: c for c in self.store.candidates_for(pid)}
+            for j in self.store.judgments_for(pid):
+                self._judged.add((pid, j.tutor_id))
+
+    def _tutor_id(self, name: str) -> str:
+        tid = self._tutors.get(name)
+        if tid is None:
+            tutor = Tutor(name=name)
+            self.new_tutors.append(tutor)
+            self._tutors[name] = tid = tutor.id
+            self.summary.tutors += 1
+        return tid
+
+    def add(self, rec: _Record) -> None:
+        s = self.summary
+        s.records += 1
+        known = self._prompts.get(rec.external_id) if rec.external_id is not None else None
+        if known is not None:
+            prompt, first_line = known
+            where = f"line {first_line}" if first_line else "the database"
+            if prompt.text != rec.prompt:
+                raise _RecordError("prompt", f"id {rec.external_id!r} has another prompt text in {where}")
+            if [m.to_dict() for m in prompt.messages] != [m.to_dict() for m in rec.messages]:
+                raise _RecordError("messages", f"id {rec.external_id!r} has other earlier turns in {where}")
+            if rec.gold_ranking is not None and prompt.gold_ranking != rec.gold_ranking:
+                raise _RecordError("gold_ranking", f"id {rec.external_id!r} has another gold ranking in {where}")
+            if first_line == 0 and prompt.id not in self._reused:
+                self._reused.add(prompt.id)
+                s.prompts_reused += 1
+        else:
+            prompt = Prompt(
+                text=rec.prompt,
+                domain=rec.domain,
+                messages=rec.messages,
+                external_id=rec.external_id,
+                source=self.source,
+                gold_ranking=rec.gold_ranking,
+            )
+            self.new_prompts.append(prompt)
+            self._cands[prompt.id] = {}
+            if rec.external_id is not None:
+                self._prompts[rec.external_id] = (prompt, rec.line)
+            s.prompts += 1
+            s.domains[prompt.domain] = s.domains.get(prompt.domain, 0) + 1
+
+        by_text = self._cands[prompt.id]
+        ids: list[str] = []
+        for text, model in rec.candidates:
+            cand = by_text.get(text)
+            if cand is None:
+                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=len(by_text))
+                by_text[text] = cand
+                self.new_candidates.append(cand)
+                s.candidates += 1
+            ids.append(cand.id)
+
+        if rec.ranking is None:
+            s.queued += 1
+            return
+        tutor_id = self._tutor_id(rec.tutor or self.default_tutor)
+        if (prompt.id, tutor_id) in self._judged:
+            s.judgments_skipped += 1
+            return
+        self._judged.add((prompt.id, tutor_id))
+        correction = None
+        if rec.correction is not None:
+            corrected = ids[rec.corrected_index] if rec.corrected_index is not None else None
+            correction = Correction(text=rec.correction, candidate_id=corrected)
+            s.corrections += 1
+        self.new_judgments.append(
+            Judgment(
+                prompt_id=prompt.id,
+                tutor_id=tutor_id,
+                ranks=dict(zip(ids, rec.ranking)),
+                all_bad=rec.all_bad,
+                flags={cid: fl for cid, fl in zip(ids, rec.flags or []) if fl},
+                rationale=rec.rationale,
+                strength=rec.strength,
+                display_order=list(ids),
+                correction=correction,
+            )
+        )
+        s.judgments += 1
