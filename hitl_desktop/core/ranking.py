@@ -27,7 +27,14 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
-from hitl_desktop.core.types import FLAGS, RATING_SCALES, STRENGTHS, JudgedItem, Judgment, PreferencePair
+from hitl_desktop.core.types import (
+    FLAGS,
+    RATING_SCALES,
+    STRENGTHS,
+    JudgedItem,
+    Judgment,
+    PreferencePair,
+)
 
 
 class RankingError(ValueError):
