@@ -141,9 +141,25 @@ def _expect(obj: dict[str, Any], key: str, types: type | tuple[type, ...], what:
     return value
 
 
+def _check_text(value: Any, path: str) -> None:
+    """Refuse strings SQLite cannot store: JSON escapes can make lone UTF-16 surrogates."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise _RecordError(path, f"holds a lone surrogate {value[e.start]!r} (broken \\u escape)") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(v, f"{path}[{i}]")
+
+
 def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
     if not isinstance(obj, dict):
         raise _RecordError("", f"a record must be a JSON object, not {type(obj).__name__}")
+    _check_text(obj, "")
     prompt = _expect(obj, "prompt", str, "a string")
     if prompt is None or not prompt.strip():
         raise _RecordError("prompt", "is missing or empty")

@@ -134,6 +134,7 @@ BAD_LINES = [
     ('{"prompt": "p", "candidates": ["a", "b"], "ranking": [1, 2], "all_bad": "yes"}', 1, "all_bad", "true or false"),
     ('{"prompt": "p", "candidates": ["a", "b"], "ranking": [1, 2], "strength": 9}', 1, "strength", "not one of"),
     ('["not", "an", "object"]', 1, "", "JSON object"),
+    ('{"prompt": "p", "candidates": ["ok", "bad \\ud800 half"]}', 1, "candidates[1]", "lone surrogate"),
     ('{"id": "x", "prompt": "one"}\n{"id": "x", "prompt": "two"}', 2, "prompt", "another prompt text"),
 ]
 
