@@ -282,12 +282,49 @@ def merge_command(sources: tuple[str, ...], db_path: str | None, as_json: bool) 
         raise click.ClickException(str(e)) from None
     finally:
         store.close()
-    payload = summary if isinstance(summary, dict) else getattr(summary, "__dict__", {"result": str(summary)})
     if as_json:
-        click.echo(json.dumps(payload, default=str))
+        click.echo(json.dumps(summary.to_dict(), default=str))
     else:
-        click.echo(f"Merged {len(sources)} database(s): {payload}")
+        click.echo(str(summary))
 
+
+@cli.command("backup")
+@click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the backup to this new file (default: the rolling backups folder next to the database).")
+def backup_command(db_path: str | None, out: str | None) -> None:
+    """Copy the database (consistently, even while it is in use) to a backup file."""
+    from hitl_desktop.core import backup
+
+    db = Path(db_path) if db_path else default_db_path()
+    try:
+        path = backup.backup_database(db, reason="manual", out=out)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"Backed up {db} to {path}.")
+
+
+@cli.command("restore")
+@click.argument("backup_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--latest", is_flag=True, help="Restore the newest backup that passes the integrity check.")
+@click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
+def restore_command(backup_file: str | None, latest: bool, db_path: str | None) -> None:
+    """Replace the database with a backup (the current one is kept as a backup first).
+
+    Close every hitl-desktop window using the database before restoring."""
+    from hitl_desktop.core import backup
+
+    if (backup_file is None) == (not latest):
+        raise click.UsageError("give either a BACKUP file or --latest")
+    db = Path(db_path) if db_path else default_db_path()
+    try:
+        if latest:
+            used, saved = backup.restore_latest(db)
+        else:
+            used, saved = Path(backup_file), backup.restore(db, backup_file)
+    except StoreError as e:
+        raise click.ClickException(str(e)) from None
+    kept = f"; the database it replaced was saved as {saved}" if saved else ""
+    click.echo(f"Restored {db} from {used}{kept}.")
 
 def main(argv: list[str] | None = None) -> int:
     try:

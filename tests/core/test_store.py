@@ -251,3 +251,20 @@ def test_acknowledged_write_is_on_disk_for_another_connection(db_path):
     assert other.execute("select count(*) from judgments").fetchone()[0] == 1
     other.close()
     s.close()
+
+
+def test_database_whose_header_is_still_in_the_wal_opens(tmp_path):
+    """After a crash the first pages may live only in the -wal file: it is still ours."""
+    import shutil
+
+    src = tmp_path / "live.db"
+    live = Store.open(src)
+    live.db.execute("pragma wal_autocheckpoint = 0")
+    live.ensure_tutor("dr-a")
+    crashed = tmp_path / "crashed.db"
+    shutil.copy(src, crashed)
+    shutil.copy(tmp_path / "live.db-wal", tmp_path / "crashed.db-wal")
+    live.close()
+    s = Store.open(crashed)
+    assert s.tutor_by_name("dr-a") is not None
+    s.close()

@@ -1,0 +1,346 @@
+"""Bring other hitl-desktop databases (tutors' workstations) into one.
+
+``merge_databases(target, sources)`` adds the sources' rows to ``target``:
+
+* Rows keep their UUIDs. A row whose id is already in the target is skipped, so merging the
+  same source twice changes nothing.
+* The same thing under another id is mapped onto the target's row instead of being added
+  ("matched"), and every reference to it is rewritten:
+
+  - a tutor with the same **name** is the same tutor (sessions.tutor_id, judgments.tutor_id);
+  - a prompt with the same **external id** is the same prompt (candidates.prompt_id,
+    judgments.prompt_id). Prompts without an external id are matched by id only;
+  - a candidate of the same (target) prompt with the same **text** is the same candidate
+    (rankings.candidate_id, corrections.candidate_id, the ids inside judgments.display_order).
+    Identical texts are paired in order: the n-th candidate with text X in the source's prompt
+    is the n-th one with text X in the target's (idx order).
+
+  So several tutors' judgments of one item sit together on one prompt and one set of candidates.
+* A new candidate for a prompt that already has one at its ``idx`` is given the next free idx.
+* Existing target rows are never modified (a tutor's domains, a prompt's gold ranking stay as
+  the target has them). Settings (the pseudonym salt) and the schema records are not merged.
+
+Safety:
+
+* Every source is checked before anything happens and opened READ-ONLY (``Store.open_readonly``):
+  a file that is not a hitl-desktop database, or was written by a newer hitl-desktop (schema
+  steps this version does not know), is refused with ``NotAHitlDatabase`` and nothing changes.
+* The target (a file) is first copied with SQLite's online backup API by
+  ``core.backup.backup_database(target, reason="merge")``: a checked copy in the rolling
+  ``backups/`` folder next to it, ``<stem>-<UTC timestamp>-merge.db`` (``MergeSummary.backup``),
+  restorable with ``hitl-desktop restore``.
+* The whole merge, all sources together, is ONE transaction: on any error nothing is merged.
+
+An older source (fewer schema steps) merges too: its rows carry the columns it has, and the
+target's defaults fill the rest. A future schema step that renames or repurposes a column of a
+merged table must revisit this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hitl_desktop.core.store import NotAHitlDatabase, Store, StoreError
+
+#: on_progress(fraction 0..1, message), as in backends.base.ProgressCallback.
+ProgressCallback = Callable[[float, str], None]
+
+TABLES = Store.MERGE_TABLES
+
+
+class MergeError(StoreError):
+    """A merge failed part-way; the target was rolled back and is unchanged."""
+
+
+@dataclass
+class MergeSummary:
+    """What a merge did, per table.
+
+    ``added``: new rows. ``skipped``: rows already in the target (same id; for rankings: those
+    of a skipped judgment). ``matched``: rows that are the same thing as a target row under
+    another id (tutor name, prompt external id, candidate text) and were mapped onto it.
+    """
+
+    sources: list[str] = field(default_factory=list)
+    backup: str | None = None
+    added: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    matched: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+
+    @property
+    def total_added(self) -> int:
+        return sum(self.added.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sources": list(self.sources),
+            "backup": self.backup,
+            "added": dict(self.added),
+            "skipped": dict(self.skipped),
+            "matched": dict(self.matched),
+        }
+
+    def __str__(self) -> str:
+        parts = [
+            f"{t}: +{self.added[t]}"
+            + (f" ({self.matched[t]} matched)" if self.matched[t] else "")
+            + (f" ({self.skipped[t]} already there)" if self.skipped[t] else "")
+            for t in TABLES
+        ]
+        return f"merged {len(self.sources)} database(s): " + ", ".join(parts)
+
+
+def open_sources(target: Store, sources: Sequence[str | os.PathLike[str]]) -> list[Store]:
+    """Open every source read-only, or refuse (closing those already open) with a clear message."""
+    opened: list[Store] = []
+    try:
+        for src in sources:
+            p = Path(src)
+            if target.path is not None and p.exists() and Path(target.path).exists():
+                try:
+                    same = os.path.samefile(p, target.path)
+                except OSError:
+                    same = False
+                if same:
+                    raise NotAHitlDatabase(f"{p}: is the target database itself")
+            opened.append(Store.open_readonly(p))
+    except BaseException:
+        for s in opened:
+            s.close()
+        raise
+    return opened
+
+
+def merge_databases(
+    target: Store,
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    on_progress: ProgressCallback | None = None,
+    backup: bool = True,
+) -> MergeSummary:
+    """Merge ``sources`` (database files) into ``target``: one transaction, backup first.
+
+    Raises ``NotAHitlDatabase`` (a source refused; nothing done), ``StoreError`` (backup
+    failed; nothing done) or ``MergeError`` (the merge failed and was rolled back).
+    """
+    stores = open_sources(target, sources)
+    summary = MergeSummary(sources=[str(s.path) for s in stores])
+    if not stores:
+        return summary
+    try:
+        if backup and target.path is not None:
+            from hitl_desktop.core.backup import backup_database
+
+            summary.backup = str(backup_database(target, reason="merge"))
+        counts = [s.table_counts() for s in stores]
+        total = sum(sum(c.values()) for c in counts) or 1
+        progress = _Progress(on_progress, total)
+        merger = _Merger(target, summary, progress)
+        try:
+            with target.db.atomic():
+                for src in stores:
+                    merger.merge(src)
+        except StoreError as e:
+            raise MergeError(f"merge failed, nothing merged: {e}") from e
+        except Exception as e:
+            raise MergeError(f"merge failed, nothing merged: {type(e).__name__}: {e}") from e
+        progress.report(1.0, "merged")
+    finally:
+        for s in stores:
+            s.close()
+    return summary
+
+
+class _Progress:
+    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+        self.callback = callback
+        self.total = total
+        self.done = 0
+
+    def advance(self, n: int, message: str) -> None:
+        self.done += n
+        self.report(min(1.0, self.done / self.total), message)
+
+    def report(self, fraction: float, message: str) -> None:
+        if self.callback is not None:
+            self.callback(fraction, message)
+
+
+class _Merger:
+    """Plans and inserts one source after another, inside the caller's transaction.
+
+    Remapping tables (source id -> target id) only hold rows that were matched; every other id
+    stays as it is. Because the target is queried inside the transaction, rows added from an
+    earlier source (or batch) are seen by later ones.
+    """
+
+    def __init__(self, target: Store, summary: MergeSummary, progress: _Progress) -> None:
+        self.t = target
+        self.s = summary
+        self.progress = progress
+        self.tutor_map: dict[str, str] = {}
+        self.prompt_map: dict[str, str] = {}
+        self.candidate_map: dict[str, str] = {}
+        # target prompt id -> (text -> candidate ids in idx order, used idx values)
+        self.cand_keys: dict[str, tuple[dict[str, list[str]], set[int]]] = {}
+        self.skipped_judgments: set[str] = set()
+        # candidates come grouped by source prompt: how often each text was seen in this one
+        self._cand_src_prompt: str | None = None
+        self._occurrences: Counter[str] = Counter()
+        # (judgment id, candidate id) of the rankings planned in this batch and the one before
+        # (a judgment's rankings are contiguous, so they span at most two batches)
+        self._ranking_keys: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set())
+
+    def merge(self, src: Store) -> None:
+        name = Path(src.path).name if src.path else "source"
+        for table in TABLES:
+            plan = getattr(self, f"_plan_{table}")
+            self._cand_src_prompt = None
+            for batch in src.iter_raw_rows(table):
+                rows = plan(batch)
+                self.t.insert_raw_rows(table, rows)
+                self.s.added[table] += len(rows)
+                self.progress.advance(len(batch), f"{name}: {table}")
+
+    # -- one plan per table: rows to insert (remapped); counts skipped and matched ------------
+
+    def _present(self, table: str, batch: list[dict[str, Any]]) -> set[str]:
+        present = self.t.existing_ids(table, [r["id"] for r in batch])
+        self.s.skipped[table] += sum(1 for r in batch if r["id"] in present)
+        return present
+
+    def _plan_tutors(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = self._present("tutors", batch)
+        rest = [r for r in batch if r["id"] not in present]
+        by_name = self.t.tutor_ids_by_name(r["name"] for r in rest)
+        out = []
+        for r in rest:
+            tid = by_name.get(r["name"])
+            if tid is not None:
+                self.tutor_map[r["id"]] = tid
+                self.s.matched["tutors"] += 1
+            else:
+                out.append(r)
+        return out
+
+    def _plan_sessions(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = self._present("sessions", batch)
+        out = []
+        for r in batch:
+            if r["id"] in present:
+                continue
+            out.append({**r, "tutor_id": self.tutor_map.get(r["tutor_id"], r["tutor_id"])})
+        return out
+
+    def _plan_prompts(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = self._present("prompts", batch)
+        rest = [r for r in batch if r["id"] not in present]
+        by_ext = self.t.prompt_ids_by_external_id(
+            r["external_id"] for r in rest if r["external_id"] is not None
+        )
+        out = []
+        for r in rest:
+            pid = by_ext.get(r["external_id"]) if r["external_id"] is not None else None
+            if pid is not None:
+                self.prompt_map[r["id"]] = pid
+                self.s.matched["prompts"] += 1
+            else:
+                out.append(r)
+        return out
+
+    def _keys_for(self, prompt_ids: set[str]) -> None:
+        missing = [p for p in prompt_ids if p not in self.cand_keys]
+        for pid in missing:
+            self.cand_keys[pid] = ({}, set())
+        for pid, cid, idx, text in self.t.candidate_keys(missing):
+            by_text, used = self.cand_keys[pid]
+            by_text.setdefault(text, []).append(cid)
+            used.add(idx)
+
+    def _plan_candidates(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = self._present("candidates", batch)
+        self._keys_for({self.prompt_map.get(r["prompt_id"], r["prompt_id"]) for r in batch})
+        out = []
+        for r in batch:
+            if r["prompt_id"] != self._cand_src_prompt:
+                self._cand_src_prompt = r["prompt_id"]
+                self._occurrences.clear()
+            pid = self.prompt_map.get(r["prompt_id"], r["prompt_id"])
+            by_text, used = self.cand_keys[pid]
+            nth = self._occurrences[r["text"]]
+            self._occurrences[r["text"]] += 1
+            same_text = by_text.setdefault(r["text"], [])
+            if r["id"] in present:
+                continue
+            if nth < len(same_text):
+                self.candidate_map[r["id"]] = same_text[nth]
+                self.s.matched["candidates"] += 1
+                continue
+            idx = r["idx"] if r["idx"] is not None else 0
+            if idx in used:
+                idx = max(used) + 1
+            used.add(idx)
+            same_text.append(r["id"])
+            out.append({**r, "prompt_id": pid, "idx": idx})
+        # keep only the prompt in progress (it may go on in the next batch); the others are in
+        # the target once this batch is inserted and are read again from there if need be
+        last = self.prompt_map.get(batch[-1]["prompt_id"], batch[-1]["prompt_id"])
+        self.cand_keys = {last: self.cand_keys[last]}
+        return out
+
+    def _plan_judgments(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = self._present("judgments", batch)
+        self.skipped_judgments.update(present)
+        out = []
+        for r in batch:
+            if r["id"] in present:
+                continue
+            row = {
+                **r,
+                "prompt_id": self.prompt_map.get(r["prompt_id"], r["prompt_id"]),
+                "tutor_id": self.tutor_map.get(r["tutor_id"], r["tutor_id"]),
+            }
+            order = r.get("display_order")
+            if order and self.candidate_map:
+                ids = json.loads(order)
+                remapped = [self.candidate_map.get(c, c) for c in ids]
+                if remapped != ids:
+                    row["display_order"] = json.dumps(remapped, separators=(",", ":"))
+            out.append(row)
+        return out
+
+    def _plan_rankings(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        before, _ = self._ranking_keys
+        current: set[tuple[str, str]] = set()
+        self._ranking_keys = (current, before)
+        out = []
+        for r in batch:
+            if r["judgment_id"] in self.skipped_judgments:
+                self.s.skipped["rankings"] += 1
+                continue
+            cid = self.candidate_map.get(r["candidate_id"], r["candidate_id"])
+            key = (r["judgment_id"], cid)
+            if key in current or key in before:  # two candidates landed on one: keep one rank
+                self.s.skipped["rankings"] += 1
+                continue
+            current.add(key)
+            out.append({**r, "candidate_id": cid})
+        return out
+
+    def _plan_corrections(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = self._present("corrections", batch)
+        out = []
+        for r in batch:
+            if r["id"] in present:
+                continue
+            cid = r["candidate_id"]
+            out.append(
+                {**r, "candidate_id": None if cid is None else self.candidate_map.get(cid, cid)}
+            )
+        return out

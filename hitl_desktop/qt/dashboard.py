@@ -1,0 +1,805 @@
+"""The quality dashboard: agreement per domain, per-tutor figures, three small bar charts.
+
+``QualityDashboard(store, parent=None)`` is a non-modal dialog; ``refresh()`` recomputes.
+The figures come from ``core.quality.quality_summary`` (the dashboard only shows them):
+
+* on the GUI thread when the database is small (or in memory);
+* for a larger database, in a worker thread with its OWN read-only Store on ``store.path``
+  (SQLite connections belong to one thread); the result comes back by signal.
+
+Tables are Qt item models over the core dicts (``FiguresTableModel``); charts are painted
+with QPainter (``BarChart``), no chart library needed. "Export report…" writes the Markdown
+or HTML report of what is shown.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPointF,
+    QRectF,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QThread,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hitl_desktop.core.quality import fmt, pct, quality_summary, write_report
+from hitl_desktop.core.store import Store
+from hitl_desktop.qt import theme
+
+#: Above this many judgments the figures are computed in a worker thread.
+WORKER_THRESHOLD = 2000
+
+ALL_DOMAINS_LABEL = "All domains"
+SortRole = Qt.ItemDataRole.UserRole + 1
+
+
+# -- table models -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    key: str  # the value shown and sorted by
+    format: Callable[[Any], str] = str
+    tooltip: str = ""
+    numeric: bool = True
+    render: Callable[[dict[str, Any]], str] | None = None  # the whole row -> text, if given
+
+
+def _count(v: Any) -> str:
+    return str(v)
+
+
+def _with_n(key: str, n_key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda row: "–" if row.get(key) is None else f"{fmt(row[key])}  ({row.get(n_key, 0)})"
+
+
+def _first_shown(row: dict[str, Any]) -> str:
+    if not row.get("position_items"):
+        return "–"
+    return f"{pct(row['first_shown_best'])}  (chance {pct(row['first_shown_expected'])})"
+
+
+TUTOR_COLUMNS: tuple[Column, ...] = (
+    Column("Tutor", "tutor", numeric=False),
+    Column("Domains", "domains", lambda v: ", ".join(v) or "–", numeric=False),
+    Column("Judgments", "judgments", _count),
+    Column("Median s", "median_seconds", lambda v: fmt(v, 1), "Median seconds spent per judgment"),
+    Column("Items/h", "items_per_hour", lambda v: fmt(v, 0), "3600 / median seconds per item"),
+    Column(
+        "τ-b vs others (n)",
+        "agreement_with_others",
+        tooltip="Mean Kendall tau-b against every other tutor over the prompts both judged; "
+        "n = (prompt, other tutor) comparisons",
+        render=_with_n("agreement_with_others", "comparisons"),
+    ),
+    Column(
+        "τ-b vs gold (n)",
+        "agreement_with_gold",
+        tooltip="Mean Kendall tau-b against the gold ranking; n = gold items judged",
+        render=_with_n("agreement_with_gold", "gold_items"),
+    ),
+    Column(
+        "First shown ranked best",
+        "first_shown_best",
+        tooltip="How often the candidate shown first got the best rank, and the share expected "
+        "by chance (1/K, more with ties at the top)",
+        render=_first_shown,
+    ),
+    Column(
+        "Bias p",
+        "position_bias_p",
+        lambda v: fmt(v, 3),
+        "One-sided binomial test: a small p means the candidate shown first wins more than chance",
+    ),
+    Column("Corrections", "corrections", _count),
+)
+
+DOMAIN_COLUMNS: tuple[Column, ...] = (
+    Column("Domain", "domain", numeric=False),
+    Column("Prompts", "prompts", _count, "Prompts ranked by two or more tutors"),
+    Column("Units", "units", _count, "(prompt, candidate) units with two or more ranks"),
+    Column(
+        "Krippendorff's α",
+        "krippendorff_alpha",
+        lambda v: fmt(v, 3),
+        "Ordinal alpha over the ranks; 1 = perfect, 0 = chance",
+    ),
+    Column(
+        "Kendall τ-b",
+        "kendall_tau",
+        lambda v: fmt(v, 3),
+        "Mean tau-b over every two tutors and prompt",
+    ),
+    Column("Pairs", "pairs", _count, "(prompt, tutor pair) taus in that mean"),
+)
+
+
+class FiguresTableModel(QAbstractTableModel):
+    """A read-only table over a list of dicts (the core's figures), one row per dict."""
+
+    def __init__(self, columns: Sequence[Column], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._columns = tuple(columns)
+        self._rows: list[dict[str, Any]] = []
+
+    def set_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.beginResetModel()
+        self._rows = [dict(r) for r in rows]
+        self.endResetModel()
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows]
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self._columns)
+
+    def data(self, index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        if not 0 <= index.column() < len(self._columns):
+            return None
+        col = self._columns[index.column()]
+        value = self._rows[index.row()].get(col.key)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col.render is not None:
+                return col.render(self._rows[index.row()])
+            return "–" if value is None else col.format(value)
+        if role == SortRole:
+            if col.numeric:
+                return float("-inf") if value is None else float(value)
+            return ", ".join(value) if isinstance(value, list) else str(value or "")
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            horizontal = Qt.AlignmentFlag.AlignRight if col.numeric else Qt.AlignmentFlag.AlignLeft
+            return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self._columns):
+            return None
+        col = self._columns[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return col.header
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return col.tooltip or None
+        return None
+
+    def flags(self, index):
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return (
+            Qt.ItemFlag.ItemIsEnabled
+            | Qt.ItemFlag.ItemIsSelectable
+            | Qt.ItemFlag.ItemNeverHasChildren
+        )
+
+
+# -- bar charts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    values: Sequence[float | None]
+    color: str  # a theme colour key
+
+
+class BarChart(QWidget):
+    """A small bar chart painted with QPainter: categories along x, one bar per series each.
+
+    ``markers`` (optional, one per category) draw a short dashed line across the category's
+    bars: a reference value such as the share expected by chance.
+    """
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.categories: list[str] = []
+        self.series: list[Series] = []
+        self.markers: list[float | None] = []
+        self.marker_label = ""
+        self.lo, self.hi = 0.0, 1.0
+        self.label_format: Callable[[float], str] = lambda v: f"{v:.2f}"
+        self.empty_text = "Nothing to show yet"
+        self.setMinimumSize(260, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(340, 240)
+
+    def set_data(
+        self,
+        categories: Sequence[str],
+        series: Sequence[Series],
+        *,
+        lo: float | None = None,
+        hi: float | None = None,
+        markers: Sequence[float | None] = (),
+        marker_label: str = "",
+        label_format: Callable[[float], str] | None = None,
+    ) -> None:
+        self.categories = list(categories)
+        self.series = list(series)
+        self.markers = list(markers)
+        self.marker_label = marker_label
+        values = [v for s in self.series for v in s.values if v is not None]
+        values += [m for m in self.markers if m is not None]
+        self.lo = lo if lo is not None else min([0.0, *values])
+        top = max([0.0, *values]) if values else 1.0
+        self.hi = hi if hi is not None else (_nice_ceiling(top) if top > 0 else 1.0)
+        if self.hi <= self.lo:
+            self.hi = self.lo + 1.0
+        if label_format is not None:
+            self.label_format = label_format
+        self.update()
+
+    # -- painting ---------------------------------------------------------------------------
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        t = theme.current()
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        path = QPainterPath()
+        path.addRoundedRect(rect, 8, 8)
+        p.fillPath(path, QColor(t["surface"]))
+        p.setPen(QPen(QColor(t["border"]), 1))
+        p.drawPath(path)
+
+        base = QFont(self.font())
+        small = QFont(base)
+        small.setPointSizeF(max(7.0, base.pointSizeF() * 0.85))
+        bold = QFont(base)
+        bold.setWeight(QFont.Weight.DemiBold)
+        fm_small = QFontMetrics(small)
+
+        pad = 12
+        p.setFont(bold)
+        p.setPen(QColor(t["text"]))
+        title_h = QFontMetrics(bold).height()
+        p.drawText(
+            QRectF(pad, pad - 2, rect.width() - 2 * pad, title_h),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            self.title,
+        )
+        legend_h = self._paint_legend(
+            p, t, small, QRectF(pad, pad + title_h + 2, rect.width() - 2 * pad, fm_small.height())
+        )
+
+        has_data = self.categories and any(v is not None for s in self.series for v in s.values)
+        top = pad + title_h + legend_h + 10
+        if not has_data:
+            p.setFont(base)
+            p.setPen(QColor(t["muted"]))
+            p.drawText(
+                QRectF(0, top, rect.width(), rect.height() - top),
+                Qt.AlignmentFlag.AlignCenter,
+                self.empty_text,
+            )
+            p.end()
+            return
+
+        ticks = _ticks(self.lo, self.hi)
+        axis_w = max(fm_small.horizontalAdvance(self.label_format(v)) for v in ticks) + 8
+        label_h = fm_small.height() + 6
+        plot = QRectF(pad + axis_w, top + fm_small.height(), rect.width() - 2 * pad - axis_w, 0)
+        plot.setBottom(rect.height() - pad - label_h)
+        if plot.height() < 20 or plot.width() < 20:
+            p.end()
+            return
+
+        def y_of(v: float) -> float:
+            v = min(max(v, self.lo), self.hi)
+            return plot.bottom() - (v - self.lo) / (self.hi - self.lo) * plot.height()
+
+        # grid and axis labels
+        p.setFont(small)
+        for v in ticks:
+            y = y_of(v)
+            p.setPen(QPen(QColor(t["divider"]), 1))
+            p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+            p.setPen(QColor(t["muted"]))
+            p.drawText(
+                QRectF(pad, y - fm_small.height() / 2, axis_w - 6, fm_small.height()),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                self.label_format(v),
+            )
+        zero = y_of(0.0) if self.lo <= 0 <= self.hi else plot.bottom()
+        p.setPen(QPen(QColor(t["muted"]), 1))
+        p.drawLine(QPointF(plot.left(), zero), QPointF(plot.right(), zero))
+
+        n_cat, n_ser = len(self.categories), max(1, len(self.series))
+        slot = plot.width() / n_cat
+        group_w = min(slot * 0.72, 34.0 * n_ser)
+        bar_w = group_w / n_ser
+        labels: list[tuple[QRectF, str]] = []
+        for i, cat in enumerate(self.categories):
+            x0 = plot.left() + i * slot + (slot - group_w) / 2
+            for k, s in enumerate(self.series):
+                v = s.values[i] if i < len(s.values) else None
+                bx = x0 + k * bar_w
+                if v is None:
+                    p.setPen(QColor(t["disabled"]))
+                    p.drawText(
+                        QRectF(
+                            bx - 10, zero - fm_small.height() - 2, bar_w + 20, fm_small.height()
+                        ),
+                        Qt.AlignmentFlag.AlignCenter,
+                        "n/a",
+                    )
+                    continue
+                y = y_of(v)
+                bar = QRectF(bx + 1, min(y, zero), max(2.0, bar_w - 2), max(1.0, abs(zero - y)))
+                bar_path = QPainterPath()
+                bar_path.addRoundedRect(bar, 3, 3)
+                p.fillPath(bar_path, QColor(t[s.color]))
+                text_y = bar.top() - fm_small.height() - 1 if v >= 0 else bar.bottom() + 1
+                labels.append(
+                    (QRectF(bx - 12, text_y, bar_w + 24, fm_small.height()), self.label_format(v))
+                )
+            if i < len(self.markers) and self.markers[i] is not None:
+                my = y_of(self.markers[i])
+                pen = QPen(QColor(t["danger"]), 2, Qt.PenStyle.DashLine)
+                p.setPen(pen)
+                p.drawLine(QPointF(x0 - 4, my), QPointF(x0 + group_w + 4, my))
+            p.setPen(QColor(t["muted"]))
+            label = fm_small.elidedText(cat, Qt.TextElideMode.ElideRight, int(slot) - 4)
+            p.drawText(
+                QRectF(plot.left() + i * slot, plot.bottom() + 4, slot, fm_small.height()),
+                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                label,
+            )
+        # value labels last, on a patch of background, so that marker lines never cross them
+        for box, text in labels:
+            w = fm_small.horizontalAdvance(text) + 6
+            patch = QRectF(box.center().x() - w / 2, box.top(), w, box.height())
+            p.fillRect(patch, QColor(t["surface"]))
+            p.setPen(QColor(t["text"]))
+            p.drawText(patch, Qt.AlignmentFlag.AlignCenter, text)
+        p.end()
+
+    def _paint_legend(self, p: QPainter, t: theme.Theme, font: QFont, area: QRectF) -> float:
+        entries = [(s.name, s.color, False) for s in self.series if s.name]
+        if self.marker_label:
+            entries.append((self.marker_label, "danger", True))
+        if len(entries) < 2 and not self.marker_label:
+            return 0.0
+        fm = QFontMetrics(font)
+        p.setFont(font)
+        x = area.left()
+        cy = area.center().y()
+        for name, color, dashed in entries:
+            if dashed:
+                p.setPen(QPen(QColor(t[color]), 2, Qt.PenStyle.DashLine))
+                p.drawLine(QPointF(x, cy), QPointF(x + 14, cy))
+            else:
+                p.fillRect(QRectF(x, cy - 5, 10, 10), QColor(t[color]))
+            x += 18
+            p.setPen(QColor(t["muted"]))
+            p.drawText(QPointF(x, cy + fm.ascent() / 2 - 1), name)
+            x += fm.horizontalAdvance(name) + 14
+        return area.height()
+
+
+def _nice_ceiling(v: float) -> float:
+    """A round number >= v: 1, 2, 2.5, 5 times a power of ten."""
+    import math
+
+    exp = 10 ** math.floor(math.log10(v))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * exp >= v - 1e-12:
+            return m * exp
+    return 10 * exp
+
+
+def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    step = (hi - lo) / n
+    return [lo + i * step for i in range(n + 1)]
+
+
+# -- the worker ---------------------------------------------------------------------------------
+
+
+class SummaryTask(QObject):
+    """Computes ``quality_summary`` in its thread with its own read-only Store."""
+
+    computed = Signal(int, object)  # request id, summary dict
+    failed = Signal(int, str)
+
+    def __init__(self, *, request_id: int, db_path: str, domain: str | None) -> None:
+        super().__init__()
+        self.request_id = request_id
+        self.db_path = db_path
+        self.domain = domain
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            with Store.open_readonly(self.db_path) as store:
+                summary = quality_summary(store, domain=self.domain)
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            self.failed.emit(self.request_id, f"{type(e).__name__}: {e}")
+        else:
+            self.computed.emit(self.request_id, summary)
+        finally:
+            QThread.currentThread().quit()  # thread-safe; the thread ends when run returns
+
+
+# -- the dialog ---------------------------------------------------------------------------------
+
+
+class QualityDashboard(QDialog):
+    """Quality figures per domain and tutor, with charts and a report export."""
+
+    refreshed = Signal()  # the figures on show are up to date
+    report_written = Signal(str)  # path
+    failed = Signal(str)
+
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.summary: dict[str, Any] | None = None
+        self._request = 0
+        self._threads: list[tuple[QThread, SummaryTask]] = []
+        self._filling_domains = False
+        self.setWindowTitle("Quality dashboard")
+        self.setObjectName("QualityDashboard")
+        self.setModal(False)
+        self.resize(1180, 820)
+        self._build()
+        self.refresh()
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(14, 14, 14, 14)
+        outer.setSpacing(10)
+
+        top = QHBoxLayout()
+        title = QLabel("Quality dashboard")
+        title.setObjectName("PanelTitle")
+        f = title.font()
+        f.setPointSizeF(f.pointSizeF() * 1.25)
+        title.setFont(f)
+        top.addWidget(title)
+        top.addSpacing(12)
+        self.domain_box = QComboBox()
+        self.domain_box.setObjectName("DomainBox")
+        self.domain_box.setMinimumWidth(160)
+        self.domain_box.setToolTip("Figures for one domain, or for all of them")
+        self.domain_box.addItem(ALL_DOMAINS_LABEL, None)
+        self.domain_box.currentIndexChanged.connect(self._domain_changed)
+        top.addWidget(self.domain_box)
+        top.addStretch(1)
+        self.status = QLabel("")
+        self.status.setObjectName("Muted")
+        top.addWidget(self.status)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        top.addWidget(self.refresh_button)
+        self.export_button = QPushButton("Export report…")
+        self.export_button.setObjectName("Primary")
+        self.export_button.clicked.connect(self.export_report)
+        top.addWidget(self.export_button)
+        outer.addLayout(top)
+
+        tiles = QHBoxLayout()
+        tiles.setSpacing(10)
+        self.tiles: dict[str, QLabel] = {}
+        for key, caption, tip in (
+            (
+                "krippendorff_alpha",
+                "Krippendorff's α (ordinal)",
+                "Agreement between tutors over the ranks",
+            ),
+            ("kendall_tau", "Mean Kendall τ-b", "Mean tau-b over every two tutors and prompt"),
+            ("prompts", "Prompts compared", "Prompts ranked by two or more tutors"),
+            ("judgments", "Judgments", "Judgments in this view"),
+            ("tutors", "Tutors", "Tutors in this view"),
+        ):
+            tile, value = self._tile(caption, tip)
+            self.tiles[key] = value
+            tiles.addWidget(tile)
+        outer.addLayout(tiles)
+
+        charts = QHBoxLayout()
+        charts.setSpacing(10)
+        self.agreement_chart = BarChart("Agreement by domain")
+        self.throughput_chart = BarChart("Throughput per tutor (items/hour)")
+        self.position_chart = BarChart("Position bias: first shown ranked best")
+        for c in (self.agreement_chart, self.throughput_chart, self.position_chart):
+            charts.addWidget(c)
+        chart_host = QWidget()
+        chart_host.setLayout(charts)
+        charts.setContentsMargins(0, 0, 0, 0)
+
+        self.tutor_model = FiguresTableModel(TUTOR_COLUMNS, self)
+        self.domain_model = FiguresTableModel(DOMAIN_COLUMNS, self)
+        self.tutor_view = self._table(self.tutor_model, "TutorTable")
+        self.domain_view = self._table(self.domain_model, "DomainTable")
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(chart_host)
+        splitter.addWidget(self._panel("Tutors", self.tutor_view))
+        splitter.addWidget(self._panel("Agreement by domain", self.domain_view))
+        splitter.setStretchFactor(0, 5)
+        splitter.setStretchFactor(1, 4)
+        splitter.setStretchFactor(2, 3)
+        splitter.setSizes([270, 300, 180])
+        outer.addWidget(splitter, 1)
+
+        note = QLabel(
+            "τ-b: −1 reversed … 1 identical rankings. α: 1 perfect, 0 chance (≥ 0.8 firm, ≥ 0.667 "
+            "tentative). Each tutor's latest judgment of a prompt counts. Hover a column title for more."
+        )
+        note.setObjectName("Hint")
+        note.setWordWrap(True)
+        outer.addWidget(note)
+
+    def _tile(self, caption: str, tip: str) -> tuple[QFrame, QLabel]:
+        frame = QFrame()
+        frame.setObjectName("Panel")
+        frame.setToolTip(tip)
+        lay = QVBoxLayout(frame)
+        lay.setContentsMargins(12, 8, 12, 8)
+        lay.setSpacing(2)
+        cap = QLabel(caption)
+        cap.setObjectName("Muted")
+        value = QLabel("–")
+        f = value.font()
+        f.setPointSizeF(f.pointSizeF() * 1.6)
+        f.setWeight(QFont.Weight.DemiBold)
+        value.setFont(f)
+        lay.addWidget(cap)
+        lay.addWidget(value)
+        return frame, value
+
+    def _panel(self, title: str, body: QWidget) -> QFrame:
+        frame = QFrame()
+        frame.setObjectName("Panel")
+        lay = QVBoxLayout(frame)
+        lay.setContentsMargins(10, 8, 10, 10)
+        lay.setSpacing(6)
+        label = QLabel(title)
+        label.setObjectName("PanelTitle")
+        lay.addWidget(label)
+        lay.addWidget(body)
+        return frame
+
+    def _table(self, model: FiguresTableModel, name: str) -> QTableView:
+        proxy = QSortFilterProxyModel(self)
+        proxy.setSourceModel(model)
+        proxy.setSortRole(SortRole)
+        view = QTableView()
+        view.setObjectName(name)
+        view.setModel(proxy)
+        view.setSortingEnabled(True)
+        view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        view.setAlternatingRowColors(True)
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        view.verticalHeader().setVisible(False)
+        view.setShowGrid(False)
+        view.setWordWrap(False)
+        view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 10)
+        view.setStyleSheet("QTableView::item { padding: 0px 10px 0px 6px; }")
+        header = view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
+        if name == "TutorTable":  # the domains column takes the spare width
+            header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setHighlightSections(False)
+        view.setFrameShape(QFrame.Shape.NoFrame)
+        return view
+
+    # -- computing ----------------------------------------------------------------------------
+
+    def current_domain(self) -> str | None:
+        return self.domain_box.currentData()
+
+    def _domain_changed(self, _index: int) -> None:
+        if not self._filling_domains:
+            self.refresh()
+
+    def _fill_domains(self) -> None:
+        wanted = self.current_domain()
+        domains = self.store.domains()
+        self._filling_domains = True
+        try:
+            self.domain_box.clear()
+            self.domain_box.addItem(ALL_DOMAINS_LABEL, None)
+            for d in domains:
+                self.domain_box.addItem(d, d)
+            i = self.domain_box.findData(wanted) if wanted is not None else 0
+            self.domain_box.setCurrentIndex(max(0, i))
+        finally:
+            self._filling_domains = False
+
+    def use_worker(self) -> bool:
+        """A worker for a file database with many judgments; the GUI thread otherwise."""
+        if self.store.path is None:
+            return False
+        return self.store.table_counts(("judgments",))["judgments"] > WORKER_THRESHOLD
+
+    @Slot()
+    def refresh(self) -> None:
+        """Recompute the figures (for the domain chosen) and show them."""
+        self._fill_domains()
+        self._request += 1
+        request, domain = self._request, self.current_domain()
+        if not self.use_worker():
+            try:
+                summary = quality_summary(self.store, domain=domain)
+            except Exception as e:  # noqa: BLE001
+                self._on_failed(request, f"{type(e).__name__}: {e}")
+                return
+            self._on_computed(request, summary)
+            return
+        self.status.setText("Computing…")
+        thread = QThread()
+        thread.setObjectName("quality-dashboard")
+        task = SummaryTask(request_id=request, db_path=str(self.store.path), domain=domain)
+        task.moveToThread(thread)
+        thread.started.connect(task.run)
+        task.computed.connect(self._on_computed)
+        task.failed.connect(self._on_failed)
+        thread.finished.connect(self._reap_threads)  # queued: runs on the GUI thread
+        self._threads.append((thread, task))
+        thread.start()
+
+    @Slot()
+    def _reap_threads(self) -> None:
+        for pair in list(self._threads):
+            thread, task = pair
+            if thread.isFinished():
+                self._threads.remove(pair)
+                task.deleteLater()
+                thread.deleteLater()
+
+    @Slot(int, object)
+    def _on_computed(self, request: int, summary: dict[str, Any]) -> None:
+        if request != self._request:
+            return  # a newer refresh is under way
+        self.summary = summary
+        self._show(summary)
+        self.status.setText(f"Updated {summary['generated_at'][11:16]} UTC")
+        self.refreshed.emit()
+
+    @Slot(int, str)
+    def _on_failed(self, request: int, message: str) -> None:
+        if request != self._request:
+            return
+        self.status.setText("Could not compute the figures")
+        self.status.setToolTip(message)
+        self.failed.emit(message)
+
+    def wait_for_workers(self, timeout_ms: int = 30000) -> bool:
+        ok = True
+        for thread, _task in list(self._threads):
+            ok = thread.wait(timeout_ms) and ok
+        return ok
+
+    def done(self, result: int) -> None:
+        self._request += 1  # late results are ignored
+        self.wait_for_workers()
+        super().done(result)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self._request += 1
+        self.wait_for_workers()
+        super().closeEvent(event)
+
+    # -- showing ------------------------------------------------------------------------------
+
+    def _show(self, summary: dict[str, Any]) -> None:
+        a = summary["agreement"]
+        tutors = [t for t in summary["tutors"] if t["judgments"] > 0]
+        self.tiles["krippendorff_alpha"].setText(fmt(a["krippendorff_alpha"], 3))
+        self.tiles["kendall_tau"].setText(fmt(a["kendall_tau"], 3))
+        self.tiles["prompts"].setText(str(a["prompts"]))
+        self.tiles["judgments"].setText(str(summary["judgments"]))
+        self.tiles["tutors"].setText(str(len(tutors)))
+
+        self.tutor_model.set_rows(summary["tutors"])
+        self.domain_model.set_rows([{"domain": d, **v} for d, v in summary["by_domain"].items()])
+
+        by_domain = summary["by_domain"]
+        domains = list(by_domain)
+        taus = [by_domain[d]["kendall_tau"] for d in domains]
+        alphas = [by_domain[d]["krippendorff_alpha"] for d in domains]
+        negative = any(v is not None and v < 0 for v in taus + alphas)
+        self.agreement_chart.set_data(
+            domains,
+            [Series("Kendall τ-b", taus, "accent"), Series("Krippendorff's α", alphas, "success")],
+            lo=-1.0 if negative else 0.0,
+            hi=1.0,
+        )
+        names = [t["tutor"] for t in tutors]
+        self.throughput_chart.set_data(
+            names,
+            [Series("", [t["items_per_hour"] for t in tutors], "accent")],
+            label_format=lambda v: f"{v:.0f}",
+        )
+        self.position_chart.set_data(
+            names,
+            [
+                Series(
+                    "ranked best when shown first",
+                    [t["first_shown_best"] for t in tutors],
+                    "accent",
+                )
+            ],
+            lo=0.0,
+            hi=1.0,
+            markers=[t["first_shown_expected"] for t in tutors],
+            marker_label="expected by chance",
+            label_format=lambda v: f"{100 * v:.0f}%",
+        )
+
+    # -- report -------------------------------------------------------------------------------
+
+    @Slot()
+    def export_report(self) -> str | None:
+        """Ask for a file and write the report of what is shown (Markdown, or HTML by suffix)."""
+        if self.summary is None:
+            return None
+        scope = self.current_domain() or "all"
+        start = Path(self.store.path).parent if self.store.path else Path.home()
+        path, selected = QFileDialog.getSaveFileName(
+            self,
+            "Export quality report",
+            str(start / f"quality-report-{scope}.md"),
+            "Markdown (*.md);;HTML (*.html)",
+        )
+        if not path:
+            return None
+        p = Path(path)
+        if not p.suffix:
+            p = p.with_suffix(".html" if selected.startswith("HTML") else ".md")
+        try:
+            write_report(None, p, summary=self.summary)
+        except OSError as e:
+            message = f"Could not write {p}: {e.strerror or e}"
+            self.status.setText(message)
+            self.failed.emit(message)
+            return None
+        self.status.setText(f"Report written to {p.name}")
+        self.status.setToolTip(str(p))
+        self.report_written.emit(str(p))
+        return str(p)
