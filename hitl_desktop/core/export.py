@@ -92,6 +92,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.agreement import CONSENSUS_TUTOR
 from hitl_desktop.core.ranking import dense_ranks, pairs_for_item, split_prompt_ids
 from hitl_desktop.core.types import Candidate, JudgedItem, Message
 
@@ -803,6 +804,8 @@ def export_dataset(
         cache: dict[str, str] = {}
 
         def tutor_name(name: str) -> str:
+            if name == CONSENSUS_TUTOR:  # not a person: nothing to hide
+                return name
             p = cache.get(name)
             if p is None:
                 p = cache[name] = store.pseudonym(name)

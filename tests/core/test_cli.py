@@ -120,3 +120,20 @@ def test_export_of_a_missing_database_does_not_create_it(runner, tmp_path):
     result = runner.invoke(cli, ["export", "--db", str(missing), "--format", "sft", "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code != 0 and "no such database" in result.output
     assert not missing.exists()
+
+
+def test_export_with_consensus_and_stats_agreement(runner, jsonl, db_path, tmp_path):
+    runner.invoke(cli, ["import", str(jsonl), "--db", str(db_path)])
+    out = tmp_path / "consensus.jsonl"
+    result = runner.invoke(cli, ["export", "--db", str(db_path), "--format", "trl-preference", "--out", str(out), "--consensus"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    ranking_rows = [r for r in rows if r["source"] == "ranking"]
+    # dr-a: 4 > 1 > 10 ; dr-b: 4 > (10 = 1): consensus keeps 4 g first and both agree 4 g > the others.
+    assert {r["tutor"] for r in ranking_rows} == {"consensus"}
+    assert ("4 g/day", "10 g/day") in {(r["chosen"], r["rejected"]) for r in ranking_rows}
+    # dr-a's correction still gives its own three pairs.
+    assert sum(r["source"] == "correction" for r in rows) == 3
+    stats = json.loads(runner.invoke(cli, ["stats", "--db", str(db_path), "--json"]).output)
+    assert stats["agreement"]["units"] == 3 and stats["agreement"]["prompts"] == 1
+    assert stats["agreement"]["kendall_tau"] is not None
