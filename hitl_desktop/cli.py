@@ -143,6 +143,8 @@ def generate_command(
             )
     except ModelError as e:
         raise click.ClickException(f"generation failed: {e}") from None
+    except StoreError as e:
+        raise click.ClickException(f"{e}; the candidates written so far are saved") from None
     finally:
         store.close()
     line = {

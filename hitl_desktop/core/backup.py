@@ -27,6 +27,10 @@ When backups are made
   :data:`SCHEDULE_INTERVAL_S` (10 min) while something changed, and once more on close;
 * by hand: ``hitl-desktop backup --db PATH [--out FILE]``.
 
+``HITL_DESKTOP_NO_AUTO_BACKUP=1`` turns the on-open and before-migration backups off (for
+scripted bulk work on a copy; never for a tutor's database). Costs measured on an 89 MB
+database: ``quick_check`` 0.09 s, an open that makes a backup 0.38 s, one that does not 0.09 s.
+
 Integrity on open
 -----------------
 ``Store.open`` runs ``PRAGMA quick_check`` on an existing database before anything else.

@@ -314,7 +314,12 @@ def _read_csv(data: bytes, default_domain: str | None, errors: list[LineError]) 
         errors.append(LineError(line, "", f"is not valid UTF-8 (byte {e.start})"))
         return []
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    if reader.fieldnames is None or "prompt" not in [f.strip() for f in reader.fieldnames]:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as e:
+        errors.append(LineError(1, "", f"bad CSV header: {e}"))
+        return []
+    if fieldnames is None or "prompt" not in [f.strip() for f in fieldnames]:
         errors.append(LineError(1, "prompt", "the header has no 'prompt' column"))
         return []
     records: list[_Record] = []
