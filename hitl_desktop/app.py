@@ -1,0 +1,102 @@
+"""Wires the desktop app: QApplication, Store, main window, model loading in the background.
+
+``run(db_path, model_path, argv)`` is what ``hitl-desktop`` (no subcommand) calls. The window
+shows at once; torch and transformers are imported later, in the model thread.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from hitl_desktop.core.store import Store, StoreError
+from hitl_desktop.core.types import DEFAULT_DOMAINS
+from hitl_desktop.qt import theme
+from hitl_desktop.qt.main_window import MainWindow
+from hitl_desktop.qt.settings import AppSettings
+from hitl_desktop.qt.workers import BackendFactory
+
+ORGANIZATION = "hitl-desktop"
+APPLICATION = "hitl-desktop"
+
+
+def _application(argv: Sequence[str] | None) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv else [sys.argv[0] if sys.argv else "hitl-desktop"])
+    if not QCoreApplication.organizationName():
+        QCoreApplication.setOrganizationName(ORGANIZATION)
+    if not QCoreApplication.applicationName() or QCoreApplication.applicationName() == "python":
+        QCoreApplication.setApplicationName(APPLICATION)
+    return app  # type: ignore[return-value]
+
+
+def create_window(
+    *,
+    store: Store,
+    settings: AppSettings | None = None,
+    model_path: str | None = None,
+    backend_factory: BackendFactory | None = None,
+) -> MainWindow:
+    window = MainWindow(
+        store=store,
+        settings=settings or AppSettings(),
+        model_path=model_path,
+        backend_factory=backend_factory,
+    )
+    theme.follow_system(QApplication.instance(), lambda _t: window.apply_theme())  # type: ignore[arg-type]
+    return window
+
+
+def begin(window: MainWindow, *, ask: bool = True) -> None:
+    """After the window shows: load the model, ask who the tutor is (first run), start a session."""
+    window.start_model()
+    settings = window.settings
+    name, domains = settings.tutor_name, settings.tutor_domains
+    if not name and ask:
+        from hitl_desktop.qt.dialogs.tutor import FirstRunDialog
+
+        dialog = FirstRunDialog(window, domains=domains)
+        if dialog.exec() != FirstRunDialog.DialogCode.Accepted:
+            window.bench.show_empty("Start a session when you are ready (Ctrl+Shift+N).")
+            return
+        name, domains = dialog.name(), dialog.domains()
+        settings.tutor_name, settings.tutor_domains = name, domains
+        settings.sync()
+    if not name:
+        return
+    domain = settings.last_domain or (domains[0] if domains else DEFAULT_DOMAINS[0])
+    window.start_session(tutor_name=name, domain=domain, tutor_domains=domains or None)
+
+
+def run(db_path: str | None, model_path: str | None, argv: Sequence[str] | None = None) -> int:
+    """Open the app on ``db_path`` (None: the default database) and run until it closes."""
+    app = _application(argv)
+    theme.apply(app)
+    try:
+        store = Store.open(db_path)
+    except StoreError as e:
+        QMessageBox.critical(None, "hitl-desktop", f"The database could not be opened:\n\n{e}")
+        return 2
+    try:
+        window = create_window(store=store, model_path=model_path)
+        window.show()
+        QTimer.singleShot(0, lambda: begin(window))
+        app.aboutToQuit.connect(window.shutdown)
+        return app.exec()
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # python -m hitl_desktop.app [DB] [MODEL]
+    args = list(sys.argv[1:] if argv is None else argv)
+    db = args[0] if args else None
+    model = args[1] if len(args) > 1 else None
+    return run(db, model, [sys.argv[0]])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Dialogs: first run, session, settings, export, correction, guidelines, continuation, help."""

@@ -1,0 +1,221 @@
+"""Export: format, filters, split, destination; runs in a worker thread with its own Store."""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+
+from PySide6.QtCore import QDate
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDateEdit,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hitl_desktop.qt.workers import ExportRunner
+
+FORMAT_NOTES = {
+    "trl-preference": "prompt / chosen / rejected strings (TRL RewardTrainer, DPO)",
+    "trl-preference-chat": "conversational prompt / chosen / rejected message lists",
+    "hh-rlhf": "Anthropic HH transcripts",
+    "ultrafeedback": "UltraFeedback binarized layout with scores",
+    "nectar": "one row per judgment: the whole K-wise ranking",
+    "kto": "unpaired good / bad completions (KTO)",
+    "sft": "corrections as prompt / completion (SFT)",
+}
+
+
+def export_formats() -> tuple[str, ...]:
+    try:
+        from hitl_desktop.core.export import FORMATS
+    except ImportError:  # pragma: no cover - export module missing
+        return tuple(FORMAT_NOTES)
+    return tuple(FORMATS)
+
+
+class ExportDialog(QDialog):
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        db_path: str,
+        domains: list[str],
+        tutors: list[str],
+        domain: str = "",
+        default_dir: str = "",
+    ) -> None:
+        super().__init__(parent)
+        self.db_path = db_path
+        self.summary = None
+        self.setWindowTitle("Export training data")
+        self.setMinimumWidth(560)
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.format_box = QComboBox()
+        for f in export_formats():
+            self.format_box.addItem(f, f)
+        self.format_box.setAccessibleName("Format")
+        self.format_note = QLabel("")
+        self.format_note.setObjectName("Muted")
+        self.format_box.currentIndexChanged.connect(self._format_changed)
+        form.addRow("&Format", self.format_box)
+        form.addRow("", self.format_note)
+        self.domain_box = QComboBox()
+        self.domain_box.addItem("All domains", None)
+        for d in domains:
+            self.domain_box.addItem(d, d)
+        if domain:
+            self.domain_box.setCurrentIndex(max(0, self.domain_box.findData(domain)))
+        self.domain_box.setAccessibleName("Domain filter")
+        form.addRow("&Domain", self.domain_box)
+        self.tutor_box = QComboBox()
+        self.tutor_box.addItem("All tutors", None)
+        for t in tutors:
+            self.tutor_box.addItem(t, t)
+        self.tutor_box.setAccessibleName("Tutor filter")
+        form.addRow("&Tutor", self.tutor_box)
+        dates = QHBoxLayout()
+        self.since_check = QCheckBox("From")
+        self.since_edit = QDateEdit(QDate.currentDate().addDays(-30))
+        self.since_edit.setCalendarPopup(True)
+        self.since_edit.setAccessibleName("From date")
+        self.until_check = QCheckBox("up to and including")
+        self.until_edit = QDateEdit(QDate.currentDate())
+        self.until_edit.setCalendarPopup(True)
+        self.until_edit.setAccessibleName("Until date")
+        for w in (self.since_check, self.since_edit, self.until_check, self.until_edit):
+            dates.addWidget(w)
+        dates.addStretch(1)
+        form.addRow("Dates", dates)
+        split = QHBoxLayout()
+        self.test_spin = QDoubleSpinBox()
+        self.test_spin.setRange(0.0, 0.9)
+        self.test_spin.setSingleStep(0.05)
+        self.test_spin.setAccessibleName("Test fraction")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setAccessibleName("Split seed")
+        split.addWidget(QLabel("test fraction"))
+        split.addWidget(self.test_spin)
+        split.addSpacing(12)
+        split.addWidget(QLabel("seed"))
+        split.addWidget(self.seed_spin)
+        split.addStretch(1)
+        form.addRow("Split (by prompt)", split)
+        self.keep_names = QCheckBox("Keep tutor names (otherwise pseudonyms)")
+        form.addRow("", self.keep_names)
+        out = QHBoxLayout()
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("preferences.jsonl, .parquet, or a folder (datasets)")
+        self.out_edit.setAccessibleName("Destination")
+        if default_dir:
+            self.out_edit.setText(f"{default_dir.rstrip('/')}/preferences.jsonl")
+        file_button = QPushButton("File…")
+        file_button.clicked.connect(self._choose_file)
+        folder_button = QPushButton("Folder…")
+        folder_button.clicked.connect(self._choose_folder)
+        out.addWidget(self.out_edit, 1)
+        out.addWidget(file_button)
+        out.addWidget(folder_button)
+        form.addRow("&Save to", out)
+        layout.addLayout(form)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setAccessibleName("Export progress")
+        self.progress.hide()
+        layout.addWidget(self.progress)
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.result.setAccessibleName("Export result")
+        layout.addWidget(self.result)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
+        self.export_button.setObjectName("Primary")
+        self.export_button.clicked.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self.runner = ExportRunner(self)
+        self.runner.progressed.connect(self._progressed)
+        self.runner.exported.connect(self._exported)
+        self.runner.failed.connect(self._failed)
+        self._format_changed()
+
+    def _format_changed(self) -> None:
+        self.format_note.setText(FORMAT_NOTES.get(self.format_box.currentData() or "", ""))
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export to", self.out_edit.text(), "JSON Lines (*.jsonl);;Parquet (*.parquet)"
+        )
+        if path:
+            self.out_edit.setText(path)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Export to a folder (Hugging Face datasets)")
+        if path:
+            self.out_edit.setText(path)
+
+    def options(self) -> dict:
+        opts: dict = {
+            "fmt": self.format_box.currentData(),
+            "out": self.out_edit.text().strip(),
+            "domain": self.domain_box.currentData(),
+            "tutor": self.tutor_box.currentData(),
+            "test_fraction": float(self.test_spin.value()),
+            "seed": int(self.seed_spin.value()),
+            "keep_tutor_names": self.keep_names.isChecked(),
+        }
+        if self.since_check.isChecked():
+            opts["since"] = self.since_edit.date().toPython().isoformat()
+        if self.until_check.isChecked():
+            opts["until"] = (self.until_edit.date().toPython() + timedelta(days=1)).isoformat()
+        return opts
+
+    def start(self) -> None:
+        opts = self.options()
+        if not opts["out"]:
+            self.result.setText("Choose where to save the export.")
+            return
+        self.export_button.setEnabled(False)
+        self.progress.setValue(0)
+        self.progress.show()
+        self.result.setText("Exporting…")
+        self.runner.start(db_path=self.db_path, options=opts)
+
+    def _progressed(self, fraction: float, _message: str) -> None:
+        if fraction >= 0:
+            self.progress.setValue(int(fraction * 1000))
+
+    def _exported(self, summary) -> None:
+        self.summary = summary
+        self.export_button.setEnabled(True)
+        self.progress.setValue(1000)
+        files = "<br>".join(html.escape(str(f)) for f in summary.files)
+        split = f" (train {summary.train_rows}, test {summary.test_rows})" if summary.test_rows else ""
+        self.result.setText(
+            f"<b>Written:</b> {summary.rows} rows{split} in {summary.format} format from "
+            f"{summary.judgments} judgments on {summary.prompts} prompts ({summary.pairs} pairs).<br>{files}"
+        )
+
+    def _failed(self, message: str) -> None:
+        self.export_button.setEnabled(True)
+        self.progress.hide()
+        self.result.setText(f"<b>Export failed:</b> {html.escape(message)}")
+
+    def done(self, r: int) -> None:
+        self.runner.wait(30000)
+        super().done(r)

@@ -1,0 +1,139 @@
+"""Settings: which model, K, sampling, seed."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hitl_desktop.qt.settings import K_MAX, K_MIN, AppSettings
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None, *, settings: AppSettings) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
+        layout = QVBoxLayout(self)
+
+        model_box = QGroupBox("Model")
+        ml = QVBoxLayout(model_box)
+        self.embedded = QRadioButton("Embedded default (Gemma 3 270M, runs on this computer)")
+        self.local = QRadioButton("A local model: a Hugging Face folder or a GGUF file")
+        group = QButtonGroup(self)
+        group.addButton(self.embedded)
+        group.addButton(self.local)
+        ml.addWidget(self.embedded)
+        ml.addWidget(self.local)
+        row = QHBoxLayout()
+        self.path_edit = QLineEdit(settings.model_path)
+        self.path_edit.setPlaceholderText("/path/to/model-folder or model.gguf")
+        self.path_edit.setAccessibleName("Model path")
+        folder = QPushButton("Folder…")
+        folder.clicked.connect(self._choose_folder)
+        file = QPushButton("GGUF file…")
+        file.clicked.connect(self._choose_file)
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(folder)
+        row.addWidget(file)
+        ml.addLayout(row)
+        (self.local if settings.model_path else self.embedded).setChecked(True)
+        self.embedded.toggled.connect(self._sync)
+        layout.addWidget(model_box)
+
+        gen = QGroupBox("Generation")
+        form = QFormLayout(gen)
+        self.k_spin = QSpinBox()
+        self.k_spin.setRange(K_MIN, K_MAX)
+        self.k_spin.setValue(settings.k)
+        self.k_spin.setAccessibleName("Candidates per prompt")
+        form.addRow("Candidates per prompt (K)", self.k_spin)
+        self.temp_spin = QDoubleSpinBox()
+        self.temp_spin.setRange(0.0, 2.0)
+        self.temp_spin.setSingleStep(0.05)
+        self.temp_spin.setValue(settings.temperature)
+        self.temp_spin.setAccessibleName("Temperature")
+        form.addRow("Temperature", self.temp_spin)
+        self.top_p_spin = QDoubleSpinBox()
+        self.top_p_spin.setRange(0.05, 1.0)
+        self.top_p_spin.setSingleStep(0.05)
+        self.top_p_spin.setValue(settings.top_p)
+        self.top_p_spin.setAccessibleName("Top-p")
+        form.addRow("Top-p", self.top_p_spin)
+        self.max_tokens_spin = QSpinBox()
+        self.max_tokens_spin.setRange(16, 8192)
+        self.max_tokens_spin.setSingleStep(64)
+        self.max_tokens_spin.setValue(settings.max_new_tokens)
+        self.max_tokens_spin.setAccessibleName("Maximum new tokens")
+        form.addRow("Max new tokens", self.max_tokens_spin)
+        seed_row = QHBoxLayout()
+        self.fixed_seed = QCheckBox("Fixed seed")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setAccessibleName("Seed")
+        seed = settings.seed
+        self.fixed_seed.setChecked(seed is not None)
+        self.seed_spin.setValue(seed or 0)
+        self.fixed_seed.toggled.connect(self.seed_spin.setEnabled)
+        self.seed_spin.setEnabled(seed is not None)
+        seed_row.addWidget(self.fixed_seed)
+        seed_row.addWidget(self.seed_spin, 1)
+        form.addRow("Seed", seed_row)
+        note = QLabel("A fixed seed makes a prompt's candidates reproducible; regenerating always draws new seeds.")
+        note.setObjectName("Muted")
+        note.setWordWrap(True)
+        form.addRow(note)
+        layout.addWidget(gen)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self._sync()
+
+    def _sync(self) -> None:
+        self.path_edit.setEnabled(self.local.isChecked())
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Model folder")
+        if path:
+            self.path_edit.setText(path)
+            self.local.setChecked(True)
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "GGUF model file", "", "GGUF models (*.gguf)")
+        if path:
+            self.path_edit.setText(path)
+            self.local.setChecked(True)
+
+    def model_path(self) -> str:
+        return self.path_edit.text().strip() if self.local.isChecked() else ""
+
+    def apply(self) -> bool:
+        """Write the choices to the settings; True when the model changed."""
+        s = self.settings
+        changed = self.model_path() != s.model_path
+        s.model_path = self.model_path()
+        s.k = self.k_spin.value()
+        s.temperature = self.temp_spin.value()
+        s.top_p = self.top_p_spin.value()
+        s.max_new_tokens = self.max_tokens_spin.value()
+        s.seed = self.seed_spin.value() if self.fixed_seed.isChecked() else None
+        s.sync()
+        return changed

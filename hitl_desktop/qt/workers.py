@@ -1,0 +1,363 @@
+"""Workers: the model and the exporter run off the GUI thread; results come back by signal.
+
+The backend takes plain callbacks (``on_token``, ``should_stop``); ``ModelWorker`` lives in
+its own QThread and turns them into signals. Tokens are coalesced (``TokenThrottle``): at
+most one ``tokens_streamed`` signal every ~30 ms carries the latest text of every candidate
+that grew, so the GUI event loop never drowns in updates.
+
+torch and transformers are imported lazily, inside the worker thread, by the backend
+factory: the GUI shows before they load.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from hitl_desktop.core.backends.base import (
+    GenerationResult,
+    ModelBackend,
+    ModelError,
+    ProgressCallback,
+    SamplingParams,
+)
+from hitl_desktop.core.types import Message
+
+#: backend_factory(model_path or None, on_progress) -> ModelBackend
+BackendFactory = Callable[[str | None, ProgressCallback], ModelBackend]
+
+TOKEN_INTERVAL_S = 0.03
+
+
+def default_backend_factory(path: str | None, on_progress: ProgressCallback) -> ModelBackend:
+    """The transformers backend (None = the embedded default model), imported lazily."""
+    from hitl_desktop.core.backends.transformers_backend import load_backend
+
+    return load_backend(path or None, on_progress=on_progress)
+
+
+def describe_error(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text if isinstance(e, ModelError) else f"{type(e).__name__}: {text}"
+
+
+class TokenThrottle:
+    """Collects on_token(i, text) calls and emits ``{i: text}`` at most every interval."""
+
+    def __init__(self, emit: Callable[[dict[int, str]], None], interval: float = TOKEN_INTERVAL_S):
+        self._emit = emit
+        self._interval = interval
+        self._pending: dict[int, str] = {}
+        self._last = 0.0
+        self.emitted = 0
+
+    def __call__(self, index: int, text: str) -> None:
+        self._pending[index] = text
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, {}
+            self.emitted += 1
+            self._emit(batch)
+
+
+@dataclass
+class GenerationRequest:
+    request_id: int
+    conversation: list[Message]
+    k: int
+    params: SamplingParams
+    seeds: list[int]
+    slots: list[int]  # the card slot each generated candidate goes to
+    purpose: str = "all"  # "all" | "one"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelWorker(QObject):
+    """Lives in the model thread; holds the backend. Its slots run there."""
+
+    progressed = Signal(float, str)
+    loaded = Signal(object)  # the backend
+    load_failed = Signal(str)
+    tokens_streamed = Signal(int, object)  # request id, {candidate index: text so far}
+    generated = Signal(object, object)  # GenerationRequest, GenerationResult
+    generation_failed = Signal(object, str)  # GenerationRequest, message
+
+    def __init__(self, factory: BackendFactory) -> None:
+        super().__init__()
+        self._factory = factory
+        self.backend: ModelBackend | None = None
+        self.stop_upto = 0  # requests with an id <= this are asked to stop
+
+    @Slot(object)
+    def load(self, path: str | None) -> None:
+        try:
+            self.backend = self._factory(path, lambda f, m: self.progressed.emit(float(f), str(m)))
+        except BaseException as e:  # noqa: BLE001 - any failure becomes a message
+            self.backend = None
+            traceback.print_exc()
+            self.load_failed.emit(describe_error(e))
+            return
+        self.loaded.emit(self.backend)
+
+    @Slot(object)
+    def generate(self, request: GenerationRequest) -> None:
+        if request.request_id <= self.stop_upto:
+            result = GenerationResult(candidates=[], model="", model_revision="", dtype="", stopped=True)
+            self.generated.emit(request, result)
+            return
+        if self.backend is None:
+            self.generation_failed.emit(request, "the model is not loaded")
+            return
+        throttle = TokenThrottle(lambda batch: self.tokens_streamed.emit(request.request_id, batch))
+        try:
+            result = self.backend.generate(
+                request.conversation,
+                k=request.k,
+                params=request.params,
+                seeds=request.seeds,
+                on_token=throttle,
+                should_stop=lambda: request.request_id <= self.stop_upto,
+            )
+            throttle.flush()
+        except BaseException as e:  # noqa: BLE001
+            traceback.print_exc()
+            self.generation_failed.emit(request, describe_error(e))
+            return
+        self.generated.emit(request, result)
+
+
+class ModelController(QObject):
+    """The GUI thread's handle on the model thread."""
+
+    state_changed = Signal(str)  # "idle" | "loading" | "ready" | "generating" | "error"
+    load_progressed = Signal(float, str)
+    model_loaded = Signal(object)  # backend (use its name/revision/dtype only)
+    load_failed = Signal(str)
+    tokens_streamed = Signal(int, object)
+    generated = Signal(object, object)
+    generation_failed = Signal(object, str)
+
+    _load_requested = Signal(object)
+    _generate_requested = Signal(object)
+
+    def __init__(self, factory: BackendFactory | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("model-thread")
+        self._worker = ModelWorker(factory or default_backend_factory)
+        self._worker.moveToThread(self._thread)
+        self._load_requested.connect(self._worker.load)
+        self._generate_requested.connect(self._worker.generate)
+        w = self._worker
+        w.progressed.connect(self.load_progressed)
+        w.loaded.connect(self._on_loaded)
+        w.load_failed.connect(self._on_load_failed)
+        w.tokens_streamed.connect(self._on_tokens)
+        w.generated.connect(self._on_generated)
+        w.generation_failed.connect(self._on_generation_failed)
+        self._ids = itertools.count(1)
+        self._pending: set[int] = set()
+        self.last_request_id = 0
+        self.state = "idle"
+        self.backend_name = ""
+        self.loaded = False
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._thread.start()
+            self._started = True
+
+    def load(self, path: str | None) -> None:
+        self._ensure_started()
+        self.loaded = False
+        self._set_state("loading")
+        self._load_requested.emit(path)
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """Stop generating, end the thread; True when it ended in time."""
+        self.stop_generation()
+        if not self._started:
+            return True
+        self._thread.quit()
+        ok = self._thread.wait(timeout_ms)
+        self._started = not ok
+        return ok
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    # -- generation -----------------------------------------------------------------------------
+
+    def generate(
+        self,
+        *,
+        conversation: Sequence[Message],
+        k: int,
+        params: SamplingParams,
+        seeds: Sequence[int],
+        slots: Sequence[int] | None = None,
+        purpose: str = "all",
+        meta: dict[str, Any] | None = None,
+    ) -> GenerationRequest:
+        self._ensure_started()
+        request = GenerationRequest(
+            request_id=next(self._ids),
+            conversation=list(conversation),
+            k=k,
+            params=params,
+            seeds=list(seeds),
+            slots=list(slots) if slots is not None else list(range(k)),
+            purpose=purpose,
+            meta=dict(meta or {}),
+        )
+        self.last_request_id = request.request_id
+        self._pending.add(request.request_id)
+        if self.loaded:
+            self._set_state("generating")
+        self._generate_requested.emit(request)
+        return request
+
+    def stop_generation(self) -> None:
+        """Ask every generation asked for so far to stop (within one decoding step)."""
+        self._worker.stop_upto = self.last_request_id
+
+    def is_generating(self) -> bool:
+        return bool(self._pending)
+
+    # -- from the worker --------------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)
+
+    def _on_loaded(self, backend) -> None:
+        self.loaded = True
+        self.backend_name = getattr(backend, "name", "") or "model"
+        self._set_state("generating" if self._pending else "ready")
+        self.model_loaded.emit(backend)
+
+    def _on_load_failed(self, message: str) -> None:
+        self.loaded = False
+        self._set_state("error")
+        self.load_failed.emit(message)
+
+    def _on_tokens(self, request_id: int, batch) -> None:
+        if request_id in self._pending:
+            if self.state != "generating":
+                self._set_state("generating")
+            self.tokens_streamed.emit(request_id, batch)
+
+    def _finish(self, request: GenerationRequest) -> None:
+        self._pending.discard(request.request_id)
+        if not self._pending:
+            self._set_state("ready" if self.loaded else ("error" if self.state == "error" else "idle"))
+
+    def _on_generated(self, request: GenerationRequest, result: GenerationResult) -> None:
+        self._finish(request)
+        self.generated.emit(request, result)
+
+    def _on_generation_failed(self, request: GenerationRequest, message: str) -> None:
+        self._finish(request)
+        if not self.loaded:
+            self._set_state("error")
+        self.generation_failed.emit(request, message)
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+class ExportTask(QObject):
+    """Runs export.export_dataset in its own thread with its OWN (read-only) Store on the file."""
+
+    progressed = Signal(float, str)
+    exported = Signal(object)  # ExportSummary
+    failed = Signal(str)
+
+    def __init__(self, *, db_path: str, options: dict[str, Any]) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self.options = options
+        self.cancel = threading.Event()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            from hitl_desktop.core import export
+            from hitl_desktop.core.store import Store
+
+            def progress(done, total) -> None:  # export's on_progress(done, total)
+                fraction = done / total if total else 1.0
+                self.progressed.emit(float(fraction), f"{done} of {total}")
+
+            # export only reads: a read-only connection of its own (SQLite connections are per
+            # thread), which also sees a database the GUI still holds in WAL mode
+            with Store.open_readonly(self.db_path) as store:
+                summary = export.export_dataset(store, on_progress=progress, **self.options)
+        except BaseException as e:  # noqa: BLE001
+            traceback.print_exc()
+            self.failed.emit(describe_error(e))
+            return
+        self.exported.emit(summary)
+
+
+class ExportRunner(QObject):
+    """Owns the export thread; emits the task's signals on the GUI thread."""
+
+    progressed = Signal(float, str)
+    exported = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._task: ExportTask | None = None
+
+    def start(self, *, db_path: str, options: dict[str, Any]) -> None:
+        if self.is_running():
+            raise RuntimeError("an export is already running")
+        self._thread = QThread()
+        self._thread.setObjectName("export-thread")
+        self._task = ExportTask(db_path=db_path, options=options)
+        self._task.moveToThread(self._thread)
+        self._thread.started.connect(self._task.run)
+        self._task.progressed.connect(self.progressed)
+        self._task.exported.connect(self._on_done)
+        self._task.failed.connect(self._on_failed)
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait(10000)
+
+    def _on_done(self, summary) -> None:
+        self._stop_thread()
+        self.exported.emit(summary)
+
+    def _on_failed(self, message: str) -> None:
+        self._stop_thread()
+        self.failed.emit(message)
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        if self._thread is None:
+            return True
+        return self._thread.wait(timeout_ms)
