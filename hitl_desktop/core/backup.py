@@ -652,18 +652,28 @@ class BackupScheduler:
         """Whether the database changed since the last backup (or since the start)."""
         return self.store.change_marker() != self._marker
 
-    def maybe_backup(self, *, force: bool = False) -> Path | None:
-        """Back up when something changed and ``interval_s`` passed (or ``force``).
-
-        Returns the new backup, or None. Never raises ``StoreError``: a failure is kept in
-        ``last_error`` (show it in the status bar) and retried at the next call.
-        """
+    def due(self, *, force: bool = False) -> bool:
+        """Whether a backup should be made now: the interval passed (or ``force``) and
+        something changed, outside a transaction."""
         if self.store.path is None:
-            return None
-        now = self._clock()
-        if not force and now - self._last < self.interval_s:
-            return None
-        if not self.changed() or self.store.db.conn.in_transaction:
+            return False
+        if not force and self._clock() - self._last < self.interval_s:
+            return False
+        return self.changed() and not self.store.db.conn.in_transaction
+
+    def record(self, marker: tuple[int, int], path: Path) -> None:
+        """A backup of the state at ``marker`` was written to ``path``."""
+        self._marker, self._last = marker, self._clock()
+        self.last_backup, self.last_error = path, None
+
+    def maybe_backup(self, *, force: bool = False) -> Path | None:
+        """Back up when :meth:`due` (through the store's own connection), and return the path.
+
+        Never raises ``StoreError``: a failure is kept in ``last_error`` (show it in the
+        status bar) and retried at the next call. A GUI that must not block copies in a
+        worker instead: ``due()``, then ``backup_database(path)`` there, then ``record()``.
+        """
+        if not self.due(force=force):
             return None
         marker = self.store.change_marker()
         try:
@@ -671,6 +681,5 @@ class BackupScheduler:
         except StoreError as e:
             self.last_error = str(e)
             return None
-        self._marker, self._last = marker, now
-        self.last_backup, self.last_error = path, None
+        self.record(marker, path)
         return path

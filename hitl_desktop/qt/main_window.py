@@ -14,7 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.core.backends.base import GenerationResult
+from hitl_desktop.core.backup import BackupScheduler, backup_database
 from hitl_desktop.core.engine import candidates_from_result, seeds_for
 from hitl_desktop.core.guidelines import Guideline, GuidelineLibrary, resources_dir
 from hitl_desktop.core.ranking import RankingError
@@ -46,7 +47,7 @@ from hitl_desktop.qt.markdown_view import SafeTextView
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.models import PromptQueueModel, PromptRole
 from hitl_desktop.qt.settings import AppSettings
-from hitl_desktop.qt.workers import BackendFactory, GenerationRequest, ModelController
+from hitl_desktop.qt.workers import BackendFactory, GenerationRequest, ModelController, TaskRunner
 
 DB_ERRORS = (StoreError, RankingError, sqlite3.Error)
 
@@ -55,6 +56,9 @@ def _shuffled(n: int) -> list[int]:
     order = list(range(n))
     random.SystemRandom().shuffle(order)
     return order
+
+
+BACKUP_CHECK_MS = 60_000  # how often to ask whether a backup is due (BackupScheduler decides)
 
 
 class MainWindow(QMainWindow):
@@ -100,6 +104,18 @@ class MainWindow(QMainWindow):
         self.model.tokens_streamed.connect(self._tokens_streamed)
         self.model.generated.connect(self._generated)
         self.model.generation_failed.connect(self._generation_failed)
+
+        # Rolling backups while the database changes: the copy runs in a thread of its own,
+        # on its own connection, so the window never waits for it.
+        self.backups = BackupScheduler(store) if store.path is not None else None
+        self.backup_runner = TaskRunner(self, name="backup-thread")
+        self.backup_runner.succeeded.connect(self._backup_written)
+        self.backup_runner.failed.connect(self._backup_failed)
+        self._backup_marker: tuple[int, int] | None = None
+        self.backup_timer = QTimer(self)
+        self.backup_timer.setInterval(BACKUP_CHECK_MS)
+        self.backup_timer.timeout.connect(self.maybe_backup)
+        self.backup_timer.start()
 
         self.setWindowTitle("hitl-desktop")
         icon = resources_dir() / "icons" / "hitl-desktop.svg"
@@ -340,6 +356,10 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             with contextlib.suppress(*DB_ERRORS):
                 self.store.end_session(self.session.id)
+        self.backup_timer.stop()
+        self.backup_runner.wait(30000)
+        if self.backups is not None:
+            self.backups.maybe_backup(force=True)  # the last state, as the window closes
         if self.dashboard is not None:
             self.dashboard.close()
         for d in self._dialogs:
@@ -352,6 +372,24 @@ class MainWindow(QMainWindow):
         self.guideline_view.apply_theme()
 
     # -- errors ------------------------------------------------------------------------------------
+
+    def maybe_backup(self) -> bool:
+        """Start a background backup when one is due; True when one was started."""
+        if self.backups is None or self.backup_runner.is_running() or not self.backups.due():
+            return False
+        self._backup_marker = self.store.change_marker()
+        db_path, keep = self.store.path, self.backups.keep
+        self.backup_runner.start_task(lambda progress: backup_database(db_path, reason="auto", keep=keep))
+        return True
+
+    def _backup_written(self, path) -> None:
+        if self.backups is not None and self._backup_marker is not None:
+            self.backups.record(self._backup_marker, path)
+
+    def _backup_failed(self, message: str) -> None:
+        if self.backups is not None:
+            self.backups.last_error = message
+        self.messages.show_message(f"Backup failed (your work is saved; retrying later): {message}", severity="warning", timeout_ms=8000)
 
     def show_error(self, text: str) -> None:
         self.messages.show_error(text)

@@ -12,7 +12,6 @@ factory: the GUI shows before they load.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -279,65 +278,58 @@ class ModelController(QObject):
         self.generation_failed.emit(request, message)
 
 
-# -- export -----------------------------------------------------------------------------------
+# -- background tasks (export, backups) --------------------------------------------------------
 
 
-class ExportTask(QObject):
-    """Runs export.export_dataset in its own thread with its OWN (read-only) Store on the file."""
+class _Task(QObject):
+    """Runs ``work(progress)`` in the runner's thread; reports back by queued signals."""
 
     progressed = Signal(float, str)
-    exported = Signal(object)  # ExportSummary
+    succeeded = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, *, db_path: str, options: dict[str, Any]) -> None:
+    def __init__(self, work: Callable[[Callable[[float, str], None]], Any]) -> None:
         super().__init__()
-        self.db_path = db_path
-        self.options = options
-        self.cancel = threading.Event()
+        self.work = work
 
     @Slot()
     def run(self) -> None:
         try:
-            from hitl_desktop.core import export
-            from hitl_desktop.core.store import Store
-
-            def progress(done, total) -> None:  # export's on_progress(done, total)
-                fraction = done / total if total else 1.0
-                self.progressed.emit(float(fraction), f"{done} of {total}")
-
-            # export only reads: a read-only connection of its own (SQLite connections are per
-            # thread), which also sees a database the GUI still holds in WAL mode
-            with Store.open_readonly(self.db_path) as store:
-                summary = export.export_dataset(store, on_progress=progress, **self.options)
-        except BaseException as e:  # noqa: BLE001
+            result = self.work(self.progressed.emit)
+        except BaseException as e:  # noqa: BLE001 - reported to the GUI, never lost
             traceback.print_exc()
             self.failed.emit(describe_error(e))
             return
-        self.exported.emit(summary)
+        self.succeeded.emit(result)
 
 
-class ExportRunner(QObject):
-    """Owns the export thread; emits the task's signals on the GUI thread."""
+class TaskRunner(QObject):
+    """Owns one background thread at a time; emits the task's signals on the GUI thread.
+
+    The work must not touch the GUI thread's Store: SQLite connections belong to one thread,
+    so a task that reads or copies the database opens its own connection on the file.
+    """
 
     progressed = Signal(float, str)
-    exported = Signal(object)
+    succeeded = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, *, name: str = "task-thread") -> None:
         super().__init__(parent)
+        self.name = name
         self._thread: QThread | None = None
-        self._task: ExportTask | None = None
+        self._task: _Task | None = None
 
-    def start(self, *, db_path: str, options: dict[str, Any]) -> None:
+    def start_task(self, work: Callable[[Callable[[float, str], None]], Any]) -> None:
         if self.is_running():
-            raise RuntimeError("an export is already running")
+            raise RuntimeError(f"{self.name} is already running")
         self._thread = QThread()
-        self._thread.setObjectName("export-thread")
-        self._task = ExportTask(db_path=db_path, options=options)
+        self._thread.setObjectName(self.name)
+        self._task = _Task(work)
         self._task.moveToThread(self._thread)
         self._thread.started.connect(self._task.run)
         self._task.progressed.connect(self.progressed)
-        self._task.exported.connect(self._on_done)
+        self._task.succeeded.connect(self._on_done)
         self._task.failed.connect(self._on_failed)
         self._thread.start()
 
@@ -349,9 +341,9 @@ class ExportRunner(QObject):
             self._thread.quit()
             self._thread.wait(10000)
 
-    def _on_done(self, summary) -> None:
+    def _on_done(self, result) -> None:
         self._stop_thread()
-        self.exported.emit(summary)
+        self.succeeded.emit(result)
 
     def _on_failed(self, message: str) -> None:
         self._stop_thread()
@@ -361,3 +353,29 @@ class ExportRunner(QObject):
         if self._thread is None:
             return True
         return self._thread.wait(timeout_ms)
+
+
+
+class ExportRunner(TaskRunner):
+    """Runs export.export_dataset in its own thread with its OWN read-only Store on the file."""
+
+    exported = Signal(object)  # ExportSummary
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent, name="export-thread")
+        self.succeeded.connect(self.exported)
+
+    def start(self, *, db_path: str, options: dict[str, Any]) -> None:
+        def work(progressed: Callable[[float, str], None]):
+            from hitl_desktop.core import export
+            from hitl_desktop.core.store import Store
+
+            def progress(done, total) -> None:  # export's on_progress(done, total)
+                progressed(done / total if total else 1.0, f"{done} of {total}")
+
+            # A read-only connection of its own, which also sees a database the GUI still
+            # holds in WAL mode.
+            with Store.open_readonly(db_path) as store:
+                return export.export_dataset(store, on_progress=progress, **options)
+
+        self.start_task(work)

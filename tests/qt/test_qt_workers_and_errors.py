@@ -147,3 +147,35 @@ def test_gui_path_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_rolling_backup_runs_off_the_gui_thread_when_the_database_changed(fake_window, qtbot, file_store):
+    import threading
+
+    import hitl_desktop.qt.main_window as mw
+    from hitl_desktop.core.store import Store
+
+    w = fake_window
+    assert w.backups is not None
+    assert not w.maybe_backup(), "nothing changed yet: no backup"
+    file_store.ensure_tutor("dr-backup")
+    w.backups.interval_s = 0
+    threads = []
+    real = mw.backup_database
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    mw.backup_database = spy
+    try:
+        with qtbot.waitSignal(w.backup_runner.succeeded, timeout=20000) as blocker:
+            assert w.maybe_backup()
+    finally:
+        mw.backup_database = real
+    path = blocker.args[0]
+    assert threads == [False], "the copy ran on the GUI thread"
+    assert path.exists() and w.backups.last_backup == path
+    assert not w.backups.changed()
+    with Store.open_readonly(path) as copy:
+        assert copy.tutor_by_name("dr-backup") is not None
