@@ -1,0 +1,901 @@
+"""The generation engine: a local transformers model writing K candidates in one batch, on CPU.
+
+Public API (no Qt here; the GUI wraps it in a worker thread):
+
+* :func:`load_backend` ``(path=None, *, on_progress=None, dtype="bfloat16") -> TransformersBackend``:
+  the embedded Gemma 3 270M when ``path`` is None; a ``.gguf`` file goes through the
+  conversion cache (converted once to a bf16 folder, see :mod:`.cache`); a folder loads as is.
+* :meth:`TransformersBackend.load` ``(path, *, dtype="bfloat16", on_progress=None, cache_dir=None)``:
+  a model folder, or a ``.gguf`` file (dequantised by transformers on every load unless
+  ``cache_dir`` is given). Offline only.
+* :meth:`TransformersBackend.generate` ``(conversation, *, k, params, seeds, on_token=None,
+  should_stop=None) -> GenerationResult``.
+* :func:`default_model_path` ``() -> Path``: the embedded GGUF (assembled on first use).
+
+How generation works:
+
+* The prompt is the tokenizer's chat template (``add_generation_prompt=True``) when it has
+  one. A base model without one gets the plain format :data:`PLAIN_FORMAT_DOC`, and each
+  answer ends where the model starts a new ``User:`` turn (cut off, not shown).
+* The prompt is run once (batch 1), its KV cache copied to the K rows, then all K candidates
+  are decoded together, one token per step for every row (bf16 on CPU). Rows never need
+  padding since they share the prompt; a finished row is dropped from the batch.
+* Each candidate has its own ``torch.Generator`` seeded with its seed, drawing exactly one
+  number per token, and sampling (repetition penalty, temperature, top-k, top-p) is done per
+  row. The batch always has at least two rows (a lone candidate gets a throwaway twin),
+  because CPU matmul kernels give bit-identical rows for any batch of 2 or more but not for a
+  batch of 1. So candidate i's text depends only on (prompt, params, seed i): not on K or the
+  other seeds.
+* Each row stops at its own end token: the tokenizer's EOS, the model's EOS ids and the chat
+  template's end-of-turn token (``<end_of_turn>``, ``<|im_end|>``, ``<|eot_id|>``...).
+* Streaming: ``on_token(i, text_so_far)`` each time candidate i's visible text grows. Text is
+  decoded incrementally (only the last few tokens each step), never ends in half a UTF-8
+  character (U+FFFD), is stripped of surrounding white space, and only grows; the last call
+  carries the final text.
+* ``should_stop()`` is checked before every decoding step: the candidates come back as
+  written so far, finish_reason "stopped", ``result.stopped = True``. An exception raised
+  inside (including by a callback) propagates to the caller.
+* Tuning knobs on a loaded backend: ``logit_bias`` ({token id: bias}, e.g. -inf bans a token)
+  and ``plain_stops`` (the plain format's stop strings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# OpenMP threads that sleep when they wait instead of spinning: with all cores in use, a busy
+# GUI thread or another program otherwise makes every parallel region wait for a descheduled
+# spinner (measured on 2 cores with one other busy process: 0.6 s per decoding step instead of
+# 0.15). Costs ~20% on an otherwise idle machine; set OMP_WAIT_POLICY=ACTIVE to prefer that.
+# Only effective when torch is first imported here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+# PreTrainedModel: imports transformers' model-loading machinery now, not during the first load
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel  # noqa: E402,F401
+
+from hitl_desktop.core.backends import cache  # noqa: E402
+from hitl_desktop.core.backends.base import (  # noqa: E402
+    GeneratedText,
+    GenerationResult,
+    ModelError,
+    ProgressCallback,
+    SamplingParams,
+    StopCallback,
+    TokenCallback,
+)
+from hitl_desktop.core.types import Message  # noqa: E402
+
+__all__ = [
+    "DTYPES",
+    "PLAIN_FORMAT_DOC",
+    "TransformersBackend",
+    "default_model_path",
+    "format_plain",
+    "load_backend",
+]
+
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+
+#: Roles as written in the plain format for base models.
+PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+#: Where an answer in the plain format ends: the model starting the next user turn.
+PLAIN_STOPS = ("\nUser:",)
+PLAIN_FORMAT_DOC = "System: ...\\n\\nUser: ...\\n\\nAssistant: ...\\n\\nUser: ...\\n\\nAssistant:"
+
+#: End-of-turn tokens of common chat templates; each one present in a vocabulary as a special
+#: token ends a row. ("</s>" is not one: Gemma has it as an HTML tag; where it is the EOS,
+#: the tokenizer's eos_token says so.)
+END_OF_TURN_TOKENS = (
+    "<end_of_turn>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end|>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<|return|>",
+)
+
+#: First candidates considered for top-p before widening to the whole vocabulary.
+_NUCLEUS_STEPS = (256, 4096)
+#: The embedded model's name (the GGUF file's stem).
+DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
+
+# all cores (torch's default is the physical ones, and interop threads are not used)
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def format_plain(conversation: Sequence[Message]) -> str:
+    """The plain prompt for a base model: ``Role: content`` turns, then ``Assistant:``."""
+    parts = [
+        f"{PLAIN_ROLES.get(m.role, m.role.capitalize())}: {m.content.strip()}\n\n"
+        for m in conversation
+    ]
+    return "".join(parts) + "Assistant:"
+
+
+_TRAILING = re.compile(r"[\s\ufffd]+$")
+
+
+def _tidy(text: str) -> str:
+    """What is shown: no surrounding white space and no trailing U+FFFD (half a character, or
+    an undecodable byte that would otherwise end the text)."""
+    return _TRAILING.sub("", text.lstrip())
+
+
+def _held_back(text: str, stops: Sequence[str]) -> str:
+    """``text`` without a trailing start of a stop string (it may still become one)."""
+    cut = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:n]):
+                cut = max(cut, n)
+                break
+    return text[: len(text) - cut] if cut else text
+
+
+@dataclass
+class _Row:
+    """One candidate being written."""
+
+    index: int
+    seed: int
+    generator: torch.Generator
+    ids: list[int] = field(default_factory=list)
+    text: str = ""  # decoded so far (complete characters only)
+    prefix_offset: int = 0
+    read_offset: int = 0
+    shown: str = ""  # last text given to on_token
+    finish: str | None = None
+    seconds: float = 0.0
+
+
+class TransformersBackend:
+    """A causal LM and its tokenizer, generating K candidates per call. See the module doc."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        revision: str,
+        dtype: str,
+        path: Path | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.revision = revision
+        self.dtype = dtype
+        self.path = path
+        #: Added to the logits before sampling, {token id: bias}; e.g. -inf bans a token.
+        self.logit_bias: dict[int, float] = {}
+        #: Where an answer ends in the plain format (no chat template); () = only at EOS.
+        self.plain_stops: tuple[str, ...] = PLAIN_STOPS
+        self._lock = threading.Lock()
+        self._decoder = getattr(tokenizer, "backend_tokenizer", None)
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        #: Token ids that end a candidate (EOS and the chat template's end of turn).
+        self.eos_ids = {i for i in self._find_eos_ids() if 0 <= i < self.vocab_size}
+        self.pad_id = self._first_int(tokenizer.pad_token_id, *sorted(self.eos_ids), 0)
+        self.max_positions = getattr(model.config, "max_position_embeddings", None)
+        try:
+            import inspect
+
+            self._keep_kw = (
+                {"logits_to_keep": 1}
+                if "logits_to_keep" in inspect.signature(model.forward).parameters
+                else {}
+            )
+        except (TypeError, ValueError):
+            self._keep_kw = {}
+
+    # ----------------------------------------------------------------------------------- load
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        dtype: str = "bfloat16",
+        on_progress: ProgressCallback | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        warmup: bool = True,
+    ) -> TransformersBackend:
+        """Load a local model folder or ``.gguf`` file, offline. Raises ModelError naming the path.
+
+        ``cache_dir``: the conversion cache root for a ``.gguf`` file (converted once to a
+        bf16 folder there); None loads the GGUF directly (dequantised on every load, slow).
+        ``warmup``: run one tiny batch so the first real generation starts at full speed.
+        """
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
+        progress = on_progress or (lambda f, m: None)
+        path = Path(path).expanduser()
+        root = Path(cache_dir).expanduser() if cache_dir is not None else None
+        if not path.exists():
+            raise ModelError(f"{path}: model not found (no such file or folder)")
+        if path.is_file():
+            if not _looks_like_gguf(path):
+                raise ModelError(f"{path}: not a model: expected a model folder or a .gguf file")
+            info = cache.read_gguf_info(path)  # ModelError when truncated or corrupt
+            if root is None:
+                return cls._load_gguf(path, info, dtype, progress, warmup)
+            need = int(info.parameters * DTYPES[dtype].itemsize * 1.2)
+            cache.check_memory(path, need, "loading it")
+            sha = cache.file_sha256(path, root=root)
+            return cls._load_cached(lambda: path, sha, path.stem, root, dtype, progress, warmup)
+        return cls._load_folder(path, dtype, progress, warmup, root)
+
+    @classmethod
+    def _load_cached(
+        cls,
+        gguf: Callable[[], Path],
+        sha: str,
+        name: str,
+        root: Path,
+        dtype: str,
+        progress: ProgressCallback,
+        warmup: bool,
+    ) -> TransformersBackend:
+        """Load the converted folder of a GGUF (``gguf()`` gives the file), converting it first
+        if needed; a damaged cache entry is converted again, once."""
+        first, then = _two_stages(progress)
+        for attempt in (1, 2):
+            folder = cache.lookup(sha, root)
+            if folder is None:
+                if attempt == 1:
+                    first(0.0, f"Preparing {name}")
+                folder = cache.ensure_converted(
+                    gguf(), sha256=sha, root=root, on_progress=first, name=name
+                )
+            try:
+                return cls._load_folder(folder, dtype, then, warmup, root)
+            except cache.NotEnoughMemory:
+                raise
+            except ModelError:
+                if attempt == 2:
+                    raise
+                shutil.rmtree(folder, ignore_errors=True)  # damaged: convert again
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_folder(
+        cls, path: Path, dtype: str, progress: ProgressCallback, warmup: bool, root: Path | None
+    ) -> TransformersBackend:
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path}: not a model folder (no config.json in it)")
+        weights = _weight_files(path)
+        if not weights:
+            raise ModelError(f"{path}: not a model folder (no .safetensors or .bin weights in it)")
+        params = _parameter_count(weights)
+        cache.check_memory(path, int(params * DTYPES[dtype].itemsize * 1.2), "loading it")
+        source = cache.read_source(path)
+        if source and source.get("sha256"):
+            name, revision = str(source.get("name") or path.name), str(source["sha256"])
+        else:
+            name = path.name
+            progress(0.0, f"Checking {path.name}")
+            try:
+                revision = cache.files_sha256(
+                    [path / "config.json", *weights], base=path, root=root
+                )
+            except OSError as e:
+                raise ModelError(f"{path}: cannot read the model files: {e}") from None
+        try:
+            progress(0.05, f"Loading the tokenizer of {name}")
+            if source and source.get("fast_tokenizer"):
+                tokenizer = cache.fast_tokenizer(
+                    path, source.get("tokenizer_kwargs") or {}, _chat_template_of(path)
+                )
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            progress(0.6, f"Loading {name}")
+            with _quiet_progress_bars():
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(path), local_files_only=True, dtype=DTYPES[dtype]
+                )
+            model.eval()
+            if warmup:
+                progress(0.8, "Warming up")
+                _warm_up(model)
+        except ModelError:
+            raise
+        except MemoryError:
+            raise cache.NotEnoughMemory(f"{path}: too large for this computer's memory") from None
+        except Exception as e:  # noqa: BLE001 - many failure modes inside transformers
+            raise ModelError(f"{path}: cannot load the model ({_short(e)})") from None
+        return cls._finish(
+            model,
+            tokenizer,
+            name=name,
+            revision=revision,
+            dtype=dtype,
+            path=path,
+            progress=progress,
+            warmup=False,
+        )
+
+    @classmethod
+    def _load_gguf(
+        cls, path: Path, info: cache.GgufInfo, dtype: str, progress: ProgressCallback, warmup: bool
+    ) -> TransformersBackend:
+        cache.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
+        progress(0.0, f"Checking {path.name}")
+        revision = cache.file_sha256(path)
+        quant: dict[str, Any] = {}
+        try:
+            from transformers import GgufConfig
+
+            quant["quantization_config"] = GgufConfig(dequantize=True)
+        except ImportError:  # transformers 4.x always dequantises
+            pass
+        try:
+            with cache.shared_gguf_reads(), _quiet_progress_bars():
+                progress(0.05, f"Reading the tokenizer of {path.name}")
+                tokenizer = AutoTokenizer.from_pretrained(
+                    str(path.parent), gguf_file=path.name, local_files_only=True
+                )
+                progress(0.3, f"Dequantising {path.name}")
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(path.parent),
+                    gguf_file=path.name,
+                    local_files_only=True,
+                    dtype=DTYPES[dtype],
+                    **quant,
+                )
+        except MemoryError:
+            raise cache.NotEnoughMemory(f"{path}: too large for this computer's memory") from None
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"{path}: cannot read this GGUF model ({_short(e)})") from None
+        return cls._finish(
+            model,
+            tokenizer,
+            name=path.stem,
+            revision=revision,
+            dtype=dtype,
+            path=path,
+            progress=progress,
+            warmup=warmup,
+        )
+
+    @classmethod
+    def _finish(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        revision: str,
+        dtype: str,
+        path: Path,
+        progress: ProgressCallback,
+        warmup: bool,
+    ) -> TransformersBackend:
+        model.eval()
+        tokenizer.padding_side = "left"
+        backend = cls(model, tokenizer, name=name, revision=revision, dtype=dtype, path=path)
+        if warmup:
+            progress(0.95, "Warming up")
+            backend.warmup()
+        progress(1.0, f"{name} ready")
+        return backend
+
+    def warmup(self) -> None:
+        """One tiny prompt and decoding step: the CPU kernels get set up before the first request."""
+        with self._lock:
+            _warm_up(self.model)
+
+    # --------------------------------------------------------------------------------- prompt
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    @property
+    def prompt_format(self) -> str:
+        """Either ``chat_template`` or ``plain``."""
+        return "chat_template" if self.has_chat_template else "plain"
+
+    def format_prompt(self, conversation: Sequence[Message]) -> str:
+        """The text the model is given: chat template, or the plain format for a base model."""
+        if not self.has_chat_template:
+            return format_plain(conversation)
+        messages = [{"role": m.role, "content": m.content} for m in conversation]
+        try:
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        except Exception:  # noqa: BLE001 - e.g. a template that refuses a system turn
+            if messages and messages[0]["role"] == "system" and len(messages) > 1:
+                system, first = messages[0], messages[1]
+                merged = [
+                    {"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}
+                ]
+                return self.tokenizer.apply_chat_template(
+                    merged + messages[2:], tokenize=False, add_generation_prompt=True
+                )
+            raise
+
+    def encode_prompt(self, conversation: Sequence[Message]) -> list[int]:
+        """Token ids of the prompt (a chat template writes its own BOS; the plain format gets one)."""
+        text = self.format_prompt(conversation)
+        return list(self.tokenizer(text, add_special_tokens=not self.has_chat_template).input_ids)
+
+    @property
+    def stop_strings(self) -> tuple[str, ...]:
+        return () if self.has_chat_template else tuple(self.plain_stops)
+
+    # ----------------------------------------------------------------------------- generation
+
+    def generate(
+        self,
+        conversation: Sequence[Message],
+        *,
+        k: int,
+        params: SamplingParams,
+        seeds: Sequence[int],
+        on_token: TokenCallback | None = None,
+        should_stop: StopCallback | None = None,
+    ) -> GenerationResult:
+        """Write ``k`` answers to ``conversation`` in one batch, candidate i seeded with ``seeds[i]``.
+
+        ``on_token(i, text_so_far)`` is called whenever candidate i's text grows (the last call
+        carries its final text); ``should_stop()`` is polled before each decoding step.
+        Returns the candidates in order with their tokens, seconds and finish reason ("eos",
+        "length" or "stopped"). Exceptions (a callback's included) propagate.
+        """
+        if k < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        if len(seeds) != k:
+            raise ValueError(f"need one seed per candidate: k={k} but {len(seeds)} seeds")
+        with self._lock, torch.inference_mode():
+            return self._generate(
+                conversation, k, params, [int(s) for s in seeds], on_token, should_stop
+            )
+
+    def _generate(
+        self,
+        conversation: Sequence[Message],
+        k: int,
+        params: SamplingParams,
+        seeds: list[int],
+        on_token: TokenCallback | None,
+        should_stop: StopCallback | None,
+    ) -> GenerationResult:
+        start = time.perf_counter()
+        prompt = self.encode_prompt(conversation)
+        if not prompt:
+            prompt = [self.pad_id]
+        max_new = max(0, int(params.max_new_tokens))
+        if self.max_positions and len(prompt) + max_new > self.max_positions:
+            raise ModelError(
+                f"{self.name}: the conversation is {len(prompt)} tokens; with {max_new} new tokens "
+                f"that exceeds the model's limit of {self.max_positions}"
+            )
+        rows = [_Row(i, s, torch.Generator().manual_seed(s % 2**64)) for i, s in enumerate(seeds)]
+        stops = self.stop_strings
+        result = GenerationResult(
+            candidates=[],
+            model=self.name,
+            model_revision=self.revision,
+            dtype=self.dtype,
+            params={**params.to_dict(), "prompt_format": self.prompt_format},
+        )
+
+        def finish_all(reason: str) -> None:
+            now = time.perf_counter() - start
+            for row in rows:
+                if row.finish is None:
+                    row.finish = reason
+                    row.seconds = now
+                    self._flush(row, stops, on_token)
+
+        stopped = bool(should_stop and should_stop())
+        if stopped or max_new == 0:
+            finish_all("stopped" if stopped else "length")
+            return self._result(result, rows, start, stopped)
+
+        # The prompt once, then its cache copied to every row (at least two, see the module doc).
+        width = max(k, 2)
+        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, **self._keep_kw)
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float().expand(width, -1)
+        if hasattr(past, "batch_repeat_interleave"):
+            past.batch_repeat_interleave(width)
+        else:  # a cache that cannot be copied: run the prompt for every row
+            out = self.model(
+                input_ids=torch.tensor([prompt] * width), use_cache=True, **self._keep_kw
+            )
+            past = out.past_key_values
+        # the candidate on each line of the batch (None: a throwaway twin)
+        batch: list[int | None] = [r.index for r in rows] + [None] * (width - k)
+        seen: torch.Tensor | None = None
+        if params.repetition_penalty != 1.0:
+            seen = torch.zeros(width, logits.shape[-1], dtype=torch.bool)
+            seen[:, torch.tensor(prompt)] = True
+
+        step = 0
+        while True:
+            live = [b for b, i in enumerate(batch) if i is not None and rows[i].finish is None]
+            tokens = [self.pad_id] * len(batch)
+            if len(live) < len(batch):
+                lines = torch.tensor(live)
+                logits = logits.index_select(0, lines)
+                if seen is not None:
+                    seen_live = seen.index_select(0, lines)
+            elif seen is not None:
+                seen_live = seen
+            picked = self._sample(
+                logits,
+                params,
+                [rows[batch[b]].generator for b in live],  # type: ignore[index]
+                seen_live if seen is not None else None,
+            )
+            now = time.perf_counter() - start
+            if step == 0:
+                result.first_token_seconds = now
+            for b, tok in zip(live, picked):
+                row = rows[batch[b]]  # type: ignore[index]
+                tokens[b] = tok
+                if tok in self.eos_ids:
+                    row.finish, row.seconds = "eos", now
+                    self._flush(row, stops, on_token)
+                    continue
+                row.ids.append(tok)
+                if seen is not None:
+                    seen[b, tok] = True
+                self._advance(row, stops)
+                if row.finish is None and len(row.ids) >= max_new:
+                    row.finish, row.seconds = "length", now
+                if row.finish is not None:
+                    row.seconds = now
+                    self._flush(row, stops, on_token)
+                else:
+                    self._show(row, stops, on_token)
+            step += 1
+            if all(r.finish is not None for r in rows):
+                break
+            if should_stop and should_stop():
+                stopped = True
+                finish_all("stopped")
+                break
+            # drop finished rows from the batch (keeping at least two lines)
+            active = [b for b, i in enumerate(batch) if i is not None and rows[i].finish is None]
+            spare = [b for b in range(len(batch)) if b not in active]
+            keep = sorted(active + spare[: max(0, 2 - len(active))])
+            if len(keep) < len(batch) and hasattr(past, "batch_select_indices"):
+                index = torch.tensor(keep)
+                past.batch_select_indices(index)
+                batch = [batch[b] for b in keep]
+                tokens = [tokens[b] for b in keep]
+                if seen is not None:
+                    seen = seen.index_select(0, index)
+            out = self.model(
+                input_ids=torch.tensor(tokens).unsqueeze(1),
+                past_key_values=past,
+                use_cache=True,
+                **self._keep_kw,
+            )
+            past = out.past_key_values
+            logits = out.logits[:, -1, :].float()
+        return self._result(result, rows, start, stopped)
+
+    def _result(
+        self, result: GenerationResult, rows: list[_Row], start: float, stopped: bool
+    ) -> GenerationResult:
+        result.candidates = [
+            GeneratedText(
+                index=r.index,
+                text=r.shown,
+                seed=r.seed,
+                tokens=len(r.ids),
+                seconds=r.seconds,
+                finish_reason=r.finish or "stopped",
+            )
+            for r in rows
+        ]
+        result.seconds = time.perf_counter() - start
+        result.stopped = stopped
+        return result
+
+    # ------------------------------------------------------------------------------- sampling
+
+    def _sample(
+        self,
+        logits: torch.Tensor,
+        params: SamplingParams,
+        generators: list[torch.Generator],
+        seen: torch.Tensor | None,
+    ) -> list[int]:
+        """One token per row: bias, repetition penalty, temperature, top-k, top-p, then one draw
+        from the row's own generator (inverse CDF over the kept tokens, most likely first)."""
+        if self.logit_bias:
+            ids = torch.tensor(list(self.logit_bias), dtype=torch.long)
+            logits = logits.clone()
+            logits[:, ids] += torch.tensor(list(self.logit_bias.values()), dtype=logits.dtype)
+        if seen is not None:
+            p = float(params.repetition_penalty)
+            logits = torch.where(seen, torch.where(logits > 0, logits / p, logits * p), logits)
+        if params.temperature <= 1e-5:
+            return logits.argmax(dim=-1).tolist()
+        logits = logits / float(params.temperature)
+        vocab = logits.shape[-1]
+        top_k = int(params.top_k) if 0 < int(params.top_k) < vocab else 0
+        top_p = float(params.top_p) if 0.0 < float(params.top_p) < 1.0 else 1.0
+        draws = [float(torch.rand(1, generator=g)) for g in generators]
+        if top_k == 0 and top_p >= 1.0:  # the whole distribution, in vocabulary order
+            probs = torch.softmax(logits, dim=-1)
+            cdf = probs.cumsum(dim=-1)
+            u = torch.tensor(draws, dtype=cdf.dtype).unsqueeze(1) * cdf[:, -1:]
+            picks = torch.searchsorted(cdf, u, right=True).clamp_(max=vocab - 1)
+            return picks.squeeze(1).tolist()
+        if top_k:
+            vals, idx = logits.topk(top_k, dim=-1)
+            probs = torch.softmax(vals, dim=-1)  # top-p then applies to the renormalised top-k
+            return [self._draw(probs[r], idx[r], top_p, draws[r]) for r in range(len(draws))]
+        # top-p: look at the most likely 256 tokens first, further only for rows that need it
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+        rows_left = list(range(logits.shape[0]))
+        found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for n in (*_NUCLEUS_STEPS, vocab):
+            n = min(n, vocab)
+            sub = logits if len(rows_left) == logits.shape[0] else logits[rows_left]
+            vals, idx = sub.topk(n, dim=-1) if n < vocab else sub.sort(dim=-1, descending=True)
+            probs = torch.exp(vals - lse[rows_left])
+            mass = probs.sum(dim=-1).tolist()
+            still = []
+            for j, r in enumerate(rows_left):
+                if mass[j] >= top_p or n == vocab:
+                    found[r] = (probs[j], idx[j])
+                else:
+                    still.append(r)
+            rows_left = still
+            if not rows_left:
+                break
+        return [self._draw(*found[r], top_p, draws[r]) for r in range(logits.shape[0])]
+
+    @staticmethod
+    def _draw(probs: torch.Tensor, ids: torch.Tensor, top_p: float, u: float) -> int:
+        """Inverse-CDF draw among the top-p prefix of ``probs`` (sorted, most likely first)."""
+        cdf = probs.double().cumsum(dim=0)
+        if top_p < 1.0:
+            # the smallest prefix whose mass reaches top_p (the crossing token included)
+            threshold = torch.tensor([min(top_p, float(cdf[-1]))], dtype=cdf.dtype)
+            n = int(torch.searchsorted(cdf, threshold).item()) + 1
+            cdf = cdf[: min(n, cdf.shape[0])]
+        target = torch.tensor([u * float(cdf[-1])], dtype=cdf.dtype)
+        j = int(torch.searchsorted(cdf, target, right=True).item())
+        return int(ids[min(j, cdf.shape[0] - 1)])
+
+    # ------------------------------------------------------------------------------ streaming
+
+    def _decode(self, ids: list[int]) -> str:
+        if self._decoder is not None:
+            return self._decoder.decode(ids, skip_special_tokens=True)
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def _advance(self, row: _Row, stops: Sequence[str]) -> None:
+        """Decode the newest token(s) of a row: only a short window, complete characters only."""
+        prefix = self._decode(row.ids[row.prefix_offset : row.read_offset])
+        full = self._decode(row.ids[row.prefix_offset :])
+        if len(full) > len(prefix) and not full.endswith("\ufffd"):
+            old = len(row.text)
+            row.text += full[len(prefix) :]
+            row.prefix_offset, row.read_offset = row.read_offset, len(row.ids)
+            self._cut_at_stop(row, stops, old)
+
+    @staticmethod
+    def _cut_at_stop(row: _Row, stops: Sequence[str], old: int) -> None:
+        for stop in stops:
+            at = row.text.find(stop, max(0, old - len(stop) + 1))
+            if at >= 0:
+                row.text = row.text[:at]
+                row.finish = "eos"
+
+    def _show(self, row: _Row, stops: Sequence[str], on_token: TokenCallback | None) -> None:
+        visible = _tidy(_held_back(row.text, stops))
+        if visible != row.shown:
+            row.shown = visible
+            if on_token is not None:
+                on_token(row.index, visible)
+
+    def _flush(self, row: _Row, stops: Sequence[str], on_token: TokenCallback | None) -> None:
+        """A finished row: decode what is left (dropping half a character), show the final text."""
+        if row.read_offset < len(row.ids):
+            prefix = self._decode(row.ids[row.prefix_offset : row.read_offset])
+            full = self._decode(row.ids[row.prefix_offset :]).rstrip("\ufffd")
+            if len(full) > len(prefix):
+                old = len(row.text)
+                row.text += full[len(prefix) :]
+                self._cut_at_stop(row, stops, old)
+            row.prefix_offset = row.read_offset = len(row.ids)
+        final = _tidy(row.text)
+        if final != row.shown:
+            row.shown = final
+            if on_token is not None:
+                on_token(row.index, final)
+
+    # --------------------------------------------------------------------------------- tokens
+
+    @staticmethod
+    def _first_int(*values: Any) -> int:
+        for v in values:
+            if isinstance(v, int):
+                return v
+        return 0
+
+    def _find_eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+
+        def add(v: Any) -> None:
+            if isinstance(v, int):
+                ids.add(v)
+            elif isinstance(v, (list, tuple, set)):
+                for x in v:
+                    add(x)
+
+        add(self.tokenizer.eos_token_id)
+        add(getattr(getattr(self.model, "generation_config", None), "eos_token_id", None))
+        add(getattr(self.model.config, "eos_token_id", None))
+        special = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
+        special |= set((getattr(self.tokenizer, "added_tokens_encoder", None) or {}).keys())
+        for token in END_OF_TURN_TOKENS:
+            if token in special:
+                tid = self.tokenizer.convert_tokens_to_ids(token)
+                if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
+                    ids.add(tid)
+        return ids
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _looks_like_gguf(path: Path) -> bool:
+    if path.suffix.lower() == ".gguf":
+        return True
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        files = sorted(folder.glob("pytorch_model*.bin")) + sorted(folder.glob("model*.bin"))
+    return files
+
+
+def _parameter_count(files: list[Path]) -> int:
+    """Parameters in the weight files (safetensors headers; a .bin counts as 2 bytes each)."""
+    total = 0
+    for f in files:
+        try:
+            if f.suffix == ".safetensors":
+                with f.open("rb") as fh:
+                    n = int.from_bytes(fh.read(8), "little")
+                    if n > 100 << 20:
+                        raise ValueError
+                    header = json.loads(fh.read(n))
+                for key, entry in header.items():
+                    if key == "__metadata__":
+                        continue
+                    count = 1
+                    for d in entry.get("shape", []):
+                        count *= int(d)
+                    total += count
+            else:
+                total += f.stat().st_size // 2
+        except (OSError, ValueError, AttributeError):
+            raise ModelError(f"{f}: corrupt weights file (unreadable safetensors header)") from None
+    return total
+
+
+def _chat_template_of(folder: Path) -> str | None:
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    try:
+        cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    tpl = cfg.get("chat_template")
+    return tpl if isinstance(tpl, str) else None
+
+
+def _warm_up(model: Any) -> None:
+    """A 2-token prompt, then one decoding step for two rows (what generate runs first)."""
+    token = model.config.pad_token_id if isinstance(model.config.pad_token_id, int) else 0
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([[token, token]]), use_cache=True)
+        past = out.past_key_values
+        if hasattr(past, "batch_repeat_interleave"):
+            past.batch_repeat_interleave(2)
+            model(input_ids=torch.tensor([[token], [token]]), past_key_values=past, use_cache=True)
+
+
+def _two_stages(progress: ProgressCallback) -> tuple[ProgressCallback, ProgressCallback]:
+    """Progress for a conversion (0-0.9) then a load (0.9-1, or 0-1 when nothing was converted)."""
+    used = [False]
+
+    def first(f: float, message: str) -> None:
+        used[0] = True
+        progress(0.9 * f, message)
+
+    def then(f: float, message: str) -> None:
+        progress(0.9 + 0.1 * f if used[0] else f, message)
+
+    return first, then
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class _quiet_progress_bars:
+    """transformers' own tqdm bars off while loading (our on_progress reports instead)."""
+
+    def __enter__(self) -> None:
+        self.was = transformers.utils.logging.is_progress_bar_enabled()
+        transformers.utils.logging.disable_progress_bar()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was:
+            transformers.utils.logging.enable_progress_bar()
+
+
+# ------------------------------------------------------------------------------- default model
+
+
+def default_model_path() -> Path:
+    """The embedded Gemma 3 270M GGUF (a base model), assembled into the cache on first use."""
+    return cache.default_gguf_path()
+
+
+def load_backend(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+    dtype: str = "bfloat16",
+) -> TransformersBackend:
+    """The backend for ``path``; the embedded default model when ``path`` is None.
+
+    A ``.gguf`` file is converted once into the cache (:func:`cache.cache_root`) and loaded
+    from there afterwards; a model folder is loaded directly. ``on_progress(fraction,
+    message)`` reports conversion and loading. Raises ModelError naming the path and cause.
+    """
+    progress = on_progress or (lambda f, m: None)
+    root = cache.cache_root()
+    if path is None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
+        return TransformersBackend._load_cached(
+            default_model_path,
+            cache.DEFAULT_SHA256,
+            DEFAULT_MODEL_NAME,
+            root,
+            dtype,
+            progress,
+            True,
+        )
+    return TransformersBackend.load(path, dtype=dtype, on_progress=progress, cache_dir=root)
