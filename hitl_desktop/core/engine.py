@@ -16,12 +16,17 @@ from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import Candidate, Prompt
 
 
-def seeds_for(prompt_id: str, *, base_seed: int, k: int) -> list[int]:
-    """K distinct, reproducible seeds for one prompt: the same base seed gives the same seeds."""
+def seeds_for(prompt: Prompt, *, base_seed: int, k: int) -> list[int]:
+    """K distinct, reproducible seeds for one prompt.
+
+    They come from the base seed and the prompt's stable id (its external id when it has one,
+    so the same prompt set generated on two workstations gets the same seeds).
+    """
+    key = prompt.external_id or prompt.id
     seeds: list[int] = []
     i = 0
     while len(seeds) < k:
-        digest = hashlib.sha256(f"{base_seed}:{prompt_id}:{i}".encode()).digest()
+        digest = hashlib.sha256(f"{base_seed}:{key}:{i}".encode()).digest()
         seed = int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
         if seed not in seeds:
             seeds.append(seed)
@@ -84,7 +89,7 @@ def fill_queue(
             prompt.conversation(),
             k=k,
             params=params,
-            seeds=seeds_for(prompt.id, base_seed=base_seed, k=k),
+            seeds=seeds_for(prompt, base_seed=base_seed, k=k),
             should_stop=should_stop,
         )
         if result.stopped:

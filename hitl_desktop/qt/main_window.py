@@ -446,7 +446,7 @@ class MainWindow(QMainWindow):
             return
         k = self.settings.k
         base = self.settings.seed
-        seeds = seeds_for(prompt.id, base_seed=base, k=k) if base is not None else self.settings.seeds(k)
+        seeds = seeds_for(prompt, base_seed=base, k=k) if base is not None else self.settings.seeds(k)
         self.bench.begin_generation(k=k, positions=_shuffled(k), waiting=self._waiting_text())
         request = self.model.generate(
             conversation=self._conversation(prompt),
