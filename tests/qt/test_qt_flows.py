@@ -149,9 +149,10 @@ def test_escape_stops_generation(window, qtbot, file_store, app_settings):
     with qtbot.waitSignal(window.prompt_loaded, timeout=5000):
         window.add_prompt("Prove that there are infinitely many primes.")
     prompt = window.prompt
-    # wait until the cards are filling in, then Esc
+    # wait until the cards are filling in, then Esc (a random tiny model may end a row at
+    # once, so wait for most rows, not all)
     qtbot.waitUntil(
-        lambda: all(card.status.text() == "writing…" for card in window.bench.cards), timeout=20000
+        lambda: sum(card.status.text() == "writing…" for card in window.bench.cards) >= 2, timeout=20000
     )
     assert window.model.state == "generating"
     press(qtbot, window, K.Key_Escape)
