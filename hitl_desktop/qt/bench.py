@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -153,6 +153,8 @@ class BenchView(QWidget):
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(10)
         self.scroll.setWidget(self.cards_host)
+        self.columns = 2  # columns the cards are laid out in now (fewer when the bench is narrow)
+        self.scroll.viewport().installEventFilter(self)
         self.stack.addWidget(self.scroll)
         outer.addWidget(self.stack, 1)
 
@@ -294,11 +296,39 @@ class BenchView(QWidget):
     def _columns(self, n: int) -> int:
         return 3 if n in (3, 5, 6, 9) or n > 6 else 2
 
+    def _fitting_columns(self) -> int:
+        """The preferred columns, fewer when the cards would not fit side by side (a narrow
+        window): the cards never get cut off at the right (there is no horizontal scroll)."""
+        cols = self._columns(len(self.cards))
+        viewport = self.scroll.viewport()
+        if not self.cards or not viewport.isVisible():
+            return cols
+        need = max(card.minimumSizeHint().width() for card in self.cards)
+        spacing = max(0, self.grid.horizontalSpacing())
+        while cols > 1 and cols * need + (cols - 1) * spacing > viewport.width():
+            cols -= 1
+        return cols
+
+    def _layout_cards(self, cols: int) -> None:
+        for card in self.cards:
+            self.grid.removeWidget(card)
+        for pos, card in enumerate(self.cards):
+            self.grid.addWidget(card, pos // cols, pos % cols)
+        for c in range(max(cols, self.grid.columnCount())):
+            self.grid.setColumnStretch(c, 1 if c < cols else 0)
+        self.columns = cols
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Resize and watched is self.scroll.viewport() and self.cards:
+            cols = self._fitting_columns()
+            if cols != self.columns:
+                self._layout_cards(cols)
+        return super().eventFilter(watched, event)
+
     def _build_cards(self, n: int, positions: list[int]) -> None:
         self._clear_cards()
         self.positions = list(positions)
         self.slots = [None] * n
-        cols = self._columns(n)
         for pos in range(n):
             card = CandidateCard(pos, self.cards_host)
             card.selected.connect(self.select)
@@ -307,11 +337,9 @@ class BenchView(QWidget):
             card.flag_toggled.connect(self._flag_toggled)
             card.rating_changed.connect(self._rating_changed)
             card.dropped.connect(self.drop)
-            self.grid.addWidget(card, pos // cols, pos % cols)
             self.cards.append(card)
-        for c in range(cols):
-            self.grid.setColumnStretch(c, 1)
         self.stack.setCurrentWidget(self.scroll)
+        self._layout_cards(self._fitting_columns())
         self.selected_position = 0
 
     def begin_generation(self, *, k: int, positions: list[int], waiting: str) -> None:
@@ -466,8 +494,7 @@ class BenchView(QWidget):
 
     def select_row_step(self, delta: int) -> None:
         if self.cards:
-            cols = self._columns(len(self.cards))
-            target = self.selected_position + delta * cols
+            target = self.selected_position + delta * self.columns
             if 0 <= target < len(self.cards):
                 self.select(target)
 

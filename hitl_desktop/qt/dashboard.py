@@ -469,9 +469,10 @@ class QualityDashboard(QDialog):
     report_written = Signal(str)  # path
     failed = Signal(str)
 
-    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None, *, show_gold: bool = True) -> None:
         super().__init__(parent)
         self.store = store
+        self.show_gold = show_gold
         self.summary: dict[str, Any] | None = None
         self._request = 0
         self._threads: list[tuple[QThread, SummaryTask]] = []
@@ -500,6 +501,7 @@ class QualityDashboard(QDialog):
         top.addSpacing(12)
         self.domain_box = QComboBox()
         self.domain_box.setObjectName("DomainBox")
+        self.domain_box.setAccessibleName("Domain shown")
         self.domain_box.setMinimumWidth(160)
         self.domain_box.setToolTip("Figures for one domain, or for all of them")
         self.domain_box.addItem(ALL_DOMAINS_LABEL, None)
@@ -551,7 +553,14 @@ class QualityDashboard(QDialog):
         self.tutor_model = FiguresTableModel(TUTOR_COLUMNS, self)
         self.domain_model = FiguresTableModel(DOMAIN_COLUMNS, self)
         self.tutor_view = self._table(self.tutor_model, "TutorTable")
+        self.tutor_view.setAccessibleName("Figures per tutor")
+        if not self.show_gold:
+            # gold items are mixed into the queues unannounced: a live per-tutor "vs gold (n)"
+            # tells a tutor which item they just submitted was gold and, with Undo, how to match it
+            gold = next(i for i, c in enumerate(TUTOR_COLUMNS) if c.key == "agreement_with_gold")
+            self.tutor_view.setColumnHidden(gold, True)
         self.domain_view = self._table(self.domain_model, "DomainTable")
+        self.domain_view.setAccessibleName("Agreement by domain")
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setChildrenCollapsible(False)

@@ -200,6 +200,11 @@ class MainWindow(QMainWindow):
         self.queue_view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.queue_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.queue_view.setResizeMode(QListView.ResizeMode.Adjust)
+        # word-wrapped rows have different heights: laid out all at once, a queue of 20 000
+        # prompts took a second on every submit/skip (every row's text measured); in batches
+        # the window answers at once and the rest is laid out in the background
+        self.queue_view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.queue_view.setBatchSize(100)
         self.queue_view.activated.connect(self._queue_activated)
         self.queue_view.clicked.connect(self._queue_activated)
         ll.addWidget(self.queue_view, 1)
@@ -242,6 +247,8 @@ class MainWindow(QMainWindow):
         self.guideline_version = QLabel("")
         self.guideline_version.setObjectName("Muted")
         self.guideline_version.setAccessibleName("Guideline version")
+        self.guideline_version.setWordWrap(True)  # "v2-… (edited)" in a narrow panel
+        self.guideline_version.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.edit_guidelines_button = QPushButton("Edit…")
         self.edit_guidelines_button.setAccessibleName("Edit guidelines")
         self.edit_guidelines_button.clicked.connect(self.open_guideline_editor)
@@ -1045,7 +1052,9 @@ class MainWindow(QMainWindow):
             self.show_error(f"The quality dashboard is not available: {e}")
             return
         if self.dashboard is None:
-            self.dashboard = QualityDashboard(self.store, self)
+            # the tutor's own bench: no gold figures (gold items stay unannounced; leads see
+            # them with `hitl-desktop stats`)
+            self.dashboard = QualityDashboard(self.store, self, show_gold=False)
         else:
             self.dashboard.refresh()
         self.dashboard.show()
@@ -1057,7 +1066,8 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self, settings=self.settings)
 
         def accepted() -> None:
-            if dialog.apply():
+            failed = self.model.state == "error"
+            if dialog.apply() or failed:  # after a failed load, OK tries again (file fixed?)
                 self.model_path_override = None
                 self.start_model()
 

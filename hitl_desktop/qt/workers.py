@@ -12,6 +12,7 @@ factory: the GUI shows before they load.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -40,6 +41,15 @@ def default_backend_factory(path: str | None, on_progress: ProgressCallback) -> 
     from hitl_desktop.core.backends.transformers_backend import load_backend
 
     return load_backend(path or None, on_progress=on_progress)
+
+
+def report(e: BaseException) -> None:
+    """stderr: one line for an expected failure (a bad model file: the window says why), the
+    whole traceback for anything else (a bug)."""
+    if isinstance(e, ModelError):
+        print(f"hitl-desktop: {describe_error(e)}", file=sys.stderr)
+    else:
+        traceback.print_exception(e)
 
 
 def describe_error(e: BaseException) -> str:
@@ -105,7 +115,7 @@ class ModelWorker(QObject):
             self.backend = self._factory(path, lambda f, m: self.progressed.emit(float(f), str(m)))
         except BaseException as e:  # noqa: BLE001 - any failure becomes a message
             self.backend = None
-            traceback.print_exc()
+            report(e)
             self.load_failed.emit(describe_error(e))
             return
         self.loaded.emit(self.backend)
@@ -131,7 +141,7 @@ class ModelWorker(QObject):
             )
             throttle.flush()
         except BaseException as e:  # noqa: BLE001
-            traceback.print_exc()
+            report(e)
             self.generation_failed.emit(request, describe_error(e))
             return
         self.generated.emit(request, result)

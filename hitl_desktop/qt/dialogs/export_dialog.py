@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from datetime import timedelta
 
-from PySide6.QtCore import QDate
+from PySide6.QtCore import QDate, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -108,10 +108,14 @@ class ExportDialog(QDialog):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setAccessibleName("Split seed")
-        split.addWidget(QLabel("test fraction"))
+        fraction_label = QLabel("test fraction")
+        fraction_label.setBuddy(self.test_spin)
+        split.addWidget(fraction_label)
         split.addWidget(self.test_spin)
         split.addSpacing(12)
-        split.addWidget(QLabel("seed"))
+        seed_label = QLabel("seed")
+        seed_label.setBuddy(self.seed_spin)
+        split.addWidget(seed_label)
         split.addWidget(self.seed_spin)
         split.addStretch(1)
         form.addRow("Split (by prompt)", split)
@@ -124,13 +128,18 @@ class ExportDialog(QDialog):
         if default_dir:
             self.out_edit.setText(f"{default_dir.rstrip('/')}/preferences.jsonl")
         file_button = QPushButton("File…")
+        file_button.setAccessibleName("Choose a destination file")
         file_button.clicked.connect(self._choose_file)
         folder_button = QPushButton("Folder…")
+        folder_button.setAccessibleName("Choose a destination folder (datasets)")
         folder_button.clicked.connect(self._choose_folder)
         out.addWidget(self.out_edit, 1)
         out.addWidget(file_button)
         out.addWidget(folder_button)
-        form.addRow("&Save to", out)
+        # a layout has no buddy of its own: the label needs one, or its "&" shows literally
+        save_label = QLabel("&Save to")
+        save_label.setBuddy(self.out_edit)
+        form.addRow(save_label, out)
         layout.addLayout(form)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -140,6 +149,8 @@ class ExportDialog(QDialog):
         layout.addWidget(self.progress)
         self.result = QLabel("")
         self.result.setWordWrap(True)
+        # the written paths (or the reason it failed) are for copying into a terminal
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result.setAccessibleName("Export result")
         layout.addWidget(self.result)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
 from hitl_desktop.qt.bench import KEY_TABLE
@@ -21,11 +22,15 @@ class ShortcutsDialog(QDialog):
         )
         label = QLabel(
             "<p>Rank by pressing the cards' numbers, best first. Ties: press <b>=</b> before a "
-            "number. Everything is saved when you submit.</p>"
+            "number.<br>Everything is saved when you submit.</p>"
             f"<table>{rows}</table>"
         )
-        label.setWordWrap(True)
+        # no word wrap: a wrapped rich-text table gets a wrong height-for-width and its last
+        # rows were cut off; unwrapped, the label's size hint is exact
+        label.setWordWrap(False)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         label.setAccessibleName("Keyboard shortcuts")
+        self.label = label
         layout.addWidget(label)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)

@@ -53,6 +53,11 @@ class SettingsDialog(QDialog):
         row.addWidget(folder)
         row.addWidget(file)
         ml.addLayout(row)
+        self.path_error = QLabel("Choose the model's folder or .gguf file, or the embedded model.")
+        self.path_error.setObjectName("Error")
+        self.path_error.setWordWrap(True)
+        self.path_error.hide()
+        ml.addWidget(self.path_error)
         (self.local if settings.model_path else self.embedded).setChecked(True)
         self.embedded.toggled.connect(self._sync)
         layout.addWidget(model_box)
@@ -109,6 +114,15 @@ class SettingsDialog(QDialog):
 
     def _sync(self) -> None:
         self.path_edit.setEnabled(self.local.isChecked())
+        self.path_error.hide()
+
+    def accept(self) -> None:
+        # "a local model" with no path would silently mean the embedded one
+        if self.local.isChecked() and not self.path_edit.text().strip():
+            self.path_error.show()
+            self.path_edit.setFocus()
+            return
+        super().accept()
 
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Model folder")

@@ -35,6 +35,7 @@ class ContinueDialog(QDialog):
         self.editor.setAccessibleName("Next user message")
         layout.addWidget(self.editor, 1)
         self.error = QLabel("")
+        self.error.setObjectName("Error")
         layout.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
