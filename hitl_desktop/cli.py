@@ -9,31 +9,69 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from hitl_desktop.core.store import Store, StoreError, default_db_path
+if TYPE_CHECKING:
+    from hitl_desktop.core.store import Store
 
-DB_HELP = "The database file (default: the user data folder's hitl-desktop.db)."
+DB_HELP = "The database file (default: hitl-desktop.db in the user data folder)."
+MODEL_HELP = "A local Hugging Face model folder or .gguf file (default: the embedded Gemma 3 270M)."
+#: The export formats, for --help without importing the export module (a test keeps it in step).
+EXPORT_FORMATS = "trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar, kto, sft"
+
+
+def _store_module():
+    """``hitl_desktop.core.store``, imported on first use so that ``--help`` stays instant.
+
+    sqlite-utils imports pandas when it is installed (it is, for ``datasets``), which costs
+    about a second and a half and is only used there for inserting pandas timestamps, which the
+    store never does; so pandas is hidden while sqlite-utils is first imported (it treats it as
+    absent). Anything importing pandas later gets it as usual.
+    """
+    if "sqlite_utils" not in sys.modules and "pandas" not in sys.modules:
+        sys.modules["pandas"] = None  # type: ignore[assignment]  # "import pandas" -> ImportError
+        try:
+            import sqlite_utils  # noqa: F401
+        finally:
+            del sys.modules["pandas"]
+    from hitl_desktop.core import store
+
+    return store
+
+
+def _db(db_path: str | None) -> str | None:
+    """The command's --db, else the one given before the command (``hitl-desktop --db X stats``)."""
+    if db_path is None:
+        db_path = click.get_current_context().find_root().params.get("db_path")
+    return db_path
 
 
 def _open_store(db: str | None, *, create: bool = True) -> Store:
+    store = _store_module()
     try:
-        return Store.open(db, create=create)
-    except StoreError as e:
+        return store.Store.open(db, create=create)
+    except store.StoreError as e:
         raise click.ClickException(str(e)) from None
 
 
+def _db_file(db_path: str | None) -> Path:
+    return Path(db_path) if db_path else _store_module().default_db_path()
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", "db_path", type=click.Path(dir_okay=True), default=None, help=DB_HELP)
-@click.option("--model", "model_path", type=click.Path(), default=None, help="Local model folder or GGUF file.")
+@click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
+@click.option("--model", "model_path", type=click.Path(), default=None, help=MODEL_HELP)
 @click.version_option(package_name="hitl-desktop")
 @click.pass_context
 def cli(ctx: click.Context, db_path: str | None, model_path: str | None) -> None:
-    """hitl-desktop: a bench for specialist tutors to rank, flag and correct a local model's
-    answers, and export them as reward-model training pairs.
+    """A bench for specialist tutors: rank, flag and correct a local model's answers, and
+    export them as reward-model training pairs.
 
-    With no command, opens the app."""
+    With no command, opens the app. --db and --model given here also apply to the command
+    that follows (hitl-desktop --db med.db stats).
+    """
     if ctx.invoked_subcommand is not None:
         return
     if db_path is not None:
@@ -44,17 +82,20 @@ def cli(ctx: click.Context, db_path: str | None, model_path: str | None) -> None
     ctx.exit(run(db_path=db_path, model_path=model_path, argv=sys.argv[:1]))
 
 
-@cli.command("import")
+@cli.command("import", short_help="Import prompts and judgments (JSONL or CSV), all or nothing.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--domain", default=None, help="Domain for records that name none.")
 @click.option("--tutor", default="imported", show_default=True, help="Tutor for rankings that name none.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def import_command(file: str, db_path: str | None, domain: str | None, tutor: str, as_json: bool) -> None:
-    """Import prompts (and finished judgments) from a JSONL or CSV file: all or nothing."""
+    """Import prompts (and finished judgments) from a JSONL or CSV file, all or nothing.
+
+    A bad line refuses the whole file; the error names the first bad line and counts the others.
+    """
     from hitl_desktop.core.importing import ImportFileError, import_file
 
-    store = _open_store(db_path)
+    store = _open_store(_db(db_path))
     size = Path(file).stat().st_size
     try:
         if size < 4_000_000:  # a progress bar only for files large enough to take a moment
@@ -71,10 +112,8 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
                     store, file, default_domain=domain, default_tutor=tutor, on_progress=progress
                 )
     except ImportFileError as e:
-        for line in e.details().splitlines()[1:]:
-            click.echo("  " + line, err=True)
         raise click.ClickException(str(e)) from None
-    except StoreError as e:
+    except _store_module().StoreError as e:
         raise click.ClickException(f"{file}: {e}; nothing was imported") from None
     finally:
         store.close()
@@ -89,16 +128,38 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
         )
 
 
-@cli.command("generate")
+class _LoadProgress:
+    """Model loading progress on stderr: one line redrawn in a terminal, else one line per step."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.width = 0
+        self.last = ""
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.tty:
+            line = f"{message} {fraction:4.0%}"
+            click.echo("\r" + line.ljust(self.width), nl=False, err=True)
+            self.width = max(self.width, len(line))
+        elif message != self.last:
+            click.echo(message, err=True)
+        self.last = message
+
+    def done(self) -> None:
+        if self.tty and self.width:
+            click.echo("", err=True)
+
+
+@cli.command("generate", short_help="Write K candidates for every queued prompt.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
-@click.option("--model", "model_path", type=click.Path(), default=None, help="Local model folder or GGUF file (default: the embedded Gemma 3 270M).")
-@click.option("-k", "k", type=click.IntRange(2, 9), default=4, show_default=True, help="Candidates per prompt.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many prompts.")
+@click.option("--model", "model_path", type=click.Path(), default=None, help=MODEL_HELP)
+@click.option("-k", "k", type=click.IntRange(2, 9), metavar="N", default=4, show_default=True, help="Candidates per prompt.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", default=None, help="At most this many prompts.")
 @click.option("--domain", default=None, help="Only prompts of this domain.")
-@click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=256, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0.0, 5.0), default=0.8, show_default=True)
-@click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.95, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each candidate gets its own seed from it.")
+@click.option("--max-new-tokens", type=click.IntRange(1, 8192), metavar="N", default=256, show_default=True, help="Longest answer, in tokens.")
+@click.option("--temperature", type=click.FloatRange(0.0, 5.0), metavar="T", default=0.8, show_default=True, help="0 = greedy.")
+@click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), metavar="P", default=0.95, show_default=True, help="Nucleus sampling.")
+@click.option("--seed", type=int, metavar="N", default=0, show_default=True, help="Base seed; each candidate gets its own seed from it.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line: candidates, tokens, seconds.")
 def generate_command(
     db_path: str | None,
@@ -112,25 +173,93 @@ def generate_command(
     seed: int,
     as_json: bool,
 ) -> None:
-    """Write K candidates for each queued prompt that has none (pre-generation, no GUI)."""
+    """Write K candidates for each queued prompt that has none (pre-generation, no window).
+
+    Each prompt's candidates are saved as soon as they are written; Ctrl+C stops after the
+    current decoding step (the prompt being written is left for later).
+    """
+    store = _open_store(_db(db_path))
+    if model_path is None:
+        model_path = click.get_current_context().find_root().params.get("model_path")
+    try:
+        todo = len(store.queued_prompts(domain=domain, without_candidates=True, limit=limit))
+        if todo == 0:
+            if model_path is not None:  # a bad --model is still an error, found without loading
+                _check_model(model_path)
+            click.echo("No queued prompt without candidates: nothing to do.", err=True)
+            summary, model = None, None
+        else:
+            summary, model = _generate(
+                store, model_path, todo, k=k, limit=limit, domain=domain, seed=seed,
+                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+            )
+    finally:
+        store.close()
+    line = {
+        "prompts": summary.prompts if summary else 0,
+        "candidates": summary.candidates if summary else 0,
+        "tokens": summary.tokens if summary else 0,
+        "seconds": round(summary.seconds, 3) if summary else 0.0,
+        "tokens_per_second": round(summary.tokens_per_second, 2) if summary else 0.0,
+        "skipped": len(summary.skipped) if summary else 0,
+        "stopped": bool(summary and summary.stopped),
+        "model": model,
+    }
+    if as_json:
+        click.echo(json.dumps(line))
+    elif summary:
+        stopped = " Stopped early." if summary.stopped else ""
+        if summary.skipped:
+            stopped = f" Skipped {len(summary.skipped)} prompt(s) the model refused.{stopped}"
+        click.echo(
+            f"Wrote {summary.candidates} candidate(s) for {summary.prompts} prompt(s): "
+            f"{summary.tokens} tokens in {summary.seconds:.1f} s "
+            f"({summary.tokens_per_second:.1f} tok/s).{stopped}"
+        )
+    if summary and summary.stopped:
+        click.get_current_context().exit(130)
+
+
+def _check_model(model_path: str) -> None:
+    from hitl_desktop.core.backends.base import ModelError
+    from hitl_desktop.core.backends.cache import check_model_path
+
+    try:
+        check_model_path(model_path)
+    except ModelError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _generate(store, model_path, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p):  # noqa: ANN001, ANN202
+    """Load the model and fill the queue; Ctrl+C asks the backend to stop within one step."""
+    import signal
+
     from hitl_desktop.core.backends.base import ModelError, SamplingParams
     from hitl_desktop.core.backends.transformers_backend import load_backend
     from hitl_desktop.core.engine import fill_queue
 
-    store = _open_store(db_path)
+    progress = _LoadProgress()
     try:
-        todo = len(store.queued_prompts(domain=domain, without_candidates=True, limit=limit))
-        if todo == 0:
-            click.echo("No queued prompt without candidates.", err=True)
-        try:
-            backend = load_backend(
-                model_path, on_progress=lambda f, msg: click.echo(f"\r{msg} {f:4.0%}", nl=False, err=True)
-            )
-        except ModelError as e:
-            raise click.ClickException(str(e)) from None
-        click.echo("", err=True)
-        params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-        with click.progressbar(length=todo, label=f"Generating with {backend.name}", file=sys.stderr) as bar:
+        backend = load_backend(model_path, on_progress=progress)
+    except ModelError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        progress.done()
+    interrupted: list[bool] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    except ValueError:  # not the main thread: no handler of our own
+        previous = None
+    params = SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+
+    def skipped(prompt, reason: str) -> None:  # noqa: ANN001
+        newline = "\n" if sys.stderr.isatty() else ""  # off the progress bar's line
+        click.echo(f"{newline}Skipped prompt {prompt.external_id or prompt.id}: {reason}", err=True)
+
+    try:
+        with click.progressbar(
+            length=todo, label=f"Generating with {backend.name}", show_pos=True, file=sys.stderr
+        ) as bar:
             summary = fill_queue(
                 store,
                 backend,
@@ -140,40 +269,36 @@ def generate_command(
                 limit=limit,
                 domain=domain,
                 on_prompt_done=lambda n, total, result: bar.update(1),
+                on_prompt_skipped=lambda prompt, reason: (bar.update(1), skipped(prompt, reason)),
+                should_stop=lambda: bool(interrupted),
             )
     except ModelError as e:
         raise click.ClickException(f"generation failed: {e}") from None
-    except StoreError as e:
+    except (RuntimeError, MemoryError) as e:  # torch's errors; what was written so far is saved
+        raise click.ClickException(
+            f"generation failed with {backend.name} ({type(e).__name__}: {e}); "
+            "the candidates written so far are saved"
+        ) from None
+    except _store_module().StoreError as e:
         raise click.ClickException(f"{e}; the candidates written so far are saved") from None
     finally:
-        store.close()
-    line = {
-        "prompts": summary.prompts,
-        "candidates": summary.candidates,
-        "tokens": summary.tokens,
-        "seconds": round(summary.seconds, 3),
-        "tokens_per_second": round(summary.tokens_per_second, 2),
-        "model": backend.name,
-    }
-    if as_json:
-        click.echo(json.dumps(line))
-    else:
-        click.echo(
-            f"Wrote {summary.candidates} candidate(s) for {summary.prompts} prompt(s): "
-            f"{summary.tokens} tokens in {summary.seconds:.1f} s ({summary.tokens_per_second:.1f} tok/s)."
-        )
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if summary.skipped and not summary.prompts and not summary.stopped:
+        raise click.ClickException(f"no prompt could be generated: {summary.skipped[0][1]}")
+    return summary, backend.name
 
 
-@cli.command("export")
+@cli.command("export", short_help="Export judgments as training data.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
-@click.option("--format", "fmt", required=True, help="One of the export formats (see --help of the formats list below).")
+@click.option("--format", "fmt", required=True, metavar="FORMAT", help=f"One of: {EXPORT_FORMATS}.")
 @click.option("--out", required=True, type=click.Path(), help="Output: NAME.jsonl, NAME.parquet, or a folder (datasets save_to_disk).")
 @click.option("--domain", default=None, help="Only this domain.")
 @click.option("--tutor", default=None, help="Only this tutor (by name).")
 @click.option("--since", default=None, help="Only judgments at or after this ISO date/time (UTC).")
 @click.option("--until", default=None, help="Only judgments before this ISO date/time (UTC).")
-@click.option("--test-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/test split.")
+@click.option("--test-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), metavar="X", default=0.0, show_default=True, help="Share of prompts in the test split.")
+@click.option("--seed", type=int, metavar="N", default=0, show_default=True, help="Seed of the train/test split.")
 @click.option("--keep-tutor-names", is_flag=True, help="Write tutor names as they are (default: pseudonyms).")
 @click.option("--include-top-ranked", is_flag=True, help="sft: also the top-ranked answers, not only corrections.")
 @click.option("--consensus", is_flag=True, help="One consensus ranking per prompt judged by several tutors.")
@@ -198,7 +323,7 @@ def export_command(
 
     if fmt not in export.FORMATS:
         raise click.ClickException(f"unknown format {fmt!r}; formats: {', '.join(export.FORMATS)}")
-    store = _open_store(db_path, create=False)
+    store = _open_store(_db(db_path), create=False)
     try:
         items = None
         if consensus:
@@ -236,40 +361,54 @@ def export_command(
         )
 
 
-@cli.command("stats")
+@cli.command("stats", short_help="Counts per domain, and agreement between tutors.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def stats_command(db_path: str | None, as_json: bool) -> None:
     """Counts of prompts, candidates, judgments, pairs and tutors, per domain; agreement."""
+    db_path = _db(db_path)
     store = _open_store(db_path, create=False)
     try:
+        from hitl_desktop.core.agreement import agreement_stats
+
         stats = store.stats()
-        try:
-            from hitl_desktop.core.agreement import agreement_stats
-        except ImportError:  # pragma: no cover - agreement arrives with the many-tutors work
-            agreement_stats = None
-        if agreement_stats is not None:
-            stats["agreement"] = agreement_stats(store)
+        stats["agreement"] = agreement_stats(store)
     finally:
         store.close()
     if as_json:
         click.echo(json.dumps(stats, ensure_ascii=False))
         return
-    click.echo(f"Database: {db_path or default_db_path()}")
+    click.echo(_stats_text(stats, _db_file(db_path)))
+
+
+def _stats_text(stats: dict, db: Path) -> str:
+    lines = [f"Database: {db}", ""]
     for key in ("prompts", "queued", "candidates", "judgments", "corrections", "pairs", "tutors"):
-        click.echo(f"  {key:<12}{stats[key]:>10}")
-    if stats["domains"]:
-        click.echo(f"\n  {'domain':<14}{'prompts':>9}{'judged':>9}{'pairs':>9}{'tutors':>8}")
-        for name, d in stats["domains"].items():
-            click.echo(f"  {name:<14}{d['prompts']:>9}{d['judgments']:>9}{d['pairs']:>9}{d['tutors']:>8}")
+        lines.append(f"  {key:<12}{stats.get(key, 0):>10,}")
+    domains = stats.get("domains") or {}
+    if domains:
+        width = max(14, *(len(name) + 2 for name in domains))
+        lines += ["", f"  {'domain':<{width}}{'prompts':>9}{'judged':>9}{'pairs':>9}{'tutors':>8}"]
+        for name, d in sorted(domains.items()):
+            lines.append(
+                f"  {name:<{width}}{d.get('prompts', 0):>9,}{d.get('judgments', 0):>9,}"
+                f"{d.get('pairs', 0):>9,}{d.get('tutors', 0):>8,}"
+            )
     agreement = stats.get("agreement")
-    if agreement:
-        alpha, tau = agreement.get("krippendorff_alpha"), agreement.get("kendall_tau")
-        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-        click.echo(f"\n  agreement: Krippendorff alpha {fmt(alpha)}, Kendall tau {fmt(tau)}, units {agreement.get('units', 0)}")
+    if agreement and agreement.get("units"):
+        def num(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+
+        lines += [
+            "",
+            f"  agreement   Krippendorff alpha {num(agreement.get('krippendorff_alpha'))}, "
+            f"Kendall tau {num(agreement.get('kendall_tau'))} "
+            f"({agreement.get('units', 0)} unit(s) judged by several tutors)",
+        ]
+    return "\n".join(lines)
 
 
-@cli.command("merge")
+@cli.command("merge", short_help="Merge other workstations' databases into this one.")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -277,10 +416,10 @@ def merge_command(sources: tuple[str, ...], db_path: str | None, as_json: bool) 
     """Bring other workstations' databases into this one (no duplicates; safe to repeat)."""
     from hitl_desktop.core.merging import merge_databases
 
-    store = _open_store(db_path)
+    store = _open_store(_db(db_path))
     try:
         summary = merge_databases(store, list(sources))
-    except StoreError as e:
+    except _store_module().StoreError as e:
         raise click.ClickException(str(e)) from None
     finally:
         store.close()
@@ -290,22 +429,22 @@ def merge_command(sources: tuple[str, ...], db_path: str | None, as_json: bool) 
         click.echo(str(summary))
 
 
-@cli.command("backup")
+@cli.command("backup", short_help="Copy the database to a backup file.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the backup to this new file (default: the rolling backups folder next to the database).")
 def backup_command(db_path: str | None, out: str | None) -> None:
     """Copy the database (consistently, even while it is in use) to a backup file."""
     from hitl_desktop.core import backup
 
-    db = Path(db_path) if db_path else default_db_path()
+    db = _db_file(_db(db_path))
     try:
         path = backup.backup_database(db, reason="manual", out=out)
-    except StoreError as e:
+    except _store_module().StoreError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"Backed up {db} to {path}.")
 
 
-@cli.command("restore")
+@cli.command("restore", short_help="Replace the database with a backup.")
 @click.argument("backup_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--latest", is_flag=True, help="Restore the newest backup that passes the integrity check.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
@@ -317,23 +456,37 @@ def restore_command(backup_file: str | None, latest: bool, db_path: str | None) 
 
     if (backup_file is None) == (not latest):
         raise click.UsageError("give either a BACKUP file or --latest")
-    db = Path(db_path) if db_path else default_db_path()
+    db = _db_file(_db(db_path))
     try:
         if latest:
             used, saved = backup.restore_latest(db)
         else:
             used, saved = Path(backup_file), backup.restore(db, backup_file)
-    except StoreError as e:
+    except _store_module().StoreError as e:
         raise click.ClickException(str(e)) from None
     kept = f"; the database it replaced was saved as {saved}" if saved else ""
     click.echo(f"Restored {db} from {used}{kept}.")
 
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``hitl-desktop`` entry point: the exit code; any error is one line on stderr."""
     try:
-        cli.main(args=argv, prog_name="hitl-desktop", standalone_mode=True)
-    except SystemExit as e:
-        return int(e.code or 0) if not isinstance(e.code, str) else 1
-    return 0
+        rv = cli.main(args=argv, prog_name="hitl-desktop", standalone_mode=False)
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        click.echo(f"Error: {_one_line(e.format_message())}{hint}", err=True)
+        return e.exit_code
+    except click.ClickException as e:
+        click.echo(f"Error: {_one_line(e.format_message())}", err=True)
+        return e.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

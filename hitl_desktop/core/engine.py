@@ -9,9 +9,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from hitl_desktop.core.backends.base import GenerationResult, ModelBackend, SamplingParams
+from hitl_desktop.core.backends.base import (
+    GenerationResult,
+    ModelBackend,
+    ModelError,
+    SamplingParams,
+)
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import Candidate, Prompt
 
@@ -60,6 +65,8 @@ class GenerateSummary:
     tokens: int = 0
     seconds: float = 0.0
     stopped: bool = False
+    #: (prompt, reason) of each prompt the model refused (too long, a template that refuses it)
+    skipped: list[tuple[Prompt, str]] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
@@ -76,22 +83,35 @@ def fill_queue(
     limit: int | None = None,
     domain: str | None = None,
     on_prompt_done: Callable[[int, int, GenerationResult], None] | None = None,
+    on_prompt_skipped: Callable[[Prompt, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> GenerateSummary:
-    """Write K candidates for every queued prompt that has none; each prompt is saved at once."""
+    """Write K candidates for every queued prompt that has none; each prompt is saved at once.
+
+    A prompt the model refuses (a ModelError from ``generate``: a conversation longer than its
+    context, a chat template that rejects it) is skipped and reported through
+    ``on_prompt_skipped(prompt, reason)`` and ``summary.skipped``; the others go on. Every
+    other exception propagates (what was saved stays saved).
+    """
     if not 2 <= k <= 9:
         raise ValueError(f"k must be from 2 to 9, not {k}")
     prompts = store.queued_prompts(domain=domain, without_candidates=True, limit=limit)
     summary = GenerateSummary()
     start = time.perf_counter()
     for n, prompt in enumerate(prompts, start=1):
-        result = backend.generate(
-            prompt.conversation(),
-            k=k,
-            params=params,
-            seeds=seeds_for(prompt, base_seed=base_seed, k=k),
-            should_stop=should_stop,
-        )
+        try:
+            result = backend.generate(
+                prompt.conversation(),
+                k=k,
+                params=params,
+                seeds=seeds_for(prompt, base_seed=base_seed, k=k),
+                should_stop=should_stop,
+            )
+        except ModelError as e:
+            summary.skipped.append((prompt, str(e)))
+            if on_prompt_skipped:
+                on_prompt_skipped(prompt, str(e))
+            continue
         if result.stopped:
             summary.stopped = True
             break

@@ -162,6 +162,98 @@ def test_chat_template_when_present(tiny_chat):
     assert result.params["prompt_format"] == "chat_template"
 
 
+#: Gemma 2's template: no system role (it raises), "model" for the assistant.
+REFUSES_SYSTEM = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "<start_of_turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
+    "{{ message['content'] | trim }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def test_chat_template_with_a_system_turn_and_earlier_turns(tiny_chat):
+    conv = [
+        Message("system", "Be brief."),
+        Message("user", "Hi"),
+        Message("assistant", "Hello."),
+        Message("user", "Capital?"),
+    ]
+    assert tiny_chat.format_prompt(conv) == (
+        "<bos><start_of_turn>system\nBe brief.<end_of_turn>\n<start_of_turn>user\nHi<end_of_turn>\n"
+        "<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nCapital?<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+
+
+def test_a_template_without_a_system_role_gets_it_in_the_first_user_turn(tiny_chat):
+    tiny_chat.tokenizer.chat_template = REFUSES_SYSTEM
+    conv = [Message("system", "Be brief."), Message("user", "Hi"), Message("assistant", "Hello."), Message("user", "Capital?")]
+    assert tiny_chat.format_prompt(conv) == (
+        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+        "<start_of_turn>user\nCapital?<end_of_turn>\n<start_of_turn>model\n"
+    )
+    assert len(tiny_chat.generate(conv, k=2, params=LONG, seeds=[1, 2]).candidates) == 2
+
+
+def test_a_conversation_the_template_refuses_is_a_model_error(tiny_chat, tiny_chat_model_dir):
+    tiny_chat.tokenizer.chat_template = REFUSES_SYSTEM
+    with pytest.raises(ModelError) as err:
+        tiny_chat.generate([Message("user", "a"), Message("user", "b")], k=2, params=LONG, seeds=[1, 2])
+    assert_names(err, tiny_chat_model_dir, "chat template", "alternate")
+
+
+@pytest.fixture(scope="session")
+def chatml_model_dir(tiny_chat_model_dir, tmp_path_factory):
+    """The tiny chat model with a ChatML-style template whose end-of-turn token is new to it
+    (in no list of known ones), and a generation config naming one more EOS id (Llama 3 style)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("chatml") / "tiny-chatml"
+    shutil.copytree(tiny_chat_model_dir, folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.add_tokens(["<|turn|>", "<|turn_over|>", "<|stop_here|>"], special_tokens=True)
+    tok.chat_template = (
+        "{% for m in messages %}<|turn|>{{ m['role'] }}\n{{ m['content'] }}<|turn_over|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|turn|>assistant\n{% endif %}"
+    )
+    tok.save_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    model.resize_token_embeddings(len(tok))
+    model.generation_config.eos_token_id = [EOS_ID, tok.convert_tokens_to_ids("<|stop_here|>")]
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_the_end_of_turn_token_is_read_from_the_template_and_generation_config(chatml_model_dir):
+    backend = TransformersBackend.load(chatml_model_dir)
+    turn_over = backend.tokenizer.convert_tokens_to_ids("<|turn_over|>")
+    stop_here = backend.tokenizer.convert_tokens_to_ids("<|stop_here|>")
+    assert {EOS_ID, turn_over, stop_here} <= backend.eos_ids
+    assert backend.tokenizer.convert_tokens_to_ids("<|turn|>") not in backend.eos_ids
+    conv = [Message("system", "Be brief."), Message("user", "Hi")]
+    assert backend.format_prompt(conv) == (
+        "<|turn|>system\nBe brief.<|turn_over|>\n<|turn|>user\nHi<|turn_over|>\n<|turn|>assistant\n"
+    )
+    for token in (turn_over, stop_here):
+        backend.logit_bias = {token: 50.0}
+        result = backend.generate(conv, k=2, params=LONG, seeds=[1, 2])
+        assert [(c.tokens, c.finish_reason, c.text) for c in result.candidates] == [(0, "eos", "")] * 2
+
+
+def test_a_row_ends_at_the_end_of_turn_mid_answer_and_the_others_go_on(tiny_chat):
+    # the end of turn made likely enough that some rows write it after a few tokens
+    tiny_chat.logit_bias = {END_OF_TURN_ID: 2.0, EOS_ID: float("-inf")}
+    result = tiny_chat.generate(CONV, k=6, params=LONG, seeds=list(range(6)))
+    reasons = [c.finish_reason for c in result.candidates]
+    assert "eos" in reasons and "length" in reasons, reasons
+    for c in result.candidates:
+        assert "<end_of_turn>" not in c.text
+        assert c.tokens < 24 if c.finish_reason == "eos" else c.tokens == 24
+
+
 # ------------------------------------------------------------------------------ generation
 
 
@@ -336,6 +428,27 @@ def test_an_exception_in_the_model_propagates(tiny, monkeypatch):
         tiny.generate(CONV, k=2, params=LONG, seeds=[1, 2])
 
 
+def test_a_long_conversation_gets_shorter_answers_and_one_too_long_a_model_error(tiny):
+    no_eos(tiny)
+    limit = tiny.max_positions
+    assert limit == 1024
+    words = "Paris " * 2000
+    lo, hi = 0, 2000  # the most words that still leave room for an answer
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(tiny.encode_prompt([Message("user", words[: 6 * mid])])) < limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    conv = [Message("user", words[: 6 * lo])]
+    room = limit - len(tiny.encode_prompt(conv))
+    assert 0 < room <= 10
+    result = tiny.generate(conv, k=2, params=LONG, seeds=[1, 2])
+    assert [(c.tokens, c.finish_reason) for c in result.candidates] == [(room, "length")] * 2
+    with pytest.raises(ModelError, match="no room"):
+        tiny.generate([Message("user", words)], k=2, params=LONG, seeds=[1, 2])
+
+
 # ------------------------------------------------------------------------------ streaming units
 
 
@@ -425,6 +538,22 @@ def test_folder_without_weights_or_with_corrupt_weights(tiny_model_dir, tmp_path
     assert "model.safetensors" in str(err.value)
 
 
+def test_sharded_folder_with_a_missing_shard_or_a_spare_copy(tiny_model_dir, tmp_path):
+    folder = tmp_path / "sharded"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelError) as err:
+        TransformersBackend.load(folder)
+    assert_names(err, folder, "incomplete", "model-00002-of-00002.safetensors")
+    # a second copy of the weights beside the ones loaded is not counted (nor hashed)
+    spare = tmp_path / "spare"
+    shutil.copytree(tiny_model_dir, spare)
+    shutil.copy(spare / "model.safetensors", spare / "consolidated.safetensors")
+    assert TransformersBackend.load(spare, warmup=False).revision == TransformersBackend.load(tiny_model_dir, warmup=False).revision
+
+
 def test_truncated_gguf(tmp_path, tiny_chat_model_dir):
     path = build_tiny_gguf(tmp_path / "tiny.gguf", model_dir=tiny_chat_model_dir)
     data = path.read_bytes()
@@ -449,6 +578,31 @@ def test_random_bytes_gguf(tmp_path):
     with pytest.raises(ModelError) as err:
         TransformersBackend.load(other)
     assert_names(err, other, "not a model")
+
+
+def test_unreadable_model_file_is_a_model_error(tmp_path, monkeypatch):
+    path = tmp_path / "locked.gguf"
+    path.write_bytes(b"GGUF" + bytes(100))
+
+    def denied(*a, **kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache, "read_gguf_info", denied)
+    with pytest.raises(ModelError) as err:
+        TransformersBackend.load(path)
+    assert_names(err, path, "permission denied")
+
+
+def test_a_model_that_loads_but_does_not_run_is_a_model_error(tiny_model_dir, monkeypatch):
+    from hitl_desktop.core.backends import transformers_backend
+
+    def broken(model):
+        raise RuntimeError("shape mismatch in layer 0")
+
+    monkeypatch.setattr(transformers_backend, "_warm_up", broken)
+    with pytest.raises(ModelError) as err:
+        TransformersBackend.load(tiny_model_dir)
+    assert_names(err, tiny_model_dir, "does not run", "shape mismatch")
 
 
 def test_model_too_large_for_memory(tiny_model_dir, tiny_chat_model_dir, tmp_path, monkeypatch):

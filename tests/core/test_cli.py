@@ -137,3 +137,82 @@ def test_export_with_consensus_and_stats_agreement(runner, jsonl, db_path, tmp_p
     stats = json.loads(runner.invoke(cli, ["stats", "--db", str(db_path), "--json"]).output)
     assert stats["agreement"]["units"] == 3 and stats["agreement"]["prompts"] == 1
     assert stats["agreement"]["kendall_tau"] is not None
+
+
+# ------------------------------------------------------------------------------ shell contract
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["export", "--db", "{db}"], "missing option '--format'"),
+        (["import", "{tmp}/nowhere.jsonl", "--db", "{db}"], "does not exist"),
+        (["generate", "--db", "{db}", "-k", "12"], "12 is not in the range"),
+        (["frobnicate"], "no such command"),
+        (["stats", "--db", "{tmp}/missing.db"], "no such database"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_a_nonzero_exit(args, words, tmp_path, db_path, capsys):
+    from hitl_desktop.cli import main
+
+    args = [a.format(db=db_path, tmp=tmp_path) for a in args]
+    code = main(args)
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: ") and words in lines[0].lower()
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_main_returns_zero_on_success_and_for_help(capsys, jsonl, db_path):
+    from hitl_desktop.cli import main
+
+    assert main(["import", str(jsonl), "--db", str(db_path)]) == 0
+    assert main(["--help"]) == 0 and "Commands:" in capsys.readouterr().out
+
+
+def test_db_given_before_the_command_applies_to_it(runner, jsonl, db_path):
+    assert runner.invoke(cli, ["--db", str(db_path), "import", str(jsonl)]).exit_code == 0
+    result = runner.invoke(cli, ["--db", str(db_path), "stats", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["prompts"] == 2
+
+
+def test_every_command_has_a_help_that_reads_well(runner):
+    from hitl_desktop.core.export import FORMATS
+
+    top = runner.invoke(cli, ["--help"])
+    assert top.exit_code == 0
+    listed = top.output.split("Commands:")[1]
+    assert "..." not in listed  # short help that fits: no truncated sentence
+    for name in cli.commands:
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and "Usage: " in result.output, name
+        assert "--db PATH" in result.output
+    export_help = " ".join(runner.invoke(cli, ["export", "--help"]).output.split())
+    assert all(fmt in export_help for fmt in FORMATS)
+
+
+def test_stats_human_output_is_a_tidy_table(runner, jsonl, db_path):
+    runner.invoke(cli, ["import", str(jsonl), "--db", str(db_path)])
+    lines = runner.invoke(cli, ["stats", "--db", str(db_path)]).output.splitlines()
+    assert lines[0] == f"Database: {db_path}"
+    counts = {line.split()[0]: line for line in lines if line.startswith("  ") and len(line.split()) == 2}
+    assert set(counts) >= {"prompts", "queued", "candidates", "judgments", "pairs", "tutors"}
+    assert len({len(line) for line in counts.values()}) == 1  # numbers right-aligned in one column
+    table = [line for line in lines if line.split()[:1] in (["domain"], ["finance"], ["medicine"])]
+    assert [t.split()[0] for t in table] == ["domain", "finance", "medicine"]
+    assert len({len(t) for t in table}) == 1
+    assert any(line.strip().startswith("agreement") for line in lines)
+
+
+def test_the_command_line_starts_without_torch_or_pandas():
+    code = (
+        "import sys, hitl_desktop.cli as c; c._store_module(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'PySide6') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -57,3 +57,82 @@ def test_generate_with_a_bad_model_exits_with_one_line(tmp_path, db_path):
     assert "broken.gguf" in result.output and "Traceback" not in result.output
     with Store.open(db_path) as s:
         assert s.db["candidates"].count == 0
+
+
+def test_generate_with_nothing_queued_loads_no_model(tmp_path, db_path, monkeypatch):
+    from hitl_desktop.core.backends import transformers_backend
+
+    def no_load(*a, **kw):
+        raise AssertionError("the model was loaded for nothing")
+
+    monkeypatch.setattr(transformers_backend, "load_backend", no_load)
+    queue(tmp_path, db_path, n=1)
+    result = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--domain", "law", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["candidates"] == 0
+    # a bad --model is still refused (checked without loading it)
+    result = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--domain", "law", "--model", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "nowhere: model not found" in result.output
+
+
+def test_ctrl_c_stops_generation_and_keeps_what_was_saved(tmp_path, db_path, monkeypatch):
+    import os
+    import signal
+    import time
+
+    from hitl_desktop.core import engine
+    from hitl_desktop.core.backends import transformers_backend
+
+    class Backend:
+        name = "fake"
+
+    def fill_queue(store, backend, *, should_stop, **kw):
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl+C does
+        deadline = time.monotonic() + 5
+        while not should_stop() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert should_stop()
+        return engine.GenerateSummary(prompts=1, candidates=2, tokens=10, seconds=1.0, stopped=True)
+
+    monkeypatch.setattr(transformers_backend, "load_backend", lambda *a, **kw: Backend())
+    monkeypatch.setattr(engine, "fill_queue", fill_queue)
+    queue(tmp_path, db_path, n=2)
+    result = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--json"])
+    assert result.exit_code == 130, result.output
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert last["stopped"] is True and last["candidates"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
+
+
+def test_a_model_failing_mid_way_is_one_line_and_keeps_the_earlier_prompts(tmp_path, db_path, tiny_model_dir, monkeypatch):
+    from hitl_desktop.core.backends.transformers_backend import TransformersBackend
+
+    real = TransformersBackend.generate
+    calls = []
+
+    def flaky(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory in the attention")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(TransformersBackend, "generate", flaky)
+    queue(tmp_path, db_path, n=3)
+    result = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--model", str(tiny_model_dir), "--max-new-tokens", "4"])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "out of memory" in errors[0] and "Traceback" not in result.output
+    with Store.open(db_path) as s:
+        assert s.db["candidates"].count == 4  # the first prompt's candidates are saved
+
+
+def test_a_prompt_too_long_for_the_model_is_skipped_and_the_others_are_written(tmp_path, db_path, tiny_model_dir):
+    f = tmp_path / "mixed.jsonl"
+    records = [{"id": "short", "prompt": "Explain.", "domain": "stem"}, {"id": "long", "prompt": "Paris " * 3000, "domain": "stem"}]
+    f.write_text("\n".join(json.dumps(r) for r in records))
+    assert CliRunner().invoke(cli, ["import", str(f), "--db", str(db_path)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--model", str(tiny_model_dir), "--max-new-tokens", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (last["prompts"], last["candidates"], last["skipped"]) == (1, 4, 1)
+    assert "Skipped prompt long:" in result.stderr and "no room" in result.stderr

