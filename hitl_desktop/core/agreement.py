@@ -32,17 +32,12 @@ from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-import krippendorff
-import numpy as np
-from scipy.stats import kendalltau
-
-from hitl_desktop.core.types import Candidate, JudgedItem, Prompt
+from hitl_desktop.core.types import CONSENSUS_TUTOR, Candidate, JudgedItem, Prompt
 
 if TYPE_CHECKING:
     from hitl_desktop.core.store import Store
 
 #: The tutor name of consensus items (see consensus.py); never counted as a tutor.
-CONSENSUS_TUTOR = "consensus"
 
 
 def latest_by_tutor(items: Iterable[JudgedItem]) -> dict[str, dict[str, JudgedItem]]:
@@ -75,12 +70,14 @@ def _kendall_tau_b(x: tuple[int, ...], y: tuple[int, ...]) -> float | None:
     # cache by value.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        from scipy.stats import kendalltau  # imported when needed: scipy takes ~1 s to load
+
         tau = float(kendalltau(x, y).statistic)
     return None if math.isnan(tau) else tau
 
 
 def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if values else None
+    return sum(values) / len(values) if values else None
 
 
 def _finite(value: float) -> float | None:
@@ -126,6 +123,9 @@ def ordinal_alpha(columns: Sequence[Sequence[float]]) -> float | None:
     """Krippendorff's ordinal alpha of unit columns (one value per coder, NaN = missing)."""
     if not columns:
         return None
+    import krippendorff  # imported when needed, with numpy
+    import numpy as np
+
     data = np.array(columns, dtype=float).T  # coders x units
     values = data[~np.isnan(data)]
     if np.unique(values).size < 2:
@@ -168,7 +168,7 @@ def gold_agreement(
 ) -> dict[str, dict[str, Any]]:
     """tutor id -> {"tutor", "kendall_tau" (mean tau-b with gold), "items"} over gold prompts.
 
-    ``gold_candidates``: prompt id -> all its candidates in idx order (``Store.gold_candidates``).
+    ``gold_candidates``: prompt id -> all its candidates in idx order (``Store.candidates_by_prompt``).
     Each tutor's latest judgment of a prompt counts; ``items`` counts the taus in the mean.
     """
     taus: dict[str, list[float]] = defaultdict(list)
@@ -203,7 +203,7 @@ def agreement_stats(store: Store) -> dict[str, Any]:
     """
     items = list(store.judged_items())
     gold_pids = {i.prompt.id for i in items if i.prompt.gold_ranking is not None}
-    gold = gold_agreement(items, store.gold_candidates(sorted(gold_pids)))
+    gold = gold_agreement(items, store.candidates_by_prompt(sorted(gold_pids)))
     return {
         **agreement(items),
         "by_domain": agreement_by_domain(items),

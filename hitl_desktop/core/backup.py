@@ -47,7 +47,6 @@ import re
 import shlex
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hitl_desktop.core import store as _store
+from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
 from hitl_desktop.core.migrations import migrations
 from hitl_desktop.core.store import (
     BusyAwareConnection,
@@ -168,19 +168,6 @@ def _connect_ro(path: Path, *, immutable: bool = True) -> sqlite3.Connection:
     )
     conn.execute("PRAGMA query_only = ON")
     return conn
-
-
-def _fsync_path(path: Path, *, directory: bool = False) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _check_result(rows: list[tuple]) -> str | None:
@@ -320,7 +307,7 @@ def _copy(source: sqlite3.Connection, dest_path: Path, *, verify: bool) -> None:
                 raise StoreError(f"{dest_path}: the copy does not pass the integrity check ({problem})")
     finally:
         dest.close()
-    _fsync_path(dest_path)
+    fsync_file(dest_path)
 
 
 def _new_backup_path(db_path: Path, reason: str, folder: Path) -> Path:
@@ -379,13 +366,9 @@ def backup_database(
             final = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(
-                prefix=f".{db_path.stem}-", suffix=".db.partial", dir=folder
-            )
-            os.close(fd)
+            tmp = temp_file(folder, prefix=f".{db_path.stem}-", suffix=".db.partial")
         except OSError as e:
             raise StoreError(f"{folder}: cannot write a backup there ({e.strerror or e})") from e
-        tmp = Path(tmp_name)
         with contextlib.suppress(OSError):  # the database's permissions (mkstemp: private)
             os.chmod(tmp, db_path.stat().st_mode & 0o666)
         try:
@@ -398,7 +381,7 @@ def backup_database(
             if out is not None and final.exists():
                 raise StoreError(f"{final}: already exists; a backup never overwrites a file")
             os.replace(tmp, final)
-            _fsync_path(folder, directory=True)
+            fsync_dir(folder)
         except OSError as e:
             raise StoreError(f"{folder}: cannot write a backup there ({e.strerror or e})") from e
         finally:
@@ -501,8 +484,8 @@ def _save_damaged(db_path: Path) -> Path:
         side = Path(f"{db_path}{suffix}")
         if side.exists():
             shutil.copy2(side, Path(f"{dest}{suffix}"))
-    _fsync_path(dest)
-    _fsync_path(folder, directory=True)
+    fsync_file(dest)
+    fsync_dir(folder)
     return dest
 
 
@@ -587,15 +570,13 @@ def restore(
                 dest.close()
         else:
             db.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{db.name}.", suffix=".restore", dir=db.parent)
-            os.close(fd)
-            tmp = Path(tmp_name)
+            tmp = temp_file(db.parent, prefix=f".{db.name}.", suffix=".restore")
             try:
                 _copy(src, tmp, verify=True)
                 for suffix in ("-wal", "-shm"):
                     Path(f"{db}{suffix}").unlink(missing_ok=True)
                 os.replace(tmp, db)
-                _fsync_path(db.parent, directory=True)
+                fsync_dir(db.parent)
             except (OSError, sqlite3.Error) as e:
                 raise StoreError(f"{db}: restore failed ({e})") from e
             finally:

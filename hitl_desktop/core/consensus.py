@@ -44,8 +44,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
-from hitl_desktop.core.agreement import CONSENSUS_TUTOR, latest_by_tutor
-from hitl_desktop.core.types import JudgedItem, Judgment
+from hitl_desktop.core.agreement import latest_by_tutor
+from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem, Judgment
 
 METHODS = ("ranked-pairs", "borda")
 

@@ -86,15 +86,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hitl_desktop.core.agreement import CONSENSUS_TUTOR
+from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
 from hitl_desktop.core.ranking import dense_ranks, pairs_for_item, split_prompt_ids
-from hitl_desktop.core.types import Candidate, JudgedItem, Message
+from hitl_desktop.core.types import CONSENSUS_TUTOR, Candidate, JudgedItem, Message, PreferencePair
 
 FORMATS: tuple[str, ...] = (
     "trl-preference",
@@ -224,8 +224,6 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 
-_PAIRED = frozenset({"trl-preference", "trl-preference-chat", "hh-rlhf", "ultrafeedback"})
-
 
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
@@ -301,6 +299,173 @@ def _desirable(item: JudgedItem) -> list[tuple[Candidate, bool]]:
     return [(c, (not j.all_bad) and j.ranks[c.id] == best and c.id != corrected) for c in cands]
 
 
+def _pair_metadata(p: PreferencePair, item: JudgedItem, tutor: str) -> dict[str, Any]:
+    """The metadata columns of a pair's row (``_META_PAIR`` but ``prompt_id``); ``tutor`` is the
+    name as exported (pseudonymised unless asked), also in a correction's ``chosen_model``."""
+    return {
+        "judgment_id": p.judgment_id,
+        "domain": item.domain,
+        "tutor": tutor,
+        "chosen_model": f"tutor:{tutor}" if p.source == "correction" else p.chosen_model,
+        "rejected_model": p.rejected_model,
+        "chosen_seed": p.chosen_seed,
+        "rejected_seed": p.rejected_seed,
+        "source": p.source,
+        "created_at": p.created_at,
+    }
+
+
+def _trl_preference_rows(
+    item: JudgedItem, pairs: list[PreferencePair], tutor: str
+) -> Iterator[dict[str, Any]]:
+    prompt = render_prompt(item.prompt.messages, item.prompt.text)
+    for p in pairs:
+        yield {
+            "prompt": prompt,
+            "chosen": p.chosen,
+            "rejected": p.rejected,
+            "margin": float(p.margin),
+            "prompt_id": p.prompt_id,
+            **_pair_metadata(p, item, tutor),
+        }
+
+
+def _trl_preference_chat_rows(
+    item: JudgedItem, pairs: list[PreferencePair], tutor: str
+) -> Iterator[dict[str, Any]]:
+    conv = _conversation(item)
+    for p in pairs:
+        yield {
+            "prompt": conv,
+            "chosen": [{"role": "assistant", "content": p.chosen}],
+            "rejected": [{"role": "assistant", "content": p.rejected}],
+            "margin": float(p.margin),
+            "prompt_id": p.prompt_id,
+            **_pair_metadata(p, item, tutor),
+        }
+
+
+def _hh_rlhf_rows(
+    item: JudgedItem, pairs: list[PreferencePair], tutor: str
+) -> Iterator[dict[str, Any]]:
+    head = render_transcript(item.prompt.messages, item.prompt.text) + "\n\nAssistant: "
+    for p in pairs:
+        yield {
+            "chosen": head + p.chosen,
+            "rejected": head + p.rejected,
+            "prompt_id": p.prompt_id,
+            **_pair_metadata(p, item, tutor),
+        }
+
+
+def _ultrafeedback_rows(
+    item: JudgedItem, pairs: list[PreferencePair], tutor: str
+) -> Iterator[dict[str, Any]]:
+    j = item.judgment
+    prompt = render_prompt(item.prompt.messages, item.prompt.text)
+    prompt_hash = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+    conv = _conversation(item)
+    known = {c.id for c in item.candidates}
+    dense = dense_ranks({cid: r for cid, r in j.ranks.items() if cid in known})
+    levels = len(set(dense.values()))
+    corr_id = j.correction.id if j.correction is not None else None
+
+    def score(answer_id: str) -> float:
+        return float(levels + 1) if answer_id == corr_id else float(levels - dense[answer_id] + 1)
+
+    for p in pairs:
+        chosen = [*conv, {"role": "assistant", "content": p.chosen}]
+        yield {
+            "prompt": prompt,
+            "prompt_id": prompt_hash,
+            "chosen": chosen,
+            "rejected": [*conv, {"role": "assistant", "content": p.rejected}],
+            "messages": chosen,
+            "score_chosen": score(p.chosen_id),
+            "score_rejected": score(p.rejected_id),
+            "hitl_prompt_id": p.prompt_id,
+            **_pair_metadata(p, item, tutor),
+        }
+
+
+_PAIR_ROWS = {
+    "trl-preference": _trl_preference_rows,
+    "trl-preference-chat": _trl_preference_chat_rows,
+    "hh-rlhf": _hh_rlhf_rows,
+    "ultrafeedback": _ultrafeedback_rows,
+}
+_PAIRED = frozenset(_PAIR_ROWS)
+
+
+def _nectar_rows(item: JudgedItem, tutor: str) -> Iterator[dict[str, Any]]:
+    j = item.judgment
+    msgs = item.prompt.messages
+    cands = [c for c in item.candidates if c.id in j.ranks]
+    cands.sort(key=lambda c: (j.ranks[c.id], c.index))
+    corr = j.correction
+    with_corr = corr is not None and all(c.text != corr.text for c in cands)
+    shift = 1 if with_corr else 0
+    answers = [{"answer": corr.text, "model": f"tutor:{tutor}", "rank": 1}] if with_corr else []
+    answers.extend(
+        {"answer": c.text, "model": c.model, "rank": j.ranks[c.id] + shift} for c in cands
+    )
+    if not answers:
+        return
+    yield {
+        "prompt": render_transcript(msgs, item.prompt.text) + "\n\nAssistant:",
+        "answers": answers,
+        "num_responses": len(answers),
+        "turns": 1 + sum(1 for m in msgs if m.role == "user"),
+        "all_bad": bool(j.all_bad),
+        "judgment_id": j.id,
+        "prompt_id": item.prompt.id,
+        "domain": item.domain,
+        "tutor": tutor,
+        "source": "correction" if with_corr else "ranking",
+        "created_at": j.created_at,
+    }
+
+
+def _completion_rows(
+    fmt: str, item: JudgedItem, tutor: str, include_top_ranked: bool
+) -> Iterator[dict[str, Any]]:
+    """kto (every answer, labelled) and sft (the correction, and top answers when asked)."""
+    j = item.judgment
+    labelled: list[tuple[str, str, int | None, str, bool]] = []  # text, model, seed, source, good
+    if j.correction is not None:
+        labelled.append((j.correction.text, f"tutor:{tutor}", None, "correction", True))
+    if fmt == "kto" or include_top_ranked:
+        for c, good in _desirable(item):
+            if fmt == "sft" and not good:
+                continue
+            labelled.append((c.text, c.model, c.seed, "ranking", good))
+    if not labelled:
+        return
+    prompt = render_prompt(item.prompt.messages, item.prompt.text)
+    conv = _conversation(item) if fmt == "sft" else None
+    seen: set[str] = set()
+    for completion, model, seed, source, good in labelled:
+        if completion in seen:
+            continue
+        seen.add(completion)
+        row: dict[str, Any] = {"prompt": prompt, "completion": completion}
+        if fmt == "kto":
+            row["label"] = good
+        else:
+            row["messages"] = [*conv, {"role": "assistant", "content": completion}]
+        row.update(
+            judgment_id=j.id,
+            prompt_id=item.prompt.id,
+            domain=item.domain,
+            tutor=tutor,
+            model=model,
+            seed=seed,
+            source=source,
+            created_at=j.created_at,
+        )
+        yield row
+
+
 def build_rows(
     fmt: str,
     items: Iterable[JudgedItem],
@@ -311,208 +476,21 @@ def build_rows(
     """The rows of one format for these judged items (pure: no file, no database)."""
     _check_format(fmt)
     rows: list[dict[str, Any]] = []
-    append = rows.append
+    pair_rows = _PAIR_ROWS.get(fmt)
     for item in items:
-        j = item.judgment
         tutor = tutor_name(item.tutor_name)
-        tutor_model = f"tutor:{tutor}"
-        msgs = item.prompt.messages
-        text = item.prompt.text
-        pid = item.prompt.id
-        if fmt in _PAIRED:
+        if pair_rows is not None:
             pairs = pairs_for_item(item)
-            if not pairs:
-                continue
-            if fmt == "trl-preference":
-                prompt = render_prompt(msgs, text)
-                for p in pairs:
-                    append(
-                        {
-                            "prompt": prompt,
-                            "chosen": p.chosen,
-                            "rejected": p.rejected,
-                            "margin": float(p.margin),
-                            "judgment_id": j.id,
-                            "prompt_id": pid,
-                            "domain": item.domain,
-                            "tutor": tutor,
-                            "chosen_model": tutor_model
-                            if p.source == "correction"
-                            else p.chosen_model,
-                            "rejected_model": p.rejected_model,
-                            "chosen_seed": p.chosen_seed,
-                            "rejected_seed": p.rejected_seed,
-                            "source": p.source,
-                            "created_at": j.created_at,
-                        }
-                    )
-            elif fmt == "trl-preference-chat":
-                conv = _conversation(item)
-                for p in pairs:
-                    append(
-                        {
-                            "prompt": conv,
-                            "chosen": [{"role": "assistant", "content": p.chosen}],
-                            "rejected": [{"role": "assistant", "content": p.rejected}],
-                            "margin": float(p.margin),
-                            "judgment_id": j.id,
-                            "prompt_id": pid,
-                            "domain": item.domain,
-                            "tutor": tutor,
-                            "chosen_model": tutor_model
-                            if p.source == "correction"
-                            else p.chosen_model,
-                            "rejected_model": p.rejected_model,
-                            "chosen_seed": p.chosen_seed,
-                            "rejected_seed": p.rejected_seed,
-                            "source": p.source,
-                            "created_at": j.created_at,
-                        }
-                    )
-            elif fmt == "hh-rlhf":
-                head = render_transcript(msgs, text) + "\n\nAssistant: "
-                for p in pairs:
-                    append(
-                        {
-                            "chosen": head + p.chosen,
-                            "rejected": head + p.rejected,
-                            "judgment_id": j.id,
-                            "prompt_id": pid,
-                            "domain": item.domain,
-                            "tutor": tutor,
-                            "chosen_model": tutor_model
-                            if p.source == "correction"
-                            else p.chosen_model,
-                            "rejected_model": p.rejected_model,
-                            "chosen_seed": p.chosen_seed,
-                            "rejected_seed": p.rejected_seed,
-                            "source": p.source,
-                            "created_at": j.created_at,
-                        }
-                    )
-            else:  # ultrafeedback
-                prompt = render_prompt(msgs, text)
-                prompt_hash = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
-                conv = _conversation(item)
-                known = {c.id for c in item.candidates}
-                dense = dense_ranks({cid: r for cid, r in j.ranks.items() if cid in known})
-                levels = len(set(dense.values()))
-                corr_id = j.correction.id if j.correction is not None else None
-
-                def score(cid: str, _dense=dense, _levels=levels, _corr=corr_id) -> float:
-                    if cid == _corr:
-                        return float(_levels + 1)
-                    return float(_levels - _dense[cid] + 1)
-
-                for p in pairs:
-                    chosen = [*conv, {"role": "assistant", "content": p.chosen}]
-                    append(
-                        {
-                            "prompt": prompt,
-                            "prompt_id": prompt_hash,
-                            "chosen": chosen,
-                            "rejected": [*conv, {"role": "assistant", "content": p.rejected}],
-                            "messages": chosen,
-                            "score_chosen": score(p.chosen_id),
-                            "score_rejected": score(p.rejected_id),
-                            "hitl_prompt_id": pid,
-                            "judgment_id": j.id,
-                            "domain": item.domain,
-                            "tutor": tutor,
-                            "chosen_model": tutor_model
-                            if p.source == "correction"
-                            else p.chosen_model,
-                            "rejected_model": p.rejected_model,
-                            "chosen_seed": p.chosen_seed,
-                            "rejected_seed": p.rejected_seed,
-                            "source": p.source,
-                            "created_at": j.created_at,
-                        }
-                    )
+            if pairs:
+                rows.extend(pair_rows(item, pairs, tutor))
         elif fmt == "nectar":
-            cands = [c for c in item.candidates if c.id in j.ranks]
-            cands.sort(key=lambda c: (j.ranks[c.id], c.index))
-            corr = j.correction
-            with_corr = corr is not None and all(c.text != corr.text for c in cands)
-            shift = 1 if with_corr else 0
-            answers = [{"answer": corr.text, "model": tutor_model, "rank": 1}] if with_corr else []
-            answers.extend(
-                {"answer": c.text, "model": c.model, "rank": j.ranks[c.id] + shift} for c in cands
-            )
-            if not answers:
-                continue
-            append(
-                {
-                    "prompt": render_transcript(msgs, text) + "\n\nAssistant:",
-                    "answers": answers,
-                    "num_responses": len(answers),
-                    "turns": 1 + sum(1 for m in msgs if m.role == "user"),
-                    "all_bad": bool(j.all_bad),
-                    "judgment_id": j.id,
-                    "prompt_id": pid,
-                    "domain": item.domain,
-                    "tutor": tutor,
-                    "source": "correction" if with_corr else "ranking",
-                    "created_at": j.created_at,
-                }
-            )
-        else:  # kto, sft
-            labelled: list[tuple[str, str, int | None, str, bool]] = []
-            if j.correction is not None:
-                labelled.append((j.correction.text, tutor_model, None, "correction", True))
-            if fmt == "kto" or include_top_ranked:
-                for c, good in _desirable(item):
-                    if fmt == "sft" and not good:
-                        continue
-                    labelled.append((c.text, c.model, c.seed, "ranking", good))
-            if not labelled:
-                continue
-            prompt = render_prompt(msgs, text)
-            conv = _conversation(item) if fmt == "sft" else None
-            seen: set[str] = set()
-            for completion, model, seed, source, good in labelled:
-                if completion in seen:
-                    continue
-                seen.add(completion)
-                row: dict[str, Any] = {"prompt": prompt, "completion": completion}
-                if fmt == "kto":
-                    row["label"] = good
-                else:
-                    row["messages"] = [*conv, {"role": "assistant", "content": completion}]
-                row.update(
-                    judgment_id=j.id,
-                    prompt_id=pid,
-                    domain=item.domain,
-                    tutor=tutor,
-                    model=model,
-                    seed=seed,
-                    source=source,
-                    created_at=j.created_at,
-                )
-                append(row)
+            rows.extend(_nectar_rows(item, tutor))
+        else:
+            rows.extend(_completion_rows(fmt, item, tutor, include_top_ranked))
     return rows
 
 
 # -- writing ---------------------------------------------------------------------------------
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temp_file(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -541,16 +519,14 @@ def _write_parquet(path: Path, fmt: str, rows: list[dict[str, Any]]) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(_table(fmt, rows), path)
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
+    fsync_file(path)
 
 
 def _fsync_tree(root: Path) -> None:
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
-            with open(os.path.join(dirpath, name), "rb+") as f:
-                os.fsync(f.fileno())
-        _fsync_dir(Path(dirpath))
+            fsync_file(os.path.join(dirpath, name))
+        fsync_dir(dirpath)
 
 
 def _size_category(n: int) -> str:
@@ -905,7 +881,7 @@ def _replace_files(targets: list[tuple[Path, list[dict[str, Any]]]], kind: str, 
     try:
         for target, rows in targets:
             try:
-                tmp = _temp_file(target)
+                tmp = temp_file(target.parent, prefix=f".{target.name}.", suffix=".tmp")
             except OSError as e:
                 raise _oserror(target, e) from e
             temps.append(tmp)
@@ -918,7 +894,7 @@ def _replace_files(targets: list[tuple[Path, list[dict[str, Any]]]], kind: str, 
                 os.replace(tmp, target)
             except OSError as e:
                 raise _oserror(target, e) from e
-        _fsync_dir(targets[0][0].parent)
+        fsync_dir(targets[0][0].parent)
     except BaseException:
         for tmp in temps:
             try:
@@ -958,7 +934,7 @@ def _replace_folder(out: Path, write: Callable[[Path], None]) -> None:
                 os.rename(old, out)
                 old = None
             raise
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

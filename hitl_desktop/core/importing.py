@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,15 @@ from hitl_desktop.core.types import (
 
 ROLES = ("system", "user", "assistant")
 DEFAULT_TUTOR = "imported"
+
+#: Namespace of imported judgments' ids (uuid5 of the prompt's external id and the tutor name).
+IMPORT_NAMESPACE = uuid.UUID("3d0c8f7e-5a1b-5e2c-8f4d-9b6a7c2e1f30")
+
+
+def imported_judgment_id(external_id: str, tutor: str) -> str:
+    """The id of a tutor's imported judgment of a prompt: the same on every workstation that
+    imports that record, so a merge of their databases keeps one copy (as an import does)."""
+    return str(uuid.uuid5(IMPORT_NAMESPACE, json.dumps([external_id, tutor], ensure_ascii=False)))
 MAX_ERRORS_SHOWN = 20
 
 ProgressCallback = Callable[[int, int], None]  # (bytes read, total bytes)
@@ -143,6 +153,12 @@ def _expect(obj: dict[str, Any], key: str, types: type | tuple[type, ...], what:
 
 def _check_text(value: Any, path: str) -> None:
     """Refuse strings SQLite cannot store: JSON escapes can make lone UTF-16 surrogates."""
+    if path == "":
+        try:  # the usual case, in one C call; walk the record only to name the bad field
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            return
+        except UnicodeEncodeError:
+            pass
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -418,18 +434,20 @@ class _Plan:
         self._tutors: dict[str, str] = {t.name: t.id for t in store.tutors()}
         self._prompts: dict[str, tuple[Prompt, int]] = {}  # external id -> (prompt, line)
         self._cands: dict[str, dict[str, Candidate]] = {}  # prompt id -> text -> candidate
+        self._next_index: dict[str, int] = {}  # prompt id -> idx of its next new candidate
         self._judged: set[tuple[str, str]] = set()  # (prompt id, tutor id) already judged
         self._reused: set[str] = set()
 
     def load_existing(self, ext_ids: list[str]) -> None:
-        """Bring in the prompts of the database that the file's ids name."""
-        found = self.store.prompt_ids_by_external_id(ext_ids)
-        for ext, pid in found.items():
-            prompt = self.store.get_prompt(pid)
+        """Bring in the prompts of the database that the file's ids name (a few queries in all)."""
+        found = self.store.prompts_by_external_id(ext_ids)
+        pids = [prompt.id for prompt in found.values()]
+        for ext, prompt in found.items():
             self._prompts[ext] = (prompt, 0)
-            self._cands[pid] = {c.text: c for c in self.store.candidates_for(pid)}
-            for j in self.store.judgments_for(pid):
-                self._judged.add((pid, j.tutor_id))
+        for pid, cands in self.store.candidates_by_prompt(pids).items():
+            self._cands[pid] = {c.text: c for c in cands}
+            self._next_index[pid] = max((c.index for c in cands), default=-1) + 1
+        self._judged |= self.store.judging_tutor_ids(pids)
 
     def _tutor_id(self, name: str) -> str:
         tid = self._tutors.get(name)
@@ -467,6 +485,7 @@ class _Plan:
             )
             self.new_prompts.append(prompt)
             self._cands[prompt.id] = {}
+            self._next_index[prompt.id] = 0
             if rec.external_id is not None:
                 self._prompts[rec.external_id] = (prompt, rec.line)
             s.prompts += 1
@@ -477,7 +496,9 @@ class _Plan:
         for text, model in rec.candidates:
             cand = by_text.get(text)
             if cand is None:
-                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=len(by_text))
+                index = self._next_index[prompt.id]
+                self._next_index[prompt.id] = index + 1
+                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=index)
                 by_text[text] = cand
                 self.new_candidates.append(cand)
                 s.candidates += 1
@@ -486,18 +507,25 @@ class _Plan:
         if rec.ranking is None:
             s.queued += 1
             return
-        tutor_id = self._tutor_id(rec.tutor or self.default_tutor)
+        tutor = rec.tutor or self.default_tutor
+        tutor_id = self._tutor_id(tutor)
         if (prompt.id, tutor_id) in self._judged:
             s.judgments_skipped += 1
             return
         self._judged.add((prompt.id, tutor_id))
+        judgment_id = imported_judgment_id(prompt.external_id or prompt.id, tutor)
         correction = None
         if rec.correction is not None:
             corrected = ids[rec.corrected_index] if rec.corrected_index is not None else None
-            correction = Correction(text=rec.correction, candidate_id=corrected)
+            correction = Correction(
+                text=rec.correction,
+                candidate_id=corrected,
+                id=str(uuid.uuid5(IMPORT_NAMESPACE, f"{judgment_id}:correction")),
+            )
             s.corrections += 1
         self.new_judgments.append(
             Judgment(
+                id=judgment_id,
                 prompt_id=prompt.id,
                 tutor_id=tutor_id,
                 ranks=dict(zip(ids, rec.ranking)),

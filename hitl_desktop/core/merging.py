@@ -4,6 +4,9 @@
 
 * Rows keep their UUIDs. A row whose id is already in the target is skipped, so merging the
   same source twice changes nothing.
+  An imported judgment's id is derived from its record (``importing.imported_judgment_id``:
+  the prompt's external id and the tutor), so two workstations that imported the same file
+  merge into one copy of it, as importing the file twice would.
 * The same thing under another id is mapped onto the target's row instead of being added
   ("matched"), and every reference to it is rewritten:
 
@@ -338,6 +341,9 @@ class _Merger:
         out = []
         for r in batch:
             if r["id"] in present:
+                continue
+            if r["judgment_id"] in self.skipped_judgments:  # the target's judgment stays as it is
+                self.s.skipped["corrections"] += 1
                 continue
             cid = r["candidate_id"]
             out.append(

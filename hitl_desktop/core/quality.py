@@ -43,8 +43,6 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import binomtest
-
 from hitl_desktop.core.agreement import (
     CONSENSUS_TUTOR,
     agreement,
@@ -81,6 +79,8 @@ def position_figures(items: Iterable[JudgedItem]) -> dict[str, Any]:
     exp = expected / n
     p = None
     if 0 < exp < 1:
+        from scipy.stats import binomtest  # imported when needed: scipy takes ~1 s to load
+
         p = float(binomtest(hits, n, exp, alternative="greater").pvalue)
     return {
         "first_shown_best": hits / n,
@@ -158,7 +158,7 @@ def quality_summary(store: Store, *, domain: str | None = ALL_DOMAINS) -> dict[s
     """
     items = list(store.judged_items(domain=domain))
     gold_pids = sorted({i.prompt.id for i in items if i.prompt.gold_ranking is not None})
-    gold_candidates = store.gold_candidates(gold_pids)
+    gold_candidates = store.candidates_by_prompt(gold_pids)
     tutors = store.tutors() if domain is None else ()
     return {
         "database": str(store.path) if store.path else ":memory:",

@@ -16,6 +16,7 @@ import os
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -164,20 +165,43 @@ def _loads(value: str | None, default: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
+    if not value and type(value) in (list, dict):  # most flags, ratings, params: no encoder
+        return "[]" if type(value) is list else "{}"
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _row_to_prompt(row: dict[str, Any]) -> Prompt:
+# Column lists for reading: rows are fetched as plain tuples in this order (by position is
+# several times cheaper than by name, and an export reads every candidate of every prompt).
+_PROMPT_COLUMNS = "id, text, domain, messages, external_id, source, parent_judgment_id, gold_ranking, created_at"
+_CANDIDATE_COLUMNS = "id, prompt_id, idx, text, model, model_revision, dtype, params, seed, tokens, seconds, created_at"
+_CHUNK = 500  # ids per "in (...)" query: well under SQLite's limit on bound variables
+
+
+def _prefixed(columns: str, alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+_TUTOR_COLUMNS = "id, name, domains, created_at"
+
+
+def _row_to_tutor(row: Sequence[Any]) -> Tutor:
+    tid, name, domains, created_at = row
+    return Tutor(id=tid, name=name, domains=_loads(domains, []), created_at=created_at)
+
+
+def _row_to_prompt(row: Sequence[Any]) -> Prompt:
+    """A Prompt from a row selected as ``_PROMPT_COLUMNS``."""
+    pid, text, domain, messages, external_id, source, parent, gold, created_at = row
     return Prompt(
-        id=row["id"],
-        text=row["text"],
-        domain=row["domain"],
-        messages=[Message(m["role"], m["content"]) for m in _loads(row["messages"], [])],
-        external_id=row["external_id"],
-        source=row["source"] or "",
-        parent_judgment_id=row["parent_judgment_id"],
-        gold_ranking=_loads(row["gold_ranking"], None),
-        created_at=row["created_at"],
+        id=pid,
+        text=text,
+        domain=domain,
+        messages=[Message(m["role"], m["content"]) for m in _loads(messages, [])],
+        external_id=external_id,
+        source=source or "",
+        parent_judgment_id=parent,
+        gold_ranking=_loads(gold, None),
+        created_at=created_at,
     )
 
 
@@ -195,20 +219,22 @@ def _prompt_to_row(p: Prompt) -> dict[str, Any]:
     }
 
 
-def _row_to_candidate(row: dict[str, Any]) -> Candidate:
+def _row_to_candidate(row: Sequence[Any]) -> Candidate:
+    """A Candidate from a row selected as ``_CANDIDATE_COLUMNS``."""
+    cid, prompt_id, idx, text, model, revision, dtype, params, seed, tokens, seconds, created_at = row
     return Candidate(
-        id=row["id"],
-        prompt_id=row["prompt_id"],
-        index=row["idx"] or 0,
-        text=row["text"],
-        model=row["model"] or "",
-        model_revision=row["model_revision"] or "",
-        dtype=row["dtype"] or "",
-        params=_loads(row["params"], {}),
-        seed=row["seed"],
-        tokens=row["tokens"],
-        seconds=row["seconds"],
-        created_at=row["created_at"],
+        id=cid,
+        prompt_id=prompt_id,
+        index=idx or 0,
+        text=text,
+        model=model or "",
+        model_revision=revision or "",
+        dtype=dtype or "",
+        params=_loads(params, {}),
+        seed=seed,
+        tokens=tokens,
+        seconds=seconds,
+        created_at=created_at,
     )
 
 
@@ -387,20 +413,11 @@ class Store:
         return tutor
 
     def tutor_by_name(self, name: str) -> Tutor | None:
-        for row in self.db["tutors"].rows_where("name = ?", [name]):
-            return Tutor(
-                id=row["id"],
-                name=row["name"],
-                domains=_loads(row["domains"], []),
-                created_at=row["created_at"],
-            )
-        return None
+        row = self.db.execute(f"select {_TUTOR_COLUMNS} from tutors where name = ?", [name]).fetchone()
+        return None if row is None else _row_to_tutor(row)
 
     def tutors(self) -> list[Tutor]:
-        return [
-            Tutor(id=r["id"], name=r["name"], domains=_loads(r["domains"], []), created_at=r["created_at"])
-            for r in self.db["tutors"].rows_where(order_by="name")
-        ]
+        return [_row_to_tutor(r) for r in self.db.execute(f"select {_TUTOR_COLUMNS} from tutors order by name")]
 
     def start_session(self, *, tutor_id: str, domain: str, guideline_version: str = "") -> Session:
         session = Session(tutor_id=tutor_id, domain=domain, guideline_version=guideline_version)
@@ -443,23 +460,39 @@ class Store:
         return prompt
 
     def get_prompt(self, prompt_id: str) -> Prompt:
-        try:
-            return _row_to_prompt(self.db["prompts"].get(prompt_id))
-        except Exception as e:  # sqlite_utils.db.NotFoundError
-            raise StoreError(f"no prompt {prompt_id}") from e
+        row = self.db.execute(f"select {_PROMPT_COLUMNS} from prompts where id = ?", [prompt_id]).fetchone()
+        if row is None:
+            raise StoreError(f"no prompt {prompt_id}")
+        return _row_to_prompt(row)
+
+    def _rows_in(self, sql: str, ids: Iterable[Any]) -> Iterator[tuple]:
+        """The rows of ``sql`` (holding one ``in ({marks})``) for all ``ids``, a chunk at a time."""
+        wanted = list(ids)
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            yield from self.db.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
     def prompt_ids_by_external_id(self, external_ids: Iterable[str]) -> dict[str, str]:
         """external id -> prompt id, for those that exist."""
-        ids = list(external_ids)
-        found: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for ext, pid in self.db.execute(
-                f"select external_id, id from prompts where external_id in ({marks})", chunk
-            ).fetchall():
-                found[ext] = pid
-        return found
+        return dict(
+            self._rows_in("select external_id, id from prompts where external_id in ({marks})", external_ids)
+        )
+
+    def prompts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, Prompt]:
+        """external id -> prompt, for those that exist."""
+        return {
+            p.external_id: p
+            for p in map(
+                _row_to_prompt,
+                self._rows_in(f"select {_PROMPT_COLUMNS} from prompts where external_id in ({{marks}})", external_ids),
+            )
+        }
+
+    def judging_tutor_ids(self, prompt_ids: Iterable[str]) -> set[tuple[str, str]]:
+        """(prompt id, tutor id) for every judgment of the given prompts."""
+        return set(
+            self._rows_in("select distinct prompt_id, tutor_id from judgments where prompt_id in ({marks})", prompt_ids)
+        )
 
     def queued_prompts(
         self,
@@ -487,10 +520,14 @@ class Store:
             where.append("not exists (select 1 from judgments j where j.prompt_id = p.id)")
         if without_candidates:
             where.append("not exists (select 1 from candidates c where c.prompt_id = p.id)")
-        sql = "select * from prompts p where " + " and ".join(where) + " order by p.created_at, p.rowid"
+        sql = (
+            f"select {_prefixed(_PROMPT_COLUMNS, 'p')} from prompts p where "
+            + " and ".join(where)
+            + " order by p.created_at, p.rowid"
+        )
         if limit is not None:
             sql += f" limit {int(limit)}"
-        return [_row_to_prompt(r) for r in self.db.query(sql, args)]
+        return [_row_to_prompt(r) for r in self.db.execute(sql, args)]
 
     def add_candidates(self, candidates: Sequence[Candidate]) -> None:
         with self.db.atomic():
@@ -518,7 +555,10 @@ class Store:
     def candidates_for(self, prompt_id: str) -> list[Candidate]:
         return [
             _row_to_candidate(r)
-            for r in self.db["candidates"].rows_where("prompt_id = ?", [prompt_id], order_by="idx, created_at")
+            for r in self.db.execute(
+                f"select {_CANDIDATE_COLUMNS} from candidates where prompt_id = ? order by idx, created_at",
+                [prompt_id],
+            )
         ]
 
     # -- judgments -------------------------------------------------------------------------
@@ -596,7 +636,7 @@ class Store:
             f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
             f"values ({', '.join('?' * len(columns))})"
         )
-        self.db.conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
+        self.db.conn.executemany(sql, map(itemgetter(*columns), rows))  # every table has 2+ columns
 
     def judged_items(
         self,
@@ -613,100 +653,82 @@ class Store:
         ``tutor`` is a tutor name; ``since``/``until`` are ISO dates or times (UTC).
         The domain of an item is its session's domain, else its prompt's.
         """
-        where, args = ["1=1"], []
-        if domain:
-            where.append("coalesce(s.domain, p.domain) = ?")
-            args.append(domain)
-        if tutor:
-            where.append("t.name = ?")
-            args.append(tutor)
-        if since:
-            where.append("j.created_at >= ?")
-            args.append(since)
-        if until:
-            where.append("j.created_at < ?")
-            args.append(until)
-        if session_id:
-            where.append("j.session_id = ?")
-            args.append(session_id)
-        if prompt_id:
-            where.append("j.prompt_id = ?")
-            args.append(prompt_id)
+        filters = [
+            ("coalesce(s.domain, p.domain) = ?", domain),
+            ("t.name = ?", tutor),
+            ("j.created_at >= ?", since),
+            ("j.created_at < ?", until),
+            ("j.session_id = ?", session_id),
+            ("j.prompt_id = ?", prompt_id),
+        ]
+        where = ["1=1", *(sql for sql, value in filters if value)]
+        args = [value for _, value in filters if value]
         base = (
             "from judgments j join prompts p on p.id = j.prompt_id "
             "join tutors t on t.id = j.tutor_id left join sessions s on s.id = j.session_id "
             "where " + " and ".join(where)
         )
-        conn = self.db.conn
-        conn.row_factory = sqlite3.Row
-        try:
-            jrows = conn.execute(
-                "select j.*, t.name as tutor_name, coalesce(s.domain, p.domain) as item_domain "
-                + base
-                + " order by j.created_at, j.rowid",
+        ex = self.db.conn.execute
+        jrows = ex(
+            "select j.id, j.prompt_id, j.tutor_id, j.session_id, j.all_bad, j.rationale, j.strength, "
+            "j.seconds_spent, j.display_order, j.guideline_version, j.created_at, "
+            "t.name, coalesce(s.domain, p.domain) " + base + " order by j.created_at, j.rowid",
+            args,
+        ).fetchall()
+        if not jrows:
+            return
+        ranks: dict[str, list[tuple]] = defaultdict(list)
+        for r in ex(
+            "select judgment_id, candidate_id, rank, flags, ratings from rankings "
+            f"where judgment_id in (select j.id {base})",
+            args,
+        ):
+            ranks[r[0]].append(r)
+        corrections = {
+            r[0]: Correction(id=r[1], text=r[2], candidate_id=r[3], created_at=r[4])
+            for r in ex(
+                "select judgment_id, id, text, candidate_id, created_at from corrections "
+                f"where judgment_id in (select j.id {base})",
                 args,
-            ).fetchall()
-            if not jrows:
-                return
-            ranks: dict[str, list[sqlite3.Row]] = defaultdict(list)
-            for r in conn.execute(
-                f"select r.* from rankings r where r.judgment_id in (select j.id {base})", args
-            ):
-                ranks[r["judgment_id"]].append(r)
-            corrections = {
-                r["judgment_id"]: r
-                for r in conn.execute(
-                    f"select c.* from corrections c where c.judgment_id in (select j.id {base})", args
-                )
-            }
-            prompts = {
-                r["id"]: _row_to_prompt(dict(r))
-                for r in conn.execute(
-                    f"select * from prompts where id in (select j.prompt_id {base})", args
-                )
-            }
-            cands: dict[str, list[Candidate]] = defaultdict(list)
-            for r in conn.execute(
-                f"select * from candidates where prompt_id in (select j.prompt_id {base}) "
-                "order by prompt_id, idx, created_at",
-                args,
-            ):
-                cands[r["prompt_id"]].append(_row_to_candidate(dict(r)))
-        finally:
-            conn.row_factory = None
-        for jr in jrows:
-            jid = jr["id"]
-            rr = ranks.get(jid, [])
-            cr = corrections.get(jid)
+            )
+        }
+        prompts = {
+            r[0]: _row_to_prompt(r)
+            for r in ex(f"select {_PROMPT_COLUMNS} from prompts where id in (select j.prompt_id {base})", args)
+        }
+        cands: dict[str, list[Candidate]] = defaultdict(list)
+        for r in ex(
+            f"select {_CANDIDATE_COLUMNS} from candidates where prompt_id in (select j.prompt_id {base}) "
+            "order by prompt_id, idx, created_at",
+            args,
+        ):
+            cands[r[1]].append(_row_to_candidate(r))
+        for (jid, prompt_id, tutor_id, session_id, all_bad, rationale, strength, seconds_spent,
+             display_order, guideline_version, created_at, tutor_name, item_domain) in jrows:  # fmt: skip
+            rr = ranks.get(jid, ())
             judgment = Judgment(
                 id=jid,
-                prompt_id=jr["prompt_id"],
-                tutor_id=jr["tutor_id"],
-                session_id=jr["session_id"],
-                ranks={r["candidate_id"]: r["rank"] for r in rr},
-                all_bad=bool(jr["all_bad"]),
-                flags={r["candidate_id"]: f for r in rr if (f := _loads(r["flags"], []))},
-                ratings={r["candidate_id"]: g for r in rr if (g := _loads(r["ratings"], {}))},
-                rationale=jr["rationale"] or "",
-                strength=jr["strength"] if jr["strength"] is not None else 2,
-                seconds_spent=jr["seconds_spent"],
-                display_order=_loads(jr["display_order"], []),
-                guideline_version=jr["guideline_version"] or "",
-                correction=None
-                if cr is None
-                else Correction(
-                    id=cr["id"], text=cr["text"], candidate_id=cr["candidate_id"], created_at=cr["created_at"]
-                ),
-                created_at=jr["created_at"],
+                prompt_id=prompt_id,
+                tutor_id=tutor_id,
+                session_id=session_id,
+                ranks={cid: rank for _, cid, rank, _, _ in rr},
+                all_bad=bool(all_bad),
+                flags={cid: f for _, cid, _, flags, _ in rr if (f := _loads(flags, []))},
+                ratings={cid: g for _, cid, _, _, ratings in rr if (g := _loads(ratings, {}))},
+                rationale=rationale or "",
+                strength=strength if strength is not None else 2,
+                seconds_spent=seconds_spent,
+                display_order=_loads(display_order, []),
+                guideline_version=guideline_version or "",
+                correction=corrections.get(jid),
+                created_at=created_at,
             )
-            judged_ids = set(judgment.ranks)
-            item_cands = [c for c in cands.get(jr["prompt_id"], []) if c.id in judged_ids]
             yield JudgedItem(
                 judgment=judgment,
-                prompt=prompts[jr["prompt_id"]],
-                candidates=item_cands,
-                tutor_name=jr["tutor_name"],
-                domain=jr["item_domain"],
+                prompt=prompts[prompt_id],
+                candidates=[c for c in cands.get(prompt_id, ()) if c.id in judgment.ranks],
+                tutor_name=tutor_name,
+                domain=item_domain,
             )
 
     # -- settings ------------------------------------------------------------------------
@@ -896,45 +918,22 @@ class Store:
         self._check_merge_table(table)
         if table == "rankings":
             raise StoreError("rankings have no id column")
-        wanted = list(ids)
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0] for r in self.db.execute(f"select id from [{table}] where id in ({marks})", chunk)
-            )
-        return found
+        return {r[0] for r in self._rows_in(f"select id from [{table}] where id in ({{marks}})", ids)}
 
     def tutor_ids_by_name(self, names: Iterable[str]) -> dict[str, str]:
         """tutor name -> tutor id, for those that exist."""
-        wanted = list(names)
-        found: dict[str, str] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for name, tid in self.db.execute(
-                f"select name, id from tutors where name in ({marks})", chunk
-            ):
-                found[name] = tid
-        return found
+        return dict(self._rows_in("select name, id from tutors where name in ({marks})", names))
 
     def candidate_keys(self, prompt_ids: Iterable[str]) -> list[tuple[str, str, int, str]]:
         """(prompt id, candidate id, idx, text) of the given prompts' candidates, in idx order."""
-        wanted = list(prompt_ids)
-        out: list[tuple[str, str, int, str]] = []
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            out.extend(
-                (r[0], r[1], r[2] or 0, r[3])
-                for r in self.db.execute(
-                    f"select prompt_id, id, idx, text from candidates where prompt_id in ({marks}) "
-                    "order by prompt_id, idx, created_at, rowid",
-                    chunk,
-                )
+        return [
+            (pid, cid, idx or 0, text)
+            for pid, cid, idx, text in self._rows_in(
+                "select prompt_id, id, idx, text from candidates where prompt_id in ({marks}) "
+                "order by prompt_id, idx, created_at, rowid",
+                prompt_ids,
             )
-        return out
+        ]
 
     def insert_raw_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows as stored (from ``iter_raw_rows``), in one transaction (or savepoint).
@@ -947,19 +946,16 @@ class Store:
         with self.db.atomic():
             self.db[table].insert_all(rows, batch_size=500)
 
-    def gold_candidates(self, prompt_ids: Iterable[str]) -> dict[str, list[Candidate]]:
+    def candidates_by_prompt(self, prompt_ids: Iterable[str]) -> dict[str, list[Candidate]]:
         """prompt id -> ALL its candidates in idx order (what ``gold_ranking`` is aligned with)."""
         wanted = list(prompt_ids)
         out: dict[str, list[Candidate]] = {pid: [] for pid in wanted}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for r in self.db.query(
-                f"select * from candidates where prompt_id in ({marks}) "
-                "order by prompt_id, idx, created_at, rowid",
-                chunk,
-            ):
-                out[r["prompt_id"]].append(_row_to_candidate(r))
+        for r in self._rows_in(
+            f"select {_CANDIDATE_COLUMNS} from candidates where prompt_id in ({{marks}}) "
+            "order by prompt_id, idx, created_at, rowid",
+            wanted,
+        ):
+            out[r[1]].append(_row_to_candidate(r))
         return out
 
     def _check_merge_table(self, table: str) -> None:

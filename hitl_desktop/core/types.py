@@ -29,6 +29,9 @@ RATING_SCALES: tuple[str, ...] = ("helpfulness", "correctness")
 STRENGTHS: dict[int, str] = {1: "slightly better", 2: "clearly better", 3: "much better"}
 DEFAULT_STRENGTH = 2
 
+#: The tutor name of a consensus ranking (several tutors' rankings of one prompt combined).
+CONSENSUS_TUTOR = "consensus"
+
 #: Domains offered out of the box; tutors may add their own.
 DEFAULT_DOMAINS: tuple[str, ...] = ("medicine", "finance", "stem", "coding", "law", "general")
 

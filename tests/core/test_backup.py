@@ -119,6 +119,28 @@ def test_explicit_out_file_is_never_overwritten(filled, tmp_path):
     assert digest(out) == before
 
 
+def test_a_backup_whose_data_cannot_be_synced_is_a_failure_not_a_backup(filled, monkeypatch):
+    """fsync failing on the copy's data (EIO) means the copy may not be on disk: the backup
+    must fail and leave nothing that passes for a good backup."""
+    import errno
+    import os
+    import stat
+
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(StoreError, match="cannot write a backup"):
+        backup_database(filled, reason="manual")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert list_backups(filled) == []
+    assert not list((filled.parent / "backups").glob("*.partial"))
+
+
 def test_bad_reason_memory_store_and_foreign_files_are_refused(tmp_path, filled):
     with pytest.raises(ValueError):
         backup_database(filled, reason="../../etc")

@@ -282,6 +282,11 @@ def test_generate_with_a_corrupt_model_exits_with_one_line(tmp_path, good_db):
     _backend_module()
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + random.Random(5).randbytes(50_000))
+    queued = tmp_path / "queued.jsonl"  # a prompt waiting for candidates: generate has work to do
+    queued.write_text(json.dumps({"id": "waiting", "prompt": "Explain beta blockers."}) + "\n")
+    with Store.open(good_db) as s:
+        import_file(s, queued)
+    shutil.rmtree(tmp_path / "backups", ignore_errors=True)
     before = digest(good_db)
     r = CliRunner().invoke(cli, ["generate", "--db", str(good_db), "--model", str(bad)])
     assert r.exit_code == 1, r.output

@@ -199,3 +199,48 @@ def test_twenty_thousand_records_import_in_one_go(store, tmp_path):
     summary = import_file(store, write_jsonl(tmp_path / "big.jsonl", records))
     assert (summary.prompts, summary.candidates, summary.judgments) == (20_000, 60_000, 20_000)
     assert store.db["rankings"].count == 60_000
+
+
+def test_reimport_reads_the_database_in_a_few_queries_not_per_existing_id(tmp_path):
+    """A second file naming 300 prompts already in the database looks them up in batches,
+    and still matches their candidates by text and skips judgments a tutor already gave."""
+    from hitl_desktop.core.store import Store
+
+    store = Store.memory()
+    records = [
+        {"id": f"q{i}", "prompt": f"Question {i}", "candidates": [f"a{i}", f"b{i}"], "ranking": [1, 2], "tutor": "t1"}
+        for i in range(300)
+    ]
+    first = tmp_path / "first.jsonl"
+    first.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    import_file(store, first)
+    again = [{**r, "tutor": "t2", "candidates": [f"b{i}", f"a{i}"], "ranking": [2, 1]} for i, r in enumerate(records)]
+    again += records[:5]  # t1 again: skipped
+    second = tmp_path / "second.jsonl"
+    second.write_text("\n".join(json.dumps(r) for r in again) + "\n")
+
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    summary = import_file(store, second)
+    store.db.conn.set_trace_callback(None)
+
+    reads = [s for s in statements if s.lstrip().lower().startswith("select")]
+    assert len(reads) < 20, f"{len(reads)} queries for 300 existing ids"
+    assert (summary.prompts, summary.prompts_reused, summary.candidates) == (0, 300, 0)
+    assert (summary.judgments, summary.judgments_skipped) == (300, 5)
+    assert store.db.execute("select count(*) from candidates").fetchone()[0] == 600
+
+
+def test_a_new_candidate_of_a_known_prompt_gets_a_free_idx(tmp_path):
+    """The database's prompt has two candidates with the same text (idx 0 and 1): a candidate
+    the file adds must not take idx 1 again (gold rankings and merges go by idx order)."""
+    from hitl_desktop.core.store import Store
+    from hitl_desktop.core.types import Candidate, Prompt
+
+    store = Store.memory()
+    prompt = store.add_prompt(Prompt(text="Q", domain="general", external_id="q"))
+    store.add_candidates([Candidate(prompt_id=prompt.id, text="same", index=i) for i in range(2)])
+    f = tmp_path / "more.jsonl"
+    f.write_text(json.dumps({"id": "q", "prompt": "Q", "candidates": ["same", "new"], "ranking": [1, 2]}) + "\n")
+    import_file(store, f)
+    assert sorted(c.index for c in store.candidates_for(prompt.id)) == [0, 1, 2]

@@ -466,3 +466,49 @@ def test_taus_by_hand_are_what_the_test_claims():
         if ext in r[a] and ext in r[b]
     ]
     assert sum(values) / len(values) == pytest.approx(1 / 7)
+
+
+def test_two_workstations_importing_the_same_file_merge_into_one_copy(tmp_path):
+    """Importing a file twice adds nothing; importing it on two workstations and merging their
+    databases must not either: the same tutor's judgment (and correction) once, not twice."""
+    from hitl_desktop.core.importing import import_file
+    from hitl_desktop.core.ranking import pairs_for_items
+
+    records = [
+        {"id": "q1", "prompt": "Q1", "candidates": ["a", "b", "c"], "ranking": [1, 2, 3], "tutor": "dr-a",
+         "correction": "better a", "corrected_index": 0},
+        {"id": "q1", "prompt": "Q1", "candidates": ["a", "b", "c"], "ranking": [2, 1, 3], "tutor": "dr-b"},
+        {"prompt": "no id", "candidates": ["x", "y"], "ranking": [1, 2]},
+    ]
+    f = tmp_path / "set.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    for name in ("a.db", "b.db"):
+        with Store.open(tmp_path / name) as s:
+            import_file(s, f)
+    with Store.open(tmp_path / "a.db") as target:
+        pairs_before = len(pairs_for_items(target.judged_items()))
+        summary = merge_databases(target, [tmp_path / "b.db"], backup=False)
+        counts = target.table_counts()
+        assert (counts["judgments"], counts["rankings"], counts["corrections"]) == (3, 8, 1), summary
+        assert len(pairs_for_items(target.judged_items())) == pairs_before
+
+
+def test_a_judgment_already_in_the_target_gets_no_correction_from_a_source(tmp_path):
+    """Existing target rows are never modified: when the source's version of a judgment the
+    target already has carries a correction the target's lacks, the correction stays out."""
+    from hitl_desktop.core.importing import import_file
+
+    record = {"id": "q1", "prompt": "Q1", "candidates": ["a", "b"], "ranking": [1, 2], "tutor": "dr-a"}
+    plain, corrected = tmp_path / "plain.jsonl", tmp_path / "corrected.jsonl"
+    plain.write_text(json.dumps(record) + "\n")
+    corrected.write_text(json.dumps({**record, "correction": "better", "corrected_index": 1}) + "\n")
+    with Store.open(tmp_path / "a.db") as s:
+        import_file(s, plain)
+    with Store.open(tmp_path / "b.db") as s:
+        import_file(s, corrected)
+    with Store.open(tmp_path / "a.db") as target:
+        summary = merge_databases(target, [tmp_path / "b.db"], backup=False)
+        assert target.table_counts()["corrections"] == 0, summary
+        assert summary.skipped["corrections"] == 1
+        (item,) = target.judged_items()
+        assert item.judgment.correction is None
