@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.core import rendering
+from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.types import DEFAULT_STRENGTH, STRENGTHS, Candidate, Prompt
 from hitl_desktop.qt.candidate_card import CandidateCard
-from hitl_desktop.qt.judging import JudgingState
 from hitl_desktop.qt.markdown_view import SafeTextView
 
 #: The keyboard scheme, as shown under the bench and in the F1 help.

@@ -37,12 +37,12 @@ from hitl_desktop.core.backends.base import GenerationResult
 from hitl_desktop.core.backup import BackupScheduler, backup_database
 from hitl_desktop.core.engine import candidates_from_result, seeds_for
 from hitl_desktop.core.guidelines import Guideline, GuidelineLibrary, resources_dir
+from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.ranking import RankingError
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import Correction, Judgment, Message, Prompt, Session, Tutor
 from hitl_desktop.qt.bench import BenchView
 from hitl_desktop.qt.candidate_card import FLAG_KEYS
-from hitl_desktop.qt.judging import JudgingState
 from hitl_desktop.qt.markdown_view import SafeTextView
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.models import PromptQueueModel, PromptRole
