@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from hitl_desktop.core.backup import CorruptDatabase, restore
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import DEFAULT_DOMAINS
 from hitl_desktop.qt import theme
@@ -72,14 +73,41 @@ def begin(window: MainWindow, *, ask: bool = True) -> None:
     window.start_session(tutor_name=name, domain=domain, tutor_domains=domains or None)
 
 
+def open_store(db_path: str | None) -> Store | None:
+    """Open the database; a damaged one offers its latest good backup. None: not opened."""
+    try:
+        return Store.open(db_path)
+    except CorruptDatabase as e:
+        if e.backup is None:
+            QMessageBox.critical(None, "hitl-desktop", f"The database is damaged:\n\n{e}")
+            return None
+        answer = QMessageBox.question(
+            None,
+            "hitl-desktop: the database is damaged",
+            f"{e.path} is damaged ({e.detail}).\n\nRestore the latest good backup, {e.backup.name}? "
+            "The damaged file is kept beside the backups.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Yes,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return None
+        try:
+            restore(e.path, e.backup)
+            return Store.open(e.path)
+        except StoreError as again:
+            QMessageBox.critical(None, "hitl-desktop", f"The backup could not be restored:\n\n{again}")
+            return None
+    except StoreError as e:
+        QMessageBox.critical(None, "hitl-desktop", f"The database could not be opened:\n\n{e}")
+        return None
+
+
 def run(db_path: str | None, model_path: str | None, argv: Sequence[str] | None = None) -> int:
     """Open the app on ``db_path`` (None: the default database) and run until it closes."""
     app = _application(argv)
     theme.apply(app)
-    try:
-        store = Store.open(db_path)
-    except StoreError as e:
-        QMessageBox.critical(None, "hitl-desktop", f"The database could not be opened:\n\n{e}")
+    store = open_store(db_path)
+    if store is None:
         return 2
     try:
         window = create_window(store=store, model_path=model_path)
