@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,14 +31,15 @@ def resources_dir() -> Path:
     """The ``resources`` folder (guidelines, icons, styles, samples).
 
     ``HITL_DESKTOP_RESOURCES`` overrides; else the folder beside the package (a source
-    checkout or an editable install).
+    checkout or an editable install); else ``<prefix>/share/hitl-desktop/resources``, where a
+    wheel install puts it.
     """
     env = os.environ.get("HITL_DESKTOP_RESOURCES")
     if env:
         return Path(env)
     here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "resources"
+    installed = Path(sys.prefix) / "share" / "hitl-desktop" / "resources"
+    for candidate in [parent / "resources" for parent in here.parents] + [installed]:
         if (candidate / "guidelines").is_dir():
             return candidate
     return here.parents[2] / "resources"
