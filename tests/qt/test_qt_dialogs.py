@@ -26,6 +26,23 @@ def test_first_run_dialog(qtbot):
     assert d.name() == "Dr. Kim" and d.domains() == ["medicine", "cardiology"]
 
 
+def test_first_run_domains_are_readable_rows_ticked_by_a_click_anywhere(qtbot):
+    d = FirstRunDialog()
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.waitExposed(d)
+    view = d.domain_list
+    rects = [view.visualItemRect(view.item(i)) for i in range(view.count())]
+    assert all(r.height() >= 24 for r in rects), "rows must not squeeze their text"
+    assert all(a.bottom() < b.top() for a, b in zip(rects, rects[1:])), "rows must not overlap"
+    finance = view.item(1)
+    text_spot = rects[1].center()  # on the word, not on the box
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=text_spot)
+    assert finance.checkState() == Qt.CheckState.Checked
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=text_spot)
+    assert finance.checkState() == Qt.CheckState.Unchecked
+
+
 def test_session_dialog(qtbot):
     d = SessionDialog(tutors=["Dr. Kim"], tutor="Dr. Kim", domains=["cardiology"], domain="cardiology")
     qtbot.addWidget(d)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -21,6 +21,16 @@ from PySide6.QtWidgets import (
 from hitl_desktop.core.guidelines import check_domain
 from hitl_desktop.core.types import DEFAULT_DOMAINS
 
+#: Row height of the domain list: the list style's padding does not grow checkable rows.
+DOMAIN_ROW_HEIGHT = 30
+
+
+def _domain_item(text: str, *, checked: bool) -> QListWidgetItem:
+    item = QListWidgetItem(text)
+    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+    item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+    item.setSizeHint(QSize(0, DOMAIN_ROW_HEIGHT))
+    return item
 
 class FirstRunDialog(QDialog):
     """Asks the tutor's name and domains once; later runs remember them."""
@@ -47,10 +57,11 @@ class FirstRunDialog(QDialog):
         self.domain_list.setAccessibleName("Your domains")
         chosen = set(domains or [])
         for d in list(DEFAULT_DOMAINS) + [d for d in (domains or []) if d not in DEFAULT_DOMAINS]:
-            item = QListWidgetItem(d)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if d in chosen else Qt.CheckState.Unchecked)
-            self.domain_list.addItem(item)
+            self.domain_list.addItem(_domain_item(d, checked=d in chosen))
+        # A click anywhere on a row ticks it, not only on its small box.
+        self._pressed_state: Qt.CheckState | None = None
+        self.domain_list.itemPressed.connect(self._remember_state)
+        self.domain_list.itemClicked.connect(self._toggle_unless_ticked)
         layout.addWidget(QLabel("&Domains"))
         layout.itemAt(layout.count() - 1).widget().setBuddy(self.domain_list)
         layout.addWidget(self.domain_list)
@@ -86,11 +97,17 @@ class FirstRunDialog(QDialog):
                 self.domain_list.item(i).setCheckState(Qt.CheckState.Checked)
                 break
         else:
-            item = QListWidgetItem(text)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked)
-            self.domain_list.addItem(item)
+            self.domain_list.addItem(_domain_item(text, checked=True))
         self.custom_edit.clear()
+
+    def _remember_state(self, item: QListWidgetItem) -> None:
+        self._pressed_state = item.checkState()
+
+    def _toggle_unless_ticked(self, item: QListWidgetItem) -> None:
+        # A click on the box itself has toggled it already (before "clicked" is emitted).
+        if item.checkState() == self._pressed_state:
+            checked = item.checkState() == Qt.CheckState.Checked
+            item.setCheckState(Qt.CheckState.Unchecked if checked else Qt.CheckState.Checked)
 
     def name(self) -> str:
         return self.name_edit.text().strip()
