@@ -325,11 +325,6 @@ def export_command(
         raise click.ClickException(f"unknown format {fmt!r}; formats: {', '.join(export.FORMATS)}")
     store = _open_store(_db(db_path), create=False)
     try:
-        items = None
-        if consensus:
-            from hitl_desktop.core.consensus import consensus_items
-
-            items = consensus_items(list(store.judged_items(domain=domain, tutor=tutor, since=since, until=until)))
         summary = export.export_dataset(
             store,
             fmt=fmt,
@@ -342,7 +337,7 @@ def export_command(
             seed=seed,
             keep_tutor_names=keep_tutor_names,
             include_top_ranked=include_top_ranked,
-            items=items,
+            consensus=consensus,
         )
     except export.ExportError as e:
         raise click.ClickException(str(e)) from None
@@ -359,6 +354,9 @@ def export_command(
             f"Wrote {summary.rows} {fmt} row(s){split} from {summary.judgments} judgment(s) of "
             f"{summary.prompts} prompt(s) to {', '.join(str(f) for f in summary.files)}."
         )
+        for line in [summary.dropped_text(), *summary.notes]:
+            if line:
+                click.echo(f"  {line[0].upper()}{line[1:]}.")
 
 
 @cli.command("stats", short_help="Counts per domain, and agreement between tutors.")

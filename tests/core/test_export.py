@@ -199,6 +199,11 @@ PAIR_META = {
     "rejected_seed",
     "source",
     "created_at",
+    "chosen_flags",
+    "rejected_flags",
+    "chosen_ratings",
+    "rejected_ratings",
+    "rationale",
 }
 UNPAIRED_META = {
     "judgment_id",
