@@ -139,7 +139,7 @@ def consensus_items(
             out.append(members[0])
             continue
         voters = [m for m in members if not ranked_nothing(m.judgment)]
-        if dropped is not None:
+        if dropped is not None and len(voters) < len(members):
             dropped[ABSTAINED] += len(members) - len(voters)
         if voters:
             out.append(_consensus_item(members, voters))

@@ -904,7 +904,7 @@ def export_dataset(
         prompts=len({it.prompt.id for it in selected}),
         pairs=pairs,
         domains=domains,
-        dropped=dict(dropped),
+        dropped={why: n for why, n in dropped.items() if n},
         consensus_prompts=consensus_prompts,
     )
     if consensus_prompts == 0:
