@@ -126,6 +126,8 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
             f" {summary.judgments} judgment(s) ({summary.corrections} with a correction,"
             f" {summary.judgments_skipped} already there), {summary.queued} queued."
         )
+        if summary.corrections_ignored:
+            click.echo(f"  {summary.corrections_ignored} unchanged correction(s) ignored.")
 
 
 class _LoadProgress:
@@ -392,6 +394,8 @@ def _stats_text(stats: dict, db: Path) -> str:
                 f"  {name:<{width}}{d.get('prompts', 0):>9,}{d.get('judgments', 0):>9,}"
                 f"{d.get('pairs', 0):>9,}{d.get('tutors', 0):>8,}"
             )
+    for why, n in (stats.get("dropped") or {}).items():
+        lines.append(f"  left out: {n:,} {why}")
     agreement = stats.get("agreement")
     if agreement and agreement.get("units"):
         def num(v: float | None) -> str:

@@ -2,7 +2,9 @@
 
 Compared: every prompt ranked by two or more tutors, each tutor by their LATEST judgment of it
 (judgments are ordered by ``created_at``, later in the list wins a tie). A judgment's ranks are
-used as given, "all bad" ones included (the order among bad answers is still an opinion).
+used as given, "all bad" ones included when they rank the bad answers (the order among bad
+answers is still an opinion); an "all bad" judgment that ranked nothing (every candidate at one
+rank) is left out: it is not "all tied".
 A consensus item (tutor "consensus") is not a tutor: leave such items out of the input.
 
 * ``krippendorff_alpha``: Krippendorff's alpha at the ORDINAL level (``krippendorff.alpha``).
@@ -32,6 +34,7 @@ from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+from hitl_desktop.core.ranking import ranked_nothing
 from hitl_desktop.core.types import CONSENSUS_TUTOR, Candidate, JudgedItem, Prompt
 
 if TYPE_CHECKING:
@@ -90,7 +93,11 @@ def agreement(items: Iterable[JudgedItem]) -> dict[str, Any]:
 
     Returns ``{"krippendorff_alpha", "kendall_tau", "units", "prompts", "pairs"}``.
     """
-    by_prompt = {p: t for p, t in latest_by_tutor(items).items() if len(t) >= 2}
+    by_prompt = {}
+    for p, judged in latest_by_tutor(items).items():
+        judged = {tid: it for tid, it in judged.items() if not ranked_nothing(it.judgment)}
+        if len(judged) >= 2:
+            by_prompt[p] = judged
     tutors = sorted({tid for judged in by_prompt.values() for tid in judged})
     row_of = {tid: i for i, tid in enumerate(tutors)}
     columns: list[list[float]] = []

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hitl_desktop.core.ranking import RankingError, validate_ranks
+from hitl_desktop.core.ranking import RankingError, is_unchanged_correction, validate_ranks
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import (
     DEFAULT_STRENGTH,
@@ -102,6 +102,7 @@ class ImportSummary:
     judgments: int = 0
     judgments_skipped: int = 0
     corrections: int = 0
+    corrections_ignored: int = 0  # equal to the candidate they correct (not stored)
     tutors: int = 0
     queued: int = 0
     domains: dict[str, int] = field(default_factory=dict)
@@ -515,7 +516,13 @@ class _Plan:
         self._judged.add((prompt.id, tutor_id))
         judgment_id = imported_judgment_id(prompt.external_id or prompt.id, tutor)
         correction = None
-        if rec.correction is not None:
+        if (
+            rec.correction is not None
+            and rec.corrected_index is not None
+            and is_unchanged_correction(rec.candidates[rec.corrected_index][0], rec.correction)
+        ):
+            s.corrections_ignored += 1  # equal to the candidate it corrects: no correction
+        elif rec.correction is not None:
             corrected = ids[rec.corrected_index] if rec.corrected_index is not None else None
             correction = Correction(
                 text=rec.correction,

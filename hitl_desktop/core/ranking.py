@@ -23,6 +23,7 @@ default, so the margin is the plain rank distance), 3 much better. The margin is
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from hitl_desktop.core.types import (
     FLAGS,
     RATING_SCALES,
     STRENGTHS,
+    Candidate,
     Correction,
     JudgedItem,
     Judgment,
@@ -128,6 +130,18 @@ def ranked_nothing(judgment: Judgment) -> bool:
     """An "all bad" judgment that did not rank the candidates (they all share one rank): it
     abstains in consensus and agreement."""
     return judgment.all_bad and len(set(judgment.ranks.values())) <= 1
+
+
+def without_unchanged_correction(judgment: Judgment, candidates: Iterable[Candidate]) -> Judgment:
+    """The judgment as it is stored: a correction equal (after trimming) to the candidate it
+    corrects is no correction, so it is left out (at save time and at import time)."""
+    corr = judgment.correction
+    if corr is None or corr.candidate_id is None:
+        return judgment
+    for c in candidates:
+        if c.id == corr.candidate_id and is_unchanged_correction(c.text, corr.text):
+            return dataclasses.replace(judgment, correction=None)
+    return judgment
 
 
 def effective_correction(item: JudgedItem) -> Correction | None:

@@ -14,7 +14,7 @@ import hmac
 import json
 import os
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -564,11 +564,15 @@ class Store:
     # -- judgments -------------------------------------------------------------------------
 
     def save_judgment(self, judgment: Judgment) -> Judgment:
-        """Save a judgment with its ranks, flags, ratings and correction: one transaction."""
-        from hitl_desktop.core.ranking import validate_judgment
+        """Save a judgment with its ranks, flags, ratings and correction: one transaction.
+
+        A correction equal (after trimming) to the candidate it corrects is not stored; the
+        judgment returned is the one saved."""
+        from hitl_desktop.core.ranking import validate_judgment, without_unchanged_correction
 
         candidates = self.candidates_for(judgment.prompt_id)
         validate_judgment(judgment, [c.id for c in candidates])
+        judgment = without_unchanged_correction(judgment, candidates)
         jrow, rrows, crow = _judgment_rows(judgment)
         try:
             with self.db.atomic():
@@ -775,10 +779,11 @@ class Store:
             per_domain[dom]["candidates"] = n
         tutors_by_domain: dict[str, set[str]] = defaultdict(set)
         total_pairs = 0
+        dropped: Counter[str] = Counter()  # what the pair rules left out, by reason
         for item in self.judged_items():
             d = per_domain[item.domain]
             d["judgments"] += 1
-            n = len(pairs_for_item(item))
+            n = len(pairs_for_item(item, dropped))
             d["pairs"] += n
             total_pairs += n
             if item.judgment.correction is not None:
@@ -798,6 +803,7 @@ class Store:
                 "(select 1 from judgments j where j.prompt_id = p.id)"
             ),
             "domains": {k: per_domain[k] for k in sorted(per_domain)},
+            "dropped": dict(sorted(dropped.items())),
         }
 
     # -- merging, gold items and figures --------------------------------------------------

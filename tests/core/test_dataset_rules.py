@@ -261,3 +261,79 @@ def test_split_keeps_conversations_whole(n, fraction, seed):
         assert (f"r{i}" in test) == (f"f{i}" in test)
     pids = {it.prompt.id for it in items}
     assert test and pids - test  # both splits hold at least one conversation
+
+
+# -- unchanged corrections are not stored; agreement skips "all bad" without ranks ----------------
+
+
+def test_an_unchanged_correction_is_not_saved(store):
+    t = store.ensure_tutor("ann")
+    p = store.add_prompt(Prompt(text="q"))
+    cands = [Candidate(prompt_id=p.id, text=f"answer {i}", index=i) for i in range(2)]
+    store.add_candidates(cands)
+    j = Judgment(
+        prompt_id=p.id, tutor_id=t.id, ranks={cands[0].id: 1, cands[1].id: 2},
+        correction=Correction(text="  answer 0\n", candidate_id=cands[0].id),
+    )  # fmt: skip
+    saved = store.save_judgment(j)
+    assert saved.correction is None and store.db["corrections"].count == 0
+    (item,) = store.judged_items()
+    assert [p.source for p in pairs_for_item(item)] == ["ranking"]
+
+
+def test_an_unchanged_correction_is_not_imported(store, tmp_path):
+    from hitl_desktop.core.importing import import_file
+
+    f = tmp_path / "in.jsonl"
+    rec = {"prompt": "q", "candidates": ["a", "b"], "ranking": [1, 2], "correction": " a ", "corrected_index": 0}
+    f.write_text(json.dumps(rec) + "\n")
+    summary = import_file(store, f)
+    assert (summary.judgments, summary.corrections, summary.corrections_ignored) == (1, 0, 1)
+    assert store.db["corrections"].count == 0
+
+
+def test_agreement_ignores_all_bad_without_ranks():
+    from hitl_desktop.core.agreement import agreement
+
+    b = Bench()
+    items = [b.judge("ann", "q", [1, 2, 3]), b.judge("bob", "q", [1, 1, 1], all_bad=True)]
+    assert agreement(items)["units"] == 0 and agreement(items)["prompts"] == 0
+    items.append(b.judge("cem", "q", [1, 2, 3]))
+    assert agreement(items)["units"] == 3 and agreement(items)["kendall_tau"] == 1.0
+    # an "all bad" judgment that does rank the bad answers still counts
+    items.append(b.judge("dan", "q", [3, 2, 1], all_bad=True))
+    assert agreement(items)["kendall_tau"] < 1.0
+
+
+# -- the summaries say what each rule left out -----------------------------------------------
+
+
+def test_stats_and_export_summary_count_what_was_left_out(tmp_path, db_path):
+    from click.testing import CliRunner
+
+    from hitl_desktop.cli import cli
+
+    f = tmp_path / "in.jsonl"
+    recs = [
+        # the correction rewrites "a" into "b", another candidate's text: one same-text pair,
+        # and the correction's pair over "c" repeats the ranking's b > c
+        {"id": "1", "prompt": "q", "candidates": ["a", "b", "c"], "ranking": [1, 2, 3],
+         "correction": "b", "corrected_index": 0, "tutor": "ann"},
+        {"id": "2", "prompt": "r", "candidates": ["x", "y"], "ranking": [1, 2],
+         "correction": "x", "corrected_index": 0, "tutor": "ann"},
+    ]  # fmt: skip
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["import", str(f), "--db", str(db_path)])
+    assert result.exit_code == 0 and "1 unchanged correction(s) ignored" in result.output
+    stats = json.loads(runner.invoke(cli, ["stats", "--db", str(db_path), "--json"]).output)
+    assert stats["dropped"] == {ranking.REPEATED_PAIR: 1, ranking.SAME_TEXT_PAIR: 1}
+    text = runner.invoke(cli, ["stats", "--db", str(db_path)]).output
+    assert "left out: 1 repeated pair(s) of one judgment dropped" in text
+    out = tmp_path / "o.jsonl"
+    result = runner.invoke(
+        cli, ["export", "--db", str(db_path), "--format", "trl-preference", "--out", str(out), "--consensus"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 pair(s) with chosen equal to rejected dropped" in result.output
+    assert "No prompt was judged by two or more tutors" in result.output
