@@ -416,6 +416,7 @@ def import_file(
         prompts=plan.new_prompts,
         candidates=plan.new_candidates,
         judgments=plan.new_judgments,
+        gold_rankings=plan.gold_for_existing,
     )
     return plan.summary
 
@@ -432,6 +433,7 @@ class _Plan:
         self.new_prompts: list[Prompt] = []
         self.new_candidates: list[Candidate] = []
         self.new_judgments: list[Judgment] = []
+        self.gold_for_existing: dict[str, dict[str, int]] = {}
         self._tutors: dict[str, str] = {t.name: t.id for t in store.tutors()}
         self._prompts: dict[str, tuple[Prompt, int]] = {}  # external id -> (prompt, line)
         self._cands: dict[str, dict[str, Candidate]] = {}  # prompt id -> text -> candidate
@@ -463,6 +465,7 @@ class _Plan:
         s = self.summary
         s.records += 1
         known = self._prompts.get(rec.external_id) if rec.external_id is not None else None
+        where = ""
         if known is not None:
             prompt, first_line = known
             where = f"line {first_line}" if first_line else "the database"
@@ -470,8 +473,6 @@ class _Plan:
                 raise _RecordError("prompt", f"id {rec.external_id!r} has another prompt text in {where}")
             if [m.to_dict() for m in prompt.messages] != [m.to_dict() for m in rec.messages]:
                 raise _RecordError("messages", f"id {rec.external_id!r} has other earlier turns in {where}")
-            if rec.gold_ranking is not None and prompt.gold_ranking != rec.gold_ranking:
-                raise _RecordError("gold_ranking", f"id {rec.external_id!r} has another gold ranking in {where}")
             if first_line == 0 and prompt.id not in self._reused:
                 self._reused.add(prompt.id)
                 s.prompts_reused += 1
@@ -482,7 +483,6 @@ class _Plan:
                 messages=rec.messages,
                 external_id=rec.external_id,
                 source=self.source,
-                gold_ranking=rec.gold_ranking,
             )
             self.new_prompts.append(prompt)
             self._cands[prompt.id] = {}
@@ -504,6 +504,16 @@ class _Plan:
                 self.new_candidates.append(cand)
                 s.candidates += 1
             ids.append(cand.id)
+        if rec.gold_ranking is not None:
+            # gold ranks go to the candidates' ids, never positions (table gold_rankings)
+            gold = dict(zip(ids, rec.gold_ranking))
+            if prompt.gold_ranking is not None and prompt.gold_ranking != gold:
+                raise _RecordError(
+                    "gold_ranking", f"id {rec.external_id!r} has another gold ranking in {where}"
+                )
+            if prompt.gold_ranking is None and known is not None and known[1] == 0:
+                self.gold_for_existing[prompt.id] = gold  # a prompt already in the database
+            prompt.gold_ranking = gold
 
         if rec.ranking is None:
             s.queued += 1

@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import platformdirs
 from sqlite_utils import Database
 
-from hitl_desktop.core.migrations import APPLICATION_ID, migrations
+from hitl_desktop.core.migrations import APPLICATION_ID, gold_rows_from_positions, migrations
 from hitl_desktop.core.types import (
     Candidate,
     Correction,
@@ -200,7 +200,7 @@ def _row_to_prompt(row: Sequence[Any]) -> Prompt:
         external_id=external_id,
         source=source or "",
         parent_judgment_id=parent,
-        gold_ranking=_loads(gold, None),
+        gold_ranking=None,  # the gold_rankings table, by candidate id (Store._with_gold)
         created_at=created_at,
     )
 
@@ -214,7 +214,7 @@ def _prompt_to_row(p: Prompt) -> dict[str, Any]:
         "external_id": p.external_id,
         "source": p.source,
         "parent_judgment_id": p.parent_judgment_id,
-        "gold_ranking": None if p.gold_ranking is None else _dumps(p.gold_ranking),
+        "gold_ranking": None,  # gold ranks live in gold_rankings (m0003), by candidate id
         "created_at": p.created_at,
     }
 
@@ -253,6 +253,10 @@ def _candidate_to_row(c: Candidate) -> dict[str, Any]:
         "seconds": c.seconds,
         "created_at": c.created_at,
     }
+
+
+def _gold_rows(prompt_id: str, ranks: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"prompt_id": prompt_id, "candidate_id": c, "rank": r} for c, r in ranks.items()]
 
 
 def _judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], dict | None]:
@@ -463,7 +467,38 @@ class Store:
         row = self.db.execute(f"select {_PROMPT_COLUMNS} from prompts where id = ?", [prompt_id]).fetchone()
         if row is None:
             raise StoreError(f"no prompt {prompt_id}")
-        return _row_to_prompt(row)
+        return self._with_gold([_row_to_prompt(row)])[0]
+
+    # -- gold items: reference ranks against candidate ids (table gold_rankings) ------------
+
+    def _with_gold(self, prompts: list[Prompt]) -> list[Prompt]:
+        """Fill each prompt's ``gold_ranking`` (candidate id -> rank) from gold_rankings."""
+        gold = self.gold_rankings(p.id for p in prompts)
+        for p in prompts:
+            p.gold_ranking = gold.get(p.id)
+        return prompts
+
+    def gold_rankings(self, prompt_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+        """prompt id -> {candidate id: gold rank}, for the given prompts (default: all)."""
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        if prompt_ids is None:
+            rows: Iterable[tuple] = self.db.conn.execute(
+                "select prompt_id, candidate_id, rank from gold_rankings"
+            )
+        else:
+            rows = self._rows_in(
+                "select prompt_id, candidate_id, rank from gold_rankings where prompt_id in ({marks})",
+                prompt_ids,
+            )
+        for pid, cid, rank in rows:
+            out[pid][cid] = rank
+        return dict(out)
+
+    def set_gold_ranking(self, prompt_id: str, ranks: dict[str, int]) -> None:
+        """Make a prompt a gold item: its reference rank per candidate id (one transaction)."""
+        with self.db.atomic():
+            self.db.execute("delete from gold_rankings where prompt_id = ?", [prompt_id])
+            self._insert_many("gold_rankings", _gold_rows(prompt_id, ranks))
 
     def _rows_in(self, sql: str, ids: Iterable[Any]) -> Iterator[tuple]:
         """The rows of ``sql`` (holding one ``in ({marks})``) for all ``ids``, a chunk at a time."""
@@ -479,14 +514,14 @@ class Store:
         )
 
     def prompts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, Prompt]:
-        """external id -> prompt, for those that exist."""
-        return {
-            p.external_id: p
-            for p in map(
+        """external id -> prompt (with its gold ranks), for those that exist."""
+        found = list(
+            map(
                 _row_to_prompt,
                 self._rows_in(f"select {_PROMPT_COLUMNS} from prompts where external_id in ({{marks}})", external_ids),
             )
-        }
+        )
+        return {p.external_id: p for p in self._with_gold(found)}
 
     def judging_tutor_ids(self, prompt_ids: Iterable[str]) -> set[tuple[str, str]]:
         """(prompt id, tutor id) for every judgment of the given prompts."""
@@ -605,8 +640,12 @@ class Store:
         prompts: Sequence[Prompt] = (),
         candidates: Sequence[Candidate] = (),
         judgments: Sequence[Judgment] = (),
+        gold_rankings: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
-        """Insert many records in ONE transaction: all of them, or (on any error) none."""
+        """Insert many records in ONE transaction: all of them, or (on any error) none.
+
+        Gold ranks: the new prompts' ``gold_ranking`` and ``gold_rankings`` (prompt id ->
+        candidate id -> rank) for prompts already stored."""
         rankings: list[dict[str, Any]] = []
         corrections: list[dict[str, Any]] = []
         judgment_rows: list[dict[str, Any]] = []
@@ -626,6 +665,11 @@ class Store:
             self._insert_many("judgments", judgment_rows)
             self._insert_many("rankings", rankings)
             self._insert_many("corrections", corrections)
+            self._insert_many(
+                "gold_rankings",
+                [r for p in prompts if p.gold_ranking for r in _gold_rows(p.id, p.gold_ranking)]
+                + [r for pid, g in (gold_rankings or {}).items() for r in _gold_rows(pid, dict(g))],
+            )
 
     def _insert_many(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Plain executemany for rows that are already SQL values (bulk paths: import, merge).
@@ -700,6 +744,13 @@ class Store:
             r[0]: _row_to_prompt(r)
             for r in ex(f"select {_PROMPT_COLUMNS} from prompts where id in (select j.prompt_id {base})", args)
         }
+        for pid, cid, rank in ex(
+            f"select prompt_id, candidate_id, rank from gold_rankings where prompt_id in (select j.prompt_id {base})",
+            args,
+        ):
+            if prompts[pid].gold_ranking is None:
+                prompts[pid].gold_ranking = {}
+            prompts[pid].gold_ranking[cid] = rank
         cands: dict[str, list[Candidate]] = defaultdict(list)
         for r in ex(
             f"select {_CANDIDATE_COLUMNS} from candidates where prompt_id in (select j.prompt_id {base}) "
@@ -820,6 +871,7 @@ class Store:
         "judgments",
         "rankings",
         "corrections",
+        "gold_rankings",
     )
 
     @classmethod
@@ -901,7 +953,14 @@ class Store:
         """Rows per table (merge progress, tests)."""
         for t in tables:
             self._check_merge_table(t)
-        return {t: self.db.execute(f"select count(*) from [{t}]").fetchone()[0] for t in tables}
+        return {
+            t: self.db.execute(f"select count(*) from [{t}]").fetchone()[0] if self.db[t].exists() else 0
+            for t in tables
+        }
+
+    def gold_prompt_ids(self, prompt_ids: Iterable[str]) -> set[str]:
+        """Those of ``prompt_ids`` that have gold ranks (a merge never changes them)."""
+        return {r[0] for r in self._rows_in("select distinct prompt_id from gold_rankings where prompt_id in ({marks})", prompt_ids)}
 
     def iter_raw_rows(self, table: str, *, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
         """A merge table's rows as stored (column -> value), in batches.
@@ -909,6 +968,12 @@ class Store:
         In insertion order; candidates grouped by prompt in idx order.
         """
         self._check_merge_table(table)
+        if table == "gold_rankings" and not self.db["gold_rankings"].exists():
+            # a source from before m0003 (opened read-only, not migrated): its gold by position
+            rows = gold_rows_from_positions(self.db)
+            for start in range(0, len(rows), batch_size):
+                yield rows[start : start + batch_size]
+            return
         # a prompt's candidates together and in idx order: merging matches them by text in order
         order = "prompt_id, idx, created_at, rowid" if table == "candidates" else "rowid"
         cur = self.db.conn.execute(f"select * from [{table}] order by {order}")

@@ -87,7 +87,8 @@ class Prompt:
     external_id: str | None = None
     source: str = ""
     parent_judgment_id: str | None = None  # set when it continues a judged conversation
-    gold_ranking: list[int] | None = None  # reference ranking (gold item), hidden from tutors
+    #: a gold item's reference ranks, candidate id -> rank (table gold_rankings); hidden from tutors
+    gold_ranking: dict[str, int] | None = None
     id: str = field(default_factory=new_id)
     created_at: str = field(default_factory=now_iso)
 

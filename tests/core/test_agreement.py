@@ -38,11 +38,13 @@ class Bench:
 
     def prompt(self, name: str, k: int, *, domain: str = "medicine", gold=None):
         if name not in self.prompts:
-            p = Prompt(text=f"question {name}", domain=domain, id=f"p-{name}", gold_ranking=gold)
+            p = Prompt(text=f"question {name}", domain=domain, id=f"p-{name}")
             cands = [
                 Candidate(prompt_id=p.id, text=f"{name} answer {i}", index=i, id=f"{name}-c{i}")
                 for i in range(k)
             ]
+            if gold is not None:  # gold ranks belong to candidate ids
+                p.gold_ranking = {c.id: r for c, r in zip(cands, gold)}
             self.prompts[name] = (p, cands)
         return self.prompts[name]
 
@@ -209,20 +211,22 @@ def test_gold_agreement_per_tutor():
         bench.judge("bob", "g1", [3, 2, 1]),
         bench.judge("bob", "x", [1, 2]),  # not a gold item
     ]
-    got = gold_agreement(items, {g1.id: g1c, g2.id: g2c})
+    got = gold_agreement(items)
     assert got["t-ann"]["items"] == 2
     assert got["t-ann"]["kendall_tau"] == pytest.approx((1 + 2 / math.sqrt(6)) / 2)
     assert got["t-bob"] == {"tutor": "bob", "kendall_tau": pytest.approx(-1), "items": 1}
-    # a gold ranking that does not fit the candidates is ignored
-    bad, bad_c = bench.prompt("bad", 3, gold=[1, 2])
-    assert gold_agreement([bench.judge("cem", "bad", [1, 2, 3])], {bad.id: bad_c}) == {}
+    # gold ranks are compared over the candidates both rank
+    bench.prompt("part", 3, gold=[2, 1])
+    got = gold_agreement([bench.judge("cem", "part", [1, 2, 3])])
+    assert got["t-cem"]["kendall_tau"] == pytest.approx(-1)
 
 
 def test_agreement_stats_from_a_store(store):
     tutors = {n: store.ensure_tutor(n) for n in ("ann", "bob")}
-    p = store.add_prompt(Prompt(text="q", domain="law", gold_ranking=[1, 2, 3]))
+    p = store.add_prompt(Prompt(text="q", domain="law"))
     cands = [Candidate(prompt_id=p.id, text=f"a{i}", index=i) for i in range(3)]
     store.add_candidates(cands)
+    store.set_gold_ranking(p.id, {c.id: r for c, r in zip(cands, [1, 2, 3])})
     for name, ranks in (("ann", [1, 2, 3]), ("bob", [1, 3, 2])):
         store.save_judgment(
             Judgment(
