@@ -20,6 +20,8 @@ DB_HELP = "The database file (default: hitl-desktop.db in the user data folder).
 MODEL_HELP = "A local Hugging Face model folder or .gguf file (default: the embedded Gemma 3 270M)."
 #: The export formats, for --help without importing the export module (a test keeps it in step).
 EXPORT_FORMATS = "trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar, kto, sft"
+#: The import layouts, likewise (core/layouts.py LAYOUTS).
+IMPORT_LAYOUTS = "records, trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar"
 
 
 def _store_module():
@@ -87,8 +89,9 @@ def cli(ctx: click.Context, db_path: str | None, model_path: str | None) -> None
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--domain", default=None, help="Domain for records that name none.")
 @click.option("--tutor", default="imported", show_default=True, help="Tutor for rankings that name none.")
+@click.option("--format", "layout", default=None, metavar="LAYOUT", help=f"The file's layout (default: found from its fields): {IMPORT_LAYOUTS}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def import_command(file: str, db_path: str | None, domain: str | None, tutor: str, as_json: bool) -> None:
+def import_command(file: str, db_path: str | None, domain: str | None, tutor: str, layout: str | None, as_json: bool) -> None:
     """Import prompts (and finished judgments) from a JSONL or CSV file, all or nothing.
 
     A bad line refuses the whole file; the error names the first bad line and counts the others.
@@ -99,7 +102,7 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
     size = Path(file).stat().st_size
     try:
         if size < 4_000_000:  # a progress bar only for files large enough to take a moment
-            summary = import_file(store, file, default_domain=domain, default_tutor=tutor)
+            summary = import_file(store, file, default_domain=domain, default_tutor=tutor, layout=layout)
         else:
             with click.progressbar(length=size, label="Reading", file=sys.stderr) as bar:
                 last = [0]
@@ -109,7 +112,8 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
                     last[0] = done
 
                 summary = import_file(
-                    store, file, default_domain=domain, default_tutor=tutor, on_progress=progress
+                    store, file, default_domain=domain, default_tutor=tutor, on_progress=progress,
+                    layout=layout,
                 )
     except ImportFileError as e:
         raise click.ClickException(str(e)) from None
@@ -128,6 +132,9 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
         )
         if summary.corrections_ignored:
             click.echo(f"  {summary.corrections_ignored} unchanged correction(s) ignored.")
+        if summary.fields_not_kept:
+            kept = ", ".join(f"{k} ({n} row(s))" for k, n in summary.fields_not_kept.items())
+            click.echo(f"  Fields with no place in a judgment, not kept: {kept}.")
 
 
 class _LoadProgress:

@@ -52,7 +52,8 @@ judgment has them and they agree with the pairs): with ``L`` distinct rank level
 candidates, ``score = L - dense_rank + 1`` (the best level scores ``L``, the worst 1); a
 correction scores ``L + 1``. So ``score_chosen - score_rejected`` is the dense rank distance.
 
-Nectar ranks: the tutor's ranks as given (ties keep equal ranks, gaps are kept). A correction
+Nectar ranks: the tutor's ranks made dense (1, 3, 3 -> 1, 2, 2; ties keep equal ranks), so
+every rank fits the row's answers. A correction
 is added as an answer with rank 1 and every candidate's rank moves down by one; its model is
 ``"tutor:<tutor>"`` (a correction identical to a candidate's text is not added again). An all-bad judgment keeps its ranks and has ``all_bad = true``.
 
@@ -468,9 +469,10 @@ def _nectar_rows(item: JudgedItem, tutor: str) -> Iterator[dict[str, Any]]:
         return
     shift = 1 if with_corr else 0
     answers = [{"answer": corr.text, "model": f"tutor:{tutor}", "rank": 1}] if with_corr else []
+    dense = dense_ranks({c.id: j.ranks[c.id] for c in cands})
     answers.extend(
         # a consensus member's correction alone: better than each candidate, nothing more
-        {"answer": c.text, "model": c.model, "rank": 2 if item.correction_only else j.ranks[c.id] + shift}
+        {"answer": c.text, "model": c.model, "rank": 2 if item.correction_only else dense[c.id] + shift}
         for c in cands
     )
     if not answers:

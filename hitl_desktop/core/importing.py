@@ -37,11 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.layouts import LAYOUTS, RowError, detect_layout, to_record
 from hitl_desktop.core.ranking import RankingError, is_unchanged_correction, validate_ranks
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import (
     DEFAULT_STRENGTH,
     FLAGS,
+    RATING_SCALES,
     STRENGTHS,
     Candidate,
     Correction,
@@ -106,6 +108,9 @@ class ImportSummary:
     tutors: int = 0
     queued: int = 0
     domains: dict[str, int] = field(default_factory=dict)
+    layout: str = ""  # the layout read (core/layouts.py)
+    #: fields of the rows that have no place in a judgment: field -> rows (never silent)
+    fields_not_kept: dict[str, int] = field(default_factory=dict)
 
 
 class _RecordError(Exception):
@@ -132,6 +137,10 @@ class _Record:
     rationale: str
     flags: list[list[str]] | None
     gold_ranking: list[int] | None
+    ratings: list[dict[str, int]] | None = None
+    seeds: list[int | None] | None = None
+    created_at: str | None = None
+    judgment_key: str | None = None  # a pair / Nectar row: its own judgment (layouts.to_record)
 
 
 def content_id(domain: str, messages: list[Message], prompt: str) -> str:
@@ -202,10 +211,12 @@ def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
         messages.append(Message(role, content))
 
     candidates: list[tuple[str, str]] = []
+    seeds: list[int | None] = []
     raw_cands = _expect(obj, "candidates", list, "a list") or []
     for i, c in enumerate(raw_cands):
         if isinstance(c, str):
             candidates.append((c, ""))
+            seeds.append(None)
             continue
         if not isinstance(c, dict):
             raise _RecordError(f"candidates[{i}]", "must be an object with text (or a string)")
@@ -217,7 +228,11 @@ def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
             model = ""
         if not isinstance(model, str):
             raise _RecordError(f"candidates[{i}].model", "must be a string")
+        seed = c.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise _RecordError(f"candidates[{i}].seed", "must be an integer")
         candidates.append((text, model))
+        seeds.append(seed)
     texts = [t for t, _ in candidates]
     if len(set(texts)) != len(texts):
         raise _RecordError("candidates", "two candidates have the same text")
@@ -271,6 +286,22 @@ def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
         for i, fl in enumerate(flags):
             if not isinstance(fl, list) or any(f not in FLAGS for f in fl):
                 raise _RecordError(f"flags[{i}]", f"must be a list of flags from {', '.join(FLAGS)}")
+    ratings = _expect(obj, "ratings", list, "a list with one {scale: 1-5} object per candidate")
+    if ratings is not None:
+        if len(ratings) != len(candidates):
+            raise _RecordError("ratings", f"has {len(ratings)} entries for {len(candidates)} candidates")
+        for i, r in enumerate(ratings):
+            if r is None:
+                ratings[i] = {}
+                continue
+            if not isinstance(r, dict) or any(
+                k not in RATING_SCALES or isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5
+                for k, v in r.items()
+            ):
+                raise _RecordError(
+                    f"ratings[{i}]", f"must map {' or '.join(RATING_SCALES)} to an integer from 1 to 5"
+                )
+    created_at = _expect(obj, "created_at", str, "an ISO 8601 time")
     if ext is None:
         ext = content_id(domain, messages, prompt)
     return _Record(
@@ -289,10 +320,22 @@ def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
         rationale=rationale,
         flags=flags,
         gold_ranking=gold,
+        ratings=ratings,
+        seeds=seeds,
+        created_at=created_at,
     )
 
 
-def _read_jsonl(data: bytes, default_domain: str | None, errors: list[LineError], progress) -> list[_Record]:
+def _read_jsonl(
+    data: bytes,
+    default_domain: str | None,
+    errors: list[LineError],
+    progress,
+    layout: str | None = None,
+    unkept: dict[str, int] | None = None,
+) -> tuple[list[_Record], str | None]:
+    """Read every line in one layout: ``layout``, else the first record's (layouts.py)."""
+    unkept = {} if unkept is None else unkept
     records: list[_Record] = []
     pos = 0
     total = len(data)
@@ -315,12 +358,19 @@ def _read_jsonl(data: bytes, default_domain: str | None, errors: list[LineError]
             errors.append(LineError(lineno, "", f"bad JSON: {e.msg} (column {e.colno})"))
             continue
         try:
-            records.append(_parse_record(obj, lineno, default_domain))
+            if layout is None:
+                layout = detect_layout(obj)
+            obj, judgment_key = to_record(layout, obj, unkept)
+            rec = _parse_record(obj, lineno, default_domain)
+            rec.judgment_key = judgment_key
+            records.append(rec)
+        except RowError as e:
+            errors.append(LineError(lineno, e.field, e.message))
         except _RecordError as e:
             errors.append(LineError(lineno, e.field, e.message))
         if len(errors) >= MAX_ERRORS_SHOWN:
             break
-    return records
+    return records, layout
 
 
 def _read_csv(data: bytes, default_domain: str | None, errors: list[LineError]) -> list[_Record]:
@@ -366,8 +416,13 @@ def read_records(
     *,
     default_domain: str | None = None,
     on_progress: ProgressCallback | None = None,
+    layout: str | None = None,
+    summary: ImportSummary | None = None,
 ) -> list[_Record]:
-    """Read and check every record of a file; raise ImportFileError listing the bad lines."""
+    """Read and check every record of a file; raise ImportFileError listing the bad lines.
+
+    ``layout``: one of ``layouts.LAYOUTS`` (default: found from the first record's fields).
+    ``summary`` gets the layout read and the fields not kept."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -375,11 +430,18 @@ def read_records(
         raise ImportFileError(p, [LineError(0, "", "is a folder, not a file")]) from None
     except OSError as e:
         raise ImportFileError(p, [LineError(0, "", f"cannot be read ({e.strerror})")]) from None
+    if layout is not None and layout not in LAYOUTS:
+        raise ImportFileError(p, [LineError(0, "", f"unknown layout {layout!r}; layouts: {', '.join(LAYOUTS)}")])
     errors: list[LineError] = []
+    unkept: dict[str, int] = {}
     if p.suffix.lower() == ".csv":
         records = _read_csv(data, default_domain, errors)
+        layout = "records"
     else:
-        records = _read_jsonl(data, default_domain, errors, on_progress)
+        records, layout = _read_jsonl(data, default_domain, errors, on_progress, layout, unkept)
+    if summary is not None:
+        summary.layout = layout or ""
+        summary.fields_not_kept = dict(sorted(unkept.items()))
     if not errors and not records:
         errors.append(LineError(0, "", "holds no records"))
     if errors:
@@ -396,10 +458,16 @@ def import_file(
     default_domain: str | None = None,
     default_tutor: str = DEFAULT_TUTOR,
     on_progress: ProgressCallback | None = None,
+    layout: str | None = None,
 ) -> ImportSummary:
-    """Import a JSONL or CSV file into the store in one transaction, or refuse it whole."""
-    records = read_records(path, default_domain=default_domain, on_progress=on_progress)
+    """Import a JSONL or CSV file into the store in one transaction, or refuse it whole.
+
+    ``layout``: see ``read_records`` and core/layouts.py (pair files, Nectar, our records)."""
     plan = _Plan(store, str(path), default_tutor)
+    records = read_records(
+        path, default_domain=default_domain, on_progress=on_progress, layout=layout, summary=plan.summary
+    )
+    plan._row_keys = [r.judgment_key for r in records if r.judgment_key is not None]
     plan.load_existing(sorted({r.external_id for r in records if r.external_id is not None}))
     errors: list[LineError] = []
     for rec in records:
@@ -440,6 +508,8 @@ class _Plan:
         self._next_index: dict[str, int] = {}  # prompt id -> idx of its next new candidate
         self._judged: set[tuple[str, str]] = set()  # (prompt id, tutor id) already judged
         self._reused: set[str] = set()
+        self._row_keys: list[str] = []  # judgment ids of pair / Nectar rows (see load_existing)
+        self._existing_judgments: set[str] = set()
 
     def load_existing(self, ext_ids: list[str]) -> None:
         """Bring in the prompts of the database that the file's ids name (a few queries in all)."""
@@ -451,6 +521,7 @@ class _Plan:
             self._cands[pid] = {c.text: c for c in cands}
             self._next_index[pid] = max((c.index for c in cands), default=-1) + 1
         self._judged |= self.store.judging_tutor_ids(pids)
+        self._existing_judgments = self.store.existing_ids("judgments", self._row_keys)
 
     def _tutor_id(self, name: str) -> str:
         tid = self._tutors.get(name)
@@ -494,12 +565,12 @@ class _Plan:
 
         by_text = self._cands[prompt.id]
         ids: list[str] = []
-        for text, model in rec.candidates:
+        for (text, model), seed in zip(rec.candidates, rec.seeds or [None] * len(rec.candidates), strict=True):
             cand = by_text.get(text)
             if cand is None:
                 index = self._next_index[prompt.id]
                 self._next_index[prompt.id] = index + 1
-                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=index)
+                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=index, seed=seed)
                 by_text[text] = cand
                 self.new_candidates.append(cand)
                 s.candidates += 1
@@ -520,11 +591,13 @@ class _Plan:
             return
         tutor = rec.tutor or self.default_tutor
         tutor_id = self._tutor_id(tutor)
-        if (prompt.id, tutor_id) in self._judged:
+        # a record: one judgment per prompt and tutor; a pair or Nectar row: its own judgment
+        judged_key = (prompt.id, rec.judgment_key or tutor_id)
+        if judged_key in self._judged or rec.judgment_key in self._existing_judgments:
             s.judgments_skipped += 1
             return
-        self._judged.add((prompt.id, tutor_id))
-        judgment_id = imported_judgment_id(prompt.external_id or prompt.id, tutor)
+        self._judged.add(judged_key)
+        judgment_id = rec.judgment_key or imported_judgment_id(prompt.external_id or prompt.id, tutor)
         correction = None
         if (
             rec.correction is not None
@@ -552,6 +625,8 @@ class _Plan:
                 strength=rec.strength,
                 display_order=list(ids),
                 correction=correction,
+                ratings={cid: r for cid, r in zip(ids, rec.ratings or []) if r},
+                **({"created_at": rec.created_at} if rec.created_at else {}),
             )
         )
         s.judgments += 1
