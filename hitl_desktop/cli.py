@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 DB_HELP = "The database file (default: hitl-desktop.db in the user data folder)."
 MODEL_HELP = "A local Hugging Face model folder or .gguf file (default: the embedded Gemma 3 270M)."
 #: The export formats, for --help without importing the export module (a test keeps it in step).
-EXPORT_FORMATS = "trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar, kto, sft"
+EXPORT_FORMATS = "trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar, kto, sft, judgments"
 #: The import layouts, likewise (core/layouts.py LAYOUTS).
-IMPORT_LAYOUTS = "records, trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar"
+IMPORT_LAYOUTS = "records, judgments, trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar"
 
 
 def _store_module():

@@ -96,6 +96,8 @@ from typing import Any
 
 from hitl_desktop.core import ranking
 from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
+from hitl_desktop.core.judgment_records import FIELDS as JUDGMENT_FIELDS
+from hitl_desktop.core.judgment_records import judgment_row
 from hitl_desktop.core.ranking import (
     dense_ranks,
     effective_correction,
@@ -120,6 +122,7 @@ FORMATS: tuple[str, ...] = (
     "nectar",
     "kto",
     "sft",
+    "judgments",
 )
 
 #: Suffixes of file types we do not write: refused instead of becoming a folder's name.
@@ -254,6 +257,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("messages", "messages", "the whole conversation ending with the completion"),
         *_META_UNPAIRED,
     ],
+    # JSONL only: nested provenance (core/judgment_records.py lists every field)
+    "judgments": [(name, "json", "see core/judgment_records.py") for name in JUDGMENT_FIELDS],
 }
 
 
@@ -540,6 +545,7 @@ def build_rows(
     tutor_name: Callable[[str], str] = lambda name: name,
     include_top_ranked: bool = False,
     dropped: Counter[str] | None = None,
+    sessions: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of one format for these judged items (pure: no file, no database).
 
@@ -555,6 +561,9 @@ def build_rows(
                 rows.extend(pair_rows(item, pairs, tutor))
         elif fmt == "nectar":
             rows.extend(_nectar_rows(item, tutor))
+        elif fmt == "judgments":
+            sid = item.judgment.session_id
+            rows.append(judgment_row(item, tutor, (sessions or {}).get(sid) if sid else None))
         else:
             rows.extend(_completion_rows(fmt, item, tutor, include_top_ranked, dropped))
     return rows
@@ -623,6 +632,7 @@ _TASKS = {
     "nectar": ["text-classification", "reinforcement-learning"],
     "kto": ["text-generation", "reinforcement-learning"],
     "sft": ["text-generation"],
+    "judgments": ["text-classification", "reinforcement-learning"],
 }
 
 _FORMAT_USE = {
@@ -633,6 +643,7 @@ _FORMAT_USE = {
     "nectar": "K-wise rankings (one row per judgment), the Nectar layout",
     "kto": "unpaired preference (desirable / undesirable) for TRL's KTOTrainer",
     "sft": "prompt-completion pairs from tutors' corrections for supervised fine-tuning",
+    "judgments": "every judgment with everything it holds, in the import record layout",
 }
 
 
@@ -818,6 +829,10 @@ def export_dataset(
     _check_format(fmt)
     out_path = Path(out).expanduser()
     kind = _output_kind(out_path)
+    if fmt == "judgments" and kind != "jsonl":
+        raise ExportError(f"{out_path}: the judgments format is written as a .jsonl file")
+    if fmt == "judgments" and consensus:
+        raise ExportError("the judgments format holds each tutor's own judgments; drop --consensus")
     try:
         test_fraction = float(test_fraction)
     except (TypeError, ValueError) as e:
@@ -867,6 +882,9 @@ def export_dataset(
                 p = cache[name] = store.pseudonym(name)
             return p
 
+    sessions = None
+    if fmt == "judgments" and store is not None:
+        sessions = store.sessions_by_id({it.judgment.session_id for it in selected if it.judgment.session_id})
     n = len(selected)
     total = n + 1
     test_ids = split_conversations(selected, test_fraction=test_fraction, seed=seed)
@@ -879,7 +897,8 @@ def export_dataset(
     is_paired = fmt in _PAIRED
     for i, it in enumerate(selected, start=1):
         rows = build_rows(
-            fmt, (it,), tutor_name=tutor_name, include_top_ranked=include_top_ranked, dropped=dropped
+            fmt, (it,), tutor_name=tutor_name, include_top_ranked=include_top_ranked, dropped=dropped,
+            sessions=sessions,
         )
         if is_paired:
             pairs += len(rows)

@@ -38,7 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from hitl_desktop.core.layouts import LAYOUTS, RowError, detect_layout, to_record
-from hitl_desktop.core.ranking import RankingError, is_unchanged_correction, validate_ranks
+from hitl_desktop.core.ranking import (
+    RankingError,
+    is_unchanged_correction,
+    validate_ranks,
+    without_unchanged_correction,
+)
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import (
     DEFAULT_STRENGTH,
@@ -50,7 +55,9 @@ from hitl_desktop.core.types import (
     Judgment,
     Message,
     Prompt,
+    Session,
     Tutor,
+    now_iso,
 )
 
 ROLES = ("system", "user", "assistant")
@@ -141,6 +148,10 @@ class _Record:
     seeds: list[int | None] | None = None
     created_at: str | None = None
     judgment_key: str | None = None  # a pair / Nectar row: its own judgment (layouts.to_record)
+    full: Judgment | None = None  # a ``judgments`` row: everything, ids included
+    full_prompt: Prompt | None = None
+    full_candidates: list[Candidate] | None = None
+    full_session: Session | None = None
 
 
 def content_id(domain: str, messages: list[Message], prompt: str) -> str:
@@ -363,6 +374,8 @@ def _read_jsonl(
             obj, judgment_key = to_record(layout, obj, unkept)
             rec = _parse_record(obj, lineno, default_domain)
             rec.judgment_key = judgment_key
+            if layout == "judgments":
+                _parse_full(obj, rec)
             records.append(rec)
         except RowError as e:
             errors.append(LineError(lineno, e.field, e.message))
@@ -467,6 +480,8 @@ def import_file(
     records = read_records(
         path, default_domain=default_domain, on_progress=on_progress, layout=layout, summary=plan.summary
     )
+    if plan.summary.layout == "judgments":
+        return _import_full(store, path, records, plan.summary)
     plan._row_keys = [r.judgment_key for r in records if r.judgment_key is not None]
     plan.load_existing(sorted({r.external_id for r in records if r.external_id is not None}))
     errors: list[LineError] = []
@@ -630,3 +645,189 @@ class _Plan:
             )
         )
         s.judgments += 1
+
+
+# -- the ``judgments`` layout: everything, ids included (core/judgment_records.py) -------------
+
+
+def _str(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _RecordError(key, "is missing or not a string")
+    return value
+
+
+def _num(obj: dict[str, Any], key: str, path: str, kind: type | tuple[type, ...]) -> Any:
+    value = obj.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise _RecordError(path, f"must be a number, not {type(value).__name__}")
+    return value
+
+
+def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
+    """The ids and provenance of a ``judgments`` row, checked against the row's candidates."""
+    raw = obj["candidates"]
+    cands: list[Candidate] = []
+    prompt_id = _str(obj, "prompt_id")
+    for i, c in enumerate(raw):
+        if not isinstance(c, dict):
+            raise _RecordError(f"candidates[{i}]", "must be an object with id and text")
+        params = c.get("params") or {}
+        if not isinstance(params, dict):
+            raise _RecordError(f"candidates[{i}].params", "must be an object")
+        cands.append(
+            Candidate(
+                prompt_id=prompt_id,
+                text=c["text"],
+                model=c.get("model") or "",
+                model_revision=c.get("model_revision") or "",
+                dtype=c.get("dtype") or "",
+                params=params,
+                seed=_num(c, "seed", f"candidates[{i}].seed", int),
+                tokens=_num(c, "tokens", f"candidates[{i}].tokens", int),
+                seconds=_num(c, "seconds", f"candidates[{i}].seconds", (int, float)),
+                index=_num(c, "index", f"candidates[{i}].index", int) or 0,
+                id=_str(c, "id") if isinstance(c.get("id"), str) and c["id"] else _missing(f"candidates[{i}].id"),
+                created_at=c.get("created_at") or now_iso(),
+            )
+        )
+    ids = [c.id for c in cands]
+    if len(set(ids)) != len(ids):
+        raise _RecordError("candidates", "two candidates have the same id")
+    order = obj.get("display_order") or []
+    if not isinstance(order, list):
+        raise _RecordError("display_order", "must be a list of candidate ids")
+    for i, cid in enumerate(order):
+        if cid not in ids:
+            raise _RecordError(f"display_order[{i}]", f"names candidate {cid!r}, which the row does not hold")
+    session = obj.get("session")
+    full_session = None
+    if session is not None:
+        if not isinstance(session, dict):
+            raise _RecordError("session", "must be an object with id, domain and started_at")
+        full_session = Session(
+            tutor_id=_str(obj, "tutor_id"),
+            domain=_str(session, "domain"),
+            guideline_version=session.get("guideline_version") or "",
+            id=_str(session, "id"),
+            started_at=_str(session, "started_at"),
+            ended_at=session.get("ended_at"),
+        )
+    ext = obj.get("id")
+    rec.full_prompt = Prompt(
+        text=rec.prompt,
+        domain=rec.domain,
+        messages=rec.messages,
+        external_id=None if ext is None else str(ext),
+        source=obj.get("prompt_source") or "",
+        parent_judgment_id=obj.get("parent_judgment_id"),
+        id=prompt_id,
+        created_at=_str(obj, "prompt_created_at"),
+    )
+    rec.full_candidates = cands
+    rec.full_session = full_session
+    correction = None
+    if rec.correction is not None:
+        cid = ids[rec.corrected_index] if rec.corrected_index is not None else None
+        correction = Correction(
+            text=rec.correction,
+            candidate_id=cid,
+            id=_str(obj, "correction_id"),
+            created_at=_str(obj, "correction_created_at"),
+        )
+    rec.full = Judgment(
+        id=_str(obj, "judgment_id"),
+        prompt_id=prompt_id,
+        tutor_id=_str(obj, "tutor_id"),
+        session_id=full_session.id if full_session else None,
+        ranks=dict(zip(ids, rec.ranking or [], strict=True)),
+        all_bad=rec.all_bad,
+        flags={cid: fl for cid, fl in zip(ids, rec.flags or []) if fl},
+        ratings={cid: r for cid, r in zip(ids, rec.ratings or []) if r},
+        rationale=rec.rationale,
+        strength=rec.strength,
+        seconds_spent=_num(obj, "seconds_spent", "seconds_spent", (int, float)),
+        display_order=list(order),
+        guideline_version=obj.get("guideline_version") or "",
+        correction=correction,
+        created_at=_str(obj, "created_at"),
+    )
+    if rec.ranking is None:
+        raise _RecordError("ranking", "is missing (a judgments row is a finished judgment)")
+
+
+def _missing(field: str) -> str:
+    raise _RecordError(field, "is missing or not a string")
+
+
+def _import_full(store: Store, path, records: list[_Record], s: ImportSummary) -> ImportSummary:
+    """Insert ``judgments`` rows with their own ids: what is already there is reused (prompts,
+    candidates, sessions, tutors by name) or skipped (judgments); one transaction."""
+    tutors = {t.name: t.id for t in store.tutors()}
+    have = {
+        t: store.existing_ids(t, ids)
+        for t, ids in (
+            ("prompts", {r.full_prompt.id for r in records}),
+            ("candidates", {c.id for r in records for c in r.full_candidates}),
+            ("judgments", {r.full.id for r in records}),
+            ("sessions", {r.full_session.id for r in records if r.full_session}),
+        )
+    }
+    by_ext = store.prompt_ids_by_external_id({r.full_prompt.external_id for r in records if r.full_prompt.external_id})
+    new_tutors: list[Tutor] = []
+    new: dict[str, list] = {"prompts": [], "candidates": [], "judgments": [], "sessions": []}
+    errors: list[LineError] = []
+    for rec in records:
+        s.records += 1
+        p, j = rec.full_prompt, rec.full
+        ext_owner = by_ext.get(p.external_id) if p.external_id else None
+        if ext_owner is not None and ext_owner != p.id:
+            errors.append(LineError(rec.line, "id", f"{p.external_id!r} already names another prompt"))
+            continue
+        name = rec.tutor or DEFAULT_TUTOR
+        if name not in tutors:
+            tutors[name] = j.tutor_id
+            new_tutors.append(Tutor(name=name, id=j.tutor_id))
+            s.tutors += 1
+        j.tutor_id = tutors[name]
+        if rec.full_session is not None:
+            rec.full_session.tutor_id = j.tutor_id
+        if j.id in have["judgments"]:
+            s.judgments_skipped += 1
+            continue
+        have["judgments"].add(j.id)
+        for table, rows in (("prompts", [p]), ("sessions", [rec.full_session] if rec.full_session else []),
+                            ("candidates", rec.full_candidates)):  # fmt: skip
+            for row in rows:
+                if row.id not in have[table]:
+                    have[table].add(row.id)
+                    new[table].append(row)
+                    if table == "prompts":
+                        s.prompts += 1
+                        s.domains[p.domain] = s.domains.get(p.domain, 0) + 1
+                        if p.external_id:
+                            by_ext[p.external_id] = p.id
+                    elif table == "candidates":
+                        s.candidates += 1
+                elif table == "prompts" and row is p:
+                    s.prompts_reused += 1
+        j = without_unchanged_correction(j, rec.full_candidates)
+        if rec.correction is not None and j.correction is None:
+            s.corrections_ignored += 1
+        s.corrections += j.correction is not None
+        new["judgments"].append(j)
+        s.judgments += 1
+        if len(errors) >= MAX_ERRORS_SHOWN:
+            break
+    if errors:
+        raise ImportFileError(path, errors)
+    store.bulk_insert(
+        tutors=new_tutors,
+        sessions=new["sessions"],
+        prompts=new["prompts"],
+        candidates=new["candidates"],
+        judgments=new["judgments"],
+    )
+    return s

@@ -8,7 +8,9 @@ layout is refused, naming the fields found.
 layout                   fields that select it / what a row becomes
 =======================  =================================================================
 ``records``              ``prompt`` (and ``candidates``, ``ranking``...): the import record
-                         layout (README "Import files"); also our ``judgments`` export
+                         layout (README "Import files")
+``judgments``            ``judgment_id`` and ``candidates``: our ``judgments`` export, every
+                         id and provenance kept (core/judgment_records.py)
 ``trl-preference``       ``prompt`` (string), ``chosen``, ``rejected`` (strings)
 ``trl-preference-chat``  ``prompt`` (message list), ``chosen``, ``rejected`` (one assistant
                          message each)
@@ -40,6 +42,7 @@ from typing import Any
 
 LAYOUTS: tuple[str, ...] = (
     "records",
+    "judgments",
     "trl-preference",
     "trl-preference-chat",
     "hh-rlhf",
@@ -102,6 +105,8 @@ def detect_layout(obj: Any) -> str:
         if isinstance(sample, list):
             return "trl-preference-chat" if isinstance(obj.get("prompt"), list) else "ultrafeedback"
         return "trl-preference" if "prompt" in keys else "hh-rlhf"
+    if "judgment_id" in keys and "candidates" in keys:
+        return "judgments"
     if keys & RECORD_FIELDS:
         return "records"
     found = ", ".join(sorted(map(str, keys))) or "none"
@@ -215,7 +220,7 @@ def to_record(layout: str, obj: Any, unkept: dict[str, int]) -> tuple[dict[str, 
     one judgment per prompt and tutor). ``unkept`` counts the fields not kept, by name."""
     if not isinstance(obj, dict):
         raise RowError("", f"a record must be a JSON object, not {type(obj).__name__}")
-    if layout == "records":
+    if layout in ("records", "judgments"):
         return obj, None
     if layout == "nectar":
         record = _nectar(obj)

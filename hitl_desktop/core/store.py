@@ -637,6 +637,7 @@ class Store:
         self,
         *,
         tutors: Sequence[Tutor] = (),
+        sessions: Sequence[Session] = (),
         prompts: Sequence[Prompt] = (),
         candidates: Sequence[Candidate] = (),
         judgments: Sequence[Judgment] = (),
@@ -660,6 +661,14 @@ class Store:
                 "tutors",
                 [{"id": t.id, "name": t.name, "domains": _dumps(t.domains), "created_at": t.created_at} for t in tutors],
             )
+            self._insert_many(
+                "sessions",
+                [
+                    {"id": x.id, "tutor_id": x.tutor_id, "domain": x.domain, "guideline_version": x.guideline_version,
+                     "started_at": x.started_at, "ended_at": x.ended_at}
+                    for x in sessions
+                ],
+            )  # fmt: skip
             self._insert_many("prompts", [_prompt_to_row(p) for p in prompts])
             self._insert_many("candidates", [_candidate_to_row(c) for c in candidates])
             self._insert_many("judgments", judgment_rows)
@@ -791,6 +800,16 @@ class Store:
     def setting(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("select value from settings where key = ?", [key]).fetchone()
         return row[0] if row else default
+
+    def sessions_by_id(self, session_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """session id -> {id, domain, guideline_version, started_at, ended_at}."""
+        return {
+            r[0]: dict(zip(("id", "domain", "guideline_version", "started_at", "ended_at"), r, strict=True))
+            for r in self._rows_in(
+                "select id, domain, guideline_version, started_at, ended_at from sessions where id in ({marks})",
+                session_ids,
+            )
+        }
 
     def set_setting(self, key: str, value: str) -> None:
         with self.db.atomic():
