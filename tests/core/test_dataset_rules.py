@@ -8,45 +8,13 @@ from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_agreement import Bench  # hand-built judged items: prompt q, candidates q-c0..
 
 from hitl_desktop.core import ranking
 from hitl_desktop.core.consensus import consensus_items
 from hitl_desktop.core.export import build_rows, export_dataset
 from hitl_desktop.core.ranking import conversation_groups, pairs_for_item, split_conversations
 from hitl_desktop.core.types import Candidate, Correction, JudgedItem, Judgment, Message, Prompt
-
-
-class Bench:
-    """Hand-built judged items: prompt ``name`` with candidates ``<name>-c0..``; ranks None =
-    not shown to that tutor."""
-
-    def __init__(self) -> None:
-        self.prompts: dict[str, tuple[Prompt, list[Candidate]]] = {}
-        self.clock = 0
-
-    def prompt(self, name: str, k: int, **kw) -> tuple[Prompt, list[Candidate]]:
-        if name not in self.prompts:
-            p = Prompt(text=f"question {name}", id=f"p-{name}", **kw)
-            cands = [
-                Candidate(prompt_id=p.id, text=f"{name} answer {i}", index=i, id=f"{name}-c{i}")
-                for i in range(k)
-            ]
-            self.prompts[name] = (p, cands)
-        return self.prompts[name]
-
-    def judge(self, tutor: str, name: str, ranks, **kw) -> JudgedItem:
-        p, cands = self.prompt(name, len(ranks))
-        self.clock += 1
-        ranked = {c.id: r for c, r in zip(cands, ranks, strict=True) if r is not None}
-        j = Judgment(
-            prompt_id=p.id,
-            tutor_id=f"t-{tutor}",
-            ranks=ranked,
-            created_at=f"2026-01-01T00:00:{self.clock:02d}+00:00",
-            id=f"j{self.clock}",
-            **kw,
-        )
-        return JudgedItem(j, p, [c for c in cands if c.id in ranked], tutor, "general")
 
 
 def consensus_pairs(items):

@@ -31,14 +31,14 @@ def _table_names(text: str, heading: str) -> list[str]:
 def test_readme_lists_every_export_format():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert _table_names(text, "### Export formats") == list(FORMATS)
-    assert cli.EXPORT_FORMATS == ", ".join(FORMATS)
+    assert ", ".join(FORMATS) == cli.EXPORT_FORMATS
 
 
 def test_readme_and_data_rules_list_every_import_layout():
     for doc, heading in (("README.md", "#### Import layouts"), ("docs/data-rules.md", "## Import layouts")):
         text = (ROOT / doc).read_text(encoding="utf-8")
         assert _table_names(text, heading) == list(LAYOUTS), doc
-    assert cli.IMPORT_LAYOUTS == ", ".join(LAYOUTS)
+    assert ", ".join(LAYOUTS) == cli.IMPORT_LAYOUTS
 
 
 def test_readme_states_the_consensus_and_margin_rules():
