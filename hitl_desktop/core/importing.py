@@ -525,6 +525,7 @@ class _Plan:
         self._reused: set[str] = set()
         self._row_keys: list[str] = []  # judgment ids of pair / Nectar rows (see load_existing)
         self._existing_judgments: set[str] = set()
+        self._by_model: dict[tuple[str, str, str], Candidate] = {}  # (prompt id, text, model)
 
     def load_existing(self, ext_ids: list[str]) -> None:
         """Bring in the prompts of the database that the file's ids name (a few queries in all)."""
@@ -533,7 +534,10 @@ class _Plan:
         for ext, prompt in found.items():
             self._prompts[ext] = (prompt, 0)
         for pid, cands in self.store.candidates_by_prompt(pids).items():
-            self._cands[pid] = {c.text: c for c in cands}
+            self._cands[pid] = {}
+            for c in cands:
+                self._cands[pid].setdefault(c.text, c)
+                self._by_model.setdefault((pid, c.text, c.model), c)
             self._next_index[pid] = max((c.index for c in cands), default=-1) + 1
         self._judged |= self.store.judging_tutor_ids(pids)
         self._existing_judgments = self.store.existing_ids("judgments", self._row_keys)
@@ -582,11 +586,16 @@ class _Plan:
         ids: list[str] = []
         for (text, model), seed in zip(rec.candidates, rec.seeds or [None] * len(rec.candidates), strict=True):
             cand = by_text.get(text)
+            if cand is not None and rec.judgment_key is not None and cand.model != model:
+                # a pair / Nectar row: the same text from another model (or another tutor's
+                # identical correction) is its own candidate, so its model is not lost
+                cand = self._by_model.get((prompt.id, text, model))
             if cand is None:
                 index = self._next_index[prompt.id]
                 self._next_index[prompt.id] = index + 1
                 cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=index, seed=seed)
-                by_text[text] = cand
+                by_text.setdefault(text, cand)
+                self._by_model[(prompt.id, text, model)] = cand
                 self.new_candidates.append(cand)
                 s.candidates += 1
             ids.append(cand.id)

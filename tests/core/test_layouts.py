@@ -97,7 +97,7 @@ def _build(store: Store, specs) -> None:
 
 
 @pytest.mark.parametrize("fmt", [*PAIR_FORMATS, "nectar"])
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(specs=databases())
 def test_export_import_export_keeps_the_trainer_fields(fmt, specs):
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,8 +125,6 @@ def test_export_import_export_keeps_the_trainer_fields(fmt, specs):
         for f in keep:
             if f == "margin" and ra.get(f) not in (0.5, 1.0, 1.5):
                 continue  # a pair's two ranks carry strengths 1-3 only (the import says so)
-            if f.endswith("_model") and ra.get(f, "").startswith("tutor:"):
-                continue  # two tutors' identical corrections are one candidate (the first's)
             if f in ra:
                 assert rb[f] == ra[f], f
 
