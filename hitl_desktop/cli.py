@@ -302,6 +302,7 @@ def _generate(store, model_path, todo, *, k, limit, domain, seed, max_new_tokens
 @click.option("--keep-tutor-names", is_flag=True, help="Write tutor names as they are (default: pseudonyms).")
 @click.option("--include-top-ranked", is_flag=True, help="sft: also the top-ranked answers, not only corrections.")
 @click.option("--consensus", is_flag=True, help="One consensus ranking per prompt judged by several tutors.")
+@click.option("--adjudicated", is_flag=True, help="A lead's adjudicated ranking where there is one (per-tutor or --consensus elsewhere).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_command(
     db_path: str | None,
@@ -316,6 +317,7 @@ def export_command(
     keep_tutor_names: bool,
     include_top_ranked: bool,
     consensus: bool,
+    adjudicated: bool,
     as_json: bool,
 ) -> None:
     """Export judgments as training data (preference pairs and other formats)."""
@@ -326,7 +328,11 @@ def export_command(
     store = _open_store(_db(db_path), create=False)
     try:
         items = None
-        if consensus:
+        if adjudicated:
+            from hitl_desktop.core.review import export_items
+
+            items = export_items(store, domain=domain, tutor=tutor, since=since, until=until, consensus=consensus)
+        elif consensus:
             from hitl_desktop.core.consensus import consensus_items
 
             items = consensus_items(list(store.judged_items(domain=domain, tutor=tutor, since=since, until=until)))
