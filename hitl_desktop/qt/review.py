@@ -315,11 +315,11 @@ class ReviewView(QDialog):
         self.grid_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
         self.grid_view.selectionModel().currentChanged.connect(lambda cur, _prev: self.show_candidate(cur.row()))
         self.grid_model.pending_changed.connect(self._pending_changed)
-        rl.addWidget(self._panel("Rankings: 1 = best, equal ranks tie (⚑ flags, ✎ corrected)", self.grid_view), 3)
+        rl.addWidget(self._panel("Rankings: 1 = best, equal ranks tie (⚑ flags, ✎ corrected)", self.grid_view), 2)
         self.detail = QTextBrowser()
         self.detail.setOpenLinks(False)
         self.detail.setAccessibleName("Candidate text, corrections and rationales")
-        rl.addWidget(self._panel("Candidate, corrections and rationales", self.detail), 2)
+        rl.addWidget(self._panel("Candidate, corrections and rationales", self.detail), 3)
 
         form = QFrame()
         form.setObjectName("Panel")
