@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from hitl_desktop.core.agreement import latest_by_tutor, tau_b
+from hitl_desktop.core.ranking import RankingError, validate_judgment
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import (
     FLAGS,
@@ -185,19 +186,17 @@ def review_item(store: Store, prompt_id: str) -> ReviewItem:
 def check_adjudication(adjudication: Adjudication, candidate_ids: Iterable[str]) -> None:
     """Raise ReviewError unless the adjudication follows the rules (module docstring)."""
     a = adjudication
-    known = set(candidate_ids)
+    known = list(candidate_ids)
     if not a.adjudicator.strip():
         raise ReviewError("adjudicator: a name is needed")
     if not a.rationale.strip():
         raise ReviewError("rationale: say why (an adjudication needs a rationale)")
     if len(a.ranks) < 2:
         raise ReviewError("ranking: rank two or more candidates")
-    unknown = set(a.ranks) - known
-    if unknown:
-        raise ReviewError(f"ranking: {len(unknown)} candidate(s) do not belong to this prompt")
-    for cid, r in a.ranks.items():
-        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-            raise ReviewError(f"ranking: rank {r!r} of candidate {cid} is not a positive integer")
+    try:  # the ranks follow a judgment's rules
+        validate_judgment(Judgment(prompt_id=a.prompt_id, tutor_id=ADJUDICATION_TUTOR_ID, ranks=a.ranks), known)
+    except RankingError as e:
+        raise ReviewError(str(e)) from e
 
 
 def adjudicate(

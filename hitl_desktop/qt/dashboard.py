@@ -473,6 +473,16 @@ class SummaryTask(QObject):
 # -- the dialog ---------------------------------------------------------------------------------
 
 
+def heading(text: str) -> QLabel:
+    """A window's title line (also the review mode's)."""
+    title = QLabel(text)
+    title.setObjectName("PanelTitle")
+    f = title.font()
+    f.setPointSizeF(f.pointSizeF() * 1.25)
+    title.setFont(f)
+    return title
+
+
 class QualityDashboard(QDialog):
     """Quality figures per domain and tutor, with charts and a report export."""
 
@@ -503,12 +513,7 @@ class QualityDashboard(QDialog):
         outer.setSpacing(10)
 
         top = QHBoxLayout()
-        title = QLabel("Quality dashboard")
-        title.setObjectName("PanelTitle")
-        f = title.font()
-        f.setPointSizeF(f.pointSizeF() * 1.25)
-        title.setFont(f)
-        top.addWidget(title)
+        top.addWidget(heading("Quality dashboard"))
         top.addSpacing(12)
         self.domain_box = QComboBox()
         self.domain_box.setObjectName("DomainBox")

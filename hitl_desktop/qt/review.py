@@ -40,6 +40,7 @@ from hitl_desktop.core import review
 from hitl_desktop.core.consensus import ranked_pairs
 from hitl_desktop.core.store import StoreError
 from hitl_desktop.qt import theme
+from hitl_desktop.qt.dashboard import heading
 
 if TYPE_CHECKING:
     from hitl_desktop.qt.main_window import MainWindow
@@ -260,18 +261,12 @@ class ReviewView(QDialog):
         self.setModal(False)
         self.resize(1380, 820)
         self.item: review.ReviewItem | None = None
-        self.last_error = ""
         outer = QVBoxLayout(self)
         outer.setContentsMargins(14, 14, 14, 14)
         outer.setSpacing(10)
 
         top = QHBoxLayout()
-        title = QLabel("Review disagreements")
-        title.setObjectName("PanelTitle")
-        f = title.font()
-        f.setPointSizeF(f.pointSizeF() * 1.25)
-        title.setFont(f)
-        top.addWidget(title)
+        top.addWidget(heading("Review disagreements"))
         top.addSpacing(12)
         self.domain_box = QComboBox()
         self.domain_box.setAccessibleName("Domain")
@@ -517,7 +512,6 @@ class ReviewView(QDialog):
         self.detail.setHtml("".join(parts))
 
     def _show_status(self, error: str = "") -> None:
-        self.last_error = error
         if error:
             self.status.setStyleSheet(f"color: {theme.current()['danger']}")
             self.status.setText(error)
