@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from hitl_desktop.core.agreement import latest_by_tutor, tau_b
-from hitl_desktop.core.ranking import RankingError, validate_judgment
-from hitl_desktop.core.store import Store
+from hitl_desktop.core.ranking import RankingError, validate_judgment, validate_ranks
+from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import (
     FLAGS,
     Adjudication,
@@ -208,6 +208,34 @@ def adjudicate(
     )
     check_adjudication(adjudication, [c.id for c in store.candidates_for(prompt_id)])
     return store.add_adjudication(adjudication)
+
+
+def find_prompt(store: Store, ref: str) -> Prompt:
+    """A prompt by its external id (as imported), else by its id; ReviewError when none."""
+    found = store.prompts_by_external_id([ref]).get(ref)
+    if found is not None:
+        return found
+    try:
+        return store.get_prompt(ref)
+    except StoreError:
+        raise ReviewError(f"no prompt {ref!r} (neither an imported id nor a prompt id)") from None
+
+
+def adjudicate_in_order(
+    store: Store, *, prompt: str, ranking: Sequence[object], rationale: str, adjudicator: str
+) -> Adjudication:
+    """``adjudicate`` with the prompt by reference (``find_prompt``) and one rank per candidate
+    in generated order, as an import file's ``ranking`` (the command line's way)."""
+    p = find_prompt(store, prompt)
+    candidates = store.candidates_for(p.id)
+    try:
+        ranks = validate_ranks(list(ranking), len(candidates))
+    except RankingError as e:
+        raise ReviewError(str(e)) from e
+    return adjudicate(
+        store, prompt_id=p.id, ranks={c.id: r for c, r in zip(candidates, ranks, strict=True)},
+        rationale=rationale, adjudicator=adjudicator,
+    )  # fmt: skip
 
 
 # -- export ------------------------------------------------------------------------------------

@@ -237,7 +237,12 @@ class LabMenus(QObject):
             a.triggered.connect(lambda _checked=False, key=key: self.set_theme(key))
             theme_menu.addAction(a)
             self.theme_actions[key] = a
-        self.theme_actions[str(self.q.value("view/theme", "system"))].setChecked(True)
+        chosen = str(self.q.value("view/theme", "system"))
+        if chosen not in self.theme_actions:
+            chosen = "system"
+        self.theme_actions[chosen].setChecked(True)
+        if chosen != "system":  # the tutor's choice from last time
+            self.set_theme(chosen)
         view_menu.addSeparator()
         self.lead_action = QAction("&Lead mode (all judgments, review, gold figures)", self.window)
         self.lead_action.setCheckable(True)

@@ -270,3 +270,37 @@ def test_history_of_one_session(lab):
     lab.save_judgment(Judgment(prompt_id=pid, tutor_id=tutor.id, session_id=session.id, ranks=dict(zip(ids, [1, 2, 3, 4], strict=True))))
     (entry,) = review.history(lab, session_id=session.id)
     assert entry.tutor == "d" and entry.domain == "medicine" and entry.candidates == 4 and not entry.flags
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_cli_review_lists_by_disagreement(lab, capsys):
+    lab.close()
+    assert cli_main(["review", "--db", str(lab.path), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["prompt"] for r in rows] == ["p2", "p3", "p1"]
+    assert rows[0]["mean_tau"] == pytest.approx(-1.0) and rows[0]["tutors"] == ["a", "b"]
+    assert cli_main(["review", "--db", str(lab.path), "--limit", "1"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("-1.00  p2  [medicine, 2 tutors]")
+
+
+def test_cli_adjudicate_records_and_refuses_bad_input(lab, capsys):
+    path = lab.path
+    lab.close()
+    args = ["adjudicate", "p2", "--db", str(path), "--rationale", "B is right", "--adjudicator", "lead"]
+    assert cli_main([*args, "--ranking", "2,1,3"]) == 1
+    assert "p2: ranking: has 3 ranks for 4 candidates" in capsys.readouterr().err
+    assert cli_main([*args[:1], "nope", *args[2:], "--ranking", "1,2,3,4"]) == 1
+    assert "no prompt 'nope'" in capsys.readouterr().err
+    assert cli_main([*args, "--ranking", "2,x"]) != 0
+    with Store.open(path) as store:
+        assert store.adjudications(current_only=False) == []
+    assert cli_main([*args, "--ranking", "2,1,3,3"]) == 0
+    assert cli_main(["review", "--db", str(path), "--json"]) == 0
+    assert [json.loads(line)["adjudicated"] for line in capsys.readouterr().out.splitlines() if '"p2"' in line] == [True]
+    with Store.open(path) as store:
+        (a,) = store.adjudications()
+        ids = cand_ids(store, "p2")
+        assert a.ranks == dict(zip(ids, [2, 1, 3, 3], strict=True)) and a.adjudicator == "lead"
