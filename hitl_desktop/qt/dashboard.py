@@ -587,7 +587,6 @@ class QualityDashboard(QDialog):
         bottom.setChildrenCollapsible(False)
         bottom.addWidget(self._panel("Agreement by domain", self.domain_view))
         self.gold_panel = self._panel("Gold items (leads only)", self.gold_view)
-        self.gold_panel.setObjectName("GoldPanel")
         bottom.addWidget(self.gold_panel)
         self.gold_panel.hide()
         splitter.addWidget(bottom)

@@ -1127,6 +1127,8 @@ class MainWindow(QMainWindow):
         old.close()
         self.backups = BackupScheduler(store)
         self.history.clear()
+        if self.dashboard is not None:
+            self.dashboard.close()
         self.dashboard = None
         self.queue_model.set_prompts([])
         if tutor and domain:
