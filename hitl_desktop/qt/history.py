@@ -173,7 +173,6 @@ class HistoryView(QDialog):
         bottom.addWidget(self.count_label, 1)
         self.rejudge_button = QPushButton("Re-judge")
         self.rejudge_button.setObjectName("Primary")
-        self.rejudge_button.setToolTip("Put this judgment back on the bench; the new one replaces it in exports")
         self.rejudge_button.clicked.connect(self.rejudge)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
@@ -255,11 +254,18 @@ class HistoryView(QDialog):
         return rows[0].data(EntryRole) if rows else None
 
     def _update_buttons(self) -> None:
-        self.rejudge_button.setEnabled(self.selected() is not None)
+        entry, tutor = self.selected(), self.window.tutor
+        own = entry is not None and tutor is not None and entry.tutor == tutor.name
+        self.rejudge_button.setEnabled(own)
+        self.rejudge_button.setToolTip(
+            "Put this judgment back on the bench; the new one replaces it in exports"
+            if own or entry is None
+            else "Only your own judgments can be re-judged; a lead rules on others' in Review disagreements"
+        )
 
     def rejudge(self) -> None:
         entry = self.selected()
-        if entry is None:
+        if entry is None or not self.rejudge_button.isEnabled():
             return
         self.rejudge_requested.emit(entry.id)
         self.window.reopen_judgment(entry.id)

@@ -268,6 +268,7 @@ def test_history_search_for_a_lead(qtbot, qtmodeltester, win, tmp_path):
     qtbot.keyClicks(view.text_edit, "lab-3")
     qtbot.waitUntil(lambda: view.model.rowCount() == 3, timeout=3000)
     assert {e.tutor for e in view.model.entries()} == {"ann", "bob", "cem"}
+    assert not view.rejudge_button.isEnabled()  # another tutor's judgment: review it instead
     assert view.model.index(0, 3).data() == "Lab question lab-3 about dosing"
     qtmodeltester.check(view.model)
 
