@@ -483,6 +483,20 @@ def heading(text: str) -> QLabel:
     return title
 
 
+def panel(title: str, body: QWidget, *, caption: str = "PanelTitle") -> QFrame:
+    """A framed panel: a title (styled as ``caption``) over ``body`` (also the review mode's)."""
+    frame = QFrame()
+    frame.setObjectName("Panel")
+    lay = QVBoxLayout(frame)
+    lay.setContentsMargins(10, 8, 10, 10)
+    lay.setSpacing(6)
+    label = QLabel(title)
+    label.setObjectName(caption)
+    lay.addWidget(label)
+    lay.addWidget(body)
+    return frame
+
+
 class QualityDashboard(QDialog):
     """Quality figures per domain and tutor, with charts and a report export."""
 
@@ -623,16 +637,7 @@ class QualityDashboard(QDialog):
         return frame, value
 
     def _panel(self, title: str, body: QWidget) -> QFrame:
-        frame = QFrame()
-        frame.setObjectName("Panel")
-        lay = QVBoxLayout(frame)
-        lay.setContentsMargins(10, 8, 10, 10)
-        lay.setSpacing(6)
-        label = QLabel(title)
-        label.setObjectName("PanelTitle")
-        lay.addWidget(label)
-        lay.addWidget(body)
-        return frame
+        return panel(title, body)
 
     def _table(self, model: FiguresTableModel, name: str) -> QTableView:
         proxy = QSortFilterProxyModel(self)

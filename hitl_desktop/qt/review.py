@@ -40,7 +40,7 @@ from hitl_desktop.core import review
 from hitl_desktop.core.consensus import ranked_pairs
 from hitl_desktop.core.store import StoreError
 from hitl_desktop.qt import theme
-from hitl_desktop.qt.dashboard import heading
+from hitl_desktop.qt.dashboard import heading, panel
 
 if TYPE_CHECKING:
     from hitl_desktop.qt.main_window import MainWindow
@@ -381,16 +381,7 @@ class ReviewView(QDialog):
         return view
 
     def _panel(self, title: str, body: QWidget) -> QFrame:
-        frame = QFrame()
-        frame.setObjectName("Panel")
-        lay = QVBoxLayout(frame)
-        lay.setContentsMargins(10, 8, 10, 10)
-        lay.setSpacing(6)
-        label = QLabel(title)
-        label.setObjectName("Muted")
-        lay.addWidget(label)
-        lay.addWidget(body)
-        return frame
+        return panel(title, body, caption="Muted")
 
     # -- the list ------------------------------------------------------------------------------
 
