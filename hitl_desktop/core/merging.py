@@ -24,6 +24,9 @@
   through the same mapping; a prompt that already has gold ranks in the target keeps them. A
   source from before that table (gold by position in ``prompts.gold_ranking``) gives its ranks
   to its candidates in idx order, as the m0003 migration does.
+* Adjudications (core/review.py) come along with their prompt id and the candidate ids in
+  their ranking remapped; they are never updated, so the latest one of a prompt, from
+  whichever database, is the current one.
 * Existing target rows are never modified (a tutor's domains, a prompt's gold ranking stay as
   the target has them). Settings (the pseudonym salt) and the schema records are not merged.
 
@@ -210,6 +213,10 @@ class _Merger:
         name = Path(src.path).name if src.path else "source"
         self._gold_added = set()
         for table in TABLES:
+            if not src.has_table(table) and table != "gold_rankings":  # an older source
+                # (no adjudications yet); one without gold_rankings still has its gold by
+                # position, which Store.iter_raw_rows turns into rows
+                continue
             plan = getattr(self, f"_plan_{table}")
             self._cand_src_prompt = None
             for batch in src.iter_raw_rows(table):
@@ -381,4 +388,21 @@ class _Merger:
             out.append(
                 {**r, "candidate_id": None if cid is None else self.candidate_map.get(cid, cid)}
             )
+        return out
+
+    def _plan_adjudications(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = self._present("adjudications", batch)
+        out = []
+        for r in batch:
+            if r["id"] in present:
+                continue
+            row = {**r, "prompt_id": self.prompt_map.get(r["prompt_id"], r["prompt_id"])}
+            if self.candidate_map:
+                ranks = json.loads(r["ranking"])
+                row["ranking"] = json.dumps(
+                    {self.candidate_map.get(c, c): rank for c, rank in ranks.items()},
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+            out.append(row)
         return out
