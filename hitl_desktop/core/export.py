@@ -47,10 +47,10 @@ all-bad without a correction gives none; a correction is chosen over every candi
 ``margin = (dense_rank(rejected) - dense_rank(chosen)) * strength / 2`` with a correction at
 dense rank 0.
 
-UltraFeedback scores (from the ranking, not from the optional 1-5 ratings, so that every
-judgment has them and they agree with the pairs): with ``L`` distinct rank levels among the
-candidates, ``score = L - dense_rank + 1`` (the best level scores ``L``, the worst 1); a
-correction scores ``L + 1``. So ``score_chosen - score_rejected`` is the dense rank distance.
+UltraFeedback scores: when both answers of a pair have 1-5 ratings, each score is the mean of
+its ratings. Otherwise from the ranking: with ``L`` distinct rank levels among the candidates,
+``score = L - dense_rank + 1`` (the best level scores ``L``, the worst 1); a correction scores
+``L + 1``, so ``score_chosen - score_rejected`` is the dense rank distance.
 
 Nectar ranks: the tutor's ranks made dense (1, 3, 3 -> 1, 2, 2; ties keep equal ranks), so
 every rank fits the row's answers. A correction
@@ -60,21 +60,30 @@ is added as an answer with rank 1 and every candidate's rank moves down by one; 
 KTO labels (also the "top-ranked" answers of ``sft``): desirable (``label = true``) are the
 correction and, unless the judgment is all-bad, every candidate at the best rank (ties at the
 top are all desirable; when all candidates share one rank they are all desirable), except the
-candidate the correction rewrote (the tutor had to fix it). Everything else is undesirable,
-so all candidates of an all-bad judgment are. Identical (prompt, completion) rows within one
-judgment are written once, the desirable one first.
+candidate the correction rewrote (the tutor had to fix it), and never a candidate flagged
+``incorrect``, ``unsafe`` or ``hallucination``. Everything else is undesirable, so all
+candidates of an all-bad judgment are. Identical (prompt, completion) rows within one
+judgment are written once, the desirable one first. With ``consensus`` each (prompt,
+completion) is written once, and one that would get both labels is dropped (counted).
+
+Consensus (``consensus=True``, core/consensus.py): majority pairs only, margin = vote
+difference; the summary counts what each rule left out (``ExportSummary.dropped``).
 
 Metadata columns (same names in every format): ``judgment_id``, ``prompt_id`` (``hitl_prompt_id``
-in ultrafeedback), ``domain``, ``tutor``, ``source`` (``"ranking"`` or ``"correction"``),
-``created_at`` (the judgment's time), and ``chosen_model``, ``rejected_model``,
-``chosen_seed``, ``rejected_seed`` for pairs or ``model``, ``seed`` for unpaired rows. The tutor
+in ultrafeedback), ``domain``, ``tutor``, ``source`` (``"ranking"``, ``"correction"`` or
+``"consensus"``), ``created_at`` (the judgment's time), and ``chosen_model``,
+``rejected_model``, ``chosen_seed``, ``rejected_seed``, ``chosen_flags``, ``rejected_flags``,
+``chosen_ratings``, ``rejected_ratings``, ``rationale`` for pairs or ``model``, ``seed`` for
+unpaired rows. ``judgments`` (JSONL only): one row per judgment with everything
+(core/judgment_records.py). The tutor
 is pseudonymised (``Store.pseudonym``) unless ``keep_tutor_names``; a correction's model is
 ``"tutor:<tutor>"`` with the same (pseudonymised) name.
 
 Output by the suffix of ``out``: ``.jsonl`` (UTF-8, one object a line), ``.parquet``, anything
 else a folder written with ``datasets.save_to_disk`` plus a ``README.md`` dataset card. A few
 suffixes of file types we do not write (``.json``, ``.csv``...) are refused rather than turned
-into a folder. With a test fraction the split is by prompt (no prompt in both splits), files
+into a folder. With a test fraction the split is by conversation (a prompt with every turn
+continued from it; no conversation in both splits), files
 ``<stem>-train<suffix>`` / ``<stem>-test<suffix>`` or a ``DatasetDict`` with train and test.
 Every file or folder is written to a temporary name in the same folder, synced, then renamed
 into place: on any error nothing partial is left and an existing output is untouched.
@@ -718,12 +727,19 @@ belong to whoever commissioned the work.
 - Margin: ranks are made dense (1, 3, 3, 7 -> 1, 2, 2, 3), a correction stands at dense rank 0;
   `margin = (dense_rank(rejected) - dense_rank(chosen)) * strength / 2`, where strength is the
   tutor's stated strength of preference (1 slightly, 2 clearly, 3 much better).
-- UltraFeedback scores: `levels - dense_rank + 1`, a correction `levels + 1`.
-- KTO / SFT: desirable = the correction and the best-ranked candidates (not when all bad, and
-  not the candidate the correction rewrote); undesirable = the rest.
+- No degenerate rows: a correction equal to the candidate it corrects is no correction; no
+  pair has chosen == rejected; one judgment never yields the same pair twice.
+- Consensus exports: a pair is exported iff more of the tutors who ranked both candidates put
+  it that way than the other; margin = the vote difference.
+- UltraFeedback scores: the mean of each answer's 1-5 ratings when both are rated, else
+  `levels - dense_rank + 1` (a correction `levels + 1`).
+- KTO / SFT: desirable = the correction and the best-ranked candidates (not when all bad, not
+  the candidate the correction rewrote, never one flagged incorrect, unsafe or
+  hallucination); undesirable = the rest.
 - Prompt strings: a single user turn as is; with earlier turns, `Role: text` paragraphs
   ending with `User: <final turn>`. Transcripts use `\\n\\nHuman:` / `\\n\\nAssistant:`.
-- The train/test split groups rows by prompt: no prompt is in both splits.
+- The train/test split groups rows by conversation (a prompt with every turn continued from
+  it): no conversation is in both splits.
 
 ## Columns
 

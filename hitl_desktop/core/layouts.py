@@ -109,7 +109,9 @@ def detect_layout(obj: Any) -> str:
         return "judgments"
     if keys & RECORD_FIELDS:
         return "records"
-    found = ", ".join(sorted(map(str, keys))) or "none"
+    # field names escaped (a name may hold a line break) and at most a dozen of them
+    names = [json.dumps(str(k))[1:-1] for k in sorted(map(str, keys))]
+    found = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "") or "none"
     raise RowError(
         "", f"its fields fit no import layout (fields found: {found}; layouts: {', '.join(LAYOUTS)})"
     )

@@ -8,8 +8,13 @@ The rules (DESIGN.md section 4):
 * "All bad" makes no pair among the candidates.
 * A correction is a new response written by the tutor: it is ``chosen`` against the
   candidate it corrected and against every other candidate.
-* A pair whose two texts are identical is dropped (it teaches nothing; e.g. a correction
-  submitted unchanged).
+* No degenerate rows: a correction equal (after trimming) to the candidate it corrects is no
+  correction (not stored; ignored if an older version stored it); a pair whose two texts are
+  identical is dropped; one judgment never yields the same (chosen, rejected) twice. What is
+  left out is counted (the ``dropped`` counters, keys below).
+* A consensus item (core/consensus.py) yields exactly its majority pairs, with
+  ``margin = votes_for - votes_against``.
+* Splits group a prompt with every turn continued from it (``conversation_groups``).
 
 Margin. Ranks are first made dense (1, 3, 3, 7 -> 1, 2, 2, 3) so that the gaps a tutor
 leaves do not count. A correction stands one level above the best candidate (dense rank 0).
