@@ -368,19 +368,44 @@ def _read_jsonl(
         except json.JSONDecodeError as e:
             errors.append(LineError(lineno, "", f"bad JSON: {e.msg} (column {e.colno})"))
             continue
-        try:
-            if layout is None:
-                layout = detect_layout(obj)
-            obj, judgment_key = to_record(layout, obj, unkept)
-            rec = _parse_record(obj, lineno, default_domain)
-            rec.judgment_key = judgment_key
-            if layout == "judgments":
-                _parse_full(obj, rec)
-            records.append(rec)
-        except RowError as e:
-            errors.append(LineError(lineno, e.field, e.message))
-        except _RecordError as e:
-            errors.append(LineError(lineno, e.field, e.message))
+        layout = _add_object(obj, lineno, default_domain, layout, unkept, records, errors)
+        if len(errors) >= MAX_ERRORS_SHOWN:
+            break
+    return records, layout
+
+
+def _add_object(obj, lineno, default_domain, layout, unkept, records, errors) -> str | None:  # noqa: ANN001
+    """One record (a JSONL line or a Parquet row) in the file's layout; returns the layout
+    (found from this record's fields when not known yet)."""
+    try:
+        if layout is None:
+            layout = detect_layout(obj)
+        obj, judgment_key = to_record(layout, obj, unkept)
+        rec = _parse_record(obj, lineno, default_domain)
+        rec.judgment_key = judgment_key
+        if layout == "judgments":
+            _parse_full(obj, rec)
+        records.append(rec)
+    except (RowError, _RecordError) as e:
+        errors.append(LineError(lineno, e.field, e.message))
+    return layout
+
+
+def _read_parquet(
+    path: Path, default_domain: str | None, errors: list[LineError], layout: str | None, unkept: dict[str, int]
+) -> tuple[list[_Record], str | None]:
+    """A Parquet file (how public datasets ship): row N is reported as line N."""
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow's errors: one line, naming the file
+        first = (str(e).splitlines() or [""])[0]
+        errors.append(LineError(0, "", f"cannot be read as Parquet ({type(e).__name__}: {first})"))
+        return [], layout
+    records: list[_Record] = []
+    for n, obj in enumerate(rows, start=1):
+        layout = _add_object(obj, n, default_domain, layout, unkept, records, errors)
         if len(errors) >= MAX_ERRORS_SHOWN:
             break
     return records, layout
@@ -450,6 +475,8 @@ def read_records(
     if p.suffix.lower() == ".csv":
         records = _read_csv(data, default_domain, errors)
         layout = "records"
+    elif p.suffix.lower() == ".parquet":
+        records, layout = _read_parquet(p, default_domain, errors, layout, unkept)
     else:
         records, layout = _read_jsonl(data, default_domain, errors, on_progress, layout, unkept)
     if summary is not None:

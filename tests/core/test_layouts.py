@@ -244,3 +244,22 @@ def test_bad_rows_are_refused_by_line_and_field(store, tmp_path, rows, where):
         import_file(store, f)
     assert f"bad.jsonl{where}" in str(e.value) and "nothing was imported" in str(e.value)
     assert _counts(store) == before
+
+
+def test_a_parquet_file_imports_like_its_jsonl(store, tmp_path):
+    with Store.memory() as first:
+        _build(first, [("q one", [], ["a", "b", "c"], [dict(tutor="ann", ranks=[1, 2, 3], all_bad=False, strength=2,
+                                                        correction=None, corrected=0, flag="unsafe")])])  # fmt: skip
+        export_dataset(first, fmt="ultrafeedback", out=tmp_path / "a.parquet", keep_tutor_names=True)
+        export_dataset(first, fmt="ultrafeedback", out=tmp_path / "a.jsonl", keep_tutor_names=True)
+    s = import_file(store, tmp_path / "a.parquet")
+    assert (s.layout, s.judgments) == ("ultrafeedback", 3)
+    export_dataset(store, fmt="ultrafeedback", out=tmp_path / "b.jsonl", keep_tutor_names=True)
+    fields = TRAINER_FIELDS["ultrafeedback"] + ("rejected_flags",)
+    assert [[r[f] for f in fields] for r in _rows(tmp_path / "b.jsonl")] == [
+        [r[f] for f in fields] for r in _rows(tmp_path / "a.jsonl")
+    ]
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(ImportFileError, match="bad.parquet: cannot be read as Parquet"):
+        import_file(store, bad)
