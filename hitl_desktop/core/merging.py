@@ -350,3 +350,16 @@ class _Merger:
                 {**r, "candidate_id": None if cid is None else self.candidate_map.get(cid, cid)}
             )
         return out
+
+    def _plan_guidelines(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Guideline versions the target lacks (a version is its text: same key, same text)."""
+        have = self.t.guideline_keys()
+        out = []
+        for r in batch:
+            key = (r["domain"], r["version"])
+            if key in have:
+                self.s.skipped["guidelines"] += 1
+                continue
+            have.add(key)
+            out.append(r)
+        return out
