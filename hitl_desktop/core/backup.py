@@ -55,14 +55,14 @@ from pathlib import Path
 from typing import Any
 
 from hitl_desktop.core import dbfile as _store
-from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
-from hitl_desktop.core.migrations import migrations
 from hitl_desktop.core.dbfile import (
     BusyAwareConnection,
     NotAHitlDatabase,
     StoreError,
     check_database_file,
 )
+from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
+from hitl_desktop.core.migrations import migrations
 
 #: An open ``core.store.Store`` (not imported here: ``store`` imports this module).
 Store = Any

@@ -193,6 +193,16 @@ def _judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], d
     return judgment, rankings, correction
 
 
+def _read_only_file(p: Path) -> bool:
+    """Whether the file or its folder is read-only by its permission bits (or for us)."""
+    folder = p.resolve().parent
+    try:
+        no_write = (p.stat().st_mode & 0o222) == 0 or (folder.stat().st_mode & 0o222) == 0
+    except OSError:
+        return False
+    return no_write or not os.access(p, os.W_OK) or not os.access(folder, os.W_OK)
+
+
 class Store:
     """hitl-desktop's database. Create with ``Store.open(path)`` or ``Store.memory()``.
 
@@ -404,6 +414,26 @@ class Store:
             )
         }
 
+    def all_prompts(self, *, domain: str | None = None) -> list[Prompt]:
+        """Every prompt (of ``domain``), oldest first."""
+        where, args = ("where domain = ?", [domain]) if domain else ("", [])
+        return [
+            _row_to_prompt(r)
+            for r in self.db.execute(f"select {_PROMPT_COLUMNS} from prompts {where} order by created_at, rowid", args)
+        ]
+
+    def gold_prompt_ids(self) -> set[str]:
+        """Prompts with a gold answer key (``prompts.gold_ranking``, or rows of a
+        ``gold_rankings`` table where the schema has one)."""
+        ids = {r[0] for r in self.db.execute("select id from prompts where gold_ranking is not null")}
+        if self.db["gold_rankings"].exists():
+            ids |= {r[0] for r in self.db.execute("select distinct prompt_id from gold_rankings")}
+        return ids
+
+    def vacuum(self) -> None:
+        """Rewrite the file: no freed page keeps deleted data."""
+        self.db.execute("VACUUM")
+
     def judging_tutor_ids(self, prompt_ids: Iterable[str]) -> set[tuple[str, str]]:
         """(prompt id, tutor id) for every judgment of the given prompts."""
         return set(
@@ -591,6 +621,11 @@ class Store:
             self.db.execute("delete from corrections where judgment_id = ?", [judgment_id])
             self.db.execute("delete from rankings where judgment_id = ?", [judgment_id])
             self.db.execute("delete from judgments where id = ?", [judgment_id])
+
+    def superseding_judgment(self, judgment_id: str) -> str | None:
+        """The id of the judgment that re-judged this one, if any."""
+        row = self.db.execute("select id from judgments where supersedes = ?", [judgment_id]).fetchone()
+        return None if row is None else row[0]
 
     def judgments_for(self, prompt_id: str) -> list[Judgment]:
         return [item.judgment for item in self.judged_items(prompt_id=prompt_id)]
@@ -873,18 +908,13 @@ class Store:
 
     @staticmethod
     def _connect_readonly(p: Path) -> sqlite3.Connection:
-        """A read-only connection. A WAL database in a folder we may not write (no -shm can
-        be made) is opened ``immutable``: nobody can be writing to it there either."""
+        """A read-only connection. A database that nobody may write (a read-only file or
+        folder, by its permission bits) is opened ``immutable``: SQLite then creates no -wal
+        or -shm beside it, so reading writes nothing at all."""
         uri = p.resolve().as_uri()
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-        try:
-            conn.execute("select count(*) from sqlite_master").fetchone()
-        except sqlite3.OperationalError:
-            conn.close()
-            if os.access(p.parent, os.W_OK):
-                raise
-            conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
-        return conn
+        if _read_only_file(p):
+            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+        return sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
 
     @staticmethod
     def _application_id_is_ours(p: Path) -> bool:
