@@ -81,6 +81,13 @@ class GenerationPlan:
     first_index: int = 0
 
 
+def shuffled_positions(n: int) -> list[int]:
+    """A random display order for n candidates (recorded with the judgment: position bias)."""
+    order = list(range(n))
+    random.SystemRandom().shuffle(order)
+    return order
+
+
 def random_seeds(k: int) -> list[int]:
     rng = random.SystemRandom()
     return [rng.randrange(2**31 - 1) for _ in range(k)]
@@ -227,7 +234,7 @@ class TutorWorkflow:
         """Save an edit of the guidelines as a new version (kept in the database too)."""
         g = self.guidelines.revert(domain) if revert else self.guidelines.save(domain, text)
         self.store.save_guideline_version(domain=domain, version=g.version, text=g.text)
-        if self.guideline is not None and self.guideline.domain == domain and self.session is not None:
+        if self.guideline is not None and self.guideline.domain == domain:
             self.guideline = g
         return g
 
@@ -517,4 +524,5 @@ __all__ = [
     "generation_seeds",
     "import_prompts",
     "is_protected",
+    "shuffled_positions",
 ]
