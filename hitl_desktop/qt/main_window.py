@@ -953,6 +953,19 @@ class MainWindow(QMainWindow):
             "Editing a past judgment: Submit saves a new version; the old one is kept for audit."
         )
 
+    def start_pack_session(self) -> bool:
+        """On a lab's work pack: a session as the pack's tutor, in the domain with the most
+        work waiting. False on an ordinary database (or when the pack cannot be read)."""
+        try:
+            tutor = self.workflow.pack_tutor()
+            domain = self.workflow.busiest_domain(tutor) if tutor else None
+        except DB_ERRORS as e:
+            self.show_error(f"The pack could not be read: {e}")
+            return False
+        if not tutor:
+            return False
+        return self.start_session(tutor_name=tutor, domain=domain or self.settings.last_domain or "general") is not None
+
     def open_database(self, path: str) -> bool:
         """Work on another database or a lab's pack: the old store is closed, the new one opened
         (a pack opens as its tutor), the queue refreshed. False, with a message, on a bad file."""
@@ -982,15 +995,8 @@ class MainWindow(QMainWindow):
         self.bench.show_empty("Start a session (Ctrl+Shift+N).")
         self.session_label.setText("No session")
         self.setWindowTitle(f"hitl-desktop — {Path(path).name}")
-        pack_tutor = self.workflow.pack_tutor()
-        try:
-            if pack_tutor:
-                domain = self.workflow.busiest_domain(pack_tutor) or self.settings.last_domain or "general"
-                self.start_session(tutor_name=pack_tutor, domain=domain)
-            elif previous is not None:
-                self.start_session(tutor_name=previous[0], domain=previous[1])
-        except DB_ERRORS as e:
-            self.show_error(f"The queue could not be read: {e}")
+        if not self.start_pack_session() and previous is not None:
+            self.start_session(tutor_name=previous[0], domain=previous[1])
         self._update_status()
         self.database_opened.emit(str(path))
         return True
