@@ -219,3 +219,16 @@ def test_stats_and_export_on_a_read_only_database_write_nothing(lab, tmp_path):
     assert after == before
     assert not (folder / "backups").exists()
     assert stat.S_IMODE(lab.stat().st_mode) == 0o644
+
+
+def test_readme_documents_every_assign_option():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    lab = readme[readme.index("## The lab"):]
+    lab = lab[: lab.index("\n## ", 5)]
+    options = [o for p in cli.commands["assign"].params for o in p.opts if o not in ("--json",)]
+    usage = next(line for line in readme.splitlines() if line.startswith("hitl-desktop assign"))
+    assert all(o in usage for o in options), options
+    for rule in ("--overlap", "--domain", "--limit", "generate", "Re-assigning", "supersedes", "origin"):
+        assert rule in lab
