@@ -273,7 +273,7 @@ def _check_writable(path: Path) -> None:
         )
 
 
-def check_integrity(store: Store) -> None:
+def check_integrity(store: Store, *, for_work: bool = True) -> None:
     """Refuse a database that is read-only or damaged, touching nothing.
 
     Raises ``StoreError`` for a read-only file or folder, ``CorruptDatabase`` (naming the
@@ -284,7 +284,8 @@ def check_integrity(store: Store) -> None:
     if store.path is None:
         return
     path = Path(store.path)
-    _check_writable(path)
+    if for_work:  # a reader (stats, export, a merge source) needs no write access
+        _check_writable(path)
     try:
         problem = quick_check(store.db.conn)
     except StoreError:

@@ -229,7 +229,15 @@ class Store:
         """
         p = Path(path) if path is not None else default_db_path()
         if read_only:
-            return cls.open_readonly(p)
+            if not p.exists():
+                raise StoreError(f"{p}: no such database")
+            store = cls.open_readonly(p)
+            try:
+                backup.check_integrity(store, for_work=False)  # a damaged file names its backup
+            except BaseException:
+                store.close()
+                raise
+            return store
         exists = check_database_file(p)
         if not exists and not create:
             raise StoreError(f"{p}: no such database")

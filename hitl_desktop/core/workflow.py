@@ -39,7 +39,7 @@ from typing import Any
 from hitl_desktop.core.engine import seeds_for
 from hitl_desktop.core.guidelines import Guideline, GuidelineLibrary, resources_dir
 from hitl_desktop.core.judging import JudgingState
-from hitl_desktop.core.store import Store, StoreError
+from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import Candidate, Judgment, Message, Prompt, Session, Tutor, new_id
 
 #: settings keys a lab's work pack carries (see core/packs.py)
@@ -423,9 +423,16 @@ class TutorWorkflow:
         editing = None
         if judgment.supersedes:
             editing = next(iter(self.store.judged_items(judgment_id=judgment.supersedes, include_superseded=True)), None)
+        return self._open_judged(prompt, judgment, editing=editing.judgment if editing else None)
+
+    def _open_judged(self, prompt: Prompt, judgment: Judgment, *, editing: Judgment | None) -> BenchItem:
+        """A judged item back on the bench: the candidates it was judged on (whichever set),
+        shown in the order they were shown, with its ranking, flags and correction."""
         state = JudgingState.from_judgment(judgment, judgment.display_order)
-        return self.open_item(prompt, state=state, order=judgment.display_order,
-                              editing=editing.judgment if editing else None)
+        item = self.open_item(prompt, state=state, order=judgment.display_order, editing=editing)
+        shown = set(judgment.display_order) | set(judgment.ranks)
+        item.candidates = [c for c in self.store.candidates_for(prompt.id) if c.id in shown]
+        return item
 
     def reopen(self, judgment_id: str) -> BenchItem:
         """Put a past judgment on the bench with its ranking, flags and correction; the next
@@ -435,12 +442,7 @@ class TutorWorkflow:
             raise WorkflowError(f"no judgment {judgment_id}")
         if self.store.superseding_judgment(judgment_id) is not None:
             raise WorkflowError("this judgment was re-judged already; reopen its newest version")
-        j = item.judgment
-        state = JudgingState.from_judgment(j, j.display_order)
-        bench = self.open_item(item.prompt, state=state, order=j.display_order, editing=j)
-        # the bench shows the candidates the judgment ranked, whichever set they are in
-        bench.candidates = [c for c in self.store.candidates_for(item.prompt.id) if c.id in j.ranks]
-        return bench
+        return self._open_judged(item.prompt, item.judgment, editing=item.judgment)
 
     def can_continue(self) -> bool:
         return bool(self.history) and self.carried_answer() is not None
@@ -517,7 +519,6 @@ class _StoredGuideline(Guideline):
 __all__ = [
     "BenchItem",
     "GenerationPlan",
-    "StoreError",
     "TutorWorkflow",
     "WorkflowError",
     "export_judgments",

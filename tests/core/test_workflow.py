@@ -293,3 +293,16 @@ def test_import_refuses_a_bad_file_whole(wf, store, tmp_path):
     assert store.table_counts() == before
     wf.import_file(write_jsonl(tmp_path / "ok.jsonl", [{"prompt": "new one", "domain": "medicine"}]))
     assert any(p.text == "new one" for p in wf.queue)
+
+
+def test_reopen_shows_the_set_it_was_judged_on(wf, store):
+    prompt = next(p for p in wf.queue if p.external_id == "imp")
+    wf.open_item(prompt)
+    old = judge(wf, {"A": 1, "B": 2, "C": 3})
+    wf.open_item(prompt)
+    plan = wf.plan_regenerate_all(k=2, new_set=True)
+    wf.accept_candidates(plan, generated(prompt, plan, ["N1", "N2"]))
+    assert [c.text for c in store.current_candidates(prompt.id)] == ["N1", "N2"]
+    item = wf.reopen(old.id)
+    assert sorted(c.text for c in item.candidates) == ["A", "B", "C"]
+    assert item.order == old.display_order
