@@ -31,6 +31,7 @@ from hitl_desktop.core.dbfile import (  # noqa: F401  (re-exported: store.StoreE
     DatabaseBusy,
     NotAHitlDatabase,
     StoreError,
+    _is_busy,
     check_database_file,
     default_db_path,
 )
@@ -908,6 +909,8 @@ class Store:
                 raise NotAHitlDatabase(f"{p}: has no hitl-desktop schema (step {first} missing)")
         except sqlite3.DatabaseError as e:
             conn.close()
+            if isinstance(e, sqlite3.OperationalError) and _is_busy(e):
+                raise DatabaseBusy(f"{p}: {BUSY_MESSAGE}") from e
             raise NotAHitlDatabase(f"{p}: cannot be read as a hitl-desktop database ({e})") from e
         except BaseException:
             conn.close()
