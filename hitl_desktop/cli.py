@@ -326,15 +326,13 @@ def export_command(
         raise click.ClickException(f"unknown format {fmt!r}; formats: {', '.join(export.FORMATS)}")
     store = _open_store(_db(db_path), create=False, read_only=True)  # writes nothing
     try:
-        items = None
-        if consensus:
-            from hitl_desktop.core.consensus import consensus_items
+        from hitl_desktop.core.workflow import export_judgments
 
-            items = consensus_items(list(store.judged_items(domain=domain, tutor=tutor, since=since, until=until)))
-        summary = export.export_dataset(
+        summary = export_judgments(
             store,
             fmt=fmt,
             out=out,
+            consensus=consensus,
             domain=domain,
             tutor=tutor,
             since=since,
@@ -343,7 +341,6 @@ def export_command(
             seed=seed,
             keep_tutor_names=keep_tutor_names,
             include_top_ranked=include_top_ranked,
-            items=items,
         )
     except export.ExportError as e:
         raise click.ClickException(str(e)) from None
