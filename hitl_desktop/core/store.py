@@ -313,6 +313,12 @@ class Store:
     def schema_version(self) -> list[str]:
         return [m.name for m in migrations.applied(self.db)]
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Several store calls as ONE transaction (a user action): all of them, or none."""
+        with self.db.atomic():
+            yield self
+
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.db.conn.close()

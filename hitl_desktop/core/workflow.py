@@ -202,13 +202,14 @@ class TutorWorkflow:
             guideline = self.current_guideline(domain)
         except (ValueError, OSError) as e:
             raise WorkflowError(f"guidelines for {domain!r} could not be read: {e}") from e
-        if self.session is not None:
-            self.store.end_session(self.session.id)
-        tutor = self.store.ensure_tutor(tutor_name, tutor_domains)
-        # the version every judgment records resolves in this database (and after a merge)
-        self.store.save_guideline_version(domain=domain, version=guideline.version, text=guideline.text)
-        self.session = self.store.start_session(tutor_id=tutor.id, domain=domain, guideline_version=guideline.version)
-        self.tutor, self.guideline = tutor, guideline
+        with self.store.transaction():  # one user action, one transaction
+            if self.session is not None:
+                self.store.end_session(self.session.id)
+            tutor = self.store.ensure_tutor(tutor_name, tutor_domains)
+            # the version every judgment records resolves in this database (and after a merge)
+            self.store.save_guideline_version(domain=domain, version=guideline.version, text=guideline.text)
+            session = self.store.start_session(tutor_id=tutor.id, domain=domain, guideline_version=guideline.version)
+        self.session, self.tutor, self.guideline = session, tutor, guideline
         self.history.clear()
         self.skipped.clear()
         self.item = None

@@ -306,3 +306,18 @@ def test_reopen_shows_the_set_it_was_judged_on(wf, store):
     item = wf.reopen(old.id)
     assert sorted(c.text for c in item.candidates) == ["A", "B", "C"]
     assert item.order == old.display_order
+
+
+def test_starting_a_session_is_one_transaction(wf, store, monkeypatch):
+    first = wf.session
+
+    def fail(**_kw):
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(store, "start_session", fail)
+    with pytest.raises(StoreError):
+        wf.start_session(tutor_name="newcomer", domain="law")
+    assert store.tutor_by_name("newcomer") is None  # nothing of it was kept
+    assert wf.session is first
+    row = store.db.execute("select ended_at from sessions where id = ?", [first.id]).fetchone()
+    assert row[0] is None  # the running session was not ended either
