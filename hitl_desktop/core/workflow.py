@@ -131,16 +131,29 @@ def import_prompts(
     )
 
 
-def export_judgments(store: Store, *, fmt: str, out: str | os.PathLike[str], consensus: bool = False, **options: Any):
+def export_judgments(
+    store: Store,
+    *,
+    fmt: str,
+    out: str | os.PathLike[str],
+    consensus: bool = False,
+    adjudicated: bool = False,
+    **options: Any,
+):
     """Export the current judgments (re-judged ones in their newest version) in ``fmt``;
-    with ``consensus`` one consensus ranking per prompt. Options as ``export.export_dataset``."""
+    with ``consensus`` one consensus ranking per prompt, with ``adjudicated`` the leads'
+    adjudications applied where present (core/review.py). Options as ``export.export_dataset``."""
     from hitl_desktop.core import export
 
     items = None
-    if consensus:
+    filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
+    if adjudicated:
+        from hitl_desktop.core.review import export_items
+
+        items = export_items(store, consensus=consensus, **filters)
+    elif consensus:
         from hitl_desktop.core.consensus import consensus_items
 
-        filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
         items = consensus_items(list(store.judged_items(**filters)))
     return export.export_dataset(store, fmt=fmt, out=out, items=items, **options)
 

@@ -134,6 +134,9 @@ class MainWindow(QMainWindow):
         self._build_shortcuts()
         self._restore_window_state()
         self._update_status()
+        from hitl_desktop.qt.menus import install_menus  # the menu bar and file drops
+
+        self.lab_menus = install_menus(self)
 
     # -- the workflow's state, read by the view (and tests) ----------------------------------------
 
@@ -1118,9 +1121,10 @@ class MainWindow(QMainWindow):
             self.show_error(f"The quality dashboard is not available: {e}")
             return
         if self.dashboard is None:
-            # the tutor's own bench: no gold figures (gold items stay unannounced; leads see
-            # them with `hitl-desktop stats`)
-            self.dashboard = QualityDashboard(self.store, self, show_gold=False)
+            # gold figures for a lead only (View → Lead mode): gold items stay unannounced
+            from hitl_desktop.qt.menus import is_lead
+
+            self.dashboard = QualityDashboard(self.store, self, show_gold=is_lead(self))
         else:
             self.dashboard.refresh()
         self.dashboard.show()

@@ -386,6 +386,6 @@ class ExportRunner(TaskRunner):
             # A read-only connection of its own, which also sees a database the GUI still
             # holds in WAL mode.
             with Store.open_readonly(db_path) as store:
-                return export_judgments(store, on_progress=progress, **options)  # consensus=True too
+                return export_judgments(store, on_progress=progress, **options)  # consensus, adjudicated too
 
         self.start_task(work)
