@@ -159,13 +159,14 @@ class ServedBackend:
         self.timeout = timeout
         self.max_retries = max_retries
         self._openai = openai
+        self.name = ""
         self._client = openai.OpenAI(
             base_url=base,
             api_key=api_key_from_env() or "none",
             timeout=timeout,
             max_retries=max_retries,
         )
-        self.name = self._choose_model(served_model or named)
+        self.name = self._choose_model(named or served_model)
         self.revision = ""
 
     # -- models ------------------------------------------------------------------------------
@@ -218,7 +219,8 @@ class ServedBackend:
             if status == 403:
                 return ServedModelError(f"{url}: access denied (403): {detail}")
             if status == 404:
-                return ServedModelError(f"{url}: not found (404) while {doing}, model {self.name!r}: {detail}")
+                model = f", model {self.name!r}" if self.name else ""
+                return ServedModelError(f"{url}: not found (404) while {doing}{model}: {detail}")
             if status == 429:
                 return ServedModelError(f"{url}: rate limited (429){retried}: {detail}")
             if status >= 500:
