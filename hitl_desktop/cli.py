@@ -381,8 +381,11 @@ def stats_command(db_path: str | None, as_json: bool) -> None:
     try:
         from hitl_desktop.core.agreement import agreement_stats
 
+        from hitl_desktop.core.models_compared import models_stats
+
         stats = store.stats()
         stats["agreement"] = agreement_stats(store)
+        stats.update(models_stats(store))
     finally:
         store.close()
     if as_json:
@@ -415,7 +418,21 @@ def _stats_text(stats: dict, db: Path) -> str:
             f"Kendall tau {num(agreement.get('kendall_tau'))} "
             f"({agreement.get('units', 0)} unit(s) judged by several tutors)",
         ]
+    lines += _models_text(stats.get("models") or {})
     return "\n".join(lines)
+
+
+def _models_text(models: dict) -> list[str]:
+    """Checkpoints compared: one line per model, strongest first."""
+    if not models:
+        return []
+    width = max(14, *(len(name) + 2 for name in models))
+    lines = ["", f"  {'model':<{width}}{'compared':>9}{'win rate':>9}{'BT':>8}  95% interval"]
+    for name, m in models.items():
+        rate = "n/a" if m["win_rate"] is None else f"{m['win_rate']:.0%}"
+        ci = f"{m['ci95'][0]:.0f}-{m['ci95'][1]:.0f}" if m["ci95"] else "n/a"
+        lines.append(f"  {name:<{width}}{m['comparisons']:>9,}{rate:>9}{m['bradley_terry']:>8.0f}  {ci}")
+    return lines
 
 
 @cli.command("merge", short_help="Merge other workstations' databases into this one.")
