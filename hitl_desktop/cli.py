@@ -380,7 +380,6 @@ def stats_command(db_path: str | None, as_json: bool) -> None:
     store = _open_store(db_path, create=False)
     try:
         from hitl_desktop.core.agreement import agreement_stats
-
         from hitl_desktop.core.models_compared import models_stats
 
         stats = store.stats()

@@ -54,6 +54,33 @@ class ModelStrengthChart(QWidget):
         step = next(s for s in (25, 50, 100, 200, 250, 500, 1000, 2000) if s * 4 >= span)
         return math.floor(min(values) / step) * step, math.ceil(max(values) / step) * step, float(step)
 
+    def _fonts(self) -> tuple[QFont, QFont, QFont]:
+        base = QFont(self.font())
+        small = QFont(base)
+        small.setPointSizeF(max(7.0, base.pointSizeF() * 0.85))
+        bold = QFont(base)
+        bold.setWeight(QFont.Weight.DemiBold)
+        return base, small, bold
+
+    def plot_rect(self) -> QRectF:
+        """Where the values are drawn (below the title, above the model names)."""
+        _, small, bold = self._fonts()
+        fm = QFontMetrics(small)
+        pad = 12
+        top = pad + QFontMetrics(bold).height() + 8 + fm.height()
+        axis_w = fm.horizontalAdvance("00000") + 8
+        plot = QRectF(pad + axis_w, top, self.width() - 1 - 2 * pad - axis_w, 0)
+        plot.setBottom(self.height() - 1 - pad - 2 * fm.height() - 6)
+        return plot
+
+    def point_of(self, index: int, value: float) -> QPointF:
+        """Where model ``index``'s column shows ``value``."""
+        plot = self.plot_rect()
+        lo, hi, _ = self.value_range()
+        slot = plot.width() / max(1, len(self.models))
+        y = plot.bottom() - (min(max(value, lo), hi) - lo) / (hi - lo) * plot.height()
+        return QPointF(plot.left() + (index + 0.5) * slot, y)
+
     def paintEvent(self, event) -> None:  # noqa: N802
         t = theme.current()
         p = QPainter(self)
@@ -65,11 +92,7 @@ class ModelStrengthChart(QWidget):
         p.setPen(QPen(QColor(t["border"]), 1))
         p.drawPath(frame)
 
-        base = QFont(self.font())
-        small = QFont(base)
-        small.setPointSizeF(max(7.0, base.pointSizeF() * 0.85))
-        bold = QFont(base)
-        bold.setWeight(QFont.Weight.DemiBold)
+        base, small, bold = self._fonts()
         fm = QFontMetrics(small)
         pad = 12
         title_h = QFontMetrics(bold).height()
@@ -77,25 +100,21 @@ class ModelStrengthChart(QWidget):
         p.setPen(QColor(t["text"]))
         p.drawText(QRectF(pad, pad - 2, rect.width() - 2 * pad, title_h),
                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.title)
-        top = pad + title_h + 8 + fm.height()
+        plot = self.plot_rect()
         if not self.models:
             p.setFont(base)
             p.setPen(QColor(t["muted"]))
-            p.drawText(QRectF(0, top, rect.width(), rect.height() - top), Qt.AlignmentFlag.AlignCenter,
-                       "No two models compared yet")
+            p.drawText(QRectF(0, plot.top(), rect.width(), rect.height() - plot.top()),
+                       Qt.AlignmentFlag.AlignCenter, "No two models compared yet")
             p.end()
             return
-
-        lo, hi, step = self.value_range()
-        axis_w = fm.horizontalAdvance("00000") + 8
-        plot = QRectF(pad + axis_w, top, rect.width() - 2 * pad - axis_w, 0)
-        plot.setBottom(rect.height() - pad - 2 * fm.height() - 6)
         if plot.height() < 20 or plot.width() < 20:
             p.end()
             return
+        lo, hi, step = self.value_range()
 
         def y_of(v: float) -> float:
-            return plot.bottom() - (min(max(v, lo), hi) - lo) / (hi - lo) * plot.height()
+            return self.point_of(0, v).y()
 
         p.setFont(small)
         for i in range(round((hi - lo) / step) + 1):
@@ -103,7 +122,7 @@ class ModelStrengthChart(QWidget):
             p.setPen(QPen(QColor(t["divider"]), 1))
             p.drawLine(QPointF(plot.left(), y_of(v)), QPointF(plot.right(), y_of(v)))
             p.setPen(QColor(t["muted"]))
-            p.drawText(QRectF(pad, y_of(v) - fm.height() / 2, axis_w - 6, fm.height()),
+            p.drawText(QRectF(pad, y_of(v) - fm.height() / 2, plot.left() - pad - 6, fm.height()),
                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{v:.0f}")
         p.setPen(QPen(QColor(t["muted"]), 1, Qt.PenStyle.DashLine))
         p.drawLine(QPointF(plot.left(), y_of(MEAN)), QPointF(plot.right(), y_of(MEAN)))
@@ -111,7 +130,7 @@ class ModelStrengthChart(QWidget):
         slot = plot.width() / len(self.models)
         accent = QColor(t["accent"])
         for i, (name, m) in enumerate(self.models.items()):
-            cx = plot.left() + (i + 0.5) * slot
+            cx = self.point_of(i, MEAN).x()
             y = y_of(m["bradley_terry"])
             if m["ci95"]:
                 y_lo, y_hi = y_of(m["ci95"][0]), y_of(m["ci95"][1])

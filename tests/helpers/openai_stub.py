@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 MODEL = "stub-model"
 
 
@@ -133,9 +133,8 @@ class StubServer:
                             choice["text"] = piece
                         self._event({"id": "x", "object": "chunk", "created": 0, "model": body.get("model"),
                                      "choices": [choice]})
-                        if stub.delay:
-                            if stub.closed.wait(stub.delay):
-                                return None
+                        if stub.delay and stub.closed.wait(stub.delay):
+                            return None
                     last = {"index": 0, "finish_reason": "length"}
                     last["delta" if chat else "text"] = {} if chat else ""
                     usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}

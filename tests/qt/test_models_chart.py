@@ -51,17 +51,22 @@ def test_the_dashboard_plots_each_models_strength_with_its_interval(qtbot, tmp_p
         assert "ckpt-3000: strength" in chart.toolTip()
         dash.grab().save(str(tmp_path / "dashboard.png"))
         image = chart.grab().toImage()
-        # a dot of the accent colour at each model's strength, nowhere else in its column's middle
+        ratio = image.width() / chart.width()  # device pixels per logical pixel
         accent = QColor(theme.current()["accent"])
-        width = image.width()
-        found = 0
+
+        def accent_at(point) -> bool:
+            c = QColor(image.pixel(int(point.x() * ratio), int(point.y() * ratio)))
+            return abs(c.red() - accent.red()) + abs(c.green() - accent.green()) + abs(c.blue() - accent.blue()) < 40
+
         for i, m in enumerate(chart.models.values()):
-            x = int((i + 0.5) * (width - 24 - chart.fontMetrics().horizontalAdvance("00000") - 8) / 3) + 12 + \
-                chart.fontMetrics().horizontalAdvance("00000") + 8
-            column = [QColor(image.pixel(x, y)) for y in range(image.height())]
-            found += any(abs(c.red() - accent.red()) + abs(c.green() - accent.green())
-                         + abs(c.blue() - accent.blue()) < 30 for c in column)
-        assert found == 3
+            # the dot at its strength, the whisker across its interval, nothing beyond it
+            assert accent_at(chart.point_of(i, m["bradley_terry"])), i
+            low, high = m["ci95"]
+            assert accent_at(chart.point_of(i, (low + m["bradley_terry"]) / 2)), i
+            assert accent_at(chart.point_of(i, (high + m["bradley_terry"]) / 2)), i
+            below = chart.point_of(i, low)
+            below.setY(below.y() + 6)
+            assert not accent_at(below), i
     finally:
         store.close()
 

@@ -39,6 +39,7 @@ How it generates:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -374,10 +375,8 @@ class ServedBackend:
             cancel.set()
             with lock:
                 for stream in streams.values():
-                    try:
+                    with contextlib.suppress(Exception):  # already closed or half-closed
                         stream.close()
-                    except Exception:  # noqa: BLE001, S110 - already closed or half-closed
-                        pass
         elapsed = time.perf_counter() - start
         candidates = []
         for i in range(k):
