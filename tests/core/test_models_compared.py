@@ -141,3 +141,16 @@ def test_stats_json_has_the_models_keys(lab):
 
 def test_no_comparison_no_models():
     assert model_figures([]) == {}
+
+
+def test_the_readme_lists_every_models_key(lab):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Comparing checkpoints"):readme.index("## A tutor's day")]
+    with Store.open(lab) as store:
+        keys = set(models_stats(store, rounds=10)["models"]["A"])
+    documented = {k for line in section.splitlines() if line.startswith("| `")
+                  for k in line.split("|")[1].replace("`", "").replace(" ", "").split(",")}
+    assert documented == keys
+    assert '"models_by_domain"' in section

@@ -285,3 +285,15 @@ def test_generate_cli_reports_a_dead_server_in_one_line_and_writes_nothing(tmp_p
     assert out.output.strip().splitlines()[-1].startswith(f"Error: {url}: cannot reach the server")
     with Store.open(db) as store:
         assert store.db["candidates"].count == 0
+
+
+def test_the_readme_documents_the_served_contract():
+    from hitl_desktop.core.backends.served import API_KEY_VARIABLES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Served models"):readme.index("### Comparing checkpoints")]
+    assert f"`{API_KEY_VARIABLES[0]}`, else `{API_KEY_VARIABLES[1]}`" in section
+    assert f"retried {['never', 'once', 'twice'][DEFAULT_MAX_RETRIES]}" in section
+    assert f"no answer within {DEFAULT_TIMEOUT:g} s" in section
+    for option in ("--served-model", "--completions"):
+        assert option in section and option in CliRunner().invoke(cli, ["generate", "--help"]).output
