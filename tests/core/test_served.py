@@ -297,3 +297,29 @@ def test_the_readme_documents_the_served_contract():
     assert f"no answer within {DEFAULT_TIMEOUT:g} s" in section
     for option in ("--served-model", "--completions"):
         assert option in section and option in CliRunner().invoke(cli, ["generate", "--help"]).output
+
+
+def test_generate_compares_a_local_and_a_served_model(tmp_path, tiny_model_dir):
+    """Repeated --model: each prompt's K candidates shared round-robin between a local
+    checkpoint and a served model, each candidate with its own model's provenance."""
+    db = tmp_path / "lab.db"
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"q{i}"}) + "\n" for i in range(2)))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["import", str(prompts), "--db", str(db)]).exit_code == 0
+    with StubServer() as server:
+        r = runner.invoke(cli, ["generate", "--db", str(db), "--model", str(tiny_model_dir),
+                                "--model", server.url, "-k", "4", "--max-new-tokens", "8", "--json"])
+        assert r.exit_code == 0, r.output
+        served_seeds = sorted(body["seed"] for body in server.completion_requests())
+    with Store.open(db) as store:
+        rows = sorted(store.db["candidates"].rows, key=lambda row: (row["prompt_id"], row["idx"]))
+    assert len(rows) == 8
+    local_name = tiny_model_dir.name
+    assert [row["model"] for row in rows] == [local_name, MODEL] * 4
+    for row in rows:
+        params = json.loads(row["params"])
+        assert ("url" in params) == (row["model"] == MODEL)
+        assert row["dtype"] == ("served" if row["model"] == MODEL else "bfloat16")
+    assert served_seeds == sorted(row["seed"] for row in rows if row["model"] == MODEL)
+    assert json.loads(r.output.strip().splitlines()[-1])["model"] == f"{local_name} + {MODEL}"
