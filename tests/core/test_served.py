@@ -288,7 +288,11 @@ def test_generate_cli_reports_a_dead_server_in_one_line_and_writes_nothing(tmp_p
 
 
 def test_the_readme_documents_the_served_contract():
-    from hitl_desktop.core.backends.served import API_KEY_VARIABLES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+    from hitl_desktop.core.backends.served import (
+        API_KEY_VARIABLES,
+        DEFAULT_MAX_RETRIES,
+        DEFAULT_TIMEOUT,
+    )
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("### Served models"):readme.index("### Comparing checkpoints")]
