@@ -263,6 +263,7 @@ def report_markdown(summary: dict[str, Any]) -> str:
                 ]
             )
         )
+    lines += _models_markdown(summary.get("models") or {})
     lines += [
         "",
         "## How to read it",
@@ -281,6 +282,20 @@ def report_markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _models_markdown(models: dict[str, dict[str, Any]]) -> list[str]:
+    """Checkpoints compared: one row per model, strongest first (none when no two were ranked)."""
+    if not models:
+        return []
+    lines = ["", "## Models compared", "",
+             _row(["Model", "Comparisons", "Won", "Lost", "Tied", "Win rate", "Bradley–Terry", "95% interval"]),
+             _row(["---"] * 8)]
+    for name, m in models.items():
+        ci = f"{m['ci95'][0]:.0f}–{m['ci95'][1]:.0f}" if m["ci95"] else "–"
+        lines.append(_row([name, m["comparisons"], m["wins"], m["losses"], m["ties"], pct(m["win_rate"]),
+                           f"{m['bradley_terry']:.0f}", ci]))
+    return lines
 
 
 def quality_report(store: Store, *, domain: str | None = ALL_DOMAINS) -> str:

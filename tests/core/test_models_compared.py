@@ -154,3 +154,15 @@ def test_the_readme_lists_every_models_key(lab):
                   for k in line.split("|")[1].replace("`", "").replace(" ", "").split(",")}
     assert documented == keys
     assert '"models_by_domain"' in section
+
+
+def test_the_quality_report_has_the_models_table(lab):
+    from hitl_desktop.core.quality import quality_report
+
+    with Store.open(lab) as store:
+        report = quality_report(store)
+    table = report[report.index("## Models compared"):].splitlines()
+    assert table[2].startswith("| Model | Comparisons | Won | Lost | Tied | Win rate")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:6] for line in table[4:9]}
+    assert rows["A"] == ["5", "3", "1", "1", "75%"] and rows["C"] == ["3", "0", "3", "0", "0%"]
+    assert rows["X"][4] == "–"
