@@ -18,6 +18,12 @@ that same server, K candidates x ``--tokens``:
 Each figure is the best of ``--rounds`` after one warm-up; tokens are the server's usage
 counts. Greedy decoding (the server's default for these models), so every way writes the same
 tokens. ``bench_generation.py`` runs this too, after the in-process figures.
+
+Measured on the 2-core dev machine shared with other work (load average 3-5), tiny model,
+K=4 x 32 tokens, two runs: ours 23.7 / 45.2 tok/s, plain sequential 20.7 / 30.1, plain
+concurrent 26.6 / 26.9 (ours / concurrent x0.89 / x1.68): the server's decoding dominates and
+the load makes single runs noisy; ours costs no more than a plain concurrent client and beats
+one request after another. First streamed token 270-290 ms (ours).
 """
 
 from __future__ import annotations
