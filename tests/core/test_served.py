@@ -174,6 +174,12 @@ def test_a_hanging_server_times_out():
     assert elapsed < 3
 
 
+def test_a_stream_that_stalls_times_out():
+    message, elapsed, _ = errors_of("stall", timeout=0.5, max_retries=0)
+    assert "no answer within 0.5 s while streaming an answer" in message
+    assert elapsed < 3
+
+
 def test_a_garbage_stream_is_a_malformed_response():
     message, _, _ = errors_of("garbage", max_retries=0)
     assert "malformed response while streaming an answer" in message

@@ -4,7 +4,8 @@
 Modes: "ok" (answers: each chunk one word, the words chosen by the request's seed, with a
 usage chunk at the end; or ``text``, three characters a chunk), "slow" (like ok, one chunk per ``delay`` seconds, ``words`` of them),
 "401", "404" (the model list answers but every completion is a 404), "no-models" (``/models``
-is a 404: not an OpenAI server), "500", "429", "hang" (headers never come), "garbage" (a stream
+is a 404: not an OpenAI server), "500", "429", "hang" (headers never come), "stall" (one piece, then
+nothing), "garbage" (a stream
 of invalid JSON), "several" (lists several models). Every request is recorded in
 ``server.requests`` as ``(method, path, headers, body)``.
 """
@@ -115,6 +116,11 @@ class StubServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
+                if mode == "stall":  # one piece, then nothing more
+                    self._event({"id": "x", "object": "chunk", "created": 0, "model": body.get("model"),
+                                 "choices": [{"index": 0, "delta": {"content": "half"}, "finish_reason": None}]})
+                    stub.closed.wait(30)
+                    return None
                 if mode == "garbage":
                     self.wfile.write(b"data: {this is not json\n\n")
                     self.wfile.flush()
