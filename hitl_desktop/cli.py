@@ -187,8 +187,10 @@ def generate_command(
     try:
         todo = len(store.queued_prompts(domain=domain, without_candidates=True, limit=limit))
         if todo == 0:
+            from hitl_desktop.core.backends.served import is_url
+
             for spec in specs:  # a bad --model is still an error, found without loading
-                if spec is not None and not _is_url(spec):
+                if spec is not None and not is_url(spec):
                     _check_model(spec)
             click.echo("No queued prompt without candidates: nothing to do.", err=True)
             summary, model = None, None
@@ -233,10 +235,6 @@ def _check_model(model_path: str) -> None:
         check_model_path(model_path)
     except ModelError as e:
         raise click.ClickException(str(e)) from None
-
-
-def _is_url(spec: str) -> bool:
-    return spec.strip().lower().startswith(("http://", "https://"))
 
 
 def _generate(store, specs, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p,  # noqa: ANN001, ANN202
