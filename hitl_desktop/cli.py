@@ -153,7 +153,9 @@ class _LoadProgress:
 
 @cli.command("generate", short_help="Write K candidates for every queued prompt.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
-@click.option("--model", "model_path", type=click.Path(), default=None, help=MODEL_HELP)
+@click.option("--model", "model_path", type=click.Path(), multiple=True, help=MODEL_HELP + " Or a served model's URL, http(s)://HOST:PORT/v1. Repeat it to compare several models: the K candidates are shared among them.")
+@click.option("--served-model", default=None, metavar="NAME", help="The model to use on a server that serves several (URL#NAME names it for one URL).")
+@click.option("--completions", is_flag=True, help="Served base models without a chat template: plain completions of a User:/Assistant: transcript.")
 @click.option("-k", "k", type=click.IntRange(2, 9), metavar="N", default=4, show_default=True, help="Candidates per prompt.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", default=None, help="At most this many prompts.")
 @click.option("--domain", default=None, help="Only prompts of this domain.")
@@ -164,7 +166,9 @@ class _LoadProgress:
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line: candidates, tokens, seconds.")
 def generate_command(
     db_path: str | None,
-    model_path: str | None,
+    model_path: tuple[str, ...],
+    served_model: str | None,
+    completions: bool,
     k: int,
     limit: int | None,
     domain: str | None,
@@ -180,19 +184,22 @@ def generate_command(
     current decoding step (the prompt being written is left for later).
     """
     store = _open_store(_db(db_path))
-    if model_path is None:
-        model_path = click.get_current_context().find_root().params.get("model_path")
+    specs = list(model_path) or [click.get_current_context().find_root().params.get("model_path")]
     try:
         todo = len(store.queued_prompts(domain=domain, without_candidates=True, limit=limit))
         if todo == 0:
-            if model_path is not None:  # a bad --model is still an error, found without loading
-                _check_model(model_path)
+            from hitl_desktop.core.backends.served import is_url
+
+            for spec in specs:  # a bad --model is still an error, found without loading
+                if spec is not None and not is_url(spec):
+                    _check_model(spec)
             click.echo("No queued prompt without candidates: nothing to do.", err=True)
             summary, model = None, None
         else:
             summary, model = _generate(
-                store, model_path, todo, k=k, limit=limit, domain=domain, seed=seed,
+                store, specs, todo, k=k, limit=limit, domain=domain, seed=seed,
                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                served_model=served_model, completions=completions,
             )
     finally:
         store.close()
@@ -231,17 +238,18 @@ def _check_model(model_path: str) -> None:
         raise click.ClickException(str(e)) from None
 
 
-def _generate(store, model_path, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p):  # noqa: ANN001, ANN202
-    """Load the model and fill the queue; Ctrl+C asks the backend to stop within one step."""
+def _generate(store, specs, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p,  # noqa: ANN001, ANN202
+              served_model=None, completions=False):  # noqa: ANN001
+    """Open the model(s) and fill the queue; Ctrl+C asks the backend to stop within one step."""
     import signal
 
     from hitl_desktop.core.backends.base import ModelError, SamplingParams
-    from hitl_desktop.core.backends.transformers_backend import load_backend
+    from hitl_desktop.core.backends.registry import open_backend
     from hitl_desktop.core.engine import fill_queue
 
     progress = _LoadProgress()
     try:
-        backend = load_backend(model_path, on_progress=progress)
+        backend = open_backend(specs, on_progress=progress, served_model=served_model, completions=completions)
     except ModelError as e:
         raise click.ClickException(str(e)) from None
     finally:
@@ -371,9 +379,11 @@ def stats_command(db_path: str | None, as_json: bool) -> None:
     store = _open_store(db_path, create=False, read_only=True)  # writes nothing
     try:
         from hitl_desktop.core.agreement import agreement_stats
+        from hitl_desktop.core.models_compared import models_stats
 
         stats = store.stats()
         stats["agreement"] = agreement_stats(store)
+        stats.update(models_stats(store))
     finally:
         store.close()
     if as_json:
@@ -406,7 +416,21 @@ def _stats_text(stats: dict, db: Path) -> str:
             f"Kendall tau {num(agreement.get('kendall_tau'))} "
             f"({agreement.get('units', 0)} unit(s) judged by several tutors)",
         ]
+    lines += _models_text(stats.get("models") or {})
     return "\n".join(lines)
+
+
+def _models_text(models: dict) -> list[str]:
+    """Checkpoints compared: one line per model, strongest first."""
+    if not models:
+        return []
+    width = max(14, *(len(name) + 2 for name in models))
+    lines = ["", f"  {'model':<{width}}{'compared':>9}{'win rate':>9}{'BT':>8}  95% interval"]
+    for name, m in models.items():
+        rate = "n/a" if m["win_rate"] is None else f"{m['win_rate']:.0%}"
+        ci = f"{m['ci95'][0]:.0f}-{m['ci95'][1]:.0f}" if m["ci95"] else "n/a"
+        lines.append(f"  {name:<{width}}{m['comparisons']:>9,}{rate:>9}{m['bradley_terry']:>8.0f}  {ci}")
+    return lines
 
 
 @cli.command("merge", short_help="Merge other workstations' databases into this one.")
