@@ -48,10 +48,10 @@ def _db(db_path: str | None) -> str | None:
     return db_path
 
 
-def _open_store(db: str | None, *, create: bool = True) -> Store:
+def _open_store(db: str | None, *, create: bool = True, read_only: bool = False) -> Store:
     store = _store_module()
     try:
-        return store.Store.open(db, create=create)
+        return store.Store.open(db, create=create, read_only=read_only)
     except store.StoreError as e:
         raise click.ClickException(str(e)) from None
 
@@ -93,7 +93,8 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
 
     A bad line refuses the whole file; the error names the first bad line and counts the others.
     """
-    from hitl_desktop.core.importing import ImportFileError, import_file
+    from hitl_desktop.core.importing import ImportFileError
+    from hitl_desktop.core.workflow import import_prompts as import_file
 
     store = _open_store(_db(db_path))
     size = Path(file).stat().st_size
@@ -333,21 +334,16 @@ def export_command(
 
     if fmt not in export.FORMATS:
         raise click.ClickException(f"unknown format {fmt!r}; formats: {', '.join(export.FORMATS)}")
-    store = _open_store(_db(db_path), create=False)
+    store = _open_store(_db(db_path), create=False, read_only=True)  # writes nothing
     try:
-        items = None
-        if adjudicated:
-            from hitl_desktop.core.review import export_items
+        from hitl_desktop.core.workflow import export_judgments
 
-            items = export_items(store, domain=domain, tutor=tutor, since=since, until=until, consensus=consensus)
-        elif consensus:
-            from hitl_desktop.core.consensus import consensus_items
-
-            items = consensus_items(list(store.judged_items(domain=domain, tutor=tutor, since=since, until=until)))
-        summary = export.export_dataset(
+        summary = export_judgments(
             store,
             fmt=fmt,
             out=out,
+            consensus=consensus,
+            adjudicated=adjudicated,
             domain=domain,
             tutor=tutor,
             since=since,
@@ -356,7 +352,6 @@ def export_command(
             seed=seed,
             keep_tutor_names=keep_tutor_names,
             include_top_ranked=include_top_ranked,
-            items=items,
         )
     except export.ExportError as e:
         raise click.ClickException(str(e)) from None
@@ -381,7 +376,7 @@ def export_command(
 def stats_command(db_path: str | None, as_json: bool) -> None:
     """Counts of prompts, candidates, judgments, pairs and tutors, per domain; agreement."""
     db_path = _db(db_path)
-    store = _open_store(db_path, create=False)
+    store = _open_store(db_path, create=False, read_only=True)  # writes nothing
     try:
         from hitl_desktop.core.agreement import agreement_stats
         from hitl_desktop.core.models_compared import models_stats
@@ -457,6 +452,42 @@ def merge_command(sources: tuple[str, ...], db_path: str | None, as_json: bool) 
         click.echo(json.dumps(summary.to_dict(), default=str))
     else:
         click.echo(str(summary))
+
+
+@cli.command("assign", short_help="Write one work pack per tutor from the lab's database.")
+@click.option("--db", "db_path", type=click.Path(), default=None, help="The lab's database (only read).")
+@click.option("--tutors", required=True, help="Comma-separated tutor names: one pack DIR/<tutor>.db each.")
+@click.option("--overlap", type=click.IntRange(min=1), metavar="N", default=2, show_default=True, help="Tutors per (non-gold) prompt.")
+@click.option("--domain", default=None, help="Only prompts of this domain.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", default=None, help="At most this many (non-gold) prompts.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the packs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def assign_command(
+    db_path: str | None, tutors: str, overlap: int, domain: str | None, limit: int | None, out_dir: str, as_json: bool
+) -> None:
+    """Share the lab's prompts out: each to --overlap tutors, every gold prompt to all (without
+    its answer key), with the lab's candidates and guidelines. Deterministic; after packs came
+    back (merge), assigning again gives the remaining work only."""
+    from hitl_desktop.core.packs import assign
+
+    store = _open_store(_db(db_path), create=False, read_only=True)
+    try:
+        summary = assign(store, tutors=tutors.split(","), out_dir=out_dir, overlap=overlap, domain=domain, limit=limit)
+    except _store_module().StoreError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps({
+            "overlap": summary.overlap,
+            "short": summary.short,
+            "packs": [
+                {"tutor": p.tutor, "path": str(p.path), "prompts": len(p.prompts), "gold": len(p.gold), "candidates": p.candidates}
+                for p in summary.packs
+            ],
+        }))
+    else:
+        click.echo(str(summary)[0].upper() + str(summary)[1:] + ".")
 
 
 @cli.command("backup", short_help="Copy the database to a backup file.")

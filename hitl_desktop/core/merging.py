@@ -356,6 +356,19 @@ class _Merger:
             )
         return out
 
+    def _plan_guidelines(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Guideline versions the target lacks (a version is its text: same key, same text)."""
+        have = self.t.guideline_keys()
+        out = []
+        for r in batch:
+            key = (r["domain"], r["version"])
+            if key in have:
+                self.s.skipped["guidelines"] += 1
+                continue
+            have.add(key)
+            out.append(r)
+        return out
+
     def _plan_adjudications(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         present = self._present("adjudications", batch)
         out = []
