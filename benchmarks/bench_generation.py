@@ -216,6 +216,10 @@ def main() -> None:
         action="store_true",
         help="run the naive baseline with OMP_WAIT_POLICY=PASSIVE too (as ours sets it)",
     )
+    ap.add_argument(
+        "--skip-served", action="store_true",
+        help="skip ours-through-a-server vs a plain client (bench_served.py, transformers serve)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--spawned", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -297,6 +301,11 @@ def main() -> None:
             f"whole process {n / llama['whole_s']:.1f} tok/s, peak RSS {llama['peak_rss_mb']:.0f} MB"
         )
         print(f"  ours / llama.cpp (generation alone): x{ours_gen / (n / llama['gen_s']):.2f}")
+
+    if not args.skip_served:
+        from bench_served import print_served, served_figures  # beside this script
+
+        print_served(served_figures(k=args.k, tokens=args.tokens))
 
     print(f"\nload average now {os.getloadavg()[0]:.1f} (other busy processes slow every figure)")
     print(

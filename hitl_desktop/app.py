@@ -55,6 +55,8 @@ def create_window(
 def begin(window: MainWindow, *, ask: bool = True) -> None:
     """After the window shows: load the model, ask who the tutor is (first run), start a session."""
     window.start_model()
+    if window.start_pack_session():  # a lab's work pack opens as its tutor
+        return
     settings = window.settings
     name, domains = settings.tutor_name, settings.tutor_domains
     if not name and ask:

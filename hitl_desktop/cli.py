@@ -50,10 +50,10 @@ def _db(db_path: str | None) -> str | None:
     return db_path
 
 
-def _open_store(db: str | None, *, create: bool = True) -> Store:
+def _open_store(db: str | None, *, create: bool = True, read_only: bool = False) -> Store:
     store = _store_module()
     try:
-        return store.Store.open(db, create=create)
+        return store.Store.open(db, create=create, read_only=read_only)
     except store.StoreError as e:
         raise click.ClickException(str(e)) from None
 
@@ -96,7 +96,8 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
 
     A bad line refuses the whole file; the error names the first bad line and counts the others.
     """
-    from hitl_desktop.core.importing import ImportFileError, import_file
+    from hitl_desktop.core.importing import ImportFileError
+    from hitl_desktop.core.workflow import import_prompts as import_file
 
     store = _open_store(_db(db_path))
     size = Path(file).stat().st_size
@@ -161,7 +162,9 @@ class _LoadProgress:
 
 @cli.command("generate", short_help="Write K candidates for every queued prompt.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
-@click.option("--model", "model_path", type=click.Path(), default=None, help=MODEL_HELP)
+@click.option("--model", "model_path", type=click.Path(), multiple=True, help=MODEL_HELP + " Or a served model's URL, http(s)://HOST:PORT/v1. Repeat it to compare several models: the K candidates are shared among them.")
+@click.option("--served-model", default=None, metavar="NAME", help="The model to use on a server that serves several (URL#NAME names it for one URL).")
+@click.option("--completions", is_flag=True, help="Served base models without a chat template: plain completions of a User:/Assistant: transcript.")
 @click.option("-k", "k", type=click.IntRange(2, 9), metavar="N", default=4, show_default=True, help="Candidates per prompt.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", default=None, help="At most this many prompts.")
 @click.option("--domain", default=None, help="Only prompts of this domain.")
@@ -172,7 +175,9 @@ class _LoadProgress:
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line: candidates, tokens, seconds.")
 def generate_command(
     db_path: str | None,
-    model_path: str | None,
+    model_path: tuple[str, ...],
+    served_model: str | None,
+    completions: bool,
     k: int,
     limit: int | None,
     domain: str | None,
@@ -188,19 +193,22 @@ def generate_command(
     current decoding step (the prompt being written is left for later).
     """
     store = _open_store(_db(db_path))
-    if model_path is None:
-        model_path = click.get_current_context().find_root().params.get("model_path")
+    specs = list(model_path) or [click.get_current_context().find_root().params.get("model_path")]
     try:
         todo = len(store.queued_prompts(domain=domain, without_candidates=True, limit=limit))
         if todo == 0:
-            if model_path is not None:  # a bad --model is still an error, found without loading
-                _check_model(model_path)
+            from hitl_desktop.core.backends.served import is_url
+
+            for spec in specs:  # a bad --model is still an error, found without loading
+                if spec is not None and not is_url(spec):
+                    _check_model(spec)
             click.echo("No queued prompt without candidates: nothing to do.", err=True)
             summary, model = None, None
         else:
             summary, model = _generate(
-                store, model_path, todo, k=k, limit=limit, domain=domain, seed=seed,
+                store, specs, todo, k=k, limit=limit, domain=domain, seed=seed,
                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                served_model=served_model, completions=completions,
             )
     finally:
         store.close()
@@ -239,17 +247,18 @@ def _check_model(model_path: str) -> None:
         raise click.ClickException(str(e)) from None
 
 
-def _generate(store, model_path, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p):  # noqa: ANN001, ANN202
-    """Load the model and fill the queue; Ctrl+C asks the backend to stop within one step."""
+def _generate(store, specs, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p,  # noqa: ANN001, ANN202
+              served_model=None, completions=False):  # noqa: ANN001
+    """Open the model(s) and fill the queue; Ctrl+C asks the backend to stop within one step."""
     import signal
 
     from hitl_desktop.core.backends.base import ModelError, SamplingParams
-    from hitl_desktop.core.backends.transformers_backend import load_backend
+    from hitl_desktop.core.backends.registry import open_backend
     from hitl_desktop.core.engine import fill_queue
 
     progress = _LoadProgress()
     try:
-        backend = load_backend(model_path, on_progress=progress)
+        backend = open_backend(specs, on_progress=progress, served_model=served_model, completions=completions)
     except ModelError as e:
         raise click.ClickException(str(e)) from None
     finally:
@@ -334,17 +343,16 @@ def export_command(
 
     if fmt not in export.FORMATS:
         raise click.ClickException(f"unknown format {fmt!r}; formats: {', '.join(export.FORMATS)}")
-    store = _open_store(_db(db_path), create=False)
+    store = _open_store(_db(db_path), create=False, read_only=True)  # writes nothing
     try:
-        items = None
-        if adjudicated:
-            from hitl_desktop.core.review import export_items
+        from hitl_desktop.core.workflow import export_judgments
 
-            items = export_items(store, domain=domain, tutor=tutor, since=since, until=until, consensus=consensus)
-        summary = export.export_dataset(
+        summary = export_judgments(
             store,
             fmt=fmt,
             out=out,
+            consensus=consensus,
+            adjudicated=adjudicated,
             domain=domain,
             tutor=tutor,
             since=since,
@@ -353,8 +361,6 @@ def export_command(
             seed=seed,
             keep_tutor_names=keep_tutor_names,
             include_top_ranked=include_top_ranked,
-            items=items,
-            consensus=consensus and not adjudicated,  # --adjudicated applies --consensus itself
         )
     except export.ExportError as e:
         raise click.ClickException(str(e)) from None
@@ -382,12 +388,14 @@ def export_command(
 def stats_command(db_path: str | None, as_json: bool) -> None:
     """Counts of prompts, candidates, judgments, pairs and tutors, per domain; agreement."""
     db_path = _db(db_path)
-    store = _open_store(db_path, create=False)
+    store = _open_store(db_path, create=False, read_only=True)  # writes nothing
     try:
         from hitl_desktop.core.agreement import agreement_stats
+        from hitl_desktop.core.models_compared import models_stats
 
         stats = store.stats()
         stats["agreement"] = agreement_stats(store)
+        stats.update(models_stats(store))
     finally:
         store.close()
     if as_json:
@@ -422,7 +430,21 @@ def _stats_text(stats: dict, db: Path) -> str:
             f"Kendall tau {num(agreement.get('kendall_tau'))} "
             f"({agreement.get('units', 0)} unit(s) judged by several tutors)",
         ]
+    lines += _models_text(stats.get("models") or {})
     return "\n".join(lines)
+
+
+def _models_text(models: dict) -> list[str]:
+    """Checkpoints compared: one line per model, strongest first."""
+    if not models:
+        return []
+    width = max(14, *(len(name) + 2 for name in models))
+    lines = ["", f"  {'model':<{width}}{'compared':>9}{'win rate':>9}{'BT':>8}  95% interval"]
+    for name, m in models.items():
+        rate = "n/a" if m["win_rate"] is None else f"{m['win_rate']:.0%}"
+        ci = f"{m['ci95'][0]:.0f}-{m['ci95'][1]:.0f}" if m["ci95"] else "n/a"
+        lines.append(f"  {name:<{width}}{m['comparisons']:>9,}{rate:>9}{m['bradley_terry']:>8.0f}  {ci}")
+    return lines
 
 
 @cli.command("merge", short_help="Merge other workstations' databases into this one.")
@@ -444,6 +466,42 @@ def merge_command(sources: tuple[str, ...], db_path: str | None, as_json: bool) 
         click.echo(json.dumps(summary.to_dict(), default=str))
     else:
         click.echo(str(summary))
+
+
+@cli.command("assign", short_help="Write one work pack per tutor from the lab's database.")
+@click.option("--db", "db_path", type=click.Path(), default=None, help="The lab's database (only read).")
+@click.option("--tutors", required=True, help="Comma-separated tutor names: one pack DIR/<tutor>.db each.")
+@click.option("--overlap", type=click.IntRange(min=1), metavar="N", default=2, show_default=True, help="Tutors per (non-gold) prompt.")
+@click.option("--domain", default=None, help="Only prompts of this domain.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", default=None, help="At most this many (non-gold) prompts.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the packs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def assign_command(
+    db_path: str | None, tutors: str, overlap: int, domain: str | None, limit: int | None, out_dir: str, as_json: bool
+) -> None:
+    """Share the lab's prompts out: each to --overlap tutors, every gold prompt to all (without
+    its answer key), with the lab's candidates and guidelines. Deterministic; after packs came
+    back (merge), assigning again gives the remaining work only."""
+    from hitl_desktop.core.packs import assign
+
+    store = _open_store(_db(db_path), create=False, read_only=True)
+    try:
+        summary = assign(store, tutors=tutors.split(","), out_dir=out_dir, overlap=overlap, domain=domain, limit=limit)
+    except _store_module().StoreError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps({
+            "overlap": summary.overlap,
+            "short": summary.short,
+            "packs": [
+                {"tutor": p.tutor, "path": str(p.path), "prompts": len(p.prompts), "gold": len(p.gold), "candidates": p.candidates}
+                for p in summary.packs
+            ],
+        }))
+    else:
+        click.echo(str(summary)[0].upper() + str(summary)[1:] + ".")
 
 
 @cli.command("backup", short_help="Copy the database to a backup file.")

@@ -52,17 +52,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from hitl_desktop.core import store as _store
-from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
-from hitl_desktop.core.migrations import migrations
-from hitl_desktop.core.store import (
+from hitl_desktop.core import dbfile as _store
+from hitl_desktop.core.dbfile import (
     BusyAwareConnection,
     NotAHitlDatabase,
-    Store,
     StoreError,
     check_database_file,
 )
+from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
+from hitl_desktop.core.migrations import migrations
+
+#: An open ``core.store.Store`` (not imported here: ``store`` imports this module).
+Store = Any
 
 BACKUP_DIR_NAME = "backups"
 DAMAGED_DIR_NAME = "damaged"
@@ -270,7 +273,7 @@ def _check_writable(path: Path) -> None:
         )
 
 
-def check_integrity(store: Store) -> None:
+def check_integrity(store: Store, *, for_work: bool = True) -> None:
     """Refuse a database that is read-only or damaged, touching nothing.
 
     Raises ``StoreError`` for a read-only file or folder, ``CorruptDatabase`` (naming the
@@ -281,7 +284,8 @@ def check_integrity(store: Store) -> None:
     if store.path is None:
         return
     path = Path(store.path)
-    _check_writable(path)
+    if for_work:  # a reader (stats, export, a merge source) needs no write access
+        _check_writable(path)
     try:
         problem = quick_check(store.db.conn)
     except StoreError:
@@ -339,7 +343,7 @@ def backup_database(
     """
     _check_reason(reason)
     own_conn: sqlite3.Connection | None = None
-    if isinstance(store_or_path, Store):
+    if hasattr(store_or_path, "db"):  # an open Store
         if store_or_path.path is None:
             raise StoreError("an in-memory database has no file to back up")
         db_path = Path(store_or_path.path)

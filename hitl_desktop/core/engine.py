@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hitl_desktop.core.backends.base import (
+    BackendUnavailableError,
     GenerationResult,
     ModelBackend,
     ModelError,
@@ -45,10 +46,10 @@ def candidates_from_result(prompt: Prompt, result: GenerationResult, *, first_in
         Candidate(
             prompt_id=prompt.id,
             text=g.text,
-            model=result.model,
-            model_revision=result.model_revision,
-            dtype=result.dtype,
-            params={**result.params, "finish_reason": g.finish_reason},
+            model=g.model if g.model is not None else result.model,
+            model_revision=g.model_revision if g.model_revision is not None else result.model_revision,
+            dtype=g.dtype if g.dtype is not None else result.dtype,
+            params={**result.params, **(g.params or {}), "finish_reason": g.finish_reason},
             seed=g.seed,
             tokens=g.tokens,
             seconds=round(g.seconds, 4),
@@ -90,8 +91,9 @@ def fill_queue(
 
     A prompt the model refuses (a ModelError from ``generate``: a conversation longer than its
     context, a chat template that rejects it) is skipped and reported through
-    ``on_prompt_skipped(prompt, reason)`` and ``summary.skipped``; the others go on. Every
-    other exception propagates (what was saved stays saved).
+    ``on_prompt_skipped(prompt, reason)`` and ``summary.skipped``; the others go on. A
+    BackendUnavailableError (a served model's server down) and every other exception
+    propagate (what was saved stays saved).
     """
     if not 2 <= k <= 9:
         raise ValueError(f"k must be from 2 to 9, not {k}")
@@ -107,6 +109,8 @@ def fill_queue(
                 seeds=seeds_for(prompt, base_seed=base_seed, k=k),
                 should_stop=should_stop,
             )
+        except BackendUnavailableError:
+            raise
         except ModelError as e:
             summary.skipped.append((prompt, str(e)))
             if on_prompt_skipped:

@@ -789,6 +789,7 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
         guideline_version=obj.get("guideline_version") or "",
         correction=correction,
         created_at=_str(obj, "created_at"),
+        supersedes=_str(obj, "supersedes", required=False),
     )
     if rec.ranking is None:
         raise _RecordError("ranking", "is missing (a judgments row is a finished judgment)")

@@ -16,7 +16,7 @@ Fields (the import record layout's, plus the ids and provenance it leaves out)::
     tutor, tutor_id,
     session: {id, domain, guideline_version, started_at, ended_at} or null,
     judgment_domain (the session's domain, else the prompt's), guideline_version,
-    seconds_spent, created_at, judgment_id
+    seconds_spent, created_at, judgment_id, supersedes (the judgment this one re-judges)
 
 ``id`` is the prompt's external id (null when it has none).
 """
@@ -32,7 +32,7 @@ FIELDS: tuple[str, ...] = (
     "parent_judgment_id", "candidates", "ranking", "display_order", "all_bad", "flags", "ratings",
     "rationale", "strength", "correction", "corrected_index", "correction_id",
     "correction_created_at", "tutor", "tutor_id", "session", "judgment_domain",
-    "guideline_version", "seconds_spent", "created_at", "judgment_id",
+    "guideline_version", "seconds_spent", "created_at", "judgment_id", "supersedes",
 )  # fmt: skip
 
 
@@ -78,4 +78,5 @@ def judgment_row(item: JudgedItem, tutor: str, session: dict[str, Any] | None) -
         "seconds_spent": j.seconds_spent,
         "created_at": j.created_at,
         "judgment_id": j.id,
+        "supersedes": j.supersedes,
     }

@@ -363,7 +363,7 @@ class _Merger:
             for r in batch
         ]
         # prompts whose gold came from this merge (an earlier batch) may take more of it
-        has_gold = self.t.gold_prompt_ids({r["prompt_id"] for r in mapped}) - self._gold_added
+        has_gold = self.t.gold_prompt_ids_among({r["prompt_id"] for r in mapped}) - self._gold_added
         out = []
         for r in mapped:
             key = (r["prompt_id"], r["candidate_id"])
@@ -388,6 +388,19 @@ class _Merger:
             out.append(
                 {**r, "candidate_id": None if cid is None else self.candidate_map.get(cid, cid)}
             )
+        return out
+
+    def _plan_guidelines(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Guideline versions the target lacks (a version is its text: same key, same text)."""
+        have = self.t.guideline_keys()
+        out = []
+        for r in batch:
+            key = (r["domain"], r["version"])
+            if key in have:
+                self.s.skipped["guidelines"] += 1
+                continue
+            have.add(key)
+            out.append(r)
         return out
 
     def _plan_adjudications(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:

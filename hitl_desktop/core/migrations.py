@@ -197,6 +197,34 @@ def m0003_gold_rankings(db: Database) -> None:
         db["gold_rankings"].insert_all(rows)
     db.execute("update prompts set gold_ranking = null where gold_ranking is not null")
 @migrations()
+def m0004_lab(db: Database) -> None:
+    """The lab: where each candidate came from, re-judged versions, guidelines in the database.
+
+    - ``candidates.origin``: ``imported`` (came with a prompt in a file), ``pack`` (came in a
+      lab's work pack) or ``generated`` (written here by a model). Candidates that came with
+      a prompt are never deleted or replaced by regenerate. Existing rows: a candidate with a
+      seed was generated here, the others came with their prompt.
+    - ``candidates.set_id``: NULL for the prompt's own candidate set; a new id for each further
+      set written on the tutor's explicit request (regenerating a protected item).
+    - ``judgments.supersedes``: the judgment this one re-judges (edit of a past judgment); the
+      old one is kept for audit and counts nowhere else.
+    - ``guidelines``: every version of a domain's guidelines a judgment here was made under,
+      so that ``judgments.guideline_version`` resolves in this database (and in a merge).
+    """
+    db["candidates"].add_column("origin", str, not_null_default="imported")
+    db["candidates"].add_column("set_id", str)
+    db.execute("update candidates set origin = 'generated' where seed is not null")
+    db["candidates"].create_index(["prompt_id", "set_id"])
+    db["judgments"].add_column("supersedes", str)
+    db["judgments"].create_index(["supersedes"])
+    db["guidelines"].create(
+        {"domain": str, "version": str, "text": str, "created_at": str},
+        pk=("domain", "version"),
+        not_null={"text", "created_at"},
+    )
+
+
+@migrations()
 def m0005_adjudications(db: Database) -> None:
     """A lead's adjudicated rankings (core/review.py). Rows are never updated or deleted: a new
     adjudication of a prompt supersedes the earlier ones (the latest ``created_at`` is current)."""

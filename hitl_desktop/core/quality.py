@@ -51,6 +51,7 @@ from hitl_desktop.core.agreement import (
     latest_by_tutor,
     tau_b,
 )
+from hitl_desktop.core.models_compared import model_figures
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import JudgedItem, Tutor
 
@@ -152,7 +153,8 @@ def quality_summary(store: Store, *, domain: str | None = ALL_DOMAINS) -> dict[s
     """Everything the dashboard and the report show, for one domain or all of them::
 
     {"database", "generated_at", "domain", "judgments", "gold_prompts",
-     "agreement": {...}, "by_domain": {domain: {...}}, "tutors": [figures...]}
+     "agreement": {...}, "by_domain": {domain: {...}}, "tutors": [figures...],
+     "models": {model: {...}}}  (checkpoints compared: core.models_compared.model_figures)
     """
     items = list(store.judged_items(domain=domain))
     gold_pids = sorted({i.prompt.id for i in items if i.prompt.gold_ranking is not None})
@@ -166,6 +168,7 @@ def quality_summary(store: Store, *, domain: str | None = ALL_DOMAINS) -> dict[s
         "agreement": agreement(items),
         "by_domain": agreement_by_domain(items),
         "tutors": figures_from_items(items, tutors=tutors),
+        "models": model_figures(items),
     }
 
 
@@ -257,6 +260,7 @@ def report_markdown(summary: dict[str, Any]) -> str:
                 ]
             )
         )
+    lines += _models_markdown(summary.get("models") or {})
     lines += [
         "",
         "## How to read it",
@@ -275,6 +279,20 @@ def report_markdown(summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _models_markdown(models: dict[str, dict[str, Any]]) -> list[str]:
+    """Checkpoints compared: one row per model, strongest first (none when no two were ranked)."""
+    if not models:
+        return []
+    lines = ["", "## Models compared", "",
+             _row(["Model", "Comparisons", "Won", "Lost", "Tied", "Win rate", "Bradley–Terry", "95% interval"]),
+             _row(["---"] * 8)]
+    for name, m in models.items():
+        ci = f"{m['ci95'][0]:.0f}–{m['ci95'][1]:.0f}" if m["ci95"] else "–"
+        lines.append(_row([name, m["comparisons"], m["wins"], m["losses"], m["ties"], pct(m["win_rate"]),
+                           f"{m['bradley_terry']:.0f}", ci]))
+    return lines
 
 
 def quality_report(store: Store, *, domain: str | None = ALL_DOMAINS) -> str:

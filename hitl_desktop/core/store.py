@@ -20,9 +20,21 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from sqlite_utils import Database
 
+from hitl_desktop.core import backup
+from hitl_desktop.core.dbfile import (  # noqa: F401  (re-exported: store.StoreError etc.)
+    BUSY_MESSAGE,
+    BUSY_TIMEOUT_MS,
+    SQLITE_HEADER,
+    BusyAwareConnection,
+    DatabaseBusy,
+    NotAHitlDatabase,
+    StoreError,
+    _is_busy,
+    check_database_file,
+    default_db_path,
+)
 from hitl_desktop.core.migrations import APPLICATION_ID, gold_rows_from_positions, migrations
 from hitl_desktop.core.types import (
     Adjudication,
@@ -36,122 +48,6 @@ from hitl_desktop.core.types import (
     Tutor,
     now_iso,
 )
-
-SQLITE_HEADER = b"SQLite format 3\x00"
-BUSY_TIMEOUT_MS = 10_000
-
-
-class StoreError(Exception):
-    """A database problem, with a message a tutor can act on."""
-
-
-class NotAHitlDatabase(StoreError):
-    """The file is not a hitl-desktop database (or is of a newer version): it is left alone."""
-
-
-# -- reliability: "database is locked" --------------------------------------------------------
-
-BUSY_MESSAGE = (
-    "the database is busy: another hitl-desktop window or command is writing to it; try again"
-)
-
-
-class DatabaseBusy(StoreError, sqlite3.OperationalError):
-    """Another connection held the write lock beyond the busy timeout. Also an
-    ``sqlite3.OperationalError``, so code that handles SQLite errors still sees one."""
-
-
-def _is_busy(e: sqlite3.Error) -> bool:
-    code = getattr(e, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    msg = str(e).lower()
-    return "database is locked" in msg or "database is busy" in msg
-
-
-class BusyAwareConnection(sqlite3.Connection):
-    """The Store's connection: ``BEGIN`` is ``BEGIN IMMEDIATE`` (a write transaction takes the
-    write lock up front, waiting up to the busy timeout, instead of failing at once when it
-    upgrades a stale read snapshot), and "database is locked" becomes ``DatabaseBusy``."""
-
-    def execute(self, sql, parameters=(), /):  # type: ignore[override]
-        if sql == "BEGIN":  # sqlite_utils' db.atomic()
-            sql = "BEGIN IMMEDIATE"
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.OperationalError as e:
-            if _is_busy(e):
-                raise DatabaseBusy(BUSY_MESSAGE) from e
-            raise
-
-    def executemany(self, sql, parameters, /):  # type: ignore[override]
-        try:
-            return super().executemany(sql, parameters)
-        except sqlite3.OperationalError as e:
-            if _is_busy(e):
-                raise DatabaseBusy(BUSY_MESSAGE) from e
-            raise
-
-    def commit(self) -> None:
-        try:
-            super().commit()
-        except sqlite3.OperationalError as e:
-            if _is_busy(e):
-                raise DatabaseBusy(BUSY_MESSAGE) from e
-            raise
-
-
-def default_db_path() -> Path:
-    """The default database, in the platform's user data folder."""
-    env = os.environ.get("HITL_DESKTOP_DB")
-    if env:
-        return Path(env)
-    return platformdirs.user_data_path("hitl-desktop", appauthor=False) / "hitl-desktop.db"
-
-
-def check_database_file(path: str | os.PathLike[str]) -> bool:
-    """Refuse anything that is not a hitl-desktop database, touching nothing.
-
-    Returns True when the file exists and is one of ours, False when there is nothing there
-    yet (a new database will be created). Raises ``NotAHitlDatabase`` otherwise.
-    """
-    p = Path(path)
-    if p.is_dir():
-        raise NotAHitlDatabase(f"{p}: is a folder, not a database file")
-    if not p.exists() or p.stat().st_size == 0:
-        return False
-    try:
-        with p.open("rb") as f:
-            header = f.read(100)
-    except OSError as e:
-        raise NotAHitlDatabase(f"{p}: cannot be read ({e.strerror})") from e
-    if not header.startswith(SQLITE_HEADER):
-        raise NotAHitlDatabase(f"{p}: is not an SQLite database")
-    if len(header) < 100:
-        raise NotAHitlDatabase(f"{p}: is truncated (no complete SQLite header)")
-    app_id = int.from_bytes(header[68:72], "big")
-    if app_id != APPLICATION_ID:
-        # The header on disk can lag behind: after a crash (or while another window has it
-        # open) the first pages may still be in the -wal file. Ask SQLite, read-only.
-        try:
-            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                app_id = conn.execute("pragma application_id").fetchone()[0]
-                tables = [r[0] for r in conn.execute("select name from sqlite_master")]
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError as e:
-            raise NotAHitlDatabase(f"{p}: is not a readable SQLite database ({e})") from e
-        if app_id == APPLICATION_ID:
-            return True
-        if tables:
-            raise NotAHitlDatabase(
-                f"{p}: is an SQLite database of another application "
-                f"(tables: {', '.join(sorted(tables)[:5])}); refusing to touch it"
-            )
-        return False
-    return True
-
 
 _EMPTY_JSON = {"[]": list, "{}": dict}
 
@@ -175,6 +71,10 @@ def _dumps(value: Any) -> str:
 # several times cheaper than by name, and an export reads every candidate of every prompt).
 _PROMPT_COLUMNS = "id, text, domain, messages, external_id, source, parent_judgment_id, gold_ranking, created_at"
 _CANDIDATE_COLUMNS = "id, prompt_id, idx, text, model, model_revision, dtype, params, seed, tokens, seconds, created_at"
+#: SQL condition on a judgment ``j``: not re-judged (no other judgment supersedes it).
+_CURRENT_JUDGMENT = "not exists (select 1 from judgments sj where sj.supersedes = j.id)"
+#: Where a candidate came from (``candidates.origin``); all but ``generated`` are protected.
+ORIGINS = ("imported", "pack", "generated")
 _CHUNK = 500  # ids per "in (...)" query: well under SQLite's limit on bound variables
 
 
@@ -274,6 +174,8 @@ def _judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], d
         "guideline_version": j.guideline_version,
         "created_at": j.created_at,
     }
+    if j.supersedes is not None:
+        judgment["supersedes"] = j.supersedes
     rankings = [
         {
             "judgment_id": j.id,
@@ -297,6 +199,16 @@ def _judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], d
     return judgment, rankings, correction
 
 
+def _read_only_file(p: Path) -> bool:
+    """Whether the file or its folder is read-only by its permission bits (or for us)."""
+    folder = p.resolve().parent
+    try:
+        no_write = (p.stat().st_mode & 0o222) == 0 or (folder.stat().st_mode & 0o222) == 0
+    except OSError:
+        return False
+    return no_write or not os.access(p, os.W_OK) or not os.access(folder, os.W_OK)
+
+
 class Store:
     """hitl-desktop's database. Create with ``Store.open(path)`` or ``Store.memory()``.
 
@@ -306,16 +218,32 @@ class Store:
     def __init__(self, db: Database, path: Path | None) -> None:
         self.db = db
         self.path = path
+        self._lab: bool | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, create: bool = True, read_only: bool = False
+    ) -> Store:
         """Open (and migrate) the database at ``path``; the default database when None.
 
+        For work: the integrity check, the backup on open (policy in ``core/backup.py``) and
+        pending migrations. With ``read_only`` (``stats``, ``export``): none of these; nothing
+        is written, and a read-only file or folder is fine (see ``open_readonly``).
         Raises ``NotAHitlDatabase`` for a file of another kind, leaving it unmodified.
         """
         p = Path(path) if path is not None else default_db_path()
+        if read_only:
+            if not p.exists():
+                raise StoreError(f"{p}: no such database")
+            store = cls.open_readonly(p)
+            try:
+                backup.check_integrity(store, for_work=False)  # a damaged file names its backup
+            except BaseException:
+                store.close()
+                raise
+            return store
         exists = check_database_file(p)
         if not exists and not create:
             raise StoreError(f"{p}: no such database")
@@ -380,8 +308,21 @@ class Store:
         if migrations.pending(self.db):
             migrations.apply(self.db)
 
+    def _has_lab_schema(self) -> bool:
+        """Whether step m0004 (re-judged versions, candidate origins) is applied: a database
+        opened read-only is not migrated, and reads of an older one go without them."""
+        if self._lab is None:
+            self._lab = "supersedes" in {c.name for c in self.db["judgments"].columns}
+        return self._lab
+
     def schema_version(self) -> list[str]:
         return [m.name for m in migrations.applied(self.db)]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Several store calls as ONE transaction (a user action): all of them, or none."""
+        with self.db.atomic():
+            yield self
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -524,6 +465,26 @@ class Store:
         )
         return {p.external_id: p for p in self._with_gold(found)}
 
+    def all_prompts(self, *, domain: str | None = None) -> list[Prompt]:
+        """Every prompt (of ``domain``), oldest first."""
+        where, args = ("where domain = ?", [domain]) if domain else ("", [])
+        return [
+            _row_to_prompt(r)
+            for r in self.db.execute(f"select {_PROMPT_COLUMNS} from prompts {where} order by created_at, rowid", args)
+        ]
+
+    def gold_prompt_ids(self) -> set[str]:
+        """Prompts with a gold answer key (``prompts.gold_ranking``, or rows of a
+        ``gold_rankings`` table where the schema has one)."""
+        ids = {r[0] for r in self.db.execute("select id from prompts where gold_ranking is not null")}
+        if self.db["gold_rankings"].exists():
+            ids |= {r[0] for r in self.db.execute("select distinct prompt_id from gold_rankings")}
+        return ids
+
+    def vacuum(self) -> None:
+        """Rewrite the file: no freed page keeps deleted data."""
+        self.db.execute("VACUUM")
+
     def judging_tutor_ids(self, prompt_ids: Iterable[str]) -> set[tuple[str, str]]:
         """(prompt id, tutor id) for every judgment of the given prompts."""
         return set(
@@ -565,28 +526,113 @@ class Store:
             sql += f" limit {int(limit)}"
         return [_row_to_prompt(r) for r in self.db.execute(sql, args)]
 
-    def add_candidates(self, candidates: Sequence[Candidate]) -> None:
+    def add_candidates(
+        self, candidates: Sequence[Candidate], *, origin: str = "generated", set_id: str | None = None
+    ) -> None:
+        """Save candidates written here (``origin`` generated) or brought in (imported, pack);
+        ``set_id`` None: the prompt's own set, else a further set (see ``m0004_lab``)."""
+        if origin not in ORIGINS:
+            raise StoreError(f"origin: {origin!r} is not one of {', '.join(ORIGINS)}")
         with self.db.atomic():
-            self.db["candidates"].insert_all(_candidate_to_row(c) for c in candidates)
+            self.db["candidates"].insert_all(
+                {**_candidate_to_row(c), "origin": origin, "set_id": set_id} for c in candidates
+            )
 
     def replace_candidate(self, old_id: str, new: Candidate) -> None:
-        """Swap an unjudged candidate for a regenerated one, in one transaction."""
+        """Swap an unjudged generated candidate for a regenerated one, in one transaction (the
+        new one joins the old one's set). A candidate that came with its prompt is protected."""
         with self.db.atomic():
             if self.db.execute("select 1 from rankings where candidate_id = ?", [old_id]).fetchone():
                 raise StoreError("a judged candidate cannot be replaced")
+            row = self.db.execute("select origin, set_id from candidates where id = ?", [old_id]).fetchone()
+            if row is None:
+                raise StoreError(f"no candidate {old_id}")
+            if row[0] != "generated":
+                raise StoreError(f"this candidate came with its prompt ({row[0]}); it is never replaced")
             self.db["candidates"].delete(old_id)
-            self.db["candidates"].insert(_candidate_to_row(new))
+            self.db["candidates"].insert({**_candidate_to_row(new), "origin": "generated", "set_id": row[1]})
 
     def delete_unjudged_candidates(self, prompt_id: str) -> int:
-        """Remove a prompt's candidates that no judgment refers to (before regenerating all)."""
+        """Remove a prompt's generated candidates that no judgment refers to (before
+        regenerating all). Candidates that came with the prompt are never deleted."""
         with self.db.atomic():
             cur = self.db.execute(
-                "delete from candidates where prompt_id = ? and id not in "
+                "delete from candidates where prompt_id = ? and origin = 'generated' and id not in "
                 "(select candidate_id from rankings) and id not in "
                 "(select candidate_id from corrections where candidate_id is not null)",
                 [prompt_id],
             )
             return cur.rowcount
+
+    def candidate_origins(self, prompt_id: str) -> dict[str, tuple[str, str | None]]:
+        """candidate id -> (origin, set id) for one prompt's candidates."""
+        return {
+            cid: (origin, set_id)
+            for cid, origin, set_id in self.db.execute(
+                "select id, origin, set_id from candidates where prompt_id = ?", [prompt_id]
+            )
+        }
+
+    def current_candidates(self, prompt_id: str) -> list[Candidate]:
+        """The candidate set on the bench: the newest further set when there is one, else the
+        prompt's own candidates."""
+        row = self.db.execute(
+            "select set_id from candidates where prompt_id = ? and set_id is not null "
+            "order by rowid desc limit 1",
+            [prompt_id],
+        ).fetchone()
+        where = "set_id = ?" if row else "set_id is null"
+        args = [prompt_id, row[0]] if row else [prompt_id]
+        return [
+            _row_to_candidate(r)
+            for r in self.db.execute(
+                f"select {_CANDIDATE_COLUMNS} from candidates where prompt_id = ? and {where} "
+                "order by idx, created_at",
+                args,
+            )
+        ]
+
+    def set_candidate_origin(self, origin: str) -> None:
+        """Mark every candidate in this database as ``origin`` (a pack's, once it is built)."""
+        if origin not in ORIGINS:
+            raise StoreError(f"origin: {origin!r} is not one of {', '.join(ORIGINS)}")
+        with self.db.atomic():
+            self.db.execute("update candidates set origin = ?", [origin])
+
+    # -- guidelines kept in the database ----------------------------------------------------
+
+    def save_guideline_version(self, *, domain: str, version: str, text: str) -> bool:
+        """Keep this version of a domain's guidelines here (once); True when it was new."""
+        with self.db.atomic():
+            cur = self.db.execute(
+                "insert or ignore into guidelines (domain, version, text, created_at) values (?, ?, ?, ?)",
+                [domain, version, text, now_iso()],
+            )
+            return cur.rowcount == 1
+
+    def guideline_text(self, domain: str, version: str | None = None) -> tuple[str, str] | None:
+        """(version, text) of that version of a domain's guidelines, or of the newest kept here."""
+        if version is not None:
+            row = self.db.execute(
+                "select version, text from guidelines where domain = ? and version = ?", [domain, version]
+            ).fetchone()
+        else:
+            row = self.db.execute(
+                "select version, text from guidelines where domain = ? order by created_at desc, rowid desc limit 1",
+                [domain],
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def guideline_rows(self, domains: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Every guideline version kept here (of ``domains`` when given), oldest first."""
+        rows = [
+            dict(zip(("domain", "version", "text", "created_at"), r, strict=True))
+            for r in self.db.execute(
+                "select domain, version, text, created_at from guidelines order by created_at, rowid"
+            )
+        ]
+        wanted = None if domains is None else set(domains)
+        return [r for r in rows if wanted is None or r["domain"] in wanted]
 
     def candidates_for(self, prompt_id: str) -> list[Candidate]:
         return [
@@ -630,6 +676,11 @@ class Store:
             self.db.execute("delete from corrections where judgment_id = ?", [judgment_id])
             self.db.execute("delete from rankings where judgment_id = ?", [judgment_id])
             self.db.execute("delete from judgments where id = ?", [judgment_id])
+
+    def superseding_judgment(self, judgment_id: str) -> str | None:
+        """The id of the judgment that re-judged this one, if any."""
+        row = self.db.execute("select id from judgments where supersedes = ?", [judgment_id]).fetchone()
+        return None if row is None else row[0]
 
     def judgments_for(self, prompt_id: str) -> list[Judgment]:
         return [item.judgment for item in self.judged_items(prompt_id=prompt_id)]
@@ -705,11 +756,14 @@ class Store:
         until: str | None = None,
         session_id: str | None = None,
         prompt_id: str | None = None,
+        judgment_id: str | None = None,
+        include_superseded: bool = False,
     ) -> Iterator[JudgedItem]:
         """Every judgment with its prompt, candidates, tutor and domain, oldest first.
 
         ``tutor`` is a tutor name; ``since``/``until`` are ISO dates or times (UTC).
-        The domain of an item is its session's domain, else its prompt's.
+        The domain of an item is its session's domain, else its prompt's. A judgment that was
+        re-judged (another one ``supersedes`` it) is left out unless ``include_superseded``.
         """
         filters = [
             ("coalesce(s.domain, p.domain) = ?", domain),
@@ -718,8 +772,12 @@ class Store:
             ("j.created_at < ?", until),
             ("j.session_id = ?", session_id),
             ("j.prompt_id = ?", prompt_id),
+            ("j.id = ?", judgment_id),
         ]
         where = ["1=1", *(sql for sql, value in filters if value)]
+        lab = self._has_lab_schema()
+        if not include_superseded and lab:
+            where.append(_CURRENT_JUDGMENT)
         args = [value for _, value in filters if value]
         base = (
             "from judgments j join prompts p on p.id = j.prompt_id "
@@ -730,7 +788,7 @@ class Store:
         jrows = ex(
             "select j.id, j.prompt_id, j.tutor_id, j.session_id, j.all_bad, j.rationale, j.strength, "
             "j.seconds_spent, j.display_order, j.guideline_version, j.created_at, "
-            "t.name, coalesce(s.domain, p.domain) " + base + " order by j.created_at, j.rowid",
+            "t.name, coalesce(s.domain, p.domain), " + ("j.supersedes " if lab else "null ") + base + " order by j.created_at, j.rowid",
             args,
         ).fetchall()
         if not jrows:
@@ -769,7 +827,7 @@ class Store:
         ):
             cands[r[1]].append(_row_to_candidate(r))
         for (jid, prompt_id, tutor_id, session_id, all_bad, rationale, strength, seconds_spent,
-             display_order, guideline_version, created_at, tutor_name, item_domain) in jrows:  # fmt: skip
+             display_order, guideline_version, created_at, tutor_name, item_domain, supersedes) in jrows:  # fmt: skip
             rr = ranks.get(jid, ())
             judgment = Judgment(
                 id=jid,
@@ -787,6 +845,7 @@ class Store:
                 guideline_version=guideline_version or "",
                 correction=corrections.get(jid),
                 created_at=created_at,
+                supersedes=supersedes,
             )
             yield JudgedItem(
                 judgment=judgment,
@@ -839,6 +898,8 @@ class Store:
         def count(sql: str) -> int:
             return self.db.execute(sql).fetchone()[0]
 
+        current = _CURRENT_JUDGMENT if self._has_lab_schema() else "1=1"
+
         per_domain: dict[str, dict[str, int]] = defaultdict(
             lambda: {"prompts": 0, "candidates": 0, "judgments": 0, "pairs": 0, "corrections": 0, "tutors": 0}
         )
@@ -865,8 +926,11 @@ class Store:
         return {
             "prompts": count("select count(*) from prompts"),
             "candidates": count("select count(*) from candidates"),
-            "judgments": count("select count(*) from judgments"),
-            "corrections": count("select count(*) from corrections"),
+            "judgments": count(f"select count(*) from judgments j where {current}"),
+            "corrections": count(
+                "select count(*) from corrections c join judgments j on j.id = c.judgment_id "
+                f"where {current}"
+            ),
             "pairs": total_pairs,
             "tutors": count("select count(*) from tutors"),
             "queued": count(
@@ -892,6 +956,7 @@ class Store:
         "rankings",
         "corrections",
         "gold_rankings",
+        "guidelines",
         "adjudications",
     )
 
@@ -916,9 +981,7 @@ class Store:
         if not exists:
             raise NotAHitlDatabase(f"{p}: no hitl-desktop database there (missing or empty file)")
         try:
-            conn = sqlite3.connect(
-                f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
-            )
+            conn = cls._connect_readonly(p)
         except sqlite3.Error as e:
             raise StoreError(f"{p}: cannot open database read-only ({e})") from e
         store = cls(Database(conn), p)
@@ -931,11 +994,23 @@ class Store:
                 raise NotAHitlDatabase(f"{p}: has no hitl-desktop schema (step {first} missing)")
         except sqlite3.DatabaseError as e:
             conn.close()
+            if isinstance(e, sqlite3.OperationalError) and _is_busy(e):
+                raise DatabaseBusy(f"{p}: {BUSY_MESSAGE}") from e
             raise NotAHitlDatabase(f"{p}: cannot be read as a hitl-desktop database ({e})") from e
         except BaseException:
             conn.close()
             raise
         return store
+
+    @staticmethod
+    def _connect_readonly(p: Path) -> sqlite3.Connection:
+        """A read-only connection. A database that nobody may write (a read-only file or
+        folder, by its permission bits) is opened ``immutable``: SQLite then creates no -wal
+        or -shm beside it, so reading writes nothing at all."""
+        uri = p.resolve().as_uri()
+        if _read_only_file(p):
+            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+        return sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
 
     @staticmethod
     def _application_id_is_ours(p: Path) -> bool:
@@ -983,7 +1058,7 @@ class Store:
         """Whether the database has this table (an older schema may lack a newer one)."""
         return self.db[table].exists()
 
-    def gold_prompt_ids(self, prompt_ids: Iterable[str]) -> set[str]:
+    def gold_prompt_ids_among(self, prompt_ids: Iterable[str]) -> set[str]:
         """Those of ``prompt_ids`` that have gold ranks (a merge never changes them)."""
         return {r[0] for r in self._rows_in("select distinct prompt_id from gold_rankings where prompt_id in ({marks})", prompt_ids)}
 
@@ -998,6 +1073,8 @@ class Store:
             rows = gold_rows_from_positions(self.db)
             for start in range(0, len(rows), batch_size):
                 yield rows[start : start + batch_size]
+            return
+        if not self.db[table].exists():  # a source of an older schema
             return
         # a prompt's candidates together and in idx order: merging matches them by text in order
         order = "prompt_id, idx, created_at, rowid" if table == "candidates" else "rowid"
@@ -1054,6 +1131,10 @@ class Store:
             out[r[1]].append(_row_to_candidate(r))
         return out
 
+    def guideline_keys(self) -> set[tuple[str, str]]:
+        """(domain, version) of every guideline version kept here."""
+        return set(self.db.execute("select domain, version from guidelines"))
+
     def _check_merge_table(self, table: str) -> None:
         if table not in self.MERGE_TABLES:
             raise StoreError(f"{table}: not a table a merge handles")
@@ -1065,14 +1146,10 @@ class Store:
 
     def _check_integrity(self) -> None:
         """``PRAGMA quick_check``; raises ``backup.CorruptDatabase`` naming the latest good backup."""
-        from hitl_desktop.core import backup
-
         backup.check_integrity(self)
 
     def _backup_before_use(self) -> None:
         """A backup before migrations, or the periodic one on open (see core/backup.py)."""
-        from hitl_desktop.core import backup
-
         backup.on_open(self, pending_migrations=bool(migrations.pending(self.db)))
 
     def change_marker(self) -> tuple[int, int]:

@@ -148,6 +148,7 @@ class Judgment:
     correction: Correction | None = None
     id: str = field(default_factory=new_id)
     created_at: str = field(default_factory=now_iso)
+    supersedes: str | None = None  # the judgment this one re-judges (kept for audit)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
 from hitl_desktop.core.quality import fmt, pct, quality_summary, write_report
 from hitl_desktop.core.store import Store
 from hitl_desktop.qt import theme
+from hitl_desktop.qt.models_chart import ModelStrengthChart
 
 #: Above this many judgments the figures are computed in a worker thread.
 WORKER_THRESHOLD = 2000
@@ -574,7 +575,9 @@ class QualityDashboard(QDialog):
         self.agreement_chart = BarChart("Agreement by domain")
         self.throughput_chart = BarChart("Throughput per tutor (items/hour)")
         self.position_chart = BarChart("Position bias: first shown ranked best")
-        for c in (self.agreement_chart, self.throughput_chart, self.position_chart):
+        self.models_chart = ModelStrengthChart()  # shown when candidates of two models were ranked
+        self.models_chart.setVisible(False)
+        for c in (self.agreement_chart, self.throughput_chart, self.position_chart, self.models_chart):
             charts.addWidget(c)
         chart_host = QWidget()
         chart_host.setLayout(charts)
@@ -814,6 +817,8 @@ class QualityDashboard(QDialog):
             marker_label="expected by chance",
             label_format=lambda v: f"{100 * v:.0f}%",
         )
+        self.models_chart.set_models(summary.get("models") or {})
+        self.models_chart.setVisible(bool(summary.get("models")))
 
     def set_show_gold(self, on: bool) -> None:
         """Show gold figures (a lead) or hide them (a tutor); takes effect at once."""

@@ -1,15 +1,16 @@
-"""The main window: queue | bench | guidelines, wired to the store and the model worker.
+"""The main window: queue | bench | guidelines, a thin view over ``core.workflow``.
 
-The window owns the Store (GUI thread) and writes every judgment at once. The model runs in
-the ``ModelController``'s thread; its results arrive by signal and are stored here.
+Every workflow rule (the queue, what regenerate may replace, submit, undo, re-judging,
+continuing a conversation, samples) lives in :class:`~hitl_desktop.core.workflow.TutorWorkflow`;
+the window turns key presses into its calls and its results into widgets. The workflow's
+Store belongs to the GUI thread; the model runs in the ``ModelController``'s worker and its
+results arrive by signal, to be stored through the workflow.
 """
 
 from __future__ import annotations
 
 import contextlib
 import html
-import json
-import random
 import sqlite3
 import time
 from pathlib import Path
@@ -35,12 +36,20 @@ from PySide6.QtWidgets import (
 
 from hitl_desktop.core.backends.base import GenerationResult
 from hitl_desktop.core.backup import BackupScheduler, backup_database
-from hitl_desktop.core.engine import candidates_from_result, seeds_for
+from hitl_desktop.core.engine import candidates_from_result
 from hitl_desktop.core.guidelines import Guideline, GuidelineLibrary, resources_dir
+from hitl_desktop.core.importing import ImportFileError
 from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.ranking import RankingError
 from hitl_desktop.core.store import Store, StoreError
-from hitl_desktop.core.types import Correction, Judgment, Message, Prompt, Session, Tutor
+from hitl_desktop.core.types import Correction, Judgment, Prompt, Session, Tutor
+from hitl_desktop.core.workflow import (
+    BenchItem,
+    GenerationPlan,
+    TutorWorkflow,
+    WorkflowError,
+    shuffled_positions,
+)
 from hitl_desktop.qt.bench import BenchView
 from hitl_desktop.qt.candidate_card import FLAG_KEYS
 from hitl_desktop.qt.markdown_view import SafeTextView
@@ -52,10 +61,10 @@ from hitl_desktop.qt.workers import BackendFactory, GenerationRequest, ModelCont
 DB_ERRORS = (StoreError, RankingError, sqlite3.Error)
 
 
-def _shuffled(n: int) -> list[int]:
-    order = list(range(n))
-    random.SystemRandom().shuffle(order)
-    return order
+def _sentence(e: Exception) -> str:
+    """A workflow's one-line reason as a sentence for the message bar."""
+    text = str(e).strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "."
 
 
 BACKUP_CHECK_MS = 60_000  # how often to ask whether a backup is due (BackupScheduler decides)
@@ -68,6 +77,7 @@ class MainWindow(QMainWindow):
     judgment_saved = Signal(object)  # Judgment
     judgment_undone = Signal(str)  # judgment id
     generation_failed = Signal(str)
+    database_opened = Signal(str)  # path: the window now works on this database (or pack)
 
     def __init__(
         self,
@@ -79,18 +89,14 @@ class MainWindow(QMainWindow):
         model_path: str | None = None,
     ) -> None:
         super().__init__()
-        self.store = store
         self.settings = settings
         self.guidelines = guidelines or GuidelineLibrary()
+        self.workflow = TutorWorkflow(store, guidelines=self.guidelines)
+        self._owns_store = False  # True once open_database() opened one (closed on shutdown)
         self.model_path_override = model_path
-        self.tutor: Tutor | None = None
-        self.session: Session | None = None
-        self.guideline: Guideline | None = None
-        self.prompt: Prompt | None = None
         self.item_started = time.monotonic()
-        self.history: list[tuple[Judgment, Prompt]] = []
-        self.skipped: set[str] = set()
         self.requests: dict[int, GenerationRequest] = {}
+        self.plans: dict[int, GenerationPlan] = {}  # request id -> what the model was asked for
         self.last_tokens_per_second: float | None = None
         self._dialogs: list = []
         self.dashboard = None
@@ -131,6 +137,36 @@ class MainWindow(QMainWindow):
         from hitl_desktop.qt.menus import install_menus  # the menu bar and file drops
 
         self.lab_menus = install_menus(self)
+
+    # -- the workflow's state, read by the view (and tests) ----------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self.workflow.store
+
+    @property
+    def tutor(self) -> Tutor | None:
+        return self.workflow.tutor
+
+    @property
+    def session(self) -> Session | None:
+        return self.workflow.session
+
+    @property
+    def guideline(self) -> Guideline | None:
+        return self.workflow.guideline
+
+    @property
+    def prompt(self) -> Prompt | None:
+        return self.workflow.prompt
+
+    @property
+    def history(self) -> list[tuple[Judgment, Prompt]]:
+        return self.workflow.history
+
+    @property
+    def skipped(self) -> set[str]:
+        return self.workflow.skipped
 
     # -- building --------------------------------------------------------------------------------
 
@@ -240,7 +276,7 @@ class MainWindow(QMainWindow):
         b.continue_requested.connect(lambda: self.continue_conversation())
         b.correction_requested.connect(self.open_correction)
         b.regeneration_requested.connect(self.regenerate_slot)
-        b.regenerate_all_requested.connect(self.regenerate_all)
+        b.regenerate_all_requested.connect(lambda: self.regenerate_all())
         b.samples_requested.connect(self.load_samples)
         centre.setMinimumWidth(560)
 
@@ -326,6 +362,7 @@ class MainWindow(QMainWindow):
         self._shortcut("R", b.regenerate_selected)
         self._shortcut("Shift+R", self.regenerate_all)
         self._shortcut("Ctrl+G", self.regenerate_all)
+        self._shortcut("Ctrl+Shift+R", lambda: self.regenerate_all(new_set=True))
         for n in (1, 2, 3):
             self._shortcut(f"Ctrl+{n}", lambda n=n: b.set_strength(n))
         self._shortcut("Ctrl+Return", self.submit)
@@ -363,9 +400,8 @@ class MainWindow(QMainWindow):
         self._closed = True
         with contextlib.suppress(RuntimeError):
             self.save_window_state()
-        if self.session is not None:
-            with contextlib.suppress(*DB_ERRORS):
-                self.store.end_session(self.session.id)
+        with contextlib.suppress(*DB_ERRORS):
+            self.workflow.end_session()
         self.backup_timer.stop()
         self.backup_runner.wait(30000)
         if self.backups is not None:
@@ -376,6 +412,8 @@ class MainWindow(QMainWindow):
             if hasattr(d, "runner"):
                 d.runner.wait(30000)
         self.model.shutdown()
+        if self._owns_store:
+            self.store.close()
 
     def apply_theme(self) -> None:
         self.bench.apply_theme()
@@ -447,58 +485,73 @@ class MainWindow(QMainWindow):
             return "The model is not available."
         return "Writing…"
 
-    def _conversation(self, prompt: Prompt) -> list[Message]:
-        return prompt.conversation()
-
-    def _generate_all(self) -> None:
-        prompt = self.prompt
-        if prompt is None:
-            return
-        k = self.settings.k
-        base = self.settings.seed
-        seeds = seeds_for(prompt, base_seed=base, k=k) if base is not None else self.settings.seeds(k)
-        self.bench.begin_generation(k=k, positions=_shuffled(k), waiting=self._waiting_text())
+    def _start_generation(self, plan: GenerationPlan) -> None:
+        """Ask the model for a plan's K candidates; the cards show them streaming."""
+        self.bench.begin_generation(k=plan.k, positions=shuffled_positions(plan.k), waiting=self._waiting_text())
         request = self.model.generate(
-            conversation=self._conversation(prompt),
-            k=k,
+            conversation=plan.prompt.conversation(),
+            k=plan.k,
             params=self.settings.sampling_params(),
-            seeds=seeds,
+            seeds=plan.seeds,
             purpose="all",
-            meta={"prompt_id": prompt.id},
+            meta={"prompt_id": plan.prompt.id},
         )
         self.requests[request.request_id] = request
+        self.plans[request.request_id] = plan
         self._update_status()
 
-    def regenerate_all(self) -> None:
-        """Throw away the unjudged candidates and generate K new ones."""
+    def _generate_all(self) -> None:
+        """Candidates for the item on the bench (seeds from its stable id when it has one)."""
+        if self.prompt is None:
+            return
+        try:
+            plan = self.workflow.plan_generation(k=self.settings.k, base_seed=self.settings.seed)
+        except DB_ERRORS as e:
+            self.show_error(f"Could not clear the old candidates: {e}")
+            return
+        self._start_generation(plan)
+
+    def regenerate_all(self, *, new_set: bool = False) -> None:
+        """Regenerate every candidate (Shift+R). Candidates that came with the prompt are
+        kept; ``new_set`` (Ctrl+Shift+R) writes a new, separate set beside them."""
         if self.prompt is None:
             return
         self.model.stop_generation()
         try:
-            self.store.delete_unjudged_candidates(self.prompt.id)
+            plan = self.workflow.plan_regenerate_all(k=self.settings.k, new_set=new_set)
+        except WorkflowError as e:
+            self.messages.show_message(_sentence(e), severity="warning", timeout_ms=8000)
+            return
         except DB_ERRORS as e:
             self.show_error(f"Could not clear the old candidates: {e}")
             return
-        self._generate_all()
+        self._start_generation(plan)
 
     def regenerate_slot(self, slot: int) -> None:
+        """Regenerate one card (R); refused for candidates that came with the prompt."""
         prompt = self.prompt
         if prompt is None or self.bench.state is None:
             return
         old = self.bench.slots[slot] if slot < len(self.bench.slots) else None
         if old is None:
             return
+        try:
+            plan = self.workflow.plan_regenerate_one(old.id)
+        except WorkflowError as e:
+            self.messages.show_message(_sentence(e), severity="warning", timeout_ms=8000)
+            return
         self.bench.begin_regeneration(slot, waiting=self._waiting_text())
         request = self.model.generate(
-            conversation=self._conversation(prompt),
+            conversation=prompt.conversation(),
             k=1,
             params=self.settings.sampling_params(),
-            seeds=self.settings.seeds(1, fresh=True),
+            seeds=plan.seeds,
             slots=[slot],
             purpose="one",
             meta={"prompt_id": prompt.id, "old_id": old.id, "index": old.index},
         )
         self.requests[request.request_id] = request
+        self.plans[request.request_id] = plan
 
     def escape(self) -> None:
         if self.model.is_generating():
@@ -518,24 +571,23 @@ class MainWindow(QMainWindow):
 
     def _generated(self, request: GenerationRequest, result: GenerationResult) -> None:
         self.requests.pop(request.request_id, None)
+        plan = self.plans.pop(request.request_id, None)
         if result.seconds and result.tokens:
             self.last_tokens_per_second = result.tokens / result.seconds
         self._update_status()
         prompt = self.prompt
-        if prompt is None or request.meta.get("prompt_id") != prompt.id:
+        if plan is None or prompt is None or plan.prompt.id != prompt.id:
             return  # the tutor moved on; nothing is kept
         if request.purpose == "one":
-            self._store_regenerated(request, result)
+            self._store_regenerated(request, result, plan)
             return
         if any(r.meta.get("prompt_id") == prompt.id and r.purpose == "all" for r in self.requests.values()):
             return  # a newer generation for this prompt is on its way
-        # a candidate stopped before it wrote anything is dropped; an empty answer the model
-        # chose to give (it ended at once) is kept: it is a (bad) answer to judge
-        cands = [
-            c
-            for c in candidates_from_result(prompt, result)
-            if c.text.strip() or c.params.get("finish_reason") != "stopped"
-        ]
+        try:
+            cands = self.workflow.accept_candidates(plan, candidates_from_result(prompt, result))
+        except DB_ERRORS as e:
+            self.show_error(f"The candidates could not be saved: {e}")
+            return
         if len(cands) < 2:
             self.bench.show_no_candidates(
                 "Generation stopped before two answers were written. Press Ctrl+G to generate again."
@@ -543,41 +595,35 @@ class MainWindow(QMainWindow):
                 else "The model wrote fewer than two answers. Press Ctrl+G to try again."
             )
             return
-        try:
-            self.store.add_candidates(cands)
-        except DB_ERRORS as e:
-            self.show_error(f"The candidates could not be saved: {e}")
-            return
         kept = {c.index for c in cands}
         if len(kept) == len(self.bench.positions):
             slot_of_index = {c.index: i for i, c in enumerate(cands)}
             positions = [slot_of_index[s] for s in self.bench.positions if s in slot_of_index]
         else:
-            positions = _shuffled(len(cands))
+            positions = shuffled_positions(len(cands))
         self.bench.show_candidates(cands, positions=positions)
         self.item_started = time.monotonic()
         if result.stopped:
             self.messages.show_info("Generation stopped: the answers are shown as far as they were written.")
         self.candidates_ready.emit(prompt.id)
 
-    def _store_regenerated(self, request: GenerationRequest, result: GenerationResult) -> None:
+    def _store_regenerated(self, request: GenerationRequest, result: GenerationResult, plan: GenerationPlan) -> None:
         slot = request.slots[0]
-        prompt = self.prompt
-        assert prompt is not None
+        prompt = plan.prompt
         new = None
-        made = candidates_from_result(prompt, result, first_index=int(request.meta.get("index", 0)))
-        if made and (made[0].text.strip() or made[0].params.get("finish_reason") != "stopped"):
-            new = made[0]
-            try:
-                self.store.replace_candidate(request.meta["old_id"], new)
-            except DB_ERRORS as e:
-                self.show_error(f"The new candidate could not be saved: {e}")
-                new = None
+        try:
+            made = self.workflow.accept_candidates(
+                plan, candidates_from_result(prompt, result, first_index=plan.first_index)
+            )
+            new = made[0] if made else None
+        except DB_ERRORS as e:
+            self.show_error(f"The new candidate could not be saved: {e}")
         self.bench.finish_regeneration(slot, new)
         self.candidates_ready.emit(prompt.id)
 
     def _generation_failed(self, request: GenerationRequest, message: str) -> None:
         self.requests.pop(request.request_id, None)
+        self.plans.pop(request.request_id, None)
         self._update_status()
         self.generation_failed.emit(message)
         if self.prompt is None or request.meta.get("prompt_id") != self.prompt.id:
@@ -591,29 +637,22 @@ class MainWindow(QMainWindow):
     # -- sessions ----------------------------------------------------------------------------------
 
     def start_session(self, *, tutor_name: str, domain: str, tutor_domains: list[str] | None = None) -> Session | None:
-        domain = domain.strip().lower()
         try:
-            guideline = self.guidelines.current(domain)
-        except (ValueError, OSError) as e:
-            self.show_error(f"Guidelines for {domain!r} could not be read: {e}")
+            session = self.workflow.start_session(tutor_name=tutor_name, domain=domain, tutor_domains=tutor_domains)
+        except WorkflowError as e:
+            self.show_error(_sentence(e))
             return None
-        try:
-            if self.session is not None:
-                self.store.end_session(self.session.id)
-            tutor = self.store.ensure_tutor(tutor_name, tutor_domains)
-            session = self.store.start_session(tutor_id=tutor.id, domain=domain, guideline_version=guideline.version)
         except DB_ERRORS as e:
             self.show_error(f"The session could not be started: {e}")
             return None
         self.model.stop_generation()
-        self.tutor, self.session, self.guideline = tutor, session, guideline
-        self.history.clear()
-        self.skipped.clear()
+        tutor = self.workflow.tutor
+        assert tutor is not None
         self.settings.tutor_name = tutor.name
-        self.settings.last_domain = domain
+        self.settings.last_domain = session.domain
         self._show_guideline()
-        self.setWindowTitle(f"hitl-desktop — {domain} · {tutor.name}")
-        self.refresh_queue()
+        self.setWindowTitle(f"hitl-desktop — {session.domain} · {tutor.name}")
+        self._show_queue()
         self.load_next()
         self._update_status()
         self.session_started.emit(session)
@@ -624,12 +663,12 @@ class MainWindow(QMainWindow):
             return
         summary = self.session_summary_text()
         try:
-            self.store.end_session(self.session.id)
+            self.workflow.end_session()
         except DB_ERRORS as e:
             self.show_error(f"The session could not be ended: {e}")
+            self.workflow.session = None
         self.model.stop_generation()
-        self.session = None
-        self.prompt = None
+        self.workflow.item = None
         self.queue_model.set_prompts([])
         self.bench.show_empty(f"Session ended. {summary}\n\nStart a new session (Ctrl+Shift+N).")
         self.session_label.setText("No session")
@@ -656,11 +695,11 @@ class MainWindow(QMainWindow):
         self._open(dialog)
 
     def session_summary_text(self) -> str:
-        if self.session is None:
-            return ""
         try:
-            s = self.store.session_summary(self.session.id)
+            s = self.workflow.session_summary()
         except DB_ERRORS:
+            return ""
+        if s is None:
             return ""
         per = s.get("seconds_per_item")
         per_text = f"{per:.0f} s per item" if per else "— per item"
@@ -689,12 +728,11 @@ class MainWindow(QMainWindow):
 
     def save_guideline(self, domain: str, text: str, *, revert: bool = False) -> Guideline | None:
         try:
-            g = self.guidelines.revert(domain) if revert else self.guidelines.save(domain, text)
-        except (OSError, ValueError) as e:
+            g = self.workflow.save_guideline(domain, text, revert=revert)
+        except (OSError, ValueError, *DB_ERRORS) as e:
             self.show_error(f"The guidelines could not be saved: {e}")
             return None
         if self.guideline is not None and self.guideline.domain == domain:
-            self.guideline = g
             self._show_guideline()
             self.messages.show_info(f"Guidelines saved as {g.version}; new judgments record it.")
         return g
@@ -702,17 +740,15 @@ class MainWindow(QMainWindow):
     # -- the queue -------------------------------------------------------------------------------------
 
     def refresh_queue(self) -> None:
-        if self.session is None or self.tutor is None:
-            self.queue_model.set_prompts([])
-            return
         try:
-            prompts = self.store.queued_prompts(domain=self.session.domain, tutor_id=self.tutor.id)
+            self.workflow.refresh_queue()
         except DB_ERRORS as e:
             self.show_error(f"The queue could not be read: {e}")
             return
-        fresh = [p for p in prompts if p.id not in self.skipped]
-        later = [p for p in prompts if p.id in self.skipped]
-        self.queue_model.set_prompts(fresh + later)
+        self._show_queue()
+
+    def _show_queue(self) -> None:
+        self.queue_model.set_prompts(list(self.workflow.queue))
         self._update_queue_title()
         self._select_in_queue()
 
@@ -738,14 +774,10 @@ class MainWindow(QMainWindow):
             self.load_prompt(prompt)
 
     def load_next(self) -> None:
-        current = self.prompt.id if self.prompt else None
-        prompts = self.queue_model.prompts()
-        choice = next((p for p in prompts if p.id != current and p.id not in self.skipped), None)
+        choice = self.workflow.next_prompt()
         if choice is None:
-            choice = next((p for p in prompts if p.id != current), None)
-        if choice is None:
-            self.prompt = None
-            samples = self._samples_path() is not None
+            self.workflow.item = None
+            samples = self.workflow.samples_path() is not None
             domain = self.session.domain if self.session else ""
             self.bench.show_empty(
                 f"Nothing is waiting in {domain or 'this domain'}.\n"
@@ -759,36 +791,35 @@ class MainWindow(QMainWindow):
         self.load_prompt(choice)
 
     def load_prompt(self, prompt: Prompt, *, state: JudgingState | None = None, order: list[str] | None = None) -> None:
-        """Put a prompt on the bench: its stored candidates, or new ones from the model."""
-        if self.model.is_generating():
-            self.model.stop_generation()
-        self.prompt = prompt
-        self.bench.show_prompt(prompt, meta=self._prompt_meta(prompt))
-        self._select_in_queue()
-        self.prompt_loaded.emit(prompt)
+        """Put a prompt on the bench: its candidate set, or new ones from the model."""
         try:
-            cands = self.store.candidates_for(prompt.id)
+            item = self.workflow.open_item(prompt, state=state, order=order)
         except DB_ERRORS as e:
             self.show_error(f"The candidates could not be read: {e}")
             return
+        self._show_item(item)
+
+    def _show_item(self, item: BenchItem) -> None:
+        """Show the workflow's item: its cards as they were ordered, else generate."""
+        if self.model.is_generating():
+            self.model.stop_generation()
+        prompt = item.prompt
+        self.bench.show_prompt(prompt, meta=self._prompt_meta(prompt))
+        self._select_in_queue()
+        self.prompt_loaded.emit(prompt)
         self._update_history_buttons()
-        if len(cands) >= 2:
-            ids = [c.id for c in cands]
-            if order and set(order) <= set(ids) and len(order) == len(ids):
-                positions = [ids.index(cid) for cid in order]
-            else:
-                positions = _shuffled(len(cands))
-            self.bench.show_candidates(cands, positions=positions, state=state)
-            self.item_started = time.monotonic()
-            self.candidates_ready.emit(prompt.id)
+        if item.needs_generation:
+            self._generate_all()
             return
-        if cands:
-            try:
-                self.store.delete_unjudged_candidates(prompt.id)
-            except DB_ERRORS as e:
-                self.show_error(str(e))
-                return
-        self._generate_all()
+        ids = [c.id for c in item.candidates]
+        order = item.order
+        if order and set(order) == set(ids) and len(order) == len(ids):
+            positions = [ids.index(cid) for cid in order]
+        else:
+            positions = shuffled_positions(len(ids))
+        self.bench.show_candidates(item.candidates, positions=positions, state=item.state)
+        self.item_started = time.monotonic()
+        self.candidates_ready.emit(prompt.id)
 
     def _prompt_meta(self, prompt: Prompt) -> str:
         bits = []
@@ -807,47 +838,35 @@ class MainWindow(QMainWindow):
         if self.session is None:
             self.show_error("Start a session first (Ctrl+Shift+N).")
             return None
-        prompt = Prompt(text=text, domain=self.session.domain, source="typed")
         try:
-            self.store.add_prompt(prompt)
+            prompt = self.workflow.add_prompt(text)
+        except WorkflowError as e:
+            self.show_error(_sentence(e))
+            return None
         except DB_ERRORS as e:
             self.show_error(f"The prompt could not be saved: {e}")
             return None
         self.queue_model.insert(0, prompt)
         self._update_queue_title()
-        self.load_prompt(prompt)
+        assert self.workflow.item is not None
+        self._show_item(self.workflow.item)
         return prompt
-
-    def _samples_path(self) -> Path | None:
-        if self.session is None:
-            return None
-        p = resources_dir() / "samples" / f"{self.session.domain}.jsonl"
-        return p if p.is_file() else None
 
     def load_samples(self) -> int:
         """Add the domain's sample prompts (those not added before); returns how many."""
-        path = self._samples_path()
-        if path is None or self.session is None:
+        if self.session is None or self.workflow.samples_path() is None:
             self.show_error("There are no sample prompts for this domain.")
             return 0
         try:
-            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            known = self.store.prompt_ids_by_external_id(r["id"] for r in records if r.get("id"))
-            prompts = [
-                Prompt(text=r["prompt"], domain=self.session.domain, external_id=r.get("id"), source="sample")
-                for r in records
-                if r.get("id") not in known
-            ]
-            if prompts:
-                self.store.bulk_insert(prompts=prompts)
-        except (*DB_ERRORS, OSError, ValueError, KeyError) as e:
+            added = self.workflow.load_samples()
+        except (WorkflowError, ImportFileError, OSError, *DB_ERRORS) as e:
             self.show_error(f"The sample prompts could not be loaded: {e}")
             return 0
-        self.refresh_queue()
+        self._show_queue()
         if self.prompt is None:
             self.load_next()
-        self.messages.show_info(f"{len(prompts)} sample prompt(s) added.")
-        return len(prompts)
+        self.messages.show_info(f"{added} sample prompt(s) added.")
+        return added
 
     # -- judging ------------------------------------------------------------------------------------
 
@@ -859,22 +878,15 @@ class MainWindow(QMainWindow):
             self.messages.show_message("Not submitted: " + "; ".join(reasons) + ".", severity="warning", timeout_ms=6000)
             return None
         assert self.bench.state is not None
-        judgment = self.bench.state.to_judgment(
-            prompt_id=self.prompt.id,
-            tutor_id=self.tutor.id,
-            session_id=self.session.id,
-            guideline_version=self.guideline.version if self.guideline else "",
-            seconds_spent=round(time.monotonic() - self.item_started, 3),
-        )
+        prompt = self.prompt
         try:
-            self.store.save_judgment(judgment)
+            judgment = self.workflow.submit(
+                self.bench.state, seconds_spent=round(time.monotonic() - self.item_started, 3)
+            )
         except DB_ERRORS as e:
             self.show_error(f"The judgment was not saved: {e}")
             return None
-        prompt = self.prompt
-        self.history.append((judgment, prompt))
         self.queue_model.remove(prompt.id)
-        self.skipped.discard(prompt.id)
         self._update_queue_title()
         self.messages.hide()
         self._update_status()
@@ -893,27 +905,30 @@ class MainWindow(QMainWindow):
             return
         if self.model.is_generating():
             self.model.stop_generation()
-        self.skipped.add(self.prompt.id)
         self.queue_model.move_to_end(self.prompt.id)
-        self.load_next()
+        item = self.workflow.skip()
+        if item is None:
+            self.load_next()
+        else:
+            self._show_item(item)
 
     def undo(self) -> bool:
-        """Take back the last submission and put the item back on the bench as it was."""
-        if not self.history:
+        """Take back the newest submission not yet undone (Ctrl+Z, again for the one before)
+        and put the item back on the bench as it was."""
+        if not self.workflow.can_undo():
             self.messages.show_info("Nothing to undo.")
             return False
-        judgment, prompt = self.history[-1]
+        judgment, _ = self.workflow.history[-1]
         try:
-            self.store.delete_judgment(judgment.id)
+            item = self.workflow.undo()
         except DB_ERRORS as e:
             self.show_error(f"Could not undo: {e}")
             return False
-        self.history.pop()
-        if self.queue_model.row_of(prompt.id) < 0:
-            self.queue_model.insert(0, prompt)
+        assert item is not None
+        if self.queue_model.row_of(item.prompt.id) < 0:
+            self.queue_model.insert(0, item.prompt)
         self._update_queue_title()
-        state = JudgingState.from_judgment(judgment, judgment.display_order)
-        self.load_prompt(prompt, state=state, order=judgment.display_order)
+        self._show_item(item)
         if judgment.seconds_spent:
             self.item_started = time.monotonic() - judgment.seconds_spent
         self._update_status()
@@ -922,28 +937,79 @@ class MainWindow(QMainWindow):
         self.judgment_undone.emit(judgment.id)
         return True
 
-    def _update_history_buttons(self) -> None:
-        can_continue = False
-        if self.history:
-            j, _ = self.history[-1]
-            can_continue = j.correction is not None or not j.all_bad
-        self.bench.set_history(can_undo=bool(self.history), can_continue=can_continue)
-
-    def _carried_answer(self, judgment: Judgment) -> tuple[str, bool] | None:
-        if judgment.correction is not None:
-            return judgment.correction.text, True
-        if judgment.all_bad:
-            return None
+    def reopen_judgment(self, judgment_id: str) -> None:
+        """Put a past judgment on the bench with its ranking, flags and correction; the next
+        submit saves a new version that supersedes it (the old one is kept for audit)."""
+        if self.session is None:
+            self.show_error("Start a session first (Ctrl+Shift+N); the new version is saved in it.")
+            return
         try:
-            cands = {c.id: c for c in self.store.candidates_for(judgment.prompt_id)}
+            item = self.workflow.reopen(judgment_id)
+        except WorkflowError as e:
+            self.show_error(_sentence(e))
+            return
+        except DB_ERRORS as e:
+            self.show_error(f"The judgment could not be read: {e}")
+            return
+        self._show_item(item)
+        self.messages.show_info(
+            "Editing a past judgment: Submit saves a new version; the old one is kept for audit."
+        )
+
+    def start_pack_session(self) -> bool:
+        """On a lab's work pack: a session as the pack's tutor, in the domain with the most
+        work waiting. False on an ordinary database (or when the pack cannot be read)."""
+        try:
+            tutor = self.workflow.pack_tutor()
+            domain = self.workflow.busiest_domain(tutor) if tutor else None
+        except DB_ERRORS as e:
+            self.show_error(f"The pack could not be read: {e}")
+            return False
+        if not tutor:
+            return False
+        return self.start_session(tutor_name=tutor, domain=domain or self.settings.last_domain or "general") is not None
+
+    def open_database(self, path: str) -> bool:
+        """Work on another database or a lab's pack: the old store is closed, the new one opened
+        (a pack opens as its tutor), the queue refreshed. False, with a message, on a bad file."""
+        try:
+            store = Store.open(path)
+        except (*DB_ERRORS, OSError) as e:
+            self.show_error(f"{Path(path).name} could not be opened: {e}")
+            return False
+        previous = (self.tutor.name, self.session.domain) if self.tutor and self.session else None
+        self.model.stop_generation()
+        with contextlib.suppress(*DB_ERRORS):
+            self.workflow.end_session()
+        self.backup_runner.wait(30000)
+        if self.backups is not None:
+            self.backups.maybe_backup(force=True)
+        if self._owns_store:
+            self.store.close()
+        if self.dashboard is not None:
+            self.dashboard.close()
+            self.dashboard = None
+        self.workflow = TutorWorkflow(store, guidelines=self.guidelines)
+        self._owns_store = True
+        self.backups = BackupScheduler(store) if store.path is not None else None
+        self.requests.clear()
+        self.plans.clear()
+        self.queue_model.set_prompts([])
+        self.bench.show_empty("Start a session (Ctrl+Shift+N).")
+        self.session_label.setText("No session")
+        self.setWindowTitle(f"hitl-desktop — {Path(path).name}")
+        if not self.start_pack_session() and previous is not None:
+            self.start_session(tutor_name=previous[0], domain=previous[1])
+        self._update_status()
+        self.database_opened.emit(str(path))
+        return True
+
+    def _update_history_buttons(self) -> None:
+        try:
+            can_continue = self.workflow.can_continue()
         except DB_ERRORS:
-            return None
-        best = min(judgment.ranks.values())
-        order = judgment.display_order or list(judgment.ranks)
-        for cid in order:
-            if judgment.ranks.get(cid) == best and cid in cands:
-                return cands[cid].text, False
-        return None
+            can_continue = False
+        self.bench.set_history(can_undo=self.workflow.can_undo(), can_continue=can_continue)
 
     def continue_conversation(self, text: str | None = None) -> Prompt | None:
         """Next turn of the last judged conversation: the best (or corrected) answer becomes
@@ -951,35 +1017,35 @@ class MainWindow(QMainWindow):
         if not self.history or self.session is None:
             self.messages.show_info("Submit a judgment first; its best answer carries the conversation on.")
             return None
-        judgment, prompt = self.history[-1]
-        carried = self._carried_answer(judgment)
+        try:
+            carried = self.workflow.carried_answer()
+        except DB_ERRORS:
+            carried = None
         if carried is None:
             self.show_error("Nothing to carry forward: all answers were bad and none was corrected.")
             return None
-        answer, corrected = carried
         if text is None:
             from hitl_desktop.qt.dialogs.text_entry import ContinueDialog
 
+            _, prompt = self.history[-1]
+            answer, corrected = carried
             dialog = ContinueDialog(self, answer=answer, corrected=corrected)
             dialog.accepted.connect(lambda: self.continue_conversation(dialog.text()))
             dialog.rejected.connect(lambda: self.load_next() if self.bench.phase == "judging" and self.prompt and self.prompt.id == prompt.id else None)
             self._open(dialog)
             return None
-        new = Prompt(
-            text=text,
-            domain=self.session.domain,
-            messages=[*prompt.messages, Message("user", prompt.text), Message("assistant", answer)],
-            parent_judgment_id=judgment.id,
-            source="continued",
-        )
         try:
-            self.store.add_prompt(new)
+            new = self.workflow.continue_conversation(text)
+        except WorkflowError as e:
+            self.show_error(_sentence(e))
+            return None
         except DB_ERRORS as e:
             self.show_error(f"The next turn could not be saved: {e}")
             return None
         self.queue_model.insert(0, new)
         self._update_queue_title()
-        self.load_prompt(new)
+        assert self.workflow.item is not None
+        self._show_item(self.workflow.item)
         return new
 
     # -- corrections -----------------------------------------------------------------------------------
@@ -1096,7 +1162,7 @@ class MainWindow(QMainWindow):
         done = 0
         if self.session is not None:
             try:
-                done = self.store.session_summary(self.session.id)["items"]
+                done = (self.workflow.session_summary() or {}).get("items", 0)
             except DB_ERRORS:
                 done = 0
             self.items_label.setText(f"{done} done this session")
@@ -1108,42 +1174,6 @@ class MainWindow(QMainWindow):
         else:
             self.items_label.setText("")
             self.summary_label.setText("")
-
-    # --- labgui stand-ins: app's implementations replace these at merge
-
-    def open_database(self, path: str) -> bool:
-        """Switch the window to another database (or a tutor's pack); False when refused."""
-        try:
-            store = Store.open(path)
-        except DB_ERRORS as e:
-            self.show_error(f"The database could not be opened: {e}")
-            return False
-        tutor, domain = (self.tutor.name, self.session.domain) if self.tutor and self.session else (None, None)
-        self.model.stop_generation()
-        if self.session is not None:
-            with contextlib.suppress(*DB_ERRORS):
-                self.store.end_session(self.session.id)
-        old, self.store, self.session, self.prompt = self.store, store, None, None
-        old.close()
-        self.backups = BackupScheduler(store)
-        self.history.clear()
-        if self.dashboard is not None:
-            self.dashboard.close()
-        self.dashboard = None
-        self.queue_model.set_prompts([])
-        if tutor and domain:
-            self.start_session(tutor_name=tutor, domain=domain)
-        self.setWindowTitle(f"hitl-desktop — {Path(path).name}")
-        return True
-
-    def reopen_judgment(self, judgment_id: str) -> None:
-        """Put a past judgment back on the bench as it was, to judge again."""
-        item = next((i for i in self.store.judged_items() if i.judgment.id == judgment_id), None)
-        if item is None:
-            self.show_error("That judgment is no longer in the database.")
-            return
-        j = item.judgment
-        self.load_prompt(item.prompt, state=JudgingState.from_judgment(j, j.display_order), order=j.display_order)
 
 
 def process_events_until(predicate, timeout_s: float = 10.0) -> bool:

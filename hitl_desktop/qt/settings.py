@@ -71,6 +71,44 @@ class AppSettings:
         self.q.setValue("model/path", value or "")
 
     @property
+    def compare_models(self) -> list[str]:
+        """More models whose candidates share each prompt's K (checkpoints compared): local
+        paths or served models' URLs."""
+        raw = self._get("model/compare", "", str)
+        return [m.strip() for m in raw.split("\n") if m.strip()]
+
+    @compare_models.setter
+    def compare_models(self, value: list[str]) -> None:
+        self.q.setValue("model/compare", "\n".join(m.strip() for m in value if m.strip()))
+
+    @property
+    def served_model(self) -> str:
+        """The model to use on a server that serves several ('' = its only one)."""
+        return self._get("model/served_model", "", str)
+
+    @served_model.setter
+    def served_model(self, value: str) -> None:
+        self.q.setValue("model/served_model", (value or "").strip())
+
+    @property
+    def completions(self) -> bool:
+        """Served base models: plain completions of the User:/Assistant: transcript."""
+        return self._get("model/completions", False, bool)
+
+    @completions.setter
+    def completions(self, value: bool) -> None:
+        self.q.setValue("model/completions", bool(value))
+
+    def backend_spec(self) -> dict:
+        """The arguments of ``core.backends.registry.open_backend`` for these settings."""
+        models = [self.model_path or None, *self.compare_models]
+        return {
+            "spec": models if len(models) > 1 else models[0],
+            "served_model": self.served_model or None,
+            "completions": self.completions,
+        }
+
+    @property
     def k(self) -> int:
         return max(K_MIN, min(K_MAX, self._get("generation/k", 4, int)))
 

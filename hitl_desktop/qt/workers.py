@@ -367,7 +367,7 @@ class TaskRunner(QObject):
 
 
 class ExportRunner(TaskRunner):
-    """Runs export.export_dataset in its own thread with its OWN read-only Store on the file."""
+    """Runs workflow.export_judgments in its own thread with its OWN read-only Store on the file."""
 
     exported = Signal(object)  # ExportSummary
 
@@ -377,23 +377,15 @@ class ExportRunner(TaskRunner):
 
     def start(self, *, db_path: str, options: dict[str, Any]) -> None:
         def work(progressed: Callable[[float, str], None]):
-            from hitl_desktop.core import export
             from hitl_desktop.core.store import Store
+            from hitl_desktop.core.workflow import export_judgments
 
             def progress(done, total) -> None:  # export's on_progress(done, total)
                 progressed(done / total if total else 1.0, f"{done} of {total}")
 
             # A read-only connection of its own, which also sees a database the GUI still
             # holds in WAL mode.
-            opts = dict(options)
             with Store.open_readonly(db_path) as store:
-                if opts.pop("adjudicated", False):  # core/review.py: adjudications applied
-                    from hitl_desktop.core.review import export_items
-
-                    opts["items"] = export_items(
-                        store, domain=opts.get("domain"), tutor=opts.get("tutor"), since=opts.get("since"),
-                        until=opts.get("until"), consensus=bool(opts.pop("consensus", False)),
-                    )  # fmt: skip
-                return export.export_dataset(store, on_progress=progress, **opts)
+                return export_judgments(store, on_progress=progress, **options)  # consensus, adjudicated too
 
         self.start_task(work)

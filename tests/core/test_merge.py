@@ -166,6 +166,7 @@ def test_three_tutors_merge_onto_one_prompt_set(target, sources):
         "rankings": sum(len(r) for ranks in RANKS.values() for r in ranks.values()) + 2,
         "corrections": 1,
         "gold_rankings": 0,
+        "guidelines": 0,
         "adjudications": 0,
     }
     assert summary.added["tutors"] == 2 and summary.matched["tutors"] == 1  # ann by name

@@ -135,3 +135,31 @@ def test_pseudonyms_are_stable_per_database_and_not_guessable_across_databases(t
     finally:
         a.close()
         b.close()
+
+
+def test_a_served_models_api_key_is_sent_but_never_stored_logged_or_exported(tmp_path, secret_env, caplog):
+    """The key goes to the server (HITL_API_KEY first) and nowhere else: not in the candidates'
+    provenance, the database, its backups, the CLI's output or the logs (debug level)."""
+    import logging
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+    from openai_stub import StubServer
+
+    caplog.set_level(logging.DEBUG)
+    db = tmp_path / "db" / "hitl.db"
+    runner = CliRunner()
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"q{i}"}) + "\n" for i in range(2)))
+    assert runner.invoke(cli, ["import", str(prompts), "--db", str(db)]).exit_code == 0
+    with StubServer() as server:
+        r = runner.invoke(cli, ["generate", "--db", str(db), "--model", server.url, "-k", "2", "--json"])
+        assert r.exit_code == 0, r.output
+        auth = {v for _, _, h, _ in server.requests for k, v in h.items() if k.lower() == "authorization"}
+    assert auth == {f"Bearer {SECRETS['HITL_API_KEY']}"}
+    with Store.open(db) as s:
+        assert s.db["candidates"].count == 4
+        backup_database(s, reason="manual")
+    assert scan(all_files(db.parent), list(SECRETS.values())) == []
+    assert all(v not in r.output + caplog.text for v in SECRETS.values())
+    assert "httpcore" in caplog.text, "the client's debug log was captured (sanity check)"

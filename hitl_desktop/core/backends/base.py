@@ -25,6 +25,11 @@ class ModelError(Exception):
     """A model could not be loaded or run; the message names the path and the cause."""
 
 
+class BackendUnavailableError(ModelError):
+    """The backend as a whole failed (a server unreachable, refusing the key, erring): not one
+    prompt's fault, so the engine stops instead of skipping prompt after prompt."""
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.8
@@ -47,6 +52,13 @@ class GeneratedText:
     tokens: int
     seconds: float
     finish_reason: str  # "eos" | "length" | "stopped"
+    #: Per-candidate provenance, for a result whose candidates come from several models
+    #: (checkpoints compared). None = the result's own ``model`` / ``model_revision`` /
+    #: ``dtype``; ``params`` entries override the result's.
+    model: str | None = None
+    model_revision: str | None = None
+    dtype: str | None = None
+    params: dict[str, Any] | None = None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Settings: which model, K, sampling, seed."""
+"""Settings: which model (local, embedded, served, or several compared), K, sampling, seed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QRadioButton,
     QSpinBox,
@@ -35,7 +36,9 @@ class SettingsDialog(QDialog):
         model_box = QGroupBox("Model")
         ml = QVBoxLayout(model_box)
         self.embedded = QRadioButton("Embedded default (Gemma 3 270M, runs on this computer)")
-        self.local = QRadioButton("A local model: a Hugging Face folder or a GGUF file")
+        self.local = QRadioButton(
+            "A local model (a Hugging Face folder or a GGUF file) or a served model's URL"
+        )
         group = QButtonGroup(self)
         group.addButton(self.embedded)
         group.addButton(self.local)
@@ -43,7 +46,7 @@ class SettingsDialog(QDialog):
         ml.addWidget(self.local)
         row = QHBoxLayout()
         self.path_edit = QLineEdit(settings.model_path)
-        self.path_edit.setPlaceholderText("/path/to/model-folder or model.gguf")
+        self.path_edit.setPlaceholderText("/path/to/model-folder, model.gguf or http://HOST:PORT/v1")
         self.path_edit.setAccessibleName("Model path")
         folder = QPushButton("Folder…")
         folder.clicked.connect(self._choose_folder)
@@ -60,6 +63,24 @@ class SettingsDialog(QDialog):
         ml.addWidget(self.path_error)
         (self.local if settings.model_path else self.embedded).setChecked(True)
         self.embedded.toggled.connect(self._sync)
+        served = QFormLayout()
+        self.served_model_edit = QLineEdit(settings.served_model)
+        self.served_model_edit.setPlaceholderText("the server's only model")
+        self.served_model_edit.setAccessibleName("Served model name")
+        served.addRow("Served model", self.served_model_edit)
+        self.completions_check = QCheckBox("Plain completions (a base model served without a chat template)")
+        self.completions_check.setChecked(settings.completions)
+        served.addRow(self.completions_check)
+        self.compare_edit = QPlainTextEdit("\n".join(settings.compare_models))
+        self.compare_edit.setPlaceholderText("one per line: a folder, a .gguf file or a URL")
+        self.compare_edit.setAccessibleName("Models to compare")
+        self.compare_edit.setFixedHeight(self.fontMetrics().lineSpacing() * 4)
+        served.addRow("Compare with", self.compare_edit)
+        ml.addLayout(served)
+        key = QLabel("A server's API key is read from HITL_API_KEY (else OPENAI_API_KEY), never saved.")
+        key.setObjectName("Muted")
+        key.setWordWrap(True)
+        ml.addWidget(key)
         layout.addWidget(model_box)
 
         gen = QGroupBox("Generation")
@@ -139,11 +160,19 @@ class SettingsDialog(QDialog):
     def model_path(self) -> str:
         return self.path_edit.text().strip() if self.local.isChecked() else ""
 
+    def compare_models(self) -> list[str]:
+        return [m.strip() for m in self.compare_edit.toPlainText().splitlines() if m.strip()]
+
     def apply(self) -> bool:
         """Write the choices to the settings; True when the model changed."""
         s = self.settings
-        changed = self.model_path() != s.model_path
+        changed = (self.model_path(), self.compare_models(), self.served_model_edit.text().strip(),
+                   self.completions_check.isChecked()) != (
+            s.model_path, s.compare_models, s.served_model, s.completions)
         s.model_path = self.model_path()
+        s.compare_models = self.compare_models()
+        s.served_model = self.served_model_edit.text().strip()
+        s.completions = self.completions_check.isChecked()
         s.k = self.k_spin.value()
         s.temperature = self.temp_spin.value()
         s.top_p = self.top_p_spin.value()

@@ -1,0 +1,130 @@
+"""The database file and its errors: what a hitl-desktop database is, before any SQL.
+
+Shared by ``core/store.py`` and ``core/backup.py`` (which import this module, never each
+other the other way round: ``store`` -> ``backup`` -> ``dbfile``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import platformdirs
+
+from hitl_desktop.core.migrations import APPLICATION_ID
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(Exception):
+    """A database problem, with a message a tutor can act on."""
+
+
+class NotAHitlDatabase(StoreError):
+    """The file is not a hitl-desktop database (or is of a newer version): it is left alone."""
+
+
+# -- reliability: "database is locked" --------------------------------------------------------
+
+BUSY_MESSAGE = (
+    "the database is busy: another hitl-desktop window or command is writing to it; try again"
+)
+
+
+class DatabaseBusy(StoreError, sqlite3.OperationalError):
+    """Another connection held the write lock beyond the busy timeout. Also an
+    ``sqlite3.OperationalError``, so code that handles SQLite errors still sees one."""
+
+
+def _is_busy(e: sqlite3.Error) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    msg = str(e).lower()
+    return "database is locked" in msg or "database is busy" in msg
+
+
+class BusyAwareConnection(sqlite3.Connection):
+    """The Store's connection: ``BEGIN`` is ``BEGIN IMMEDIATE`` (a write transaction takes the
+    write lock up front, waiting up to the busy timeout, instead of failing at once when it
+    upgrades a stale read snapshot), and "database is locked" becomes ``DatabaseBusy``."""
+
+    def execute(self, sql, parameters=(), /):  # type: ignore[override]
+        if sql == "BEGIN":  # sqlite_utils' db.atomic()
+            sql = "BEGIN IMMEDIATE"
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.OperationalError as e:
+            if _is_busy(e):
+                raise DatabaseBusy(BUSY_MESSAGE) from e
+            raise
+
+    def executemany(self, sql, parameters, /):  # type: ignore[override]
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.OperationalError as e:
+            if _is_busy(e):
+                raise DatabaseBusy(BUSY_MESSAGE) from e
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except sqlite3.OperationalError as e:
+            if _is_busy(e):
+                raise DatabaseBusy(BUSY_MESSAGE) from e
+            raise
+
+
+def default_db_path() -> Path:
+    """The default database, in the platform's user data folder."""
+    env = os.environ.get("HITL_DESKTOP_DB")
+    if env:
+        return Path(env)
+    return platformdirs.user_data_path("hitl-desktop", appauthor=False) / "hitl-desktop.db"
+
+
+def check_database_file(path: str | os.PathLike[str]) -> bool:
+    """Refuse anything that is not a hitl-desktop database, touching nothing.
+
+    Returns True when the file exists and is one of ours, False when there is nothing there
+    yet (a new database will be created). Raises ``NotAHitlDatabase`` otherwise.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise NotAHitlDatabase(f"{p}: is a folder, not a database file")
+    if not p.exists() or p.stat().st_size == 0:
+        return False
+    try:
+        with p.open("rb") as f:
+            header = f.read(100)
+    except OSError as e:
+        raise NotAHitlDatabase(f"{p}: cannot be read ({e.strerror})") from e
+    if not header.startswith(SQLITE_HEADER):
+        raise NotAHitlDatabase(f"{p}: is not an SQLite database")
+    if len(header) < 100:
+        raise NotAHitlDatabase(f"{p}: is truncated (no complete SQLite header)")
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id != APPLICATION_ID:
+        # The header on disk can lag behind: after a crash (or while another window has it
+        # open) the first pages may still be in the -wal file. Ask SQLite, read-only.
+        try:
+            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                app_id = conn.execute("pragma application_id").fetchone()[0]
+                tables = [r[0] for r in conn.execute("select name from sqlite_master")]
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            raise NotAHitlDatabase(f"{p}: is not a readable SQLite database ({e})") from e
+        if app_id == APPLICATION_ID:
+            return True
+        if tables:
+            raise NotAHitlDatabase(
+                f"{p}: is an SQLite database of another application "
+                f"(tables: {', '.join(sorted(tables)[:5])}); refusing to touch it"
+            )
+        return False
+    return True

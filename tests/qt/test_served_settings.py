@@ -1,0 +1,35 @@
+"""Settings → Model: a served model's URL, its name, the completions switch, models compared."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hitl_desktop.core.backends.registry import CompositeBackend, open_backend
+from hitl_desktop.qt.dialogs.settings_dialog import SettingsDialog
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from openai_stub import StubServer  # noqa: E402
+
+
+def test_settings_take_urls_a_served_model_and_models_to_compare(qtbot, app_settings, tmp_path):
+    with StubServer(mode="several") as a, StubServer(models=["ckpt-b"]) as b:
+        d = SettingsDialog(settings=app_settings)
+        qtbot.addWidget(d)
+        assert app_settings.backend_spec() == {"spec": None, "served_model": None, "completions": False}
+        d.local.setChecked(True)
+        d.path_edit.setText(a.url)
+        d.served_model_edit.setText("other-model")
+        d.completions_check.setChecked(True)
+        d.compare_edit.setPlainText(f"\n{b.url}#ckpt-b\n  \n")
+        d.show()
+        qtbot.waitExposed(d)
+        d.grab().save(str(tmp_path / "settings.png"))
+        assert d.apply() is True
+        assert d.apply() is False  # nothing changed since
+        spec = app_settings.backend_spec()
+        assert spec == {"spec": [a.url, f"{b.url}#ckpt-b"], "served_model": "other-model", "completions": True}
+        backend = open_backend(spec["spec"], served_model=spec["served_model"], completions=spec["completions"])
+        assert isinstance(backend, CompositeBackend)
+        assert [m.name for m in backend.members] == ["other-model", "ckpt-b"]
+        assert all(m.completions for m in backend.members)
