@@ -106,7 +106,11 @@ def is_protected(store: Store, prompt: Prompt) -> bool:
     origins = store.candidate_origins(prompt.id)
     if not origins:
         return False
-    return prompt.gold_ranking is not None or any(o in PROTECTED_ORIGINS for o, _ in origins.values())
+    return (
+        prompt.gold_ranking is not None
+        or bool(store.gold_rankings([prompt.id]))  # gold ranks live in gold_rankings (m0003)
+        or any(o in PROTECTED_ORIGINS for o, _ in origins.values())
+    )
 
 
 def import_prompts(
