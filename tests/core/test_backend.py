@@ -596,7 +596,7 @@ def test_unreadable_model_file_is_a_model_error(tmp_path, monkeypatch):
 def test_a_model_that_loads_but_does_not_run_is_a_model_error(tiny_model_dir, monkeypatch):
     from hitl_desktop.core.backends import transformers_backend
 
-    def broken(model):
+    def broken(model, *args):
         raise RuntimeError("shape mismatch in layer 0")
 
     monkeypatch.setattr(transformers_backend, "_warm_up", broken)
