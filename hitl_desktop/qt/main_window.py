@@ -47,7 +47,13 @@ from hitl_desktop.qt.markdown_view import SafeTextView
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.models import PromptQueueModel, PromptRole
 from hitl_desktop.qt.settings import AppSettings
-from hitl_desktop.qt.workers import BackendFactory, GenerationRequest, ModelController, TaskRunner
+from hitl_desktop.qt.workers import (
+    BackendFactory,
+    GenerationRequest,
+    ModelController,
+    RestartButton,
+    TaskRunner,
+)
 
 DB_ERRORS = (StoreError, RankingError, sqlite3.Error)
 
@@ -292,6 +298,8 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.model_label)
         sb.addWidget(self.state_label)
         sb.addWidget(self.load_progress)
+        self.restart_button = RestartButton(self.model, self)  # shown after a crash or failed load
+        sb.addWidget(self.restart_button)
         sb.addPermanentWidget(self.speed_label)
         sb.addPermanentWidget(self.items_label)
 
@@ -413,7 +421,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText(Path(path).name if path else "Gemma 3 270M (embedded)")
         self.load_progress.setValue(0)
         self.load_progress.show()
-        self.model.load(path)
+        self.model.load(path, device=self.settings.device)
 
     def _model_state_changed(self, state: str) -> None:
         self._update_status()

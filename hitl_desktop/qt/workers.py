@@ -5,12 +5,15 @@ its own QThread and turns them into signals. Tokens are coalesced (``TokenThrott
 most one ``tokens_streamed`` signal every ~30 ms carries the latest text of every candidate
 that grew, so the GUI event loop never drowns in updates.
 
-torch and transformers are imported lazily, inside the worker thread, by the backend
-factory: the GUI shows before they load.
+The default factory starts the generation process (:mod:`hitl_desktop.core.backends.process`):
+the model, torch and transformers live in a child process, so neither loading nor decoding
+holds this process's GIL, and a crash or out-of-memory there is a message (``crashed``, state
+"error") and :meth:`ModelController.restart`, never a dead window.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import sys
 import time
@@ -19,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtWidgets import QPushButton, QWidget
 
 from hitl_desktop.core.backends.base import (
     GenerationResult,
@@ -30,17 +34,35 @@ from hitl_desktop.core.backends.base import (
 )
 from hitl_desktop.core.types import Message
 
-#: backend_factory(model_path or None, on_progress) -> ModelBackend
+#: backend_factory(model_path or None, on_progress) -> ModelBackend; a factory that also takes
+#: a ``device`` keyword gets the device asked for ("auto", "cpu", "cuda", "mps"...).
 BackendFactory = Callable[[str | None, ProgressCallback], ModelBackend]
 
 TOKEN_INTERVAL_S = 0.03
+#: How often the controller checks that a loaded model's process is still there.
+HEALTH_CHECK_MS = 1000
 
 
-def default_backend_factory(path: str | None, on_progress: ProgressCallback) -> ModelBackend:
-    """The transformers backend (None = the embedded default model), imported lazily."""
-    from hitl_desktop.core.backends.transformers_backend import load_backend
+def default_backend_factory(
+    path: str | None, on_progress: ProgressCallback, *, device: str | None = None
+) -> ModelBackend:
+    """The model in its own process (None = the embedded default model)."""
+    from hitl_desktop.core.backends.process import open_local_backend
 
-    return load_backend(path or None, on_progress=on_progress)
+    return open_local_backend(path or None, device=device, on_progress=on_progress)
+
+
+def _takes_device(factory: BackendFactory) -> bool:
+    try:
+        return "device" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _close(backend: ModelBackend | None) -> None:
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
 
 
 def report(e: BaseException) -> None:
@@ -102,6 +124,7 @@ class ModelWorker(QObject):
     tokens_streamed = Signal(int, object)  # request id, {candidate index: text so far}
     generated = Signal(object, object)  # GenerationRequest, GenerationResult
     generation_failed = Signal(object, str)  # GenerationRequest, message
+    crashed = Signal(str)  # the model's process ended: restart to go on
 
     def __init__(self, factory: BackendFactory) -> None:
         super().__init__()
@@ -110,9 +133,14 @@ class ModelWorker(QObject):
         self.stop_upto = 0  # requests with an id <= this are asked to stop
 
     @Slot(object)
-    def load(self, path: str | None) -> None:
+    def load(self, what: tuple[str | None, str | None]) -> None:
+        path, device = what
+        self.close_backend()  # a model loaded before (restart, another model): its process ends
+        kwargs = {"device": device} if _takes_device(self._factory) else {}
         try:
-            self.backend = self._factory(path, lambda f, m: self.progressed.emit(float(f), str(m)))
+            self.backend = self._factory(
+                path, lambda f, m: self.progressed.emit(float(f), str(m)), **kwargs
+            )
         except BaseException as e:  # noqa: BLE001 - any failure becomes a message
             self.backend = None
             report(e)
@@ -143,8 +171,14 @@ class ModelWorker(QObject):
         except BaseException as e:  # noqa: BLE001
             report(e)
             self.generation_failed.emit(request, describe_error(e))
+            if not getattr(self.backend, "alive", True):
+                self.crashed.emit(describe_error(e))
             return
         self.generated.emit(request, result)
+
+    def close_backend(self) -> None:
+        backend, self.backend = self.backend, None
+        _close(backend)
 
 
 class ModelController(QObject):
@@ -157,6 +191,7 @@ class ModelController(QObject):
     tokens_streamed = Signal(int, object)
     generated = Signal(object, object)
     generation_failed = Signal(object, str)
+    crashed = Signal(str)  # the model's process ended (killed, out of memory): offer a restart
 
     _load_requested = Signal(object)
     _generate_requested = Signal(object)
@@ -176,6 +211,7 @@ class ModelController(QObject):
         w.tokens_streamed.connect(self._on_tokens)
         w.generated.connect(self._on_generated)
         w.generation_failed.connect(self._on_generation_failed)
+        w.crashed.connect(self._on_crashed)
         self._ids = itertools.count(1)
         self._pending: set[int] = set()
         self.last_request_id = 0
@@ -183,6 +219,12 @@ class ModelController(QObject):
         self.backend_name = ""
         self.loaded = False
         self._started = False
+        self._backend: ModelBackend | None = None
+        self.path: str | None = None
+        self.device: str | None = None
+        self._health = QTimer(self)
+        self._health.setInterval(HEALTH_CHECK_MS)
+        self._health.timeout.connect(self._check_health)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -191,20 +233,31 @@ class ModelController(QObject):
             self._thread.start()
             self._started = True
 
-    def load(self, path: str | None) -> None:
+    def load(self, path: str | None, *, device: str | None = None) -> None:
+        """Load ``path`` (None = the embedded model) on ``device`` (None/"auto" = the best one)."""
         self._ensure_started()
+        self.path, self.device = path, device
         self.loaded = False
+        self._backend = None
+        self._health.stop()
         self._set_state("loading")
-        self._load_requested.emit(path)
+        self._load_requested.emit((path, device))
+
+    def restart(self) -> None:
+        """Load the last model again in a new process (after a crash, or to free its memory)."""
+        self.load(self.path, device=self.device)
 
     def shutdown(self, timeout_ms: int = 15000) -> bool:
-        """Stop generating, end the thread; True when it ended in time."""
+        """Stop generating, end the thread and the model's process; True when it ended in time."""
         self.stop_generation()
+        self._health.stop()
         if not self._started:
             return True
         self._thread.quit()
         ok = self._thread.wait(timeout_ms)
         self._started = not ok
+        if ok:
+            self._worker.close_backend()
         return ok
 
     def is_running(self) -> bool:
@@ -257,9 +310,26 @@ class ModelController(QObject):
 
     def _on_loaded(self, backend) -> None:
         self.loaded = True
+        self._backend = backend
         self.backend_name = getattr(backend, "name", "") or "model"
+        if hasattr(backend, "alive"):
+            self._health.start()
         self._set_state("generating" if self._pending else "ready")
         self.model_loaded.emit(backend)
+
+    def _check_health(self) -> None:
+        """A model process that died while idle is found here (one generating is found by
+        the worker, which fails that generation)."""
+        backend = self._backend
+        if self.loaded and not self._pending and backend is not None and not backend.alive:
+            self._on_crashed(f"{self.backend_name}: the model process ended; restart the model")
+
+    def _on_crashed(self, message: str) -> None:
+        self._health.stop()
+        self.loaded = False
+        self._backend = None
+        self._set_state("error")
+        self.crashed.emit(message)
 
     def _on_load_failed(self, message: str) -> None:
         self.loaded = False
@@ -286,6 +356,24 @@ class ModelController(QObject):
         if not self.loaded:
             self._set_state("error")
         self.generation_failed.emit(request, message)
+
+
+class RestartButton(QPushButton):
+    """"Restart model" for the status bar: shown only while the model is in error (its process
+    crashed or ran out of memory, or it failed to load); a click calls the controller's restart."""
+
+    def __init__(self, controller: ModelController, parent: QWidget | None = None) -> None:
+        super().__init__("Restart model", parent)
+        self.setObjectName("RestartModel")
+        self.setAccessibleName("Restart model")
+        self.setToolTip("Start the model again in a new process; nothing saved is affected")
+        self.clicked.connect(controller.restart)
+        controller.state_changed.connect(self._state_changed)
+        self.setVisible(controller.state == "error")
+
+    @Slot(str)
+    def _state_changed(self, state: str) -> None:
+        self.setVisible(state == "error")
 
 
 # -- background tasks (export, backups) --------------------------------------------------------
