@@ -161,6 +161,7 @@ class _LoadProgress:
 @click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), metavar="P", default=0.95, show_default=True, help="Nucleus sampling.")
 @click.option("--seed", type=int, metavar="N", default=0, show_default=True, help="Base seed; each candidate gets its own seed from it.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line: candidates, tokens, seconds.")
+@click.option("--device", default="auto", show_default=True, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (auto: the GPU when there is one).")
 def generate_command(
     db_path: str | None,
     model_path: str | None,
@@ -172,12 +173,14 @@ def generate_command(
     top_p: float,
     seed: int,
     as_json: bool,
+    device: str,
 ) -> None:
     """Write K candidates for each queued prompt that has none (pre-generation, no window).
 
     Each prompt's candidates are saved as soon as they are written; Ctrl+C stops after the
     current decoding step (the prompt being written is left for later).
     """
+    device = _check_device(device)
     store = _open_store(_db(db_path))
     if model_path is None:
         model_path = click.get_current_context().find_root().params.get("model_path")
@@ -191,7 +194,7 @@ def generate_command(
         else:
             summary, model = _generate(
                 store, model_path, todo, k=k, limit=limit, domain=domain, seed=seed,
-                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, device=device,
             )
     finally:
         store.close()
@@ -230,21 +233,45 @@ def _check_model(model_path: str) -> None:
         raise click.ClickException(str(e)) from None
 
 
-def _generate(store, model_path, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p):  # noqa: ANN001, ANN202
-    """Load the model and fill the queue; Ctrl+C asks the backend to stop within one step."""
-    import signal
+def _check_device(device: str) -> str:
+    from hitl_desktop.core.backends.base import ModelError
+    from hitl_desktop.core.backends.devices import check_device_name
 
-    from hitl_desktop.core.backends.base import ModelError, SamplingParams
-    from hitl_desktop.core.backends.transformers_backend import load_backend
-    from hitl_desktop.core.engine import fill_queue
+    try:
+        return check_device_name(device)
+    except ModelError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
+
+
+def _generate(store, model_path, todo, **options):  # noqa: ANN001, ANN003, ANN202
+    """Start the generation process (the same engine as the app's), fill the queue, end it."""
+    from hitl_desktop.core.backends import process
+    from hitl_desktop.core.backends.base import ModelError
 
     progress = _LoadProgress()
     try:
-        backend = load_backend(model_path, on_progress=progress)
+        backend = process.open_local_backend(
+            model_path, device=options.pop("device"), on_progress=progress
+        )
     except ModelError as e:
         raise click.ClickException(str(e)) from None
     finally:
         progress.done()
+    try:
+        return _fill(store, backend, todo, **options)
+    finally:
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()
+
+
+def _fill(store, backend, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p):  # noqa: ANN001, ANN202
+    """Fill the queue; Ctrl+C asks the backend to stop within one step."""
+    import signal
+
+    from hitl_desktop.core.backends.base import ModelError, SamplingParams
+    from hitl_desktop.core.engine import fill_queue
+
     interrupted: list[bool] = []
     try:
         previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))

@@ -78,3 +78,21 @@ def refuses(path, *, device=None, on_progress=None):
 
 def refuses_with_memory_error(path, *, device=None, on_progress=None):
     raise MemoryError()
+
+
+def flaky_tiny(path, *, device=None, on_progress=None):
+    """The real tiny model (imports torch) whose second generation raises a RuntimeError."""
+    from hitl_desktop.core.backends.transformers_backend import load_backend
+
+    backend = load_backend(path, device=device, on_progress=on_progress)
+    real = backend.generate
+    calls = []
+
+    def flaky(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory in the attention")
+        return real(*a, **kw)
+
+    backend.generate = flaky
+    return backend

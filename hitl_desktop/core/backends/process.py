@@ -21,6 +21,7 @@ What it guarantees:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import importlib
 import multiprocessing
@@ -119,6 +120,8 @@ def _describe(e: BaseException) -> str:
 
 def _child_main(conn: Any, path: str | None, device: str | None, loader: str) -> None:
     """The child's whole life: load, say ``ready`` (or ``load_failed``), serve requests."""
+    # Ctrl+C in a terminal reaches the whole process group: the parent decides (it sends stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     send_lock = threading.Lock()
 
     def send(message: dict[str, Any]) -> None:
@@ -198,7 +201,15 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
         except BaseException as e:  # noqa: BLE001
             if not isinstance(e, ModelError):
                 traceback.print_exc()
-            send({"type": "error", "id": rid, "error": _describe(e), "fatal": False})
+            send(
+                {
+                    "type": "error",
+                    "id": rid,
+                    "error": str(e).strip(),
+                    "error_type": "ModelError" if isinstance(e, ModelError) else type(e).__name__,
+                    "fatal": False,
+                }
+            )
             continue
         finally:
             stopped.discard(rid)
@@ -207,6 +218,21 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
 
 
 # ----------------------------------------------------------------------------------- the parent
+
+
+def _rebuilt(kind: str, text: str) -> Exception:
+    """The child's exception as the parent raises it: a ModelError (a refusal: a prompt too
+    long, a template that refuses it) stays one; a built-in exception type is raised as itself;
+    any other (torch's OutOfMemoryError...) becomes a RuntimeError naming its type."""
+    if kind == "ModelError":
+        return ModelError(text)
+    cls = getattr(builtins, kind, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(text)
+        except Exception:  # noqa: BLE001 - an exception type with other arguments
+            pass
+    return RuntimeError(f"{kind}: {text}" if kind else text)
 
 
 def _exit_cause(exitcode: int | None) -> str:
@@ -316,7 +342,7 @@ class ProcessBackend:
                     if message.get("fatal"):
                         self._process.join(5.0)
                         raise self._dead(str(message["error"]))
-                    raise ModelError(str(message["error"]))
+                    raise _rebuilt(str(message.get("error_type", "")), str(message["error"]))
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask the child to end; kill it when it does not within ``timeout`` (idempotent)."""
@@ -342,14 +368,15 @@ def open_local_backend(
     *,
     device: str | None = None,
     on_progress: ProgressCallback | None = None,
-    loader: str = DEFAULT_LOADER,
+    loader: str | None = None,
 ) -> ModelBackend:
     """Start a generation process for a local model and return its proxy once it is loaded.
 
     ``path``: a model folder or ``.gguf`` file; None = the embedded default model.
     ``device``: "cuda", "cuda:N", "mps", "cpu", or None / "auto" (the best one there is).
     ``on_progress(fraction, message)`` reports the child's loading, from this thread.
-    ``loader``: "module:function" the child loads the model with (tests use their own).
+    ``loader``: "module:function" the child loads the model with (default
+    :data:`DEFAULT_LOADER`, read at call time; tests use their own).
     Raises ModelError with the child's reason when it cannot load, EngineDied when it dies.
     """
     progress = on_progress or (lambda f, m: None)
@@ -358,7 +385,7 @@ def open_local_backend(
     parent_conn, child_conn = context.Pipe(duplex=True)
     process = context.Process(
         target=_child_main,
-        args=(child_conn, path, device, loader),
+        args=(child_conn, path, device, loader or DEFAULT_LOADER),
         name="hitl-model",
         daemon=True,
     )
