@@ -113,3 +113,37 @@ def test_the_static_cache_path_writes_what_the_dynamic_one_writes(tiny_model_dir
             assert [c.text for c in static.candidates] == [c.text for c in dynamic.candidates]
             assert [c.finish_reason for c in static.candidates] == [c.finish_reason for c in dynamic.candidates]
             assert static.device == "cpu" and static.params["device"] == "cpu"
+
+
+def test_bench_gpu_says_there_is_no_cuda_device_and_exits_0(monkeypatch, capsys):
+    """On a machine without CUDA the GPU benchmark measures nothing and says why (CPU CI)."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: run benchmarks/bench_gpu.py itself")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gpu.py"
+    monkeypatch.setattr(sys, "argv", [str(script)])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 0
+    assert "no CUDA device" in capsys.readouterr().out
+
+
+def test_bench_gpu_floor_table():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.bandwidth_of("NVIDIA H100 80GB HBM3") == 3.35e12  # SXM
+    assert bench.bandwidth_of("NVIDIA H100 PCIe") == 2.0e12
+    assert bench.bandwidth_of("NVIDIA H200") == 4.8e12
+    assert bench.bandwidth_of("Some Future Card") is None
+    # 8B bf16 on an H100 SXM: one read of the weights is ~4.8 ms
+    params = 8.03e9
+    assert 4.7 < params * 2 / bench.bandwidth_of("H100 SXM5") * 1000 < 4.9
