@@ -178,3 +178,24 @@ def test_the_child_writes_what_the_in_process_backend_writes(tiny_model_dir):
     assert remote.device == "cpu" and remote.params["device"] == "cpu"
     assert backend.device == "cpu" and backend.dtype == "bfloat16"
     assert any("ready" in m for m in progress)
+
+
+def test_the_protocol_doc_and_the_readme_match_the_code():
+    """Every message type the engine sends is in docs/engine-protocol.md; every device choice
+    and the --device option are in the README."""
+    import re
+    from pathlib import Path
+
+    from hitl_desktop.core.backends import process
+    from hitl_desktop.core.backends.devices import DEVICE_CHOICES
+
+    root = Path(__file__).resolve().parents[2]
+    source = Path(process.__file__).read_text(encoding="utf-8")
+    kinds = set(re.findall(r'"type": "(\w+)"', source)) | set(re.findall(r'kind == "([a-z_]+)"', source))
+    assert {"generate", "stop", "shutdown", "progress", "ready", "load_failed", "tokens", "result", "error"} <= kinds
+    doc = (root / "docs" / "engine-protocol.md").read_text(encoding="utf-8")
+    assert not [k for k in kinds if f"| `{k}` |" not in doc]
+    assert f"`PROTOCOL_VERSION = {process.PROTOCOL_VERSION}`" in doc
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "[--device D]" in readme
+    assert not [d for d in DEVICE_CHOICES if f"| `{d}`" not in readme]
