@@ -16,7 +16,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from hitl_desktop.core.backends.base import (
     ProgressCallback,
     SamplingParams,
 )
+from hitl_desktop.core.backends.process import TokenCoalescer
 from hitl_desktop.core.types import Message
 
 #: backend_factory(model_path or None, on_progress) -> ModelBackend; a factory that also takes
@@ -79,28 +79,9 @@ def describe_error(e: BaseException) -> str:
     return text if isinstance(e, ModelError) else f"{type(e).__name__}: {text}"
 
 
-class TokenThrottle:
-    """Collects on_token(i, text) calls and emits ``{i: text}`` at most every interval."""
-
-    def __init__(self, emit: Callable[[dict[int, str]], None], interval: float = TOKEN_INTERVAL_S):
-        self._emit = emit
-        self._interval = interval
-        self._pending: dict[int, str] = {}
-        self._last = 0.0
-        self.emitted = 0
-
-    def __call__(self, index: int, text: str) -> None:
-        self._pending[index] = text
-        now = time.monotonic()
-        if now - self._last >= self._interval:
-            self._last = now
-            self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            batch, self._pending = self._pending, {}
-            self.emitted += 1
-            self._emit(batch)
+#: Collects on_token(i, text) calls and emits ``{i: text}`` at most every interval (the same
+#: coalescing the generation process applies before its messages cross the pipe).
+TokenThrottle = TokenCoalescer
 
 
 @dataclass
@@ -157,7 +138,9 @@ class ModelWorker(QObject):
         if self.backend is None:
             self.generation_failed.emit(request, "the model is not loaded")
             return
-        throttle = TokenThrottle(lambda batch: self.tokens_streamed.emit(request.request_id, batch))
+        throttle = TokenThrottle(
+            lambda batch: self.tokens_streamed.emit(request.request_id, batch), TOKEN_INTERVAL_S
+        )
         try:
             result = self.backend.generate(
                 request.conversation,

@@ -134,27 +134,19 @@ def test_the_parent_side_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
 
 
-def test_token_coalescer_keeps_the_latest_text_per_candidate():
+def test_token_coalescer_keeps_the_latest_text_per_candidate(monkeypatch):
     batches = []
-    now = [0.0]
+    now = [1.0]
+    monkeypatch.setattr("hitl_desktop.core.backends.process.time.monotonic", lambda: now[0])
     c = TokenCoalescer(batches.append, interval=0.03)
-    c._last = 0.0
-    import hitl_desktop.core.backends.process as process
-
-    real = process.time.monotonic
-    process.time.monotonic = lambda: now[0]
-    try:
-        now[0] = 1.0
-        c(0, "a")  # first: sent at once
-        c(0, "ab")
-        c(1, "x")
-        c(0, "abc")  # within the interval: held
-        now[0] = 1.05
-        c(1, "xy")  # interval passed: the latest of each
-        c(1, "xyz")
-        c.flush()
-    finally:
-        process.time.monotonic = real
+    c(0, "a")  # first: sent at once
+    c(0, "ab")
+    c(1, "x")
+    c(0, "abc")  # within the interval: held
+    now[0] = 1.05
+    c(1, "xy")  # interval passed: the latest of each
+    c(1, "xyz")
+    c.flush()
     assert batches == [{0: "a"}, {0: "abc", 1: "xy"}, {1: "xyz"}]
 
 
