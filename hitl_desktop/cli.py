@@ -329,6 +329,7 @@ def _fill(store, backend, todo, *, k, limit, domain, seed, max_new_tokens, tempe
 @click.option("--keep-tutor-names", is_flag=True, help="Write tutor names as they are (default: pseudonyms).")
 @click.option("--include-top-ranked", is_flag=True, help="sft: also the top-ranked answers, not only corrections.")
 @click.option("--consensus", is_flag=True, help="One consensus ranking per prompt judged by several tutors.")
+@click.option("--adjudicated", is_flag=True, help="A lead's adjudicated ranking where there is one (per-tutor or --consensus elsewhere).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_command(
     db_path: str | None,
@@ -343,6 +344,7 @@ def export_command(
     keep_tutor_names: bool,
     include_top_ranked: bool,
     consensus: bool,
+    adjudicated: bool,
     as_json: bool,
 ) -> None:
     """Export judgments as training data (preference pairs and other formats)."""
@@ -353,7 +355,11 @@ def export_command(
     store = _open_store(_db(db_path), create=False)
     try:
         items = None
-        if consensus:
+        if adjudicated:
+            from hitl_desktop.core.review import export_items
+
+            items = export_items(store, domain=domain, tutor=tutor, since=since, until=until, consensus=consensus)
+        elif consensus:
             from hitl_desktop.core.consensus import consensus_items
 
             items = consensus_items(list(store.judged_items(domain=domain, tutor=tutor, since=since, until=until)))
@@ -493,6 +499,55 @@ def restore_command(backup_file: str | None, latest: bool, db_path: str | None) 
         raise click.ClickException(str(e)) from None
     kept = f"; the database it replaced was saved as {saved}" if saved else ""
     click.echo(f"Restored {db} from {used}{kept}.")
+
+
+@cli.command("review", short_help="Prompts tutors disagree on, most disagreement first.")
+@click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
+@click.option("--domain", default=None, help="Only this domain.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", default=None, help="At most this many prompts.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def review_command(db_path: str | None, domain: str | None, limit: int | None, as_json: bool) -> None:
+    """Prompts ranked by two or more tutors, lowest mean Kendall tau-b between them first."""
+    from hitl_desktop.core import review
+
+    store = _open_store(_db(db_path), create=False)
+    try:
+        found = review.disagreements(store, domain=domain)[:limit]
+    finally:
+        store.close()
+    for d in found:
+        row = {"prompt": d.prompt.external_id or d.prompt.id, "domain": d.domain, "tutors": list(d.tutors),
+               "mean_tau": d.mean_tau, "min_tau": d.min_tau, "adjudicated": d.adjudicated, "text": d.prompt.text}  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            tau = "  n/a" if d.mean_tau is None else f"{d.mean_tau:+.2f}"
+            done = " adjudicated" if d.adjudicated else ""
+            click.echo(f"{tau}  {row['prompt']}  [{d.domain}, {len(d.tutors)} tutors{done}]  {' '.join(d.prompt.text.split())[:70]}")
+
+
+@cli.command("adjudicate", short_help="Record a lead's ranking of a prompt (supersedes an earlier one).")
+@click.argument("prompt")
+@click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
+@click.option("--ranking", required=True, metavar="R1,R2,...", help="One rank per candidate in generated order, 1 = best, ties allowed.")
+@click.option("--rationale", required=True, help="Why this ranking.")
+@click.option("--adjudicator", required=True, help="The lead's name.")
+def adjudicate_command(prompt: str, db_path: str | None, ranking: str, rationale: str, adjudicator: str) -> None:
+    """Record the adjudicated ranking of PROMPT (its imported id, or its prompt id)."""
+    from hitl_desktop.core import review
+
+    try:
+        ranks: list[object] = [int(r) for r in ranking.split(",")]
+    except ValueError:
+        raise click.ClickException(f"--ranking: {ranking!r} is not a comma-separated list of ranks") from None
+    store = _open_store(_db(db_path), create=False)
+    try:
+        a = review.adjudicate_in_order(store, prompt=prompt, ranking=ranks, rationale=rationale, adjudicator=adjudicator)
+    except (review.ReviewError, _store_module().StoreError) as e:
+        raise click.ClickException(f"{prompt}: {e}; nothing was recorded") from None
+    finally:
+        store.close()
+    click.echo(f"Recorded {adjudicator}'s adjudication of {prompt} ({a.id}).")
 
 
 def _one_line(text: str) -> str:

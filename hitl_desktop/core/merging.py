@@ -20,6 +20,9 @@
 
   So several tutors' judgments of one item sit together on one prompt and one set of candidates.
 * A new candidate for a prompt that already has one at its ``idx`` is given the next free idx.
+* Adjudications (core/review.py) come along with their prompt id and the candidate ids in
+  their ranking remapped; they are never updated, so the latest one of a prompt, from
+  whichever database, is the current one.
 * Existing target rows are never modified (a tutor's domains, a prompt's gold ranking stay as
   the target has them). Settings (the pseudonym salt) and the schema records are not merged.
 
@@ -203,6 +206,8 @@ class _Merger:
     def merge(self, src: Store) -> None:
         name = Path(src.path).name if src.path else "source"
         for table in TABLES:
+            if not src.has_table(table):  # an older source (e.g. no adjudications yet)
+                continue
             plan = getattr(self, f"_plan_{table}")
             self._cand_src_prompt = None
             for batch in src.iter_raw_rows(table):
@@ -349,4 +354,21 @@ class _Merger:
             out.append(
                 {**r, "candidate_id": None if cid is None else self.candidate_map.get(cid, cid)}
             )
+        return out
+
+    def _plan_adjudications(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        present = self._present("adjudications", batch)
+        out = []
+        for r in batch:
+            if r["id"] in present:
+                continue
+            row = {**r, "prompt_id": self.prompt_map.get(r["prompt_id"], r["prompt_id"])}
+            if self.candidate_map:
+                ranks = json.loads(r["ranking"])
+                row["ranking"] = json.dumps(
+                    {self.candidate_map.get(c, c): rank for c, rank in ranks.items()},
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                )
+            out.append(row)
         return out

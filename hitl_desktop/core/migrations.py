@@ -150,3 +150,23 @@ def m0002_settings(db: Database) -> None:
 
     db["settings"].create({"key": str, "value": str}, pk="key")
     db["settings"].insert({"key": "pseudonym_salt", "value": secrets.token_hex(16)})
+
+
+@migrations()
+def m0005_adjudications(db: Database) -> None:
+    """A lead's adjudicated rankings (core/review.py). Rows are never updated or deleted: a new
+    adjudication of a prompt supersedes the earlier ones (the latest ``created_at`` is current)."""
+    db["adjudications"].create(
+        {
+            "id": str,
+            "prompt_id": str,
+            "ranking": str,  # JSON {candidate id: rank}
+            "rationale": str,
+            "adjudicator": str,  # the lead's name
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"prompt_id", "ranking", "rationale", "adjudicator", "created_at"},
+        foreign_keys=[("prompt_id", "prompts", "id")],
+    )
+    db["adjudications"].create_index(["prompt_id", "created_at"])

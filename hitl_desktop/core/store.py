@@ -25,6 +25,7 @@ from sqlite_utils import Database
 
 from hitl_desktop.core.migrations import APPLICATION_ID, migrations
 from hitl_desktop.core.types import (
+    Adjudication,
     Candidate,
     Correction,
     JudgedItem,
@@ -814,6 +815,7 @@ class Store:
         "judgments",
         "rankings",
         "corrections",
+        "adjudications",
     )
 
     @classmethod
@@ -892,10 +894,17 @@ class Store:
         return dest
 
     def table_counts(self, tables: Sequence[str] = MERGE_TABLES) -> dict[str, int]:
-        """Rows per table (merge progress, tests)."""
+        """Rows per table (merge progress, tests); 0 for a table an older database lacks."""
         for t in tables:
             self._check_merge_table(t)
-        return {t: self.db.execute(f"select count(*) from [{t}]").fetchone()[0] for t in tables}
+        return {
+            t: self.db.execute(f"select count(*) from [{t}]").fetchone()[0] if self.has_table(t) else 0
+            for t in tables
+        }
+
+    def has_table(self, table: str) -> bool:
+        """Whether the database has this table (an older schema may lack a newer one)."""
+        return self.db[table].exists()
 
     def iter_raw_rows(self, table: str, *, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
         """A merge table's rows as stored (column -> value), in batches.
@@ -983,3 +992,106 @@ class Store:
         """Changes so far: this connection's ``total_changes`` and ``PRAGMA data_version``
         (which moves when another connection commits). Equal markers: nothing changed."""
         return (self.db.conn.total_changes, self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- review and adjudication (core/review.py) ---------------------------------------------
+
+    def add_adjudication(self, adjudication: Adjudication) -> Adjudication:
+        """Record an adjudication (checked by core/review.py): one transaction, never an update."""
+        a = adjudication
+        try:
+            with self.db.atomic():
+                self.db["adjudications"].insert(
+                    {
+                        "id": a.id,
+                        "prompt_id": a.prompt_id,
+                        "ranking": _dumps(a.ranks),
+                        "rationale": a.rationale,
+                        "adjudicator": a.adjudicator,
+                        "created_at": a.created_at,
+                    }
+                )
+        except sqlite3.IntegrityError as e:
+            raise StoreError(f"adjudication not saved: {e}") from e
+        return a
+
+    def adjudications(
+        self, *, prompt_ids: Iterable[str] | None = None, current_only: bool = True
+    ) -> list[Adjudication]:
+        """Adjudications, oldest first; ``current_only``: the latest of each prompt (by
+        ``created_at``, then id); ``prompt_ids``: those prompts' only."""
+        sql = "select a.id, a.prompt_id, a.ranking, a.rationale, a.adjudicator, a.created_at from adjudications a"
+        where = []
+        if current_only:
+            where.append(
+                "not exists (select 1 from adjudications b where b.prompt_id = a.prompt_id and "
+                "(b.created_at > a.created_at or (b.created_at = a.created_at and b.id > a.id)))"
+            )
+        if prompt_ids is not None:
+            where.append("a.prompt_id in ({marks})")
+        sql += (" where " + " and ".join(where) if where else "") + " order by a.created_at, a.id"
+        rows = self._rows_in(sql, prompt_ids) if prompt_ids is not None else self.db.execute(sql)
+        out = [
+            Adjudication(
+                id=aid, prompt_id=pid, ranks=_loads(ranking, {}), rationale=rationale,
+                adjudicator=adjudicator, created_at=created_at,
+            )
+            for aid, pid, ranking, rationale, adjudicator, created_at in rows
+        ]
+        return sorted(out, key=lambda a: (a.created_at, a.id))
+
+    def judgment_history(
+        self,
+        *,
+        session_id: str | None = None,
+        tutor: str | None = None,
+        domain: str | None = None,
+        text: str | None = None,
+        flag: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Judgments, newest first, as plain rows for the history view: ``id``, ``created_at``,
+        ``prompt_id``, ``prompt``, ``tutor``, ``domain``, ``flags`` (sorted, any candidate's),
+        ``all_bad``, ``corrected``, ``candidates`` (ranked), ``rationale``.
+
+        ``text``: the prompt contains it (case-insensitive for ASCII); ``tutor``: tutor name;
+        ``domain``: the item's domain (its session's, else its prompt's); ``flag``: some
+        candidate carries that flag."""
+        filters: list[tuple[str, Any]] = [
+            ("j.session_id = ?", session_id),
+            ("t.name = ?", tutor),
+            ("coalesce(s.domain, p.domain) = ?", domain),
+        ]
+        if text:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            filters.append(("p.text like ? escape '\\'", f"%{escaped}%"))
+        if flag:
+            filters.append(
+                ("exists (select 1 from rankings f where f.judgment_id = j.id and f.flags like ?)", f'%"{flag}"%')
+            )
+        where = ["1=1", *(sql for sql, value in filters if value)]
+        args = [value for _, value in filters if value]
+        sql = (
+            "select j.id, j.created_at, j.prompt_id, p.text, t.name, coalesce(s.domain, p.domain), "
+            "j.all_bad, j.rationale, "
+            "(select count(*) from rankings r where r.judgment_id = j.id), "
+            "(select group_concat(r.flags, '|') from rankings r where r.judgment_id = j.id), "
+            "exists (select 1 from corrections c where c.judgment_id = j.id) "
+            "from judgments j join prompts p on p.id = j.prompt_id join tutors t on t.id = j.tutor_id "
+            "left join sessions s on s.id = j.session_id where " + " and ".join(where)
+            + " order by j.created_at desc, j.rowid desc"
+        )
+        if limit is not None:
+            sql += f" limit {int(limit)}"
+        out = []
+        for jid, created_at, pid, ptext, tname, dom, all_bad, rationale, n, flags, corrected in self.db.execute(sql, args):
+            found: set[str] = set()
+            for part in (flags or "").split("|"):
+                found.update(_loads(part, []))
+            out.append(
+                {
+                    "id": jid, "created_at": created_at, "prompt_id": pid, "prompt": ptext,
+                    "tutor": tname, "domain": dom, "flags": sorted(found), "all_bad": bool(all_bad),
+                    "corrected": bool(corrected), "candidates": n, "rationale": rationale or "",
+                }
+            )
+        return out

@@ -177,3 +177,20 @@ class PreferencePair:
     chosen_seed: int | None = None
     rejected_seed: int | None = None
     created_at: str = ""
+
+
+@dataclass
+class Adjudication:
+    """A lead's ruling on a prompt the tutors disagree on: the adjudicated ranking.
+
+    ``ranks`` maps candidate id to rank (1 = best, ties allowed), like a judgment's. A prompt
+    may be adjudicated again: every adjudication is kept (audit), the latest is the current one
+    (see core/review.py).
+    """
+
+    prompt_id: str
+    ranks: dict[str, int]
+    rationale: str
+    adjudicator: str
+    id: str = field(default_factory=new_id)
+    created_at: str = field(default_factory=now_iso)

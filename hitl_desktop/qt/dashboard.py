@@ -125,6 +125,17 @@ TUTOR_COLUMNS: tuple[Column, ...] = (
     Column("Corrections", "corrections", _count),
 )
 
+GOLD_COLUMNS: tuple[Column, ...] = (
+    Column("Tutor", "tutor", numeric=False),
+    Column(
+        "τ-b vs gold",
+        "agreement_with_gold",
+        lambda v: fmt(v, 2),
+        "Mean Kendall tau-b between the tutor's ranking and the gold ranking",
+    ),
+    Column("Gold items", "gold_items", _count, "Gold items the tutor judged (taus in that mean)"),
+)
+
 DOMAIN_COLUMNS: tuple[Column, ...] = (
     Column("Domain", "domain", numeric=False),
     Column("Prompts", "prompts", _count, "Prompts ranked by two or more tutors"),
@@ -462,6 +473,30 @@ class SummaryTask(QObject):
 # -- the dialog ---------------------------------------------------------------------------------
 
 
+def heading(text: str) -> QLabel:
+    """A window's title line (also the review mode's)."""
+    title = QLabel(text)
+    title.setObjectName("PanelTitle")
+    f = title.font()
+    f.setPointSizeF(f.pointSizeF() * 1.25)
+    title.setFont(f)
+    return title
+
+
+def panel(title: str, body: QWidget, *, caption: str = "PanelTitle") -> QFrame:
+    """A framed panel: a title (styled as ``caption``) over ``body`` (also the review mode's)."""
+    frame = QFrame()
+    frame.setObjectName("Panel")
+    lay = QVBoxLayout(frame)
+    lay.setContentsMargins(10, 8, 10, 10)
+    lay.setSpacing(6)
+    label = QLabel(title)
+    label.setObjectName(caption)
+    lay.addWidget(label)
+    lay.addWidget(body)
+    return frame
+
+
 class QualityDashboard(QDialog):
     """Quality figures per domain and tutor, with charts and a report export."""
 
@@ -492,12 +527,7 @@ class QualityDashboard(QDialog):
         outer.setSpacing(10)
 
         top = QHBoxLayout()
-        title = QLabel("Quality dashboard")
-        title.setObjectName("PanelTitle")
-        f = title.font()
-        f.setPointSizeF(f.pointSizeF() * 1.25)
-        title.setFont(f)
-        top.addWidget(title)
+        top.addWidget(heading("Quality dashboard"))
         top.addSpacing(12)
         self.domain_box = QComboBox()
         self.domain_box.setObjectName("DomainBox")
@@ -554,11 +584,12 @@ class QualityDashboard(QDialog):
         self.domain_model = FiguresTableModel(DOMAIN_COLUMNS, self)
         self.tutor_view = self._table(self.tutor_model, "TutorTable")
         self.tutor_view.setAccessibleName("Figures per tutor")
-        if not self.show_gold:
-            # gold items are mixed into the queues unannounced: a live per-tutor "vs gold (n)"
-            # tells a tutor which item they just submitted was gold and, with Undo, how to match it
-            gold = next(i for i, c in enumerate(TUTOR_COLUMNS) if c.key == "agreement_with_gold")
-            self.tutor_view.setColumnHidden(gold, True)
+        # gold items are mixed into the queues unannounced: a live per-tutor "vs gold (n)" tells
+        # a tutor which item they just submitted was gold and, with Undo, how to match it; so
+        # gold figures are for leads (show_gold), and only where the database holds gold keys
+        self.gold_model = FiguresTableModel(GOLD_COLUMNS, self)
+        self.gold_view = self._table(self.gold_model, "GoldTable")
+        self.gold_view.setAccessibleName("Agreement with gold items per tutor")
         self.domain_view = self._table(self.domain_model, "DomainTable")
         self.domain_view.setAccessibleName("Agreement by domain")
 
@@ -566,7 +597,13 @@ class QualityDashboard(QDialog):
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(chart_host)
         splitter.addWidget(self._panel("Tutors", self.tutor_view))
-        splitter.addWidget(self._panel("Agreement by domain", self.domain_view))
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.setChildrenCollapsible(False)
+        bottom.addWidget(self._panel("Agreement by domain", self.domain_view))
+        self.gold_panel = self._panel("Gold items (leads only)", self.gold_view)
+        bottom.addWidget(self.gold_panel)
+        self.gold_panel.hide()
+        splitter.addWidget(bottom)
         splitter.setStretchFactor(0, 5)
         splitter.setStretchFactor(1, 4)
         splitter.setStretchFactor(2, 3)
@@ -600,16 +637,7 @@ class QualityDashboard(QDialog):
         return frame, value
 
     def _panel(self, title: str, body: QWidget) -> QFrame:
-        frame = QFrame()
-        frame.setObjectName("Panel")
-        lay = QVBoxLayout(frame)
-        lay.setContentsMargins(10, 8, 10, 10)
-        lay.setSpacing(6)
-        label = QLabel(title)
-        label.setObjectName("PanelTitle")
-        lay.addWidget(label)
-        lay.addWidget(body)
-        return frame
+        return panel(title, body)
 
     def _table(self, model: FiguresTableModel, name: str) -> QTableView:
         proxy = QSortFilterProxyModel(self)
@@ -746,6 +774,12 @@ class QualityDashboard(QDialog):
         self.tiles["tutors"].setText(str(len(tutors)))
 
         self.tutor_model.set_rows(summary["tutors"])
+        gold_rows = [t for t in summary["tutors"] if t["gold_items"]]
+        self.gold_model.set_rows(gold_rows)
+        gold_shown = self.show_gold and summary["gold_prompts"] > 0
+        self.gold_panel.setVisible(gold_shown)
+        gold_column = next(i for i, c in enumerate(TUTOR_COLUMNS) if c.key == "agreement_with_gold")
+        self.tutor_view.setColumnHidden(gold_column, not gold_shown)
         self.domain_model.set_rows([{"domain": d, **v} for d, v in summary["by_domain"].items()])
 
         by_domain = summary["by_domain"]
@@ -780,6 +814,12 @@ class QualityDashboard(QDialog):
             marker_label="expected by chance",
             label_format=lambda v: f"{100 * v:.0f}%",
         )
+
+    def set_show_gold(self, on: bool) -> None:
+        """Show gold figures (a lead) or hide them (a tutor); takes effect at once."""
+        self.show_gold = on
+        if self.summary is not None:
+            self._show(self.summary)
 
     # -- report -------------------------------------------------------------------------------
 

@@ -134,6 +134,9 @@ class MainWindow(QMainWindow):
         self._build_shortcuts()
         self._restore_window_state()
         self._update_status()
+        from hitl_desktop.qt.menus import install_menus  # the menu bar and file drops
+
+        self.lab_menus = install_menus(self)
 
     # -- building --------------------------------------------------------------------------------
 
@@ -1060,9 +1063,10 @@ class MainWindow(QMainWindow):
             self.show_error(f"The quality dashboard is not available: {e}")
             return
         if self.dashboard is None:
-            # the tutor's own bench: no gold figures (gold items stay unannounced; leads see
-            # them with `hitl-desktop stats`)
-            self.dashboard = QualityDashboard(self.store, self, show_gold=False)
+            # gold figures for a lead only (View → Lead mode): gold items stay unannounced
+            from hitl_desktop.qt.menus import is_lead
+
+            self.dashboard = QualityDashboard(self.store, self, show_gold=is_lead(self))
         else:
             self.dashboard.refresh()
         self.dashboard.show()
@@ -1112,6 +1116,42 @@ class MainWindow(QMainWindow):
         else:
             self.items_label.setText("")
             self.summary_label.setText("")
+
+    # --- labgui stand-ins: app's implementations replace these at merge
+
+    def open_database(self, path: str) -> bool:
+        """Switch the window to another database (or a tutor's pack); False when refused."""
+        try:
+            store = Store.open(path)
+        except DB_ERRORS as e:
+            self.show_error(f"The database could not be opened: {e}")
+            return False
+        tutor, domain = (self.tutor.name, self.session.domain) if self.tutor and self.session else (None, None)
+        self.model.stop_generation()
+        if self.session is not None:
+            with contextlib.suppress(*DB_ERRORS):
+                self.store.end_session(self.session.id)
+        old, self.store, self.session, self.prompt = self.store, store, None, None
+        old.close()
+        self.backups = BackupScheduler(store)
+        self.history.clear()
+        if self.dashboard is not None:
+            self.dashboard.close()
+        self.dashboard = None
+        self.queue_model.set_prompts([])
+        if tutor and domain:
+            self.start_session(tutor_name=tutor, domain=domain)
+        self.setWindowTitle(f"hitl-desktop — {Path(path).name}")
+        return True
+
+    def reopen_judgment(self, judgment_id: str) -> None:
+        """Put a past judgment back on the bench as it was, to judge again."""
+        item = next((i for i in self.store.judged_items() if i.judgment.id == judgment_id), None)
+        if item is None:
+            self.show_error("That judgment is no longer in the database.")
+            return
+        j = item.judgment
+        self.load_prompt(item.prompt, state=JudgingState.from_judgment(j, j.display_order), order=j.display_order)
 
 
 def process_events_until(predicate, timeout_s: float = 10.0) -> bool:

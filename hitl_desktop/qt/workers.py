@@ -456,7 +456,15 @@ class ExportRunner(TaskRunner):
 
             # A read-only connection of its own, which also sees a database the GUI still
             # holds in WAL mode.
+            opts = dict(options)
             with Store.open_readonly(db_path) as store:
-                return export.export_dataset(store, on_progress=progress, **options)
+                if opts.pop("adjudicated", False):  # core/review.py: adjudications applied
+                    from hitl_desktop.core.review import export_items
+
+                    opts["items"] = export_items(
+                        store, domain=opts.get("domain"), tutor=opts.get("tutor"), since=opts.get("since"),
+                        until=opts.get("until"), consensus=bool(opts.pop("consensus", False)),
+                    )  # fmt: skip
+                return export.export_dataset(store, on_progress=progress, **opts)
 
         self.start_task(work)

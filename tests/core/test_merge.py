@@ -165,6 +165,7 @@ def test_three_tutors_merge_onto_one_prompt_set(target, sources):
         "judgments": n_judgments,
         "rankings": sum(len(r) for ranks in RANKS.values() for r in ranks.values()) + 2,
         "corrections": 1,
+        "adjudications": 0,
     }
     assert summary.added["tutors"] == 2 and summary.matched["tutors"] == 1  # ann by name
     assert summary.matched["prompts"] == 3 * 3  # each source's 3 shared prompts

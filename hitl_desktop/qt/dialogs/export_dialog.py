@@ -121,6 +121,12 @@ class ExportDialog(QDialog):
         form.addRow("Split (by prompt)", split)
         self.keep_names = QCheckBox("Keep tutor names (otherwise pseudonyms)")
         form.addRow("", self.keep_names)
+        self.adjudicated = QCheckBox("Use the lead's adjudicated ranking where there is one")
+        self.adjudicated.setToolTip(
+            "An adjudicated prompt exports as one judgment by the adjudicator (tutors' corrections "
+            "still count); other prompts as usual"
+        )
+        form.addRow("", self.adjudicated)
         out = QHBoxLayout()
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("preferences.jsonl, .parquet, or a folder (datasets)")
@@ -190,6 +196,8 @@ class ExportDialog(QDialog):
             "seed": int(self.seed_spin.value()),
             "keep_tutor_names": self.keep_names.isChecked(),
         }
+        if self.adjudicated.isChecked():
+            opts["adjudicated"] = True
         if self.since_check.isChecked():
             opts["since"] = self.since_edit.date().toPython().isoformat()
         if self.until_check.isChecked():
