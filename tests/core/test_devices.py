@@ -102,6 +102,7 @@ def test_the_static_cache_path_writes_what_the_dynamic_one_writes(tiny_model_dir
     for folder in (tiny_model_dir, tiny_chat_model_dir):
         backend = TransformersBackend.load(folder, dtype="float32")
         assert backend.device == "cpu" and backend.fast_decode is False
+        caches = []
         for params in (
             SamplingParams(temperature=0.0, max_new_tokens=20),
             SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=40),
@@ -110,9 +111,11 @@ def test_the_static_cache_path_writes_what_the_dynamic_one_writes(tiny_model_dir
             backend.fast_decode = True
             static = backend.generate(conv, k=3, params=params, seeds=[1, 2, 3])
             backend.fast_decode = False
+            caches.append(backend._static_cache[1])
             assert [c.text for c in static.candidates] == [c.text for c in dynamic.candidates]
             assert [c.finish_reason for c in static.candidates] == [c.finish_reason for c in dynamic.candidates]
             assert static.device == "cpu" and static.params["device"] == "cpu"
+        assert caches[0] is caches[1]  # same shape: the static cache is reset and reused
 
 
 def test_bench_gpu_says_there_is_no_cuda_device_and_exits_0(monkeypatch, capsys):

@@ -198,6 +198,7 @@ class TransformersBackend:
         #: CUDA fast path (None = on for CUDA): a static KV cache and a compiled decoding step.
         self.fast_decode = device.startswith("cuda") if fast_decode is None else bool(fast_decode)
         self._compiled: Any = None
+        self._static_cache: tuple[tuple[int, int], Any] | None = None  # ((width, size), StaticCache)
         #: Added to the logits before sampling, {token id: bias}; e.g. -inf bans a token.
         self.logit_bias: dict[int, float] = {}
         #: Where an answer ends in the plain format (no chat template); () = only at EOS.
@@ -606,15 +607,22 @@ class TransformersBackend:
         """Run the prompt once and give its KV cache ``width`` lines: (last logits, cache).
 
         With ``fast_decode`` the cache is a StaticCache sized for the answer (rounded up to
-        :data:`STATIC_CACHE_STEP` tokens, so the compiled step is reused across prompts) and
-        the decoding step is compiled on first use."""
+        :data:`STATIC_CACHE_STEP` tokens) and the decoding step is compiled on first use. The
+        last StaticCache is kept and reset for the next request of the same shape: the same
+        tensors at the same addresses, so the compiled step and its CUDA graph are reused."""
         if self.fast_decode:
             from transformers import StaticCache
 
             size = -(-(len(prompt) + max_new + 1) // STATIC_CACHE_STEP) * STATIC_CACHE_STEP
             if self.max_positions:
                 size = min(size, int(self.max_positions))
-            past = StaticCache(config=self.model.config, max_cache_len=size)
+            if self._static_cache is not None and self._static_cache[0] == (width, size):
+                past = self._static_cache[1]
+                past.reset()
+            else:
+                self._static_cache = None  # one static cache at a time (its memory)
+                past = StaticCache(config=self.model.config, max_cache_len=size)
+                self._static_cache = ((width, size), past)
             if self._compiled is None and self.device.startswith("cuda"):
                 self._compiled = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
             ids = torch.tensor([prompt] * width, device=self.device)
