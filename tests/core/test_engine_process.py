@@ -191,3 +191,34 @@ def test_the_protocol_doc_and_the_readme_match_the_code():
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert "[--device D]" in readme
     assert not [d for d in DEVICE_CHOICES if f"| `{d}`" not in readme]
+
+
+def test_close_during_a_generation_stops_it_and_ends_the_child(slow):
+    import threading
+
+    errors = []
+
+    def run():
+        try:
+            slow.generate(CONV, k=2, params=LONG, seeds=[1, 2])
+        except Exception as e:  # noqa: BLE001 - the result or the error, whichever comes
+            errors.append(e)
+
+    started = threading.Event()
+    original = slow._receive
+
+    def receive(timeout):
+        started.set()
+        return original(timeout)
+
+    slow._receive = receive
+    t = threading.Thread(target=run)
+    t.start()
+    started.wait(5)
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    slow._conn.send({"type": "shutdown"})  # as close() sends it
+    t.join(10)
+    slow._process.join(5)
+    assert not t.is_alive() and slow._process.exitcode == 0
+    assert time.perf_counter() - t0 < 2.0  # not the 20 s the request would take

@@ -130,6 +130,7 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
 
     requests: queue.Queue[_Request | None] = queue.Queue()
     stopped: set[int] = set()
+    closing = threading.Event()  # shutdown, or the parent is gone: stop what is running
 
     def read() -> None:  # the reader thread: stop messages arrive while the main thread decodes
         while True:
@@ -151,6 +152,7 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
                     )
                 )
             elif kind == "shutdown":
+                closing.set()
                 requests.put(None)
                 return
 
@@ -191,7 +193,7 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
                 params=request.params,
                 seeds=request.seeds,
                 on_token=tokens,
-                should_stop=lambda rid=rid: rid in stopped,
+                should_stop=lambda rid=rid: rid in stopped or closing.is_set(),
             )
             tokens.flush()
         except MemoryError:
