@@ -222,3 +222,15 @@ def test_close_during_a_generation_stops_it_and_ends_the_child(slow):
     slow._process.join(5)
     assert not t.is_alive() and slow._process.exitcode == 0
     assert time.perf_counter() - t0 < 2.0  # not the 20 s the request would take
+
+
+def test_bad_arguments_are_the_child_backends_value_error(tiny_model_dir):
+    backend = open_local_backend(str(tiny_model_dir), device="cpu")
+    try:
+        with pytest.raises(ValueError, match="one seed per candidate"):
+            backend.generate(CONV, k=3, params=SamplingParams(max_new_tokens=2), seeds=[1, 2])
+        assert backend.alive  # a refused request leaves the child serving
+        ok = backend.generate(CONV, k=2, params=SamplingParams(max_new_tokens=2), seeds=[1, 2])
+        assert len(ok.candidates) == 2
+    finally:
+        backend.close()

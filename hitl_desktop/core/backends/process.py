@@ -300,10 +300,7 @@ class ProcessBackend:
         on_token: TokenCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> GenerationResult:
-        if k < 1:
-            raise ValueError(f"k must be at least 1, not {k}")
-        if len(seeds) != k:
-            raise ValueError(f"need one seed per candidate: k={k} but {len(seeds)} seeds")
+        # the child's backend checks the arguments: its ValueError is raised here as it is
         with self._lock:
             if self._died:
                 raise self._dead(self._died)
