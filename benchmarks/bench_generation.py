@@ -8,6 +8,8 @@ start, imports and loading, as a tutor opening the app (or `hitl-desktop generat
 
 * ours: ``load_backend(None)`` with the conversion cache warm (bf16 safetensors), then the
   K candidates as one batch (bf16, KV cache, per-row sampling);
+* ours through the generation process (the app's and the CLI's way): the model in a spawned
+  child, its tokens streamed back over the pipe; "whole process" counts the child's start too;
 * naive: the GGUF loaded from the file at every start with transformers (fp32, dequantised,
   tokenizer rebuilt from the GGUF), then ``model.generate`` once per candidate, one after another;
 * llama.cpp through ``llama_cpp`` when it is installed (skipped with a note otherwise);
