@@ -89,3 +89,39 @@ def test_loading_another_model_ends_the_previous_process(qtbot, controller):
     with qtbot.waitSignal(controller.model_loaded, timeout=20000) as second:
         controller.load("b")
     assert not first.args[0].alive and second.args[0].alive
+
+
+def test_device_setting_and_its_dialog_row(qtbot, app_settings):
+    from hitl_desktop.qt.dialogs.settings_dialog import SettingsDialog
+
+    assert app_settings.device == "auto"
+    app_settings.q.setValue("model/device", "tpu")  # a hand-edited settings file
+    assert app_settings.device == "auto"
+    app_settings.device = "cuda:1"
+    d = SettingsDialog(settings=app_settings)
+    qtbot.addWidget(d)
+    assert d.device_combo.currentData() == "cuda:1"  # kept, though not in the list
+    assert d.apply() is False  # nothing changed
+    d.device_combo.setCurrentIndex(d.device_combo.findData("cpu"))
+    assert d.apply() is True and app_settings.device == "cpu"  # a new device reloads the model
+
+
+def test_the_window_loads_the_model_on_the_settings_device(qtbot, file_store, app_settings, guideline_library):
+    from fakes import FakeBackend
+
+    from hitl_desktop.qt.main_window import MainWindow
+
+    asked = []
+
+    def factory(path, on_progress, *, device=None):
+        asked.append((path, device))
+        return FakeBackend()
+
+    app_settings.device = "cpu"
+    window = MainWindow(store=file_store, settings=app_settings, guidelines=guideline_library, backend_factory=factory)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.model.model_loaded, timeout=10000):
+        window.start_model()
+    assert asked == [(None, "cpu")]
+    assert not window.restart_button.isVisibleTo(window)
+    window.close()
