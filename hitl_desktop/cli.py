@@ -173,6 +173,7 @@ class _LoadProgress:
 @click.option("--top-p", type=click.FloatRange(0.0, 1.0, min_open=True), metavar="P", default=0.95, show_default=True, help="Nucleus sampling.")
 @click.option("--seed", type=int, metavar="N", default=0, show_default=True, help="Base seed; each candidate gets its own seed from it.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line: candidates, tokens, seconds.")
+@click.option("--device", default="auto", show_default=True, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (auto: the GPU when there is one).")
 def generate_command(
     db_path: str | None,
     model_path: tuple[str, ...],
@@ -186,12 +187,14 @@ def generate_command(
     top_p: float,
     seed: int,
     as_json: bool,
+    device: str,
 ) -> None:
     """Write K candidates for each queued prompt that has none (pre-generation, no window).
 
     Each prompt's candidates are saved as soon as they are written; Ctrl+C stops after the
     current decoding step (the prompt being written is left for later).
     """
+    device = _check_device(device)
     store = _open_store(_db(db_path))
     specs = list(model_path) or [click.get_current_context().find_root().params.get("model_path")]
     try:
@@ -208,7 +211,7 @@ def generate_command(
             summary, model = _generate(
                 store, specs, todo, k=k, limit=limit, domain=domain, seed=seed,
                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                served_model=served_model, completions=completions,
+                served_model=served_model, completions=completions, device=device,
             )
     finally:
         store.close()
@@ -247,22 +250,46 @@ def _check_model(model_path: str) -> None:
         raise click.ClickException(str(e)) from None
 
 
-def _generate(store, specs, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p,  # noqa: ANN001, ANN202
-              served_model=None, completions=False):  # noqa: ANN001
-    """Open the model(s) and fill the queue; Ctrl+C asks the backend to stop within one step."""
-    import signal
+def _check_device(device: str) -> str:
+    from hitl_desktop.core.backends.base import ModelError
+    from hitl_desktop.core.backends.devices import check_device_name
 
-    from hitl_desktop.core.backends.base import ModelError, SamplingParams
+    try:
+        return check_device_name(device)
+    except ModelError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
+
+
+def _generate(store, specs, todo, *, device, served_model=None, completions=False, **options):  # noqa: ANN001, ANN003, ANN202
+    """Open the model(s) (a local one in the generation process, the app's engine; a served one
+    over HTTP), fill the queue, close them."""
+    from hitl_desktop.core.backends.base import ModelError
     from hitl_desktop.core.backends.registry import open_backend
-    from hitl_desktop.core.engine import fill_queue
 
     progress = _LoadProgress()
     try:
-        backend = open_backend(specs, on_progress=progress, served_model=served_model, completions=completions)
+        backend = open_backend(
+            specs, device=device, on_progress=progress, served_model=served_model, completions=completions
+        )
     except ModelError as e:
         raise click.ClickException(str(e)) from None
     finally:
         progress.done()
+    try:
+        return _fill(store, backend, todo, **options)
+    finally:
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()
+
+
+def _fill(store, backend, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p):  # noqa: ANN001, ANN202
+    """Fill the queue; Ctrl+C asks the backend to stop within one step."""
+    import signal
+
+    from hitl_desktop.core.backends.base import ModelError, SamplingParams
+    from hitl_desktop.core.engine import fill_queue
+
     interrupted: list[bool] = []
     try:
         previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))

@@ -112,6 +112,8 @@ def fill_queue(
         except BackendUnavailableError:
             raise
         except ModelError as e:
+            if not getattr(backend, "alive", True):  # the model's process ended: no prompt can go on
+                raise
             summary.skipped.append((prompt, str(e)))
             if on_prompt_skipped:
                 on_prompt_skipped(prompt, str(e))

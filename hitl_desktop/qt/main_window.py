@@ -56,9 +56,22 @@ from hitl_desktop.qt.markdown_view import SafeTextView
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.models import PromptQueueModel, PromptRole
 from hitl_desktop.qt.settings import AppSettings
-from hitl_desktop.qt.workers import BackendFactory, GenerationRequest, ModelController, TaskRunner
+from hitl_desktop.qt.workers import (
+    BackendFactory,
+    GenerationRequest,
+    ModelController,
+    RestartButton,
+    TaskRunner,
+)
 
 DB_ERRORS = (StoreError, RankingError, sqlite3.Error)
+
+
+def _model_label(spec: str | None) -> str:
+    """A model's short name for the status bar: a folder or file name, a server's URL as is."""
+    if not spec:
+        return "Gemma 3 270M (embedded)"
+    return spec if "://" in spec else Path(spec).name
 
 
 def _sentence(e: Exception) -> str:
@@ -331,6 +344,8 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.model_label)
         sb.addWidget(self.state_label)
         sb.addWidget(self.load_progress)
+        self.restart_button = RestartButton(self.model, self)  # shown after a crash or failed load
+        sb.addWidget(self.restart_button)
         sb.addPermanentWidget(self.speed_label)
         sb.addPermanentWidget(self.items_label)
 
@@ -450,11 +465,17 @@ class MainWindow(QMainWindow):
         return self.settings.model_path or None
 
     def start_model(self) -> None:
-        path = self.model_path()
-        self.model_label.setText(Path(path).name if path else "Gemma 3 270M (embedded)")
+        spec = self.settings.backend_spec()
+        models = [self.model_path(), *self.settings.compare_models]
+        self.model_label.setText(" + ".join(_model_label(m) for m in models))
         self.load_progress.setValue(0)
         self.load_progress.show()
-        self.model.load(path)
+        self.model.load(
+            models if len(models) > 1 else models[0],
+            device=spec["device"],
+            served_model=spec["served_model"],
+            completions=spec["completions"],
+        )
 
     def _model_state_changed(self, state: str) -> None:
         self._update_status()

@@ -11,6 +11,7 @@ import random
 from PySide6.QtCore import QByteArray, QSettings
 
 from hitl_desktop.core.backends.base import SamplingParams
+from hitl_desktop.core.backends.devices import DEVICE_CHOICES
 
 K_MIN, K_MAX = 2, 9
 
@@ -106,7 +107,18 @@ class AppSettings:
             "spec": models if len(models) > 1 else models[0],
             "served_model": self.served_model or None,
             "completions": self.completions,
+            "device": self.device,
         }
+
+    @property
+    def device(self) -> str:
+        """Where a local model runs: "auto" (CUDA, else MPS, else the CPU), "cpu", "cuda", "mps"."""
+        value = self._get("model/device", "auto", str).strip().lower()
+        return value if value in DEVICE_CHOICES or value.startswith("cuda:") else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.q.setValue("model/device", (value or "auto").strip().lower())
 
     @property
     def k(self) -> int:

@@ -5,21 +5,24 @@ its own QThread and turns them into signals. Tokens are coalesced (``TokenThrott
 most one ``tokens_streamed`` signal every ~30 ms carries the latest text of every candidate
 that grew, so the GUI event loop never drowns in updates.
 
-torch and transformers are imported lazily, inside the worker thread, by the backend
-factory: the GUI shows before they load.
+The default factory starts the generation process (:mod:`hitl_desktop.core.backends.process`):
+the model, torch and transformers live in a child process, so neither loading nor decoding
+holds this process's GIL, and a crash or out-of-memory there is a message (``crashed``, state
+"error") and :meth:`ModelController.restart`, never a dead window.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtWidgets import QPushButton, QWidget
 
 from hitl_desktop.core.backends.base import (
     GenerationResult,
@@ -28,19 +31,51 @@ from hitl_desktop.core.backends.base import (
     ProgressCallback,
     SamplingParams,
 )
+from hitl_desktop.core.backends.process import TokenCoalescer
 from hitl_desktop.core.types import Message
 
-#: backend_factory(model_path or None, on_progress) -> ModelBackend
-BackendFactory = Callable[[str | None, ProgressCallback], ModelBackend]
+#: backend_factory(model spec or None, on_progress) -> ModelBackend. A spec is a local path, a
+#: served model's URL, or a list of them (checkpoints compared). A factory that also takes a
+#: ``device`` keyword gets the device asked for ("auto", "cpu", "cuda", "mps"...); one that takes
+#: ``served_model`` / ``completions`` gets the served-model options.
+BackendFactory = Callable[[Any, ProgressCallback], ModelBackend]
 
 TOKEN_INTERVAL_S = 0.03
+#: How often the controller checks that a loaded model's process is still there.
+HEALTH_CHECK_MS = 1000
 
 
-def default_backend_factory(path: str | None, on_progress: ProgressCallback) -> ModelBackend:
-    """The transformers backend (None = the embedded default model), imported lazily."""
-    from hitl_desktop.core.backends.transformers_backend import load_backend
+def default_backend_factory(
+    spec: Any,
+    on_progress: ProgressCallback,
+    *,
+    device: str | None = None,
+    served_model: str | None = None,
+    completions: bool = False,
+) -> ModelBackend:
+    """``core.backends.registry.open_backend``: a local model in its own process (None = the
+    embedded default model), a served model over HTTP, or several of them."""
+    from hitl_desktop.core.backends.registry import open_backend
 
-    return load_backend(path or None, on_progress=on_progress)
+    return open_backend(
+        spec or None, device=device, on_progress=on_progress,
+        served_model=served_model, completions=completions,
+    )
+
+
+def _factory_options(factory: BackendFactory, options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword options ``factory`` accepts (test factories take only the spec and progress)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {k: v for k, v in options.items() if k in params}
+
+
+def _close(backend: ModelBackend | None) -> None:
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
 
 
 def report(e: BaseException) -> None:
@@ -57,28 +92,9 @@ def describe_error(e: BaseException) -> str:
     return text if isinstance(e, ModelError) else f"{type(e).__name__}: {text}"
 
 
-class TokenThrottle:
-    """Collects on_token(i, text) calls and emits ``{i: text}`` at most every interval."""
-
-    def __init__(self, emit: Callable[[dict[int, str]], None], interval: float = TOKEN_INTERVAL_S):
-        self._emit = emit
-        self._interval = interval
-        self._pending: dict[int, str] = {}
-        self._last = 0.0
-        self.emitted = 0
-
-    def __call__(self, index: int, text: str) -> None:
-        self._pending[index] = text
-        now = time.monotonic()
-        if now - self._last >= self._interval:
-            self._last = now
-            self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            batch, self._pending = self._pending, {}
-            self.emitted += 1
-            self._emit(batch)
+#: Collects on_token(i, text) calls and emits ``{i: text}`` at most every interval (the same
+#: coalescing the generation process applies before its messages cross the pipe).
+TokenThrottle = TokenCoalescer
 
 
 @dataclass
@@ -102,6 +118,7 @@ class ModelWorker(QObject):
     tokens_streamed = Signal(int, object)  # request id, {candidate index: text so far}
     generated = Signal(object, object)  # GenerationRequest, GenerationResult
     generation_failed = Signal(object, str)  # GenerationRequest, message
+    crashed = Signal(str)  # the model's process ended: restart to go on
 
     def __init__(self, factory: BackendFactory) -> None:
         super().__init__()
@@ -110,9 +127,14 @@ class ModelWorker(QObject):
         self.stop_upto = 0  # requests with an id <= this are asked to stop
 
     @Slot(object)
-    def load(self, path: str | None) -> None:
+    def load(self, what: tuple[Any, dict[str, Any]]) -> None:
+        path, options = what
+        self.close_backend()  # a model loaded before (restart, another model): its process ends
+        kwargs = _factory_options(self._factory, options)
         try:
-            self.backend = self._factory(path, lambda f, m: self.progressed.emit(float(f), str(m)))
+            self.backend = self._factory(
+                path, lambda f, m: self.progressed.emit(float(f), str(m)), **kwargs
+            )
         except BaseException as e:  # noqa: BLE001 - any failure becomes a message
             self.backend = None
             report(e)
@@ -129,7 +151,9 @@ class ModelWorker(QObject):
         if self.backend is None:
             self.generation_failed.emit(request, "the model is not loaded")
             return
-        throttle = TokenThrottle(lambda batch: self.tokens_streamed.emit(request.request_id, batch))
+        throttle = TokenThrottle(
+            lambda batch: self.tokens_streamed.emit(request.request_id, batch), TOKEN_INTERVAL_S
+        )
         try:
             result = self.backend.generate(
                 request.conversation,
@@ -143,8 +167,14 @@ class ModelWorker(QObject):
         except BaseException as e:  # noqa: BLE001
             report(e)
             self.generation_failed.emit(request, describe_error(e))
+            if not getattr(self.backend, "alive", True):
+                self.crashed.emit(describe_error(e))
             return
         self.generated.emit(request, result)
+
+    def close_backend(self) -> None:
+        backend, self.backend = self.backend, None
+        _close(backend)
 
 
 class ModelController(QObject):
@@ -157,6 +187,7 @@ class ModelController(QObject):
     tokens_streamed = Signal(int, object)
     generated = Signal(object, object)
     generation_failed = Signal(object, str)
+    crashed = Signal(str)  # the model's process ended (killed, out of memory): offer a restart
 
     _load_requested = Signal(object)
     _generate_requested = Signal(object)
@@ -176,6 +207,7 @@ class ModelController(QObject):
         w.tokens_streamed.connect(self._on_tokens)
         w.generated.connect(self._on_generated)
         w.generation_failed.connect(self._on_generation_failed)
+        w.crashed.connect(self._on_crashed)
         self._ids = itertools.count(1)
         self._pending: set[int] = set()
         self.last_request_id = 0
@@ -183,6 +215,13 @@ class ModelController(QObject):
         self.backend_name = ""
         self.loaded = False
         self._started = False
+        self._backend: ModelBackend | None = None
+        self.path: Any = None
+        self.device: str | None = None
+        self.options: dict[str, Any] = {}
+        self._health = QTimer(self)
+        self._health.setInterval(HEALTH_CHECK_MS)
+        self._health.timeout.connect(self._check_health)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -191,20 +230,40 @@ class ModelController(QObject):
             self._thread.start()
             self._started = True
 
-    def load(self, path: str | None) -> None:
+    def load(
+        self,
+        path: Any,
+        *,
+        device: str | None = None,
+        served_model: str | None = None,
+        completions: bool = False,
+    ) -> None:
+        """Load ``path`` (None = the embedded model; a served model's URL; or a list of them to
+        compare) on ``device`` (None/"auto" = the best one)."""
         self._ensure_started()
+        self.path, self.device = path, device
+        self.options = {"device": device, "served_model": served_model, "completions": completions}
         self.loaded = False
+        self._backend = None
+        self._health.stop()
         self._set_state("loading")
-        self._load_requested.emit(path)
+        self._load_requested.emit((path, dict(self.options)))
+
+    def restart(self) -> None:
+        """Load the last model again in a new process (after a crash, or to free its memory)."""
+        self.load(self.path, **self.options)
 
     def shutdown(self, timeout_ms: int = 15000) -> bool:
-        """Stop generating, end the thread; True when it ended in time."""
+        """Stop generating, end the thread and the model's process; True when it ended in time."""
         self.stop_generation()
+        self._health.stop()
         if not self._started:
             return True
         self._thread.quit()
         ok = self._thread.wait(timeout_ms)
         self._started = not ok
+        if ok:
+            self._worker.close_backend()
         return ok
 
     def is_running(self) -> bool:
@@ -257,9 +316,26 @@ class ModelController(QObject):
 
     def _on_loaded(self, backend) -> None:
         self.loaded = True
+        self._backend = backend
         self.backend_name = getattr(backend, "name", "") or "model"
+        if hasattr(backend, "alive"):
+            self._health.start()
         self._set_state("generating" if self._pending else "ready")
         self.model_loaded.emit(backend)
+
+    def _check_health(self) -> None:
+        """A model process that died while idle is found here (one generating is found by
+        the worker, which fails that generation)."""
+        backend = self._backend
+        if self.loaded and not self._pending and backend is not None and not backend.alive:
+            self._on_crashed(f"{self.backend_name}: the model process ended; restart the model")
+
+    def _on_crashed(self, message: str) -> None:
+        self._health.stop()
+        self.loaded = False
+        self._backend = None
+        self._set_state("error")
+        self.crashed.emit(message)
 
     def _on_load_failed(self, message: str) -> None:
         self.loaded = False
@@ -286,6 +362,24 @@ class ModelController(QObject):
         if not self.loaded:
             self._set_state("error")
         self.generation_failed.emit(request, message)
+
+
+class RestartButton(QPushButton):
+    """"Restart model" for the status bar: shown only while the model is in error (its process
+    crashed or ran out of memory, or it failed to load); a click calls the controller's restart."""
+
+    def __init__(self, controller: ModelController, parent: QWidget | None = None) -> None:
+        super().__init__("Restart model", parent)
+        self.setObjectName("RestartModel")
+        self.setAccessibleName("Restart model")
+        self.setToolTip("Start the model again in a new process; nothing saved is affected")
+        self.clicked.connect(controller.restart)
+        controller.state_changed.connect(self._state_changed)
+        self.setVisible(controller.state == "error")
+
+    @Slot(str)
+    def _state_changed(self, state: str) -> None:
+        self.setVisible(state == "error")
 
 
 # -- background tasks (export, backups) --------------------------------------------------------

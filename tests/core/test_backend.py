@@ -31,9 +31,9 @@ from hitl_desktop.core.backends.tiny import (
 from hitl_desktop.core.backends.transformers_backend import (
     PLAIN_STOPS,
     TransformersBackend,
-    _held_back,
     _Row,
     format_plain,
+    held_back,
     load_backend,
 )
 from hitl_desktop.core.types import Message
@@ -485,9 +485,9 @@ def test_plain_format_stops_at_the_next_user_turn(tiny):
     assert row.finish == "eos"
     assert row.shown == "Paris is the capital."
     assert all("User" not in t for t in shown)
-    assert _held_back("abc\n\nUse", PLAIN_STOPS) == "abc\n"
-    assert _held_back("abc\nUser", PLAIN_STOPS) == "abc"
-    assert _held_back("abc", PLAIN_STOPS) == "abc"
+    assert held_back("abc\n\nUse", PLAIN_STOPS) == "abc\n"
+    assert held_back("abc\nUser", PLAIN_STOPS) == "abc"
+    assert held_back("abc", PLAIN_STOPS) == "abc"
 
 
 def test_draw_keeps_the_nucleus():
@@ -596,7 +596,7 @@ def test_unreadable_model_file_is_a_model_error(tmp_path, monkeypatch):
 def test_a_model_that_loads_but_does_not_run_is_a_model_error(tiny_model_dir, monkeypatch):
     from hitl_desktop.core.backends import transformers_backend
 
-    def broken(model):
+    def broken(model, *args):
         raise RuntimeError("shape mismatch in layer 0")
 
     monkeypatch.setattr(transformers_backend, "_warm_up", broken)

@@ -60,12 +60,12 @@ def test_generate_with_a_bad_model_exits_with_one_line(tmp_path, db_path):
 
 
 def test_generate_with_nothing_queued_loads_no_model(tmp_path, db_path, monkeypatch):
-    from hitl_desktop.core.backends import transformers_backend
+    from hitl_desktop.core.backends import process
 
     def no_load(*a, **kw):
         raise AssertionError("the model was loaded for nothing")
 
-    monkeypatch.setattr(transformers_backend, "load_backend", no_load)
+    monkeypatch.setattr(process, "open_local_backend", no_load)
     queue(tmp_path, db_path, n=1)
     result = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--domain", "law", "--json"])
     assert result.exit_code == 0, result.output
@@ -81,10 +81,14 @@ def test_ctrl_c_stops_generation_and_keeps_what_was_saved(tmp_path, db_path, mon
     import time
 
     from hitl_desktop.core import engine
-    from hitl_desktop.core.backends import transformers_backend
+    from hitl_desktop.core.backends import process
 
     class Backend:
         name = "fake"
+        closed = False
+
+        def close(self):
+            Backend.closed = True
 
     def fill_queue(store, backend, *, should_stop, **kw):
         os.kill(os.getpid(), signal.SIGINT)  # as Ctrl+C does
@@ -94,7 +98,7 @@ def test_ctrl_c_stops_generation_and_keeps_what_was_saved(tmp_path, db_path, mon
         assert should_stop()
         return engine.GenerateSummary(prompts=1, candidates=2, tokens=10, seconds=1.0, stopped=True)
 
-    monkeypatch.setattr(transformers_backend, "load_backend", lambda *a, **kw: Backend())
+    monkeypatch.setattr(process, "open_local_backend", lambda *a, **kw: Backend())
     monkeypatch.setattr(engine, "fill_queue", fill_queue)
     queue(tmp_path, db_path, n=2)
     result = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--json"])
@@ -102,26 +106,20 @@ def test_ctrl_c_stops_generation_and_keeps_what_was_saved(tmp_path, db_path, mon
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert last["stopped"] is True and last["candidates"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
+    assert Backend.closed  # the model's process is ended
 
 
 def test_a_model_failing_mid_way_is_one_line_and_keeps_the_earlier_prompts(tmp_path, db_path, tiny_model_dir, monkeypatch):
-    from hitl_desktop.core.backends.transformers_backend import TransformersBackend
+    from hitl_desktop.core.backends import process
 
-    real = TransformersBackend.generate
-    calls = []
-
-    def flaky(self, *a, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("out of memory in the attention")
-        return real(self, *a, **kw)
-
-    monkeypatch.setattr(TransformersBackend, "generate", flaky)
+    # the model's process (the same engine as the app's) raises on its second prompt
+    monkeypatch.setattr(process, "DEFAULT_LOADER", "engine_loaders:flaky_tiny")
     queue(tmp_path, db_path, n=3)
     result = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--model", str(tiny_model_dir), "--max-new-tokens", "4"])
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "out of memory" in errors[0] and "Traceback" not in result.output
+    assert len(errors) == 1 and "RuntimeError: out of memory" in errors[0]
+    assert "Traceback" not in result.output
     with Store.open(db_path) as s:
         assert s.db["candidates"].count == 4  # the first prompt's candidates are saved
 
@@ -136,3 +134,15 @@ def test_a_prompt_too_long_for_the_model_is_skipped_and_the_others_are_written(t
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert (last["prompts"], last["candidates"], last["skipped"]) == (1, 4, 1)
     assert "Skipped prompt long:" in result.stderr and "no room" in result.stderr
+
+
+def test_device_option(tmp_path, db_path, tiny_model_dir):
+    queue(tmp_path, db_path, n=1)
+    bad = CliRunner().invoke(cli, ["generate", "--db", str(db_path), "--device", "gpu"])
+    assert bad.exit_code == 2 and "unknown device 'gpu'" in bad.output
+    args = ["generate", "--db", str(db_path), "--model", str(tiny_model_dir), "--device", "cpu", "--max-new-tokens", "4", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    with Store.open(db_path) as s:
+        (prompt,) = s.queued_prompts()
+        assert {c.params["device"] for c in s.candidates_for(prompt.id)} == {"cpu"}

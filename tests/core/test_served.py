@@ -245,11 +245,14 @@ def test_composite_stops_every_member():
     assert all(c.finish_reason == "stopped" for c in result.candidates)
 
 
-def test_plain_format_is_the_transformers_backends():
-    from hitl_desktop.core.backends import transformers_backend
+def test_plain_format_is_one_definition_for_every_backend():
+    from hitl_desktop.core.backends import plain, transformers_backend
 
-    assert format_plain(CONV) == transformers_backend.format_plain(CONV)
-    assert transformers_backend.PLAIN_STOPS == ("\nUser:",)
+    conv = [Message("system", " Be brief. "), Message("user", "Hi?"), Message("assistant", "Hello."),
+            Message("user", "2+2?")]
+    assert format_plain(conv) == "System: Be brief.\n\nUser: Hi?\n\nAssistant: Hello.\n\nUser: 2+2?\n\nAssistant:"
+    assert transformers_backend.format_plain is plain.format_plain
+    assert transformers_backend.PLAIN_STOPS == plain.PLAIN_STOPS == ("\nUser:",)
 
 
 def test_generate_cli_through_a_server_never_imports_torch(tmp_path):

@@ -71,7 +71,7 @@ def test_settings_roundtrip(app_settings, qsettings):
 def test_token_throttle_coalesces(monkeypatch):
     batches = []
     clock = [0.0]
-    monkeypatch.setattr("hitl_desktop.qt.workers.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("hitl_desktop.core.backends.process.time.monotonic", lambda: clock[0])
     t = TokenThrottle(batches.append, interval=0.03)
     t(0, "a")  # first call emits at once (last = 0 -> now 0.0 >= 0.03? no)
     clock[0] = 0.05

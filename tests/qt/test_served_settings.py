@@ -16,7 +16,8 @@ def test_settings_take_urls_a_served_model_and_models_to_compare(qtbot, app_sett
     with StubServer(mode="several") as a, StubServer(models=["ckpt-b"]) as b:
         d = SettingsDialog(settings=app_settings)
         qtbot.addWidget(d)
-        assert app_settings.backend_spec() == {"spec": None, "served_model": None, "completions": False}
+        assert app_settings.backend_spec() == {"spec": None, "served_model": None, "completions": False,
+                                               "device": "auto"}
         d.local.setChecked(True)
         d.path_edit.setText(a.url)
         d.served_model_edit.setText("other-model")
@@ -28,8 +29,37 @@ def test_settings_take_urls_a_served_model_and_models_to_compare(qtbot, app_sett
         assert d.apply() is True
         assert d.apply() is False  # nothing changed since
         spec = app_settings.backend_spec()
-        assert spec == {"spec": [a.url, f"{b.url}#ckpt-b"], "served_model": "other-model", "completions": True}
+        assert spec == {"spec": [a.url, f"{b.url}#ckpt-b"], "served_model": "other-model", "completions": True,
+                        "device": "auto"}
         backend = open_backend(spec["spec"], served_model=spec["served_model"], completions=spec["completions"])
         assert isinstance(backend, CompositeBackend)
         assert [m.name for m in backend.members] == ["other-model", "ckpt-b"]
         assert all(m.completions for m in backend.members)
+
+
+def test_the_apps_model_controller_opens_what_settings_name(qtbot, app_settings):
+    """The window's default factory goes through open_backend: a served model and a second one
+    to compare, with the served-model name, share each prompt's K candidates."""
+    from hitl_desktop.core.backends.base import SamplingParams
+    from hitl_desktop.core.types import Message
+    from hitl_desktop.qt.workers import ModelController
+
+    with StubServer(mode="several") as a, StubServer(models=["ckpt-b"]) as b:
+        app_settings.model_path = a.url
+        app_settings.served_model = "other-model"
+        app_settings.compare_models = [f"{b.url}#ckpt-b"]
+        spec = app_settings.backend_spec()
+        ctl = ModelController()
+        with qtbot.waitSignal(ctl.model_loaded, timeout=20000) as loaded:
+            ctl.load(spec["spec"], device=spec["device"], served_model=spec["served_model"],
+                     completions=spec["completions"])
+        backend = loaded.args[0]
+        with qtbot.waitSignal(ctl.generated, timeout=20000) as done:
+            ctl.generate(conversation=[Message("user", "hi")], k=4, params=SamplingParams(max_new_tokens=8),
+                         seeds=[11, 12, 13, 14])
+        assert ctl.shutdown()
+        _, result = done.args
+        assert isinstance(backend, CompositeBackend)
+        assert [c.model for c in result.candidates] == ["other-model", "ckpt-b", "other-model", "ckpt-b"]
+        assert [c.seed for c in result.candidates] == [11, 12, 13, 14]
+        assert [r["seed"] for r in a.completion_requests()] == [11, 13]

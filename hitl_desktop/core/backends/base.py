@@ -71,6 +71,7 @@ class GenerationResult:
     seconds: float = 0.0
     first_token_seconds: float | None = None
     stopped: bool = False
+    device: str = ""  # where it ran: "cpu", "cuda:0", "mps"; also in params["device"]
 
     @property
     def tokens(self) -> int:

@@ -1,9 +1,9 @@
 """The plain ``User:`` / ``Assistant:`` prompt format, without torch.
 
-The same format as :func:`hitl_desktop.core.backends.transformers_backend.format_plain` (a test
-checks they agree), importable where torch must not be loaded: the served backend sends it to
-a base model served without a chat template (``--completions``) and cuts each answer at the
-next ``User:`` turn.
+One definition for every backend, importable where torch must not be loaded: the local
+transformers backend uses it for a model without a chat template, and the served backend sends
+it to a base model served without one (``--completions``), cutting each answer at the next
+``User:`` turn.
 """
 
 from __future__ import annotations

@@ -79,10 +79,10 @@ def open_backend(
 
 
 def _open_local(path: str | Path | None, *, device: str | None, on_progress: ProgressCallback | None) -> ModelBackend:
-    """The one place a local model is opened (``device`` is for the child-process engine)."""
-    from hitl_desktop.core.backends.transformers_backend import load_backend
+    """The one place a local model is opened: in its own process (the generation engine)."""
+    from hitl_desktop.core.backends import process
 
-    return load_backend(path, on_progress=on_progress)
+    return process.open_local_backend(None if path is None else str(path), device=device, on_progress=on_progress)
 
 
 class CompositeBackend:

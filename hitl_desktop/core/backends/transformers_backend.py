@@ -82,6 +82,8 @@ from hitl_desktop.core.backends.base import (  # noqa: E402
     StopCallback,
     TokenCallback,
 )
+from hitl_desktop.core.backends.devices import choose_device  # noqa: E402
+from hitl_desktop.core.backends.plain import PLAIN_STOPS, format_plain, held_back
 from hitl_desktop.core.types import Message  # noqa: E402
 
 __all__ = [
@@ -96,9 +98,6 @@ __all__ = [
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
 #: Roles as written in the plain format for base models.
-PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
-#: Where an answer in the plain format ends: the model starting the next user turn.
-PLAIN_STOPS = ("\nUser:",)
 PLAIN_FORMAT_DOC = "System: ...\\n\\nUser: ...\\n\\nAssistant: ...\\n\\nUser: ...\\n\\nAssistant:"
 
 #: End-of-turn tokens of common chat templates; each one present in a vocabulary as a special
@@ -117,20 +116,13 @@ END_OF_TURN_TOKENS = (
 
 #: First candidates considered for top-p before widening to the whole vocabulary.
 _NUCLEUS_STEPS = (256, 4096)
+#: A static KV cache (CUDA fast path) is sized in steps of this many tokens.
+STATIC_CACHE_STEP = 256
 #: The embedded model's name (the GGUF file's stem).
 DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
 
 # all cores (torch's default is the physical ones, and interop threads are not used)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
-
-
-def format_plain(conversation: Sequence[Message]) -> str:
-    """The plain prompt for a base model: ``Role: content`` turns, then ``Assistant:``."""
-    parts = [
-        f"{PLAIN_ROLES.get(m.role, m.role.capitalize())}: {m.content.strip()}\n\n"
-        for m in conversation
-    ]
-    return "".join(parts) + "Assistant:"
 
 
 _TRAILING = re.compile(r"[\s\ufffd]+$")
@@ -140,17 +132,6 @@ def _tidy(text: str) -> str:
     """What is shown: no surrounding white space and no trailing U+FFFD (half a character, or
     an undecodable byte that would otherwise end the text)."""
     return _TRAILING.sub("", text.lstrip())
-
-
-def _held_back(text: str, stops: Sequence[str]) -> str:
-    """``text`` without a trailing start of a stop string (it may still become one)."""
-    cut = 0
-    for stop in stops:
-        for n in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:n]):
-                cut = max(cut, n)
-                break
-    return text[: len(text) - cut] if cut else text
 
 
 @dataclass
@@ -181,6 +162,8 @@ class TransformersBackend:
         revision: str,
         dtype: str,
         path: Path | None = None,
+        device: str = "cpu",
+        fast_decode: bool | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -188,6 +171,12 @@ class TransformersBackend:
         self.revision = revision
         self.dtype = dtype
         self.path = path
+        #: Where the model runs ("cpu", "cuda:0", "mps"); the sampling runs on the CPU.
+        self.device = device
+        #: CUDA fast path (None = on for CUDA): a static KV cache and a compiled decoding step.
+        self.fast_decode = device.startswith("cuda") if fast_decode is None else bool(fast_decode)
+        self._compiled: Any = None
+        self._static_cache: tuple[tuple[int, int], Any] | None = None  # ((width, size), StaticCache)
         #: Added to the logits before sampling, {token id: bias}; e.g. -inf bans a token.
         self.logit_bias: dict[int, float] = {}
         #: Where an answer ends in the plain format (no chat template); () = only at EOS.
@@ -199,16 +188,7 @@ class TransformersBackend:
         self.eos_ids = {i for i in self._find_eos_ids() if 0 <= i < self.vocab_size}
         self.pad_id = self._first_int(tokenizer.pad_token_id, *sorted(self.eos_ids), 0)
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
-        try:
-            import inspect
-
-            self._keep_kw = (
-                {"logits_to_keep": 1}
-                if "logits_to_keep" in inspect.signature(model.forward).parameters
-                else {}
-            )
-        except (TypeError, ValueError):
-            self._keep_kw = {}
+        self._keep_kw, self._cache_kw = _forward_keywords(model)
 
     # ----------------------------------------------------------------------------------- load
 
@@ -221,6 +201,7 @@ class TransformersBackend:
         on_progress: ProgressCallback | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         warmup: bool = True,
+        device: str = "cpu",
     ) -> TransformersBackend:
         """Load a local model folder or ``.gguf`` file, offline. Raises ModelError naming the path.
 
@@ -236,13 +217,15 @@ class TransformersBackend:
         info = cache.check_model_path(path)  # ModelError: missing, not a model, truncated...
         try:
             if info is None:  # a folder
-                return cls._load_folder(path, dtype, progress, warmup, root)
+                return cls._load_folder(path, dtype, progress, warmup, root, device=device)
             if root is None:
-                return cls._load_gguf(path, info, dtype, progress, warmup)
+                return cls._load_gguf(path, info, dtype, progress, warmup, device=device)
             need = int(info.parameters * DTYPES[dtype].itemsize * 1.2)
             cache.check_memory(path, need, "loading it")
             sha = cache.file_sha256(path, root=root)
-            return cls._load_cached(lambda: path, sha, path.stem, root, dtype, progress, warmup)
+            return cls._load_cached(
+                lambda: path, sha, path.stem, root, dtype, progress, warmup, device=device
+            )
         except OSError as e:  # unreadable file or folder (permissions, I/O error)
             raise ModelError(f"{path}: cannot read the model: {e.strerror or e}") from None
 
@@ -256,6 +239,8 @@ class TransformersBackend:
         dtype: str,
         progress: ProgressCallback,
         warmup: bool,
+        *,
+        device: str = "cpu",
     ) -> TransformersBackend:
         """Load the converted folder of a GGUF (``gguf()`` gives the file), converting it first
         if needed; a damaged cache entry is converted again, once."""
@@ -269,7 +254,7 @@ class TransformersBackend:
                     gguf(), sha256=sha, root=root, on_progress=first, name=name
                 )
             try:
-                return cls._load_folder(folder, dtype, then, warmup, root)
+                return cls._load_folder(folder, dtype, then, warmup, root, device=device)
             except cache.NotEnoughMemory:
                 raise
             except ModelError:
@@ -280,7 +265,14 @@ class TransformersBackend:
 
     @classmethod
     def _load_folder(
-        cls, path: Path, dtype: str, progress: ProgressCallback, warmup: bool, root: Path | None
+        cls,
+        path: Path,
+        dtype: str,
+        progress: ProgressCallback,
+        warmup: bool,
+        root: Path | None,
+        *,
+        device: str = "cpu",
     ) -> TransformersBackend:
         weights, params = cache.folder_weights(path)  # ModelError: not a model folder...
         cache.check_memory(path, int(params * DTYPES[dtype].itemsize * 1.2), "loading it")
@@ -322,11 +314,19 @@ class TransformersBackend:
             path=path,
             progress=progress,
             warmup=warmup,
+            device=device,
         )
 
     @classmethod
     def _load_gguf(
-        cls, path: Path, info: cache.GgufInfo, dtype: str, progress: ProgressCallback, warmup: bool
+        cls,
+        path: Path,
+        info: cache.GgufInfo,
+        dtype: str,
+        progress: ProgressCallback,
+        warmup: bool,
+        *,
+        device: str = "cpu",
     ) -> TransformersBackend:
         cache.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
         progress(0.0, f"Checking {path.name}")
@@ -341,6 +341,7 @@ class TransformersBackend:
             path=path,
             progress=progress,
             warmup=warmup,
+            device=device,
         )
 
     @classmethod
@@ -355,12 +356,21 @@ class TransformersBackend:
         path: Path,
         progress: ProgressCallback,
         warmup: bool,
+        device: str = "cpu",
     ) -> TransformersBackend:
         """The backend over a loaded model; ``warmup`` runs it once, so a model that loads but
         cannot run fails here, with a ModelError naming the path."""
         model.eval()
+        if device != "cpu":
+            progress(0.85, f"Moving {name} to {device}")
+            try:
+                model.to(device)
+            except Exception as e:  # noqa: BLE001 - out of device memory, a missing kernel...
+                raise ModelError(f"{path}: cannot move the model to {device} ({_short(e)})") from None
         tokenizer.padding_side = "left"
-        backend = cls(model, tokenizer, name=name, revision=revision, dtype=dtype, path=path)
+        backend = cls(
+            model, tokenizer, name=name, revision=revision, dtype=dtype, path=path, device=device
+        )
         if warmup:
             progress(0.9, "Warming up")
             try:
@@ -375,7 +385,7 @@ class TransformersBackend:
     def warmup(self) -> None:
         """One tiny prompt and decoding step: the CPU kernels get set up before the first request."""
         with self._lock:
-            _warm_up(self.model)
+            _warm_up(self.model, self.device, self._cache_kw)
 
     # --------------------------------------------------------------------------------- prompt
 
@@ -479,7 +489,8 @@ class TransformersBackend:
             model=self.name,
             model_revision=self.revision,
             dtype=self.dtype,
-            params={**params.to_dict(), "prompt_format": self.prompt_format},
+            params={**params.to_dict(), "prompt_format": self.prompt_format, "device": self.device},
+            device=self.device,
         )
 
         def finish(row: _Row, reason: str, now: float) -> None:
@@ -494,7 +505,7 @@ class TransformersBackend:
 
         # at least two lines in the batch (see the module doc); None marks a throwaway twin
         batch: list[int | None] = [r.index for r in rows] + [None] * max(0, 2 - k)
-        logits, past = self._prefill(prompt, len(batch))
+        logits, past = self._prefill(prompt, len(batch), max_new)
         seen: torch.Tensor | None = None  # tokens each line has seen (repetition penalty)
         if params.repetition_penalty != 1.0:
             seen = torch.zeros(len(batch), logits.shape[-1], dtype=torch.bool)
@@ -537,38 +548,70 @@ class TransformersBackend:
                     if row.finish is None:
                         finish(row, "stopped", time.perf_counter() - start)
                 break
-            # drop finished rows from the batch (keeping at least two lines)
+            # drop finished rows from the batch (keeping at least two lines); a static cache
+            # keeps its batch, its finished lines decode padding
             active = [b for b, i in enumerate(batch) if i is not None and rows[i].finish is None]
             spare = [b for b in range(len(batch)) if b not in active]
             keep = sorted(active + spare[: max(0, 2 - len(active))])
-            if len(keep) < len(batch) and hasattr(past, "batch_select_indices"):
-                index = torch.tensor(keep)
-                past.batch_select_indices(index)
+            if len(keep) < len(batch) and not self._static(past):
+                past.batch_select_indices(torch.tensor(keep, device=self.device))
                 batch = [batch[b] for b in keep]
                 tokens = [tokens[b] for b in keep]
                 if seen is not None:
-                    seen = seen.index_select(0, index)
-            out = self.model(
-                input_ids=torch.tensor(tokens).unsqueeze(1),
-                past_key_values=past,
-                use_cache=True,
-                **self._keep_kw,
-            )
-            past = out.past_key_values
-            logits = out.logits[:, -1, :].float()
+                    seen = seen.index_select(0, torch.tensor(keep))
+            logits, past = self._step(tokens, past)
         return self._result(result, rows, start, stopped)
 
-    def _prefill(self, prompt: list[int], width: int) -> tuple[torch.Tensor, Any]:
-        """Run the prompt once and copy its KV cache to ``width`` lines: (last logits, cache)."""
-        out = self.model(input_ids=torch.tensor([prompt]), use_cache=True, **self._keep_kw)
-        past = out.past_key_values
-        logits = out.logits[:, -1, :].float().expand(width, -1)
+    @staticmethod
+    def _static(past: Any) -> bool:
+        return not hasattr(past, "batch_select_indices") or type(past).__name__ == "StaticCache"
+
+    def _forward(self, input_ids: torch.Tensor, past: Any, *, compiled: bool = False) -> tuple[torch.Tensor, Any]:
+        """One forward pass: the last position's logits (float32, on the CPU) and the cache."""
+        model = self._compiled if compiled and self._compiled is not None else self.model
+        kw = {self._cache_kw: past} if past is not None else {}
+        out = model(input_ids=input_ids, use_cache=True, **kw, **self._keep_kw)
+        cache_out = getattr(out, "cache", None)
+        if cache_out is None:
+            cache_out = getattr(out, "past_key_values", None)
+        return out.logits[:, -1, :].float().cpu(), cache_out
+
+    def _step(self, tokens: list[int], past: Any) -> tuple[torch.Tensor, Any]:
+        """One decoding step: one token for every line of the batch."""
+        ids = torch.tensor(tokens, device=self.device).unsqueeze(1)
+        return self._forward(ids, past, compiled=self.fast_decode)
+
+    def _prefill(self, prompt: list[int], width: int, max_new: int) -> tuple[torch.Tensor, Any]:
+        """Run the prompt once and give its KV cache ``width`` lines: (last logits, cache).
+
+        With ``fast_decode`` the cache is a StaticCache sized for the answer (rounded up to
+        :data:`STATIC_CACHE_STEP` tokens) and the decoding step is compiled on first use. The
+        last StaticCache is kept and reset for the next request of the same shape: the same
+        tensors at the same addresses, so the compiled step and its CUDA graph are reused."""
+        if self.fast_decode:
+            from transformers import StaticCache
+
+            size = -(-(len(prompt) + max_new + 1) // STATIC_CACHE_STEP) * STATIC_CACHE_STEP
+            if self.max_positions:
+                size = min(size, int(self.max_positions))
+            if self._static_cache is not None and self._static_cache[0] == (width, size):
+                past = self._static_cache[1]
+                past.reset()
+            else:
+                self._static_cache = None  # one static cache at a time (its memory)
+                past = StaticCache(config=self.model.config, max_cache_len=size)
+                self._static_cache = ((width, size), past)
+            if self._compiled is None and self.device.startswith("cuda"):
+                self._compiled = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
+            ids = torch.tensor([prompt] * width, device=self.device)
+            logits, _ = self._forward(ids, past)
+            return logits, past
+        logits, past = self._forward(torch.tensor([prompt], device=self.device), None)
         if hasattr(past, "batch_repeat_interleave"):
             past.batch_repeat_interleave(width)
-            return logits, past
+            return logits.expand(width, -1), past
         # a cache that cannot be copied: run the prompt for every line
-        out = self.model(input_ids=torch.tensor([prompt] * width), use_cache=True, **self._keep_kw)
-        return out.logits[:, -1, :].float(), out.past_key_values
+        return self._forward(torch.tensor([prompt] * width, device=self.device), None)
 
     def _result(
         self, result: GenerationResult, rows: list[_Row], start: float, stopped: bool
@@ -686,7 +729,7 @@ class TransformersBackend:
     def _show(self, row: _Row, stops: Sequence[str], on_token: TokenCallback | None) -> None:
         """Give on_token the row's visible text if it grew: a finished row's whole text, else
         the text without a trailing start of a stop string."""
-        visible = _tidy(row.text if row.finish else _held_back(row.text, stops))
+        visible = _tidy(row.text if row.finish else held_back(row.text, stops))
         if visible != row.shown:
             row.shown = visible
             if on_token is not None:
@@ -794,15 +837,32 @@ def _chat_template_of(folder: Path) -> str | None:
     return tpl if isinstance(tpl, str) else None
 
 
-def _warm_up(model: Any) -> None:
+def _forward_keywords(model: Any) -> tuple[dict[str, Any], str]:
+    """({"logits_to_keep": 1} where the model takes it, the KV cache's keyword): transformers
+    5.x names the cache ``cache`` (``past_key_values`` is deprecated there), 4.x
+    ``past_key_values``."""
+    import inspect
+
+    try:
+        names = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}, "past_key_values"
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in names else {}
+    return keep, ("cache" if "cache" in names else "past_key_values")
+
+
+def _warm_up(model: Any, device: str = "cpu", cache_kw: str = "cache") -> None:
     """A 2-token prompt, then one decoding step for two rows (what generate runs first)."""
     token = model.config.pad_token_id if isinstance(model.config.pad_token_id, int) else 0
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([[token, token]]), use_cache=True)
-        past = out.past_key_values
+        out = model(input_ids=torch.tensor([[token, token]], device=device), use_cache=True)
+        past = getattr(out, "cache", None)
+        if past is None:
+            past = getattr(out, "past_key_values", None)
         if hasattr(past, "batch_repeat_interleave"):
             past.batch_repeat_interleave(2)
-            model(input_ids=torch.tensor([[token], [token]]), past_key_values=past, use_cache=True)
+            ids = torch.tensor([[token], [token]], device=device)
+            model(input_ids=ids, use_cache=True, **{cache_kw: past})
 
 
 def _two_stages(progress: ProgressCallback) -> tuple[ProgressCallback, ProgressCallback]:
@@ -838,20 +898,27 @@ def load_backend(
     path: str | os.PathLike[str] | None = None,
     *,
     on_progress: ProgressCallback | None = None,
-    dtype: str = "bfloat16",
+    dtype: str | None = None,
+    device: str | None = None,
 ) -> TransformersBackend:
     """The backend for ``path``; the embedded default model when ``path`` is None.
 
     A ``.gguf`` file is converted once into the cache (:func:`cache.cache_root`) and loaded
     from there afterwards; a model folder is loaded directly. ``on_progress(fraction,
-    message)`` reports conversion and loading. Raises ModelError naming the path and cause.
+    message)`` reports conversion and loading. ``device``: "auto"/None (CUDA, else MPS, else
+    CPU), "cpu", "cuda", "cuda:N" or "mps" (:func:`.devices.choose_device`); ``dtype``: None =
+    the device's (bf16 on CUDA where supported, else fp16; fp16 on MPS; bf16 on the CPU).
+    ``HITL_FAST_DECODE=0``/``1`` turns the CUDA fast path (static KV cache + torch.compile)
+    off or on (default: on for CUDA). Raises ModelError naming the path and cause.
     """
     progress = on_progress or (lambda f, m: None)
+    choice = choose_device(device)
+    dtype = dtype or choice.dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
     root = cache.cache_root()
     if path is None:
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
-        return TransformersBackend._load_cached(
+        backend = TransformersBackend._load_cached(
             default_model_path,
             cache.DEFAULT_SHA256,
             DEFAULT_MODEL_NAME,
@@ -859,5 +926,13 @@ def load_backend(
             dtype,
             progress,
             True,
+            device=choice.device,
         )
-    return TransformersBackend.load(path, dtype=dtype, on_progress=progress, cache_dir=root)
+    else:
+        backend = TransformersBackend.load(
+            path, dtype=dtype, on_progress=progress, cache_dir=root, device=choice.device
+        )
+    switch = os.environ.get("HITL_FAST_DECODE", "").strip()
+    if switch in ("0", "1"):
+        backend.fast_decode = switch == "1"
+    return backend

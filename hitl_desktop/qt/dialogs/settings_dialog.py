@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -23,6 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.qt.settings import K_MAX, K_MIN, AppSettings
+
+#: The device choices offered (label, settings value).
+DEVICE_LABELS = (
+    ("Automatic: the GPU when there is one", "auto"),
+    ("NVIDIA GPU (CUDA)", "cuda"),
+    ("Apple GPU (MPS)", "mps"),
+    ("CPU", "cpu"),
+)
 
 
 class SettingsDialog(QDialog):
@@ -61,6 +70,17 @@ class SettingsDialog(QDialog):
         self.path_error.setWordWrap(True)
         self.path_error.hide()
         ml.addWidget(self.path_error)
+        device_row = QHBoxLayout()
+        self.device_combo = QComboBox()
+        self.device_combo.setAccessibleName("Device")
+        for label, value in DEVICE_LABELS:
+            self.device_combo.addItem(label, value)
+        if self.device_combo.findData(settings.device) < 0:  # e.g. cuda:1
+            self.device_combo.addItem(settings.device, settings.device)
+        self.device_combo.setCurrentIndex(self.device_combo.findData(settings.device))
+        device_row.addWidget(QLabel("Runs on"))
+        device_row.addWidget(self.device_combo, 1)
+        ml.addLayout(device_row)
         (self.local if settings.model_path else self.embedded).setChecked(True)
         self.embedded.toggled.connect(self._sync)
         served = QFormLayout()
@@ -166,13 +186,15 @@ class SettingsDialog(QDialog):
     def apply(self) -> bool:
         """Write the choices to the settings; True when the model changed."""
         s = self.settings
+        device = str(self.device_combo.currentData())
         changed = (self.model_path(), self.compare_models(), self.served_model_edit.text().strip(),
-                   self.completions_check.isChecked()) != (
-            s.model_path, s.compare_models, s.served_model, s.completions)
+                   self.completions_check.isChecked(), device) != (
+            s.model_path, s.compare_models, s.served_model, s.completions, s.device)
         s.model_path = self.model_path()
         s.compare_models = self.compare_models()
         s.served_model = self.served_model_edit.text().strip()
         s.completions = self.completions_check.isChecked()
+        s.device = device
         s.k = self.k_spin.value()
         s.temperature = self.temp_spin.value()
         s.top_p = self.top_p_spin.value()

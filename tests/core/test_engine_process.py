@@ -1,0 +1,236 @@
+"""The generation process: a model in a child process behind the ModelBackend protocol.
+
+Most tests use the torch-free loaders of engine_loaders.py (fast children); one loads the tiny
+real model in the child and checks it writes exactly what the in-process backend writes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hitl_desktop.core.backends.base import ModelBackend, ModelError, SamplingParams
+from hitl_desktop.core.backends.process import (
+    EngineDied,
+    TokenCoalescer,
+    open_local_backend,
+)
+from hitl_desktop.core.types import Message
+
+CONV = [Message("user", "What is the capital of France?")]
+LONG = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=400)
+
+
+@pytest.fixture
+def slow():
+    backend = open_local_backend("slow-model", loader="engine_loaders:slow")
+    yield backend
+    backend.close()
+
+
+def test_load_progress_crosses_and_the_proxy_is_a_model_backend():
+    seen = []
+    backend = open_local_backend("x", loader="engine_loaders:slow", on_progress=lambda f, m: seen.append((f, m)))
+    try:
+        assert isinstance(backend, ModelBackend)
+        assert (0.5, "half way") in seen and (1.0, "slow fake ready") in seen
+        assert (backend.name, backend.revision, backend.dtype, backend.device) == (
+            "slow-fake", "rev-slow", "float32", "cpu",
+        )
+        assert backend.pid != os.getpid() and backend.alive
+    finally:
+        backend.close()
+    assert not backend.alive
+
+
+def test_streams_coalesced_updates_and_returns_the_result(slow):
+    updates: list[tuple[int, str]] = []
+    params = SamplingParams(max_new_tokens=6)
+    result = slow.generate(CONV, k=3, params=params, seeds=[7, 8, 9], on_token=lambda i, t: updates.append((i, t)))
+    assert [c.text for c in result.candidates] == [
+        " ".join(f"w{s}-{seed}" for s in range(6)) for seed in (7, 8, 9)
+    ]
+    assert result.params["child_pid"] == slow.pid and result.device == "cpu"
+    # every candidate's last update is its final text, and texts only grow
+    for i, c in enumerate(result.candidates):
+        mine = [t for j, t in updates if j == i]
+        assert mine[-1] == c.text
+        assert all(b.startswith(a) for a, b in zip(mine, mine[1:]))
+    # a second request on the same child
+    again = slow.generate(CONV, k=2, params=params, seeds=[1, 2])
+    assert [c.seed for c in again.candidates] == [1, 2]
+
+
+def test_stop_is_honoured_within_one_step(slow):
+    asked_at: list[float] = []
+
+    def should_stop():
+        if not asked_at and time.perf_counter() - t0 > 0.3:
+            asked_at.append(time.perf_counter())
+        return bool(asked_at)
+
+    t0 = time.perf_counter()
+    result = slow.generate(CONV, k=4, params=LONG, seeds=[1, 2, 3, 4], should_stop=should_stop)
+    latency = time.perf_counter() - asked_at[0]
+    assert result.stopped
+    assert all(c.finish_reason == "stopped" for c in result.candidates)
+    assert 0 < result.candidates[0].tokens < 100
+    # one step is 50 ms; the stop crosses the pipe and is read before the next step
+    assert latency < 0.5, latency
+
+
+def test_a_killed_child_is_a_model_error_and_the_proxy_stays_dead(slow):
+    killed = []
+
+    def on_token(i, text):
+        if not killed:
+            killed.append(True)
+            os.kill(slow.pid, signal.SIGKILL)
+
+    with pytest.raises(EngineDied, match="SIGKILL.*restart the model") as err:
+        slow.generate(CONV, k=2, params=LONG, seeds=[1, 2], on_token=on_token)
+    assert isinstance(err.value, ModelError)
+    assert not slow.alive
+    t0 = time.perf_counter()
+    with pytest.raises(EngineDied):
+        slow.generate(CONV, k=2, params=LONG, seeds=[1, 2])
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_memory_error_in_the_child_is_a_model_error_and_ends_it():
+    backend = open_local_backend("x", loader="engine_loaders:memory_hog")
+    try:
+        streamed = []
+        with pytest.raises(EngineDied, match="out of memory"):
+            backend.generate(CONV, k=2, params=LONG, seeds=[1, 2], on_token=lambda i, t: streamed.append(t))
+        backend._process.join(5)
+        assert backend._process.exitcode == 3 and not backend.alive
+    finally:
+        backend.close()
+
+
+def test_load_failures_are_model_errors_with_the_reason():
+    with pytest.raises(ModelError, match="bad-path: not a model this test accepts"):
+        open_local_backend("bad-path", loader="engine_loaders:refuses")
+    with pytest.raises(ModelError, match="MemoryError"):
+        open_local_backend("big", loader="engine_loaders:refuses_with_memory_error")
+
+
+def test_a_bad_loader_or_a_child_that_dies_while_loading():
+    with pytest.raises(ModelError, match="ModuleNotFoundError"):
+        open_local_backend("x", loader="no_such_module_anywhere:load")
+
+
+def test_the_parent_side_does_not_import_torch():
+    code = (
+        "import sys, hitl_desktop.core.backends.process as p, hitl_desktop.core.backends.devices;"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
+
+
+def test_token_coalescer_keeps_the_latest_text_per_candidate(monkeypatch):
+    batches = []
+    now = [1.0]
+    monkeypatch.setattr("hitl_desktop.core.backends.process.time.monotonic", lambda: now[0])
+    c = TokenCoalescer(batches.append, interval=0.03)
+    c(0, "a")  # first: sent at once
+    c(0, "ab")
+    c(1, "x")
+    c(0, "abc")  # within the interval: held
+    now[0] = 1.05
+    c(1, "xy")  # interval passed: the latest of each
+    c(1, "xyz")
+    c.flush()
+    assert batches == [{0: "a"}, {0: "abc", 1: "xy"}, {1: "xyz"}]
+
+
+def test_the_child_writes_what_the_in_process_backend_writes(tiny_model_dir):
+    """The real tiny model in a child: same seeds, same candidates, device recorded."""
+    from hitl_desktop.core.backends.transformers_backend import TransformersBackend
+
+    params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=16)
+    seeds = [11, 12, 13, 14]
+    local = TransformersBackend.load(tiny_model_dir).generate(CONV, k=4, params=params, seeds=seeds)
+    progress = []
+    backend = open_local_backend(str(tiny_model_dir), device="cpu", on_progress=lambda f, m: progress.append(m))
+    try:
+        streamed: dict[int, str] = {}
+        remote = backend.generate(CONV, k=4, params=params, seeds=seeds, on_token=streamed.__setitem__)
+    finally:
+        backend.close()
+    assert [c.text for c in remote.candidates] == [c.text for c in local.candidates]
+    assert [c.tokens for c in remote.candidates] == [c.tokens for c in local.candidates]
+    assert {i: t for i, t in streamed.items() if t} == {c.index: c.text for c in remote.candidates if c.text}
+    assert remote.device == "cpu" and remote.params["device"] == "cpu"
+    assert backend.device == "cpu" and backend.dtype == "bfloat16"
+    assert any("ready" in m for m in progress)
+
+
+def test_the_protocol_doc_and_the_readme_match_the_code():
+    """Every message type the engine sends is in docs/engine-protocol.md; every device choice
+    and the --device option are in the README."""
+    import re
+    from pathlib import Path
+
+    from hitl_desktop.core.backends import process
+    from hitl_desktop.core.backends.devices import DEVICE_CHOICES
+
+    root = Path(__file__).resolve().parents[2]
+    source = Path(process.__file__).read_text(encoding="utf-8")
+    kinds = set(re.findall(r'"type": "(\w+)"', source)) | set(re.findall(r'kind == "([a-z_]+)"', source))
+    assert {"generate", "stop", "shutdown", "progress", "ready", "load_failed", "tokens", "result", "error"} <= kinds
+    doc = (root / "docs" / "engine-protocol.md").read_text(encoding="utf-8")
+    assert not [k for k in kinds if f"| `{k}` |" not in doc]
+    assert f"`PROTOCOL_VERSION = {process.PROTOCOL_VERSION}`" in doc
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "[--device D]" in readme
+    assert not [d for d in DEVICE_CHOICES if f"| `{d}`" not in readme]
+
+
+def test_close_during_a_generation_stops_it_and_ends_the_child(slow):
+    import threading
+
+    errors = []
+
+    def run():
+        try:
+            slow.generate(CONV, k=2, params=LONG, seeds=[1, 2])
+        except Exception as e:  # noqa: BLE001 - the result or the error, whichever comes
+            errors.append(e)
+
+    started = threading.Event()
+    original = slow._receive
+
+    def receive(timeout):
+        started.set()
+        return original(timeout)
+
+    slow._receive = receive
+    t = threading.Thread(target=run)
+    t.start()
+    started.wait(5)
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    slow._conn.send({"type": "shutdown"})  # as close() sends it
+    t.join(10)
+    slow._process.join(5)
+    assert not t.is_alive() and slow._process.exitcode == 0
+    assert time.perf_counter() - t0 < 2.0  # not the 20 s the request would take
+
+
+def test_bad_arguments_are_the_child_backends_value_error(tiny_model_dir):
+    backend = open_local_backend(str(tiny_model_dir), device="cpu")
+    try:
+        with pytest.raises(ValueError, match="one seed per candidate"):
+            backend.generate(CONV, k=3, params=SamplingParams(max_new_tokens=2), seeds=[1, 2])
+        assert backend.alive  # a refused request leaves the child serving
+        ok = backend.generate(CONV, k=2, params=SamplingParams(max_new_tokens=2), seeds=[1, 2])
+        assert len(ok.candidates) == 2
+    finally:
+        backend.close()
