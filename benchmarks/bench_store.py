@@ -9,6 +9,12 @@
    again (every id known: nothing added) vs reading the known prompts one id at a time.
 3. Export of 100 000 trl-preference pairs to JSONL vs the naive way: one query per judgment
    (N+1) and a write + flush per row. Target: ours < 5 s.
+4. Import of a 100 000-row public-layout preference file (Anthropic HH-RLHF transcripts),
+   one transaction with progress, vs the naive way: each row parsed and saved through the
+   Store's one-item calls (prompt, candidates, judgment: a commit each; measured on a slice
+   and scaled).
+5. Export of 100 000 consensus pairs (three tutors per prompt, ``--consensus``) vs the same
+   rows the naive way: one query and one consensus per prompt (N+1), a write + flush per row.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hitl_desktop.core.consensus import consensus_items  # noqa: E402
 from hitl_desktop.core.export import build_rows, export_dataset  # noqa: E402
 from hitl_desktop.core.importing import import_file  # noqa: E402
 from hitl_desktop.core.store import Store  # noqa: E402
@@ -170,11 +177,90 @@ def bench_export(tmp: Path, pairs: int) -> None:
     print(f"export of {summary.rows:,} trl-preference pairs to JSONL: ours {ours:5.2f} s | naive N+1 queries {naive:6.2f} s | x{naive / ours:.1f}  ({verdict} the < 5 s target)")
 
 
+def write_hh_rlhf(path: Path, n: int) -> None:
+    with path.open("w") as f:
+        for i in range(n):
+            head = f"\n\nHuman: Question {i % (n // 2 or 1)}: is drug {i} safe with warfarin?\n\nAssistant: "
+            f.write(json.dumps({"chosen": head + f"No: bleeding risk ({i}).", "rejected": head + f"Yes, always ({i})."}) + "\n")
+
+
+def bench_public_import(tmp: Path, n: int) -> None:
+    from hitl_desktop.core.layouts import parse_transcript
+
+    path = tmp / "hh-rlhf.jsonl"
+    write_hh_rlhf(path, n)
+    store = Store.open(tmp / "public.db")
+    ticks = []
+    t0 = time.perf_counter()
+    summary = import_file(store, path, on_progress=lambda done, total: ticks.append(done))
+    ours = time.perf_counter() - t0
+    store.close()
+    assert summary.layout == "hh-rlhf" and summary.judgments == n
+
+    # Baseline on a slice: each row parsed, then prompt, candidates and judgment saved with
+    # the Store's one-item calls (a transaction each), scaled to n.
+    slice_n = min(n, 500)
+    store = Store.open(tmp / "public-naive.db")
+    tutor = store.ensure_tutor("imported")
+    t0 = time.perf_counter()
+    with path.open() as f:
+        for _, line in zip(range(slice_n), f):
+            row = json.loads(line)
+            chosen, rejected = parse_transcript(row["chosen"], "chosen"), parse_transcript(row["rejected"], "rejected")
+            p = store.add_prompt(Prompt(text=chosen[-2]["content"]))
+            cands = [Candidate(prompt_id=p.id, text=t[-1]["content"], index=i) for i, t in enumerate((chosen, rejected))]
+            for c in cands:
+                store.add_candidates([c])
+            store.save_judgment(Judgment(prompt_id=p.id, tutor_id=tutor.id, ranks={cands[0].id: 1, cands[1].id: 2}))
+    naive = (time.perf_counter() - t0) * n / slice_n
+    store.close()
+    print(
+        f"import of {n:,} HH-RLHF rows (public layout): ours {ours:6.2f} s ({n / ours:,.0f} rows/s, "
+        f"{len(ticks)} progress reports) | naive one-item saves ~{naive:6.1f} s (from {slice_n}) | x{naive / ours:.0f}"
+    )
+
+
+def bench_consensus_export(tmp: Path, pairs: int) -> None:
+    # three tutors rank each prompt's 4 candidates; two agree: 6 majority pairs per prompt
+    n = pairs // 6
+    store = Store.open(tmp / "consensus.db")
+    tutors = [store.ensure_tutor(f"t{i}").id for i in range(3)]
+    work = seed_prompts(store, n)
+    votes = ([1, 2, 3, 4], [1, 2, 3, 4], [4, 3, 2, 1])
+    judgments = [
+        Judgment(prompt_id=p.id, tutor_id=t, ranks={c.id: r for c, r in zip(cs, v)}, created_at=f"2026-01-01T00:00:0{k}")
+        for p, cs in work
+        for k, (t, v) in enumerate(zip(tutors, votes))
+    ]
+    store.bulk_insert(judgments=judgments)
+    t0 = time.perf_counter()
+    summary = export_dataset(store, fmt="trl-preference", out=tmp / "consensus.jsonl", consensus=True)
+    ours = time.perf_counter() - t0
+
+    # Baseline: the same rows the N+1 way: per prompt one query, its consensus, a write +
+    # flush per row.
+    t0 = time.perf_counter()
+    rows = 0
+    pids = [r[0] for r in store.db.execute("select distinct prompt_id from judgments")]
+    with (tmp / "consensus-naive.jsonl").open("w") as f:
+        for pid in pids:
+            items = consensus_items(list(store.judged_items(prompt_id=pid)))
+            for row in build_rows("trl-preference", items, tutor_name=store.pseudonym):
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.flush()
+                rows += 1
+    naive = time.perf_counter() - t0
+    store.close()
+    assert rows == summary.rows
+    print(f"export of {summary.rows:,} consensus pairs (3 tutors per prompt): ours {ours:5.2f} s | naive N+1 consensus {naive:6.2f} s | x{naive / ours:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--judgments", type=int, default=1000)
     ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--pairs", type=int, default=100_000)
+    ap.add_argument("--public-rows", type=int, default=100_000)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="hitl-bench-") as d:
         tmp = Path(d)
@@ -182,6 +268,8 @@ def main() -> None:
         bench_saves(tmp, args.judgments)
         bench_import(tmp, args.records)
         bench_export(tmp, args.pairs)
+        bench_public_import(tmp, args.public_rows)
+        bench_consensus_export(tmp, args.pairs)
 
 
 if __name__ == "__main__":

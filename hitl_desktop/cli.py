@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 DB_HELP = "The database file (default: hitl-desktop.db in the user data folder)."
 MODEL_HELP = "A local Hugging Face model folder or .gguf file (default: the embedded Gemma 3 270M)."
 #: The export formats, for --help without importing the export module (a test keeps it in step).
-EXPORT_FORMATS = "trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar, kto, sft"
+EXPORT_FORMATS = "trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar, kto, sft, judgments"
+#: The import layouts, likewise (core/layouts.py LAYOUTS).
+IMPORT_LAYOUTS = "records, judgments, trl-preference, trl-preference-chat, hh-rlhf, ultrafeedback, nectar"
 
 
 def _store_module():
@@ -87,8 +89,9 @@ def cli(ctx: click.Context, db_path: str | None, model_path: str | None) -> None
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--domain", default=None, help="Domain for records that name none.")
 @click.option("--tutor", default="imported", show_default=True, help="Tutor for rankings that name none.")
+@click.option("--format", "layout", default=None, metavar="LAYOUT", help=f"The file's layout (default: found from its fields): {IMPORT_LAYOUTS}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def import_command(file: str, db_path: str | None, domain: str | None, tutor: str, as_json: bool) -> None:
+def import_command(file: str, db_path: str | None, domain: str | None, tutor: str, layout: str | None, as_json: bool) -> None:
     """Import prompts (and finished judgments) from a JSONL or CSV file, all or nothing.
 
     A bad line refuses the whole file; the error names the first bad line and counts the others.
@@ -100,7 +103,7 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
     size = Path(file).stat().st_size
     try:
         if size < 4_000_000:  # a progress bar only for files large enough to take a moment
-            summary = import_file(store, file, default_domain=domain, default_tutor=tutor)
+            summary = import_file(store, file, default_domain=domain, default_tutor=tutor, layout=layout)
         else:
             with click.progressbar(length=size, label="Reading", file=sys.stderr) as bar:
                 last = [0]
@@ -110,7 +113,8 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
                     last[0] = done
 
                 summary = import_file(
-                    store, file, default_domain=domain, default_tutor=tutor, on_progress=progress
+                    store, file, default_domain=domain, default_tutor=tutor, on_progress=progress,
+                    layout=layout,
                 )
     except ImportFileError as e:
         raise click.ClickException(str(e)) from None
@@ -127,6 +131,11 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
             f" {summary.judgments} judgment(s) ({summary.corrections} with a correction,"
             f" {summary.judgments_skipped} already there), {summary.queued} queued."
         )
+        if summary.corrections_ignored:
+            click.echo(f"  {summary.corrections_ignored} unchanged correction(s) ignored.")
+        if summary.fields_not_kept:
+            kept = ", ".join(f"{k} ({n} row(s))" for k, n in summary.fields_not_kept.items())
+            click.echo(f"  Fields with no place in a judgment, not kept: {kept}.")
 
 
 class _LoadProgress:
@@ -395,6 +404,9 @@ def export_command(
             f"Wrote {summary.rows} {fmt} row(s){split} from {summary.judgments} judgment(s) of "
             f"{summary.prompts} prompt(s) to {', '.join(str(f) for f in summary.files)}."
         )
+        for line in [summary.dropped_text(), *summary.notes]:
+            if line:
+                click.echo(f"  {line[0].upper()}{line[1:]}.")
 
 
 @cli.command("stats", short_help="Counts per domain, and agreement between tutors.")
@@ -432,6 +444,8 @@ def _stats_text(stats: dict, db: Path) -> str:
                 f"  {name:<{width}}{d.get('prompts', 0):>9,}{d.get('judgments', 0):>9,}"
                 f"{d.get('pairs', 0):>9,}{d.get('tutors', 0):>8,}"
             )
+    for why, n in (stats.get("dropped") or {}).items():
+        lines.append(f"  left out: {n:,} {why}")
     agreement = stats.get("agreement")
     if agreement and agreement.get("units"):
         def num(v: float | None) -> str:

@@ -2,7 +2,9 @@
 
 Compared: every prompt ranked by two or more tutors, each tutor by their LATEST judgment of it
 (judgments are ordered by ``created_at``, later in the list wins a tie). A judgment's ranks are
-used as given, "all bad" ones included (the order among bad answers is still an opinion).
+used as given, "all bad" ones included when they rank the bad answers (the order among bad
+answers is still an opinion); an "all bad" judgment that ranked nothing (every candidate at one
+rank) is left out: it is not "all tied".
 A consensus item (tutor "consensus") is not a tutor: leave such items out of the input.
 
 * ``krippendorff_alpha``: Krippendorff's alpha at the ORDINAL level (``krippendorff.alpha``).
@@ -18,8 +20,9 @@ A consensus item (tutor "consensus") is not a tutor: leave such items out of the
 
 A figure with nothing to compare is ``None``.
 
-Gold items: a prompt with ``gold_ranking`` (a list of ranks aligned with ALL its candidates in
-idx order) is a reference; ``gold_agreement`` gives each tutor's mean tau-b against it.
+Gold items: a prompt with ``gold_ranking`` (candidate id -> reference rank, stored in the
+``gold_rankings`` table) is a reference; ``gold_agreement`` gives each tutor's mean tau-b
+against it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-from hitl_desktop.core.types import CONSENSUS_TUTOR, Candidate, JudgedItem, Prompt
+from hitl_desktop.core.ranking import ranked_nothing
+from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem
 
 if TYPE_CHECKING:
     from hitl_desktop.core.store import Store
@@ -90,7 +94,11 @@ def agreement(items: Iterable[JudgedItem]) -> dict[str, Any]:
 
     Returns ``{"krippendorff_alpha", "kendall_tau", "units", "prompts", "pairs"}``.
     """
-    by_prompt = {p: t for p, t in latest_by_tutor(items).items() if len(t) >= 2}
+    by_prompt = {}
+    for p, judged in latest_by_tutor(items).items():
+        judged = {tid: it for tid, it in judged.items() if not ranked_nothing(it.judgment)}
+        if len(judged) >= 2:
+            by_prompt[p] = judged
     tutors = sorted({tid for judged in by_prompt.values() for tid in judged})
     row_of = {tid: i for i, tid in enumerate(tutors)}
     columns: list[list[float]] = []
@@ -152,34 +160,19 @@ def agreement_by_domain(items: Iterable[JudgedItem]) -> dict[str, dict[str, Any]
 # -- gold items ------------------------------------------------------------------------------
 
 
-def gold_ranks(prompt: Prompt, candidates: Sequence[Candidate]) -> dict[str, int] | None:
-    """The gold ranking as candidate id -> rank; ``candidates`` are ALL the prompt's candidates
-    in idx order. None when the prompt has no gold ranking or it does not fit the candidates."""
-    gold = prompt.gold_ranking
-    if not gold or len(gold) != len(candidates):
-        return None
-    if any(isinstance(r, bool) or not isinstance(r, int) for r in gold):
-        return None
-    return {c.id: r for c, r in zip(candidates, gold, strict=True)}
-
-
-def gold_agreement(
-    items: Iterable[JudgedItem], gold_candidates: Mapping[str, Sequence[Candidate]]
-) -> dict[str, dict[str, Any]]:
+def gold_agreement(items: Iterable[JudgedItem]) -> dict[str, dict[str, Any]]:
     """tutor id -> {"tutor", "kendall_tau" (mean tau-b with gold), "items"} over gold prompts.
 
-    ``gold_candidates``: prompt id -> all its candidates in idx order (``Store.candidates_by_prompt``).
-    Each tutor's latest judgment of a prompt counts; ``items`` counts the taus in the mean.
+    A gold prompt's ``gold_ranking`` maps candidate ids to reference ranks (table
+    ``gold_rankings``); a tutor's ranks are compared over the candidates both rank. Each
+    tutor's latest judgment of a prompt counts; ``items`` counts the taus in the mean.
     """
     taus: dict[str, list[float]] = defaultdict(list)
     names: dict[str, str] = {}
-    for pid, judged in latest_by_tutor(items).items():
+    for judged in latest_by_tutor(items).values():
         for tid, item in judged.items():
-            cands = gold_candidates.get(pid)
-            if cands is None or item.prompt.gold_ranking is None:
-                continue
-            gold = gold_ranks(item.prompt, cands)
-            if gold is None:
+            gold = item.prompt.gold_ranking
+            if not gold:
                 continue
             names[tid] = item.tutor_name
             tau = tau_b(item.judgment.ranks, gold)
@@ -202,8 +195,7 @@ def agreement_stats(store: Store) -> dict[str, Any]:
     ``gold``: tutor name -> ``{"kendall_tau": float or null, "items": int}``.
     """
     items = list(store.judged_items())
-    gold_pids = {i.prompt.id for i in items if i.prompt.gold_ranking is not None}
-    gold = gold_agreement(items, store.candidates_by_prompt(sorted(gold_pids)))
+    gold = gold_agreement(items)
     return {
         **agreement(items),
         "by_domain": agreement_by_domain(items),

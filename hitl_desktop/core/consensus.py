@@ -1,35 +1,34 @@
-"""One consensus ranking where several tutors ranked the same prompt.
+"""One consensus per prompt where several tutors judged it (``export --consensus``).
 
-``consensus_items(items, method=...)`` returns the items to export instead of ``items``:
+``consensus_items(items)`` returns the items to export instead of ``items``. The rule is a
+contract (README "Consensus", docs/data-rules.md):
 
-* For a prompt ranked by ONE tutor, that tutor's latest judgment passes through unchanged.
-* For a prompt ranked by SEVERAL tutors (each by their latest judgment: "members"), one
-  consensus item ranks the candidates any member ranked:
-
-  - ``"ranked-pairs"`` (the default; Tideman's ranked pairs, as OpenAssistant does): for every
-    two candidates count the members who put one above the other (a member who tied them, or
-    did not rank both, does not vote). Each majority is a pair (winner, loser) with margin =
-    votes for - votes against. Pairs are taken strongest first (larger margin, then more votes
-    for, then candidates in generated order) and "locked in" unless they would close a cycle
-    with the pairs already locked. A candidate's consensus rank is 1 + the length of the
-    longest locked chain above it, so candidates no locked pair separates share a rank (a tie).
-    Unlike OpenAssistant, an exact tie between two candidates stays a tie instead of being
-    broken arbitrarily.
-  - ``"borda"``: each member gives a candidate one point for every candidate they ranked
-    below it and half a point for every candidate they tied with it; candidates are ranked by
-    total points (equal totals tie).
-
-  The consensus judgment: tutor name and tutor id ``"consensus"``; a deterministic id (uuid5
-  of the method, the prompt id and the sorted member judgment ids); strength = the median of
-  the members' strengths (lower median); all_bad when more than half of the members said so;
-  created_at, guideline version and domain from the latest member; no session, no display
-  order, no time; rationale names the method and the members' count. Flags and ratings are
-  not carried over.
-* Corrections are NOT merged into the consensus: the consensus applies to candidate versus
-  candidate. Each member's correction is kept as its own item: a copy of that member's item
-  with ``all_bad=True`` (so ``ranking.pairs_for_item`` makes only its correction pairs, with
-  the member's ranks as the margins' distances) and the member's own judgment id and tutor.
-  ``is_correction_only(item)`` tells such items apart.
+* Each tutor counts with their LATEST judgment of a prompt ("members"). A prompt only one
+  tutor judged passes through as that tutor's judgment, unchanged.
+* For a prompt with several members, for two candidates a, b, count the members that ranked
+  both: ``a > b`` is a consensus pair **iff more of them put a above b than b above a**. A
+  member that tied them does not vote; an "all bad" judgment that ranked nothing (every
+  candidate at one rank) abstains altogether. Every majority pair is exported, even inside a
+  cycle, and no other: never a pair between candidates no member ranked together. The
+  consensus item carries these pairs as ``JudgedItem.majorities``; its margin is the vote
+  difference (``ranking.consensus_margin``).
+* Its ranking (for ``nectar`` and the KTO/SFT "top-ranked" answers) is Tideman's ranked pairs
+  over the same votes, as OpenAssistant does: majorities are taken strongest first (larger
+  difference, then more votes for, then generated order) and locked in unless they close a
+  cycle with those already locked; a candidate's rank is 1 + the longest locked chain above
+  it, so candidates no locked pair separates share a rank. So every locked majority holds
+  in the ranking; a majority inside a cycle that could not be locked is still exported as a pair.
+* The consensus judgment: tutor name and tutor id ``"consensus"``; a deterministic id (uuid5 of
+  the prompt id and the sorted member judgment ids); strength = the lower median of the
+  members'; ``all_bad`` when more than half of the members said so; flags = every flag any
+  member raised on a candidate (so a completion one tutor flagged unsafe is never a desirable
+  KTO/SFT example); ratings = per scale the lower median of the members' ratings; created_at,
+  guideline version and domain from the latest member; no correction.
+* Each member's correction still yields that member's correction pairs: the member's item is
+  kept with ``correction_only=True`` (its judgment id and tutor unchanged), and exporters write
+  only its correction (pairs against the member's candidates with the member's margins, a KTO
+  or SFT row for the correction, a nectar row ranking the correction above the member's
+  candidates, which tie).
 
 Output order: by prompt, in the order the prompts first appear in ``items``; a prompt's
 consensus item first, then its correction items.
@@ -40,26 +39,23 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
 from hitl_desktop.core.agreement import latest_by_tutor
-from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem, Judgment
-
-METHODS = ("ranked-pairs", "borda")
+from hitl_desktop.core.ranking import ABSTAINED, effective_correction, ranked_nothing
+from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem, Judgment, Majority
 
 #: Namespace of consensus judgment ids.
 CONSENSUS_NAMESPACE = uuid.UUID("6f1b7a52-3c4e-5d0a-9b8e-2f6c1d7e4a90")
 
-_CORRECTION_ONLY_PREFIX = "[correction only] "
 
+def majorities(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> list[Majority]:
+    """Every majority pair among ``ballots`` (candidate id -> rank, 1 = best), strongest first.
 
-def ranked_pairs(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> dict[str, int]:
-    """Tideman's ranked pairs over ``ballots`` (candidate id -> rank, 1 = best).
-
-    ``order`` lists the candidates (generated order; it breaks ties between equally strong
-    pairs). Returns candidate id -> consensus rank (1 = best; ties share a rank).
+    ``order`` lists the candidates (generated order; it orders equally strong pairs).
+    Only ballots that ranked both candidates vote on a pair; a tie is no vote.
     """
     pos = {c: i for i, c in enumerate(order)}
     wins: dict[tuple[str, str], int] = defaultdict(int)
@@ -69,14 +65,26 @@ def ranked_pairs(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> 
                 wins[(a, b)] += 1
             elif ballot[b] < ballot[a]:
                 wins[(b, a)] += 1
-    majorities = []
+    out = []
     for a, b in combinations(order, 2):
         ab, ba = wins[(a, b)], wins[(b, a)]
         if ab > ba:
-            majorities.append((ab - ba, ab, a, b))
+            out.append(Majority(a, b, ab, ba))
         elif ba > ab:
-            majorities.append((ba - ab, ba, b, a))
-    majorities.sort(key=lambda m: (-m[0], -m[1], pos[m[2]], pos[m[3]]))
+            out.append(Majority(b, a, ba, ab))
+    out.sort(
+        key=lambda m: (-(m.votes_for - m.votes_against), -m.votes_for, pos[m.winner], pos[m.loser])
+    )
+    return out
+
+
+def ranked_pairs(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> dict[str, int]:
+    """Tideman's ranked pairs over ``ballots``; candidate id -> consensus rank (ties share)."""
+    return ranking_from_majorities(majorities(ballots, order), order)
+
+
+def ranking_from_majorities(strongest_first: Sequence[Majority], order: Sequence[str]) -> dict[str, int]:
+    """Lock the majorities strongest first unless they close a cycle; rank by longest chain."""
     beats: dict[str, set[str]] = defaultdict(set)  # locked: winner -> losers
 
     def reaches(start: str, goal: str) -> bool:
@@ -90,9 +98,9 @@ def ranked_pairs(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> 
                 stack.extend(beats[node])
         return False
 
-    for _, _, winner, loser in majorities:
-        if not reaches(loser, winner):  # locking winner > loser closes no cycle
-            beats[winner].add(loser)
+    for m in strongest_first:
+        if not reaches(m.loser, m.winner):  # locking winner > loser closes no cycle
+            beats[m.winner].add(m.loser)
     above: dict[str, set[str]] = defaultdict(set)
     for w, losers in beats.items():
         for lo in losers:
@@ -107,34 +115,18 @@ def ranked_pairs(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> 
     return {c: rank(c) for c in order}
 
 
-def borda(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> dict[str, int]:
-    """Borda count: a point per candidate ranked below, half a point per tie; returns
-    candidate id -> consensus rank (1 = most points; equal totals tie)."""
-    points: dict[str, float] = dict.fromkeys(order, 0.0)
-    for ballot in ballots:
-        for c in ballot:
-            if c not in points:
-                continue
-            for other, r in ballot.items():
-                if other == c or other not in points:
-                    continue
-                if ballot[c] < r:
-                    points[c] += 1.0
-                elif ballot[c] == r:
-                    points[c] += 0.5
-    levels = sorted(set(points.values()), reverse=True)
-    return {c: levels.index(points[c]) + 1 for c in order}
+def several_tutor_prompts(items: Iterable[JudgedItem]) -> int:
+    """How many prompts two or more tutors judged (consensus tutor items left out)."""
+    return sum(1 for judged in latest_by_tutor(items).values() if len(judged) >= 2)
 
 
-def is_correction_only(item: JudgedItem) -> bool:
-    """True for the items ``consensus_items`` makes to carry a member's correction."""
-    return item.judgment.all_bad and item.judgment.rationale.startswith(_CORRECTION_ONLY_PREFIX)
+def consensus_items(
+    items: Iterable[JudgedItem], dropped: Counter[str] | None = None
+) -> list[JudgedItem]:
+    """One consensus item per prompt several tutors judged; see the module docstring.
 
-
-def consensus_items(items: Iterable[JudgedItem], method: str = "ranked-pairs") -> list[JudgedItem]:
-    """One consensus item per prompt several tutors ranked; see the module docstring."""
-    if method not in METHODS:
-        raise ValueError(f"consensus method must be one of {', '.join(METHODS)}, not {method!r}")
+    ``dropped`` (optional) counts the abstaining all-bad judgments (``ranking.ABSTAINED``).
+    """
     items = [i for i in items if i.tutor_name != CONSENSUS_TUTOR]
     first_seen: dict[str, int] = {}
     for n, item in enumerate(items):
@@ -146,33 +138,56 @@ def consensus_items(items: Iterable[JudgedItem], method: str = "ranked-pairs") -
         if len(members) == 1:
             out.append(members[0])
             continue
-        out.append(_consensus_item(members, method))
-        out.extend(_correction_only(m) for m in members if m.judgment.correction is not None)
+        voters = [m for m in members if not ranked_nothing(m.judgment)]
+        if dropped is not None and len(voters) < len(members):
+            dropped[ABSTAINED] += len(members) - len(voters)
+        if voters:
+            out.append(_consensus_item(members, voters))
+        out.extend(
+            dataclasses.replace(m, correction_only=True)
+            for m in members
+            if effective_correction(m) is not None
+        )
     return out
 
 
-def _consensus_item(members: list[JudgedItem], method: str) -> JudgedItem:
+def _consensus_item(members: list[JudgedItem], voters: list[JudgedItem]) -> JudgedItem:
     by_id = {}
-    for m in members:
+    for m in voters:
         for c in m.candidates:
-            by_id.setdefault(c.id, c)
-    ballots = [{c: r for c, r in m.judgment.ranks.items() if c in by_id} for m in members]
+            if c.id in m.judgment.ranks:
+                by_id.setdefault(c.id, c)
+    ballots = [{c: r for c, r in m.judgment.ranks.items() if c in by_id} for m in voters]
     candidates = sorted(by_id.values(), key=lambda c: (c.index, c.created_at, c.id))
     order = [c.id for c in candidates]
-    ranks = ranked_pairs(ballots, order) if method == "ranked-pairs" else borda(ballots, order)
+    found = majorities(ballots, order)
     last = members[-1]
     prompt_id = last.prompt.id
     member_ids = sorted(m.judgment.id for m in members)
-    jid = str(uuid.uuid5(CONSENSUS_NAMESPACE, "|".join([method, prompt_id, *member_ids])))
-    strengths = sorted(m.judgment.strength for m in members)
+    jid = str(uuid.uuid5(CONSENSUS_NAMESPACE, "|".join(["majority", prompt_id, *member_ids])))
+    flags: dict[str, set[str]] = defaultdict(set)
+    ratings: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for m in members:
+        for cid, fl in m.judgment.flags.items():
+            if cid in by_id:
+                flags[cid].update(fl)
+        for cid, scales in m.judgment.ratings.items():
+            if cid in by_id:
+                for scale, value in scales.items():
+                    ratings[cid][scale].append(value)
     judgment = Judgment(
         id=jid,
         prompt_id=prompt_id,
         tutor_id=CONSENSUS_TUTOR,
-        ranks=ranks,
+        ranks=ranking_from_majorities(found, order),
         all_bad=sum(m.judgment.all_bad for m in members) * 2 > len(members),
-        rationale=f"consensus ({method}) of {len(members)} tutors",
-        strength=statistics.median_low(strengths),
+        flags={cid: sorted(fl) for cid, fl in flags.items() if fl},
+        ratings={
+            cid: {s: statistics.median_low(v) for s, v in sorted(sc.items())}
+            for cid, sc in ratings.items()
+        },
+        rationale=f"consensus (majority pairs) of {len(members)} tutors",
+        strength=statistics.median_low(sorted(m.judgment.strength for m in members)),
         guideline_version=last.judgment.guideline_version,
         created_at=last.judgment.created_at,
     )
@@ -182,12 +197,5 @@ def _consensus_item(members: list[JudgedItem], method: str) -> JudgedItem:
         candidates=candidates,
         tutor_name=CONSENSUS_TUTOR,
         domain=last.domain,
+        majorities=tuple(found),
     )
-
-
-def _correction_only(member: JudgedItem) -> JudgedItem:
-    j = member.judgment
-    judgment = dataclasses.replace(
-        j, all_bad=True, rationale=_CORRECTION_ONLY_PREFIX + j.rationale, flags={}, ratings={}
-    )
-    return dataclasses.replace(member, judgment=judgment)

@@ -47,33 +47,43 @@ all-bad without a correction gives none; a correction is chosen over every candi
 ``margin = (dense_rank(rejected) - dense_rank(chosen)) * strength / 2`` with a correction at
 dense rank 0.
 
-UltraFeedback scores (from the ranking, not from the optional 1-5 ratings, so that every
-judgment has them and they agree with the pairs): with ``L`` distinct rank levels among the
-candidates, ``score = L - dense_rank + 1`` (the best level scores ``L``, the worst 1); a
-correction scores ``L + 1``. So ``score_chosen - score_rejected`` is the dense rank distance.
+UltraFeedback scores: when both answers of a pair have 1-5 ratings, each score is the mean of
+its ratings. Otherwise from the ranking: with ``L`` distinct rank levels among the candidates,
+``score = L - dense_rank + 1`` (the best level scores ``L``, the worst 1); a correction scores
+``L + 1``, so ``score_chosen - score_rejected`` is the dense rank distance.
 
-Nectar ranks: the tutor's ranks as given (ties keep equal ranks, gaps are kept). A correction
+Nectar ranks: the tutor's ranks made dense (1, 3, 3 -> 1, 2, 2; ties keep equal ranks), so
+every rank fits the row's answers. A correction
 is added as an answer with rank 1 and every candidate's rank moves down by one; its model is
 ``"tutor:<tutor>"`` (a correction identical to a candidate's text is not added again). An all-bad judgment keeps its ranks and has ``all_bad = true``.
 
 KTO labels (also the "top-ranked" answers of ``sft``): desirable (``label = true``) are the
 correction and, unless the judgment is all-bad, every candidate at the best rank (ties at the
 top are all desirable; when all candidates share one rank they are all desirable), except the
-candidate the correction rewrote (the tutor had to fix it). Everything else is undesirable,
-so all candidates of an all-bad judgment are. Identical (prompt, completion) rows within one
-judgment are written once, the desirable one first.
+candidate the correction rewrote (the tutor had to fix it), and never a candidate flagged
+``incorrect``, ``unsafe`` or ``hallucination``. Everything else is undesirable, so all
+candidates of an all-bad judgment are. Identical (prompt, completion) rows within one
+judgment are written once, the desirable one first. With ``consensus`` each (prompt,
+completion) is written once, and one that would get both labels is dropped (counted).
+
+Consensus (``consensus=True``, core/consensus.py): majority pairs only, margin = vote
+difference; the summary counts what each rule left out (``ExportSummary.dropped``).
 
 Metadata columns (same names in every format): ``judgment_id``, ``prompt_id`` (``hitl_prompt_id``
-in ultrafeedback), ``domain``, ``tutor``, ``source`` (``"ranking"`` or ``"correction"``),
-``created_at`` (the judgment's time), and ``chosen_model``, ``rejected_model``,
-``chosen_seed``, ``rejected_seed`` for pairs or ``model``, ``seed`` for unpaired rows. The tutor
+in ultrafeedback), ``domain``, ``tutor``, ``source`` (``"ranking"``, ``"correction"`` or
+``"consensus"``), ``created_at`` (the judgment's time), and ``chosen_model``,
+``rejected_model``, ``chosen_seed``, ``rejected_seed``, ``chosen_flags``, ``rejected_flags``,
+``chosen_ratings``, ``rejected_ratings``, ``rationale`` for pairs or ``model``, ``seed`` for
+unpaired rows. ``judgments`` (JSONL only): one row per judgment with everything
+(core/judgment_records.py). The tutor
 is pseudonymised (``Store.pseudonym``) unless ``keep_tutor_names``; a correction's model is
 ``"tutor:<tutor>"`` with the same (pseudonymised) name.
 
 Output by the suffix of ``out``: ``.jsonl`` (UTF-8, one object a line), ``.parquet``, anything
 else a folder written with ``datasets.save_to_disk`` plus a ``README.md`` dataset card. A few
 suffixes of file types we do not write (``.json``, ``.csv``...) are refused rather than turned
-into a folder. With a test fraction the split is by prompt (no prompt in both splits), files
+into a folder. With a test fraction the split is by conversation (a prompt with every turn
+continued from it; no conversation in both splits), files
 ``<stem>-train<suffix>`` / ``<stem>-test<suffix>`` or a ``DatasetDict`` with train and test.
 Every file or folder is written to a temporary name in the same folder, synced, then renamed
 into place: on any error nothing partial is left and an existing output is untouched.
@@ -86,15 +96,32 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core import ranking
 from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
-from hitl_desktop.core.ranking import dense_ranks, pairs_for_item, split_prompt_ids
-from hitl_desktop.core.types import CONSENSUS_TUTOR, Candidate, JudgedItem, Message, PreferencePair
+from hitl_desktop.core.judgment_records import FIELDS as JUDGMENT_FIELDS
+from hitl_desktop.core.judgment_records import judgment_row
+from hitl_desktop.core.ranking import (
+    dense_ranks,
+    effective_correction,
+    is_disqualified,
+    pairs_for_item,
+    split_conversations,
+)
+from hitl_desktop.core.types import (
+    CONSENSUS_TUTOR,
+    RATING_SCALES,
+    Candidate,
+    JudgedItem,
+    Message,
+    PreferencePair,
+)
 
 FORMATS: tuple[str, ...] = (
     "trl-preference",
@@ -104,6 +131,7 @@ FORMATS: tuple[str, ...] = (
     "nectar",
     "kto",
     "sft",
+    "judgments",
 )
 
 #: Suffixes of file types we do not write: refused instead of becoming a folder's name.
@@ -133,6 +161,16 @@ class ExportSummary:
     prompts: int
     pairs: int
     domains: list[str] = field(default_factory=list)
+    #: rows each rule left out: reason -> count (keys in ``core.ranking``)
+    dropped: dict[str, int] = field(default_factory=dict)
+    #: with --consensus: how many prompts had two or more tutors (None without it)
+    consensus_prompts: int | None = None
+    #: one-line remarks for the tutor (e.g. a consensus with nothing to combine)
+    notes: list[str] = field(default_factory=list)
+
+    def dropped_text(self) -> str:
+        """``"2 unchanged correction(s) ignored; 1 ..."``, or "" when nothing was dropped."""
+        return "; ".join(f"{n} {why}" for why, n in sorted(self.dropped.items()) if n)
 
 
 # -- columns: names, types and descriptions (types keep Parquet / datasets consistent) -------
@@ -155,9 +193,15 @@ _META_PAIR = [
     (
         "source",
         "str",
-        '"ranking" (two ranked candidates) or "correction" (tutor\'s rewrite chosen)',
+        '"ranking" (two ranked candidates), "correction" (tutor\'s rewrite chosen) or '
+        '"consensus" (a majority pair of several tutors)',
     ),
     ("created_at", "str", "time of the judgment, ISO 8601 UTC"),
+    ("chosen_flags", "flags", "flags the tutor raised on the chosen answer"),
+    ("rejected_flags", "flags", "flags the tutor raised on the rejected answer"),
+    ("chosen_ratings", "ratings", "the tutor's 1-5 ratings of the chosen answer (null: not rated)"),
+    ("rejected_ratings", "ratings", "the tutor's 1-5 ratings of the rejected answer"),
+    ("rationale", "str", "the tutor's rationale for the judgment"),
 ]
 _META_UNPAIRED = [
     ("judgment_id", "str", "id of the tutor's judgment the row comes from"),
@@ -197,8 +241,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("chosen", "messages", "conversation ending with the better answer"),
         ("rejected", "messages", "conversation ending with the worse answer"),
         ("messages", "messages", "the same as chosen"),
-        ("score_chosen", "float", "levels - dense rank + 1 (a correction: levels + 1)"),
-        ("score_rejected", "float", "levels - dense rank + 1"),
+        ("score_chosen", "float", "mean rating when both answers are rated, else levels - dense rank + 1"),
+        ("score_rejected", "float", "mean rating when both answers are rated, else levels - dense rank + 1"),
         ("hitl_prompt_id", "str", "hitl-desktop prompt id (rows of one prompt are in one split)"),
         *[c for c in _META_PAIR if c[0] != "prompt_id"],
     ],
@@ -222,6 +266,8 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("messages", "messages", "the whole conversation ending with the completion"),
         *_META_UNPAIRED,
     ],
+    # JSONL only: nested provenance (core/judgment_records.py lists every field)
+    "judgments": [(name, "json", "see core/judgment_records.py") for name in JUDGMENT_FIELDS],
 }
 
 
@@ -240,6 +286,8 @@ def arrow_schema(fmt: str):
         pa.struct([("answer", pa.string()), ("model", pa.string()), ("rank", pa.int64())])
     )
     kinds = {
+        "flags": pa.list_(pa.string()),
+        "ratings": pa.struct([(scale, pa.int64()) for scale in RATING_SCALES]),
         "str": pa.string(),
         "float": pa.float64(),
         "int": pa.int64(),
@@ -287,16 +335,27 @@ def _conversation(item: JudgedItem) -> list[dict[str, str]]:
 # -- row builders ----------------------------------------------------------------------------
 
 
-def _desirable(item: JudgedItem) -> list[tuple[Candidate, bool]]:
+def _desirable(item: JudgedItem, dropped: Counter[str] | None) -> list[tuple[Candidate, bool]]:
     """Candidates in rank order with their KTO label (see the module docstring)."""
     j = item.judgment
+    if item.correction_only:
+        return []
     cands = [c for c in item.candidates if c.id in j.ranks]
     cands.sort(key=lambda c: (j.ranks[c.id], c.index))
     if not cands:
         return []
     best = j.ranks[cands[0].id]
-    corrected = j.correction.candidate_id if j.correction is not None else None
-    return [(c, (not j.all_bad) and j.ranks[c.id] == best and c.id != corrected) for c in cands]
+    corr = effective_correction(item)
+    corrected = corr.candidate_id if corr is not None else None
+    out = []
+    for c in cands:
+        top = (not j.all_bad) and j.ranks[c.id] == best and c.id != corrected
+        if top and is_disqualified(item, c.id):
+            top = False
+            if dropped is not None:
+                dropped[ranking.FLAGGED_TOP] += 1
+        out.append((c, top))
+    return out
 
 
 def _pair_metadata(p: PreferencePair, item: JudgedItem, tutor: str) -> dict[str, Any]:
@@ -312,6 +371,11 @@ def _pair_metadata(p: PreferencePair, item: JudgedItem, tutor: str) -> dict[str,
         "rejected_seed": p.rejected_seed,
         "source": p.source,
         "created_at": p.created_at,
+        "chosen_flags": list(p.chosen_flags),
+        "rejected_flags": list(p.rejected_flags),
+        "chosen_ratings": dict(p.chosen_ratings) or None,
+        "rejected_ratings": dict(p.rejected_ratings) or None,
+        "rationale": p.rationale,
     }
 
 
@@ -371,9 +435,15 @@ def _ultrafeedback_rows(
     corr_id = j.correction.id if j.correction is not None else None
 
     def score(answer_id: str) -> float:
-        return float(levels + 1) if answer_id == corr_id else float(levels - dense[answer_id] + 1)
+        if answer_id == corr_id or answer_id not in dense:
+            return float(levels + 1)
+        return float(levels - dense[answer_id] + 1)
 
     for p in pairs:
+        if p.chosen_ratings and p.rejected_ratings:
+            scores = (_rating_score(p.chosen_ratings), _rating_score(p.rejected_ratings))
+        else:
+            scores = (score(p.chosen_id), score(p.rejected_id))
         chosen = [*conv, {"role": "assistant", "content": p.chosen}]
         yield {
             "prompt": prompt,
@@ -381,11 +451,16 @@ def _ultrafeedback_rows(
             "chosen": chosen,
             "rejected": [*conv, {"role": "assistant", "content": p.rejected}],
             "messages": chosen,
-            "score_chosen": score(p.chosen_id),
-            "score_rejected": score(p.rejected_id),
+            "score_chosen": scores[0],
+            "score_rejected": scores[1],
             "hitl_prompt_id": p.prompt_id,
             **_pair_metadata(p, item, tutor),
         }
+
+
+def _rating_score(ratings: tuple[tuple[str, int], ...]) -> float:
+    """An UltraFeedback score from a tutor's 1-5 ratings: their mean over the scales given."""
+    return sum(v for _, v in ratings) / len(ratings)
 
 
 _PAIR_ROWS = {
@@ -402,12 +477,17 @@ def _nectar_rows(item: JudgedItem, tutor: str) -> Iterator[dict[str, Any]]:
     msgs = item.prompt.messages
     cands = [c for c in item.candidates if c.id in j.ranks]
     cands.sort(key=lambda c: (j.ranks[c.id], c.index))
-    corr = j.correction
+    corr = effective_correction(item)
     with_corr = corr is not None and all(c.text != corr.text for c in cands)
+    if item.correction_only and not with_corr:
+        return
     shift = 1 if with_corr else 0
     answers = [{"answer": corr.text, "model": f"tutor:{tutor}", "rank": 1}] if with_corr else []
+    dense = dense_ranks({c.id: j.ranks[c.id] for c in cands})
     answers.extend(
-        {"answer": c.text, "model": c.model, "rank": j.ranks[c.id] + shift} for c in cands
+        # a consensus member's correction alone: better than each candidate, nothing more
+        {"answer": c.text, "model": c.model, "rank": 2 if item.correction_only else dense[c.id] + shift}
+        for c in cands
     )
     if not answers:
         return
@@ -427,15 +507,16 @@ def _nectar_rows(item: JudgedItem, tutor: str) -> Iterator[dict[str, Any]]:
 
 
 def _completion_rows(
-    fmt: str, item: JudgedItem, tutor: str, include_top_ranked: bool
+    fmt: str, item: JudgedItem, tutor: str, include_top_ranked: bool, dropped: Counter[str] | None
 ) -> Iterator[dict[str, Any]]:
     """kto (every answer, labelled) and sft (the correction, and top answers when asked)."""
     j = item.judgment
     labelled: list[tuple[str, str, int | None, str, bool]] = []  # text, model, seed, source, good
-    if j.correction is not None:
-        labelled.append((j.correction.text, f"tutor:{tutor}", None, "correction", True))
+    corr = effective_correction(item)
+    if corr is not None:
+        labelled.append((corr.text, f"tutor:{tutor}", None, "correction", True))
     if fmt == "kto" or include_top_ranked:
-        for c, good in _desirable(item):
+        for c, good in _desirable(item, dropped):
             if fmt == "sft" and not good:
                 continue
             labelled.append((c.text, c.model, c.seed, "ranking", good))
@@ -472,21 +553,28 @@ def build_rows(
     *,
     tutor_name: Callable[[str], str] = lambda name: name,
     include_top_ranked: bool = False,
+    dropped: Counter[str] | None = None,
+    sessions: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows of one format for these judged items (pure: no file, no database)."""
+    """The rows of one format for these judged items (pure: no file, no database).
+
+    ``dropped`` (optional) counts what the rules left out (keys in ``core.ranking``)."""
     _check_format(fmt)
     rows: list[dict[str, Any]] = []
     pair_rows = _PAIR_ROWS.get(fmt)
     for item in items:
         tutor = tutor_name(item.tutor_name)
         if pair_rows is not None:
-            pairs = pairs_for_item(item)
+            pairs = pairs_for_item(item, dropped)
             if pairs:
                 rows.extend(pair_rows(item, pairs, tutor))
         elif fmt == "nectar":
             rows.extend(_nectar_rows(item, tutor))
+        elif fmt == "judgments":
+            sid = item.judgment.session_id
+            rows.append(judgment_row(item, tutor, (sessions or {}).get(sid) if sid else None))
         else:
-            rows.extend(_completion_rows(fmt, item, tutor, include_top_ranked))
+            rows.extend(_completion_rows(fmt, item, tutor, include_top_ranked, dropped))
     return rows
 
 
@@ -553,6 +641,7 @@ _TASKS = {
     "nectar": ["text-classification", "reinforcement-learning"],
     "kto": ["text-generation", "reinforcement-learning"],
     "sft": ["text-generation"],
+    "judgments": ["text-classification", "reinforcement-learning"],
 }
 
 _FORMAT_USE = {
@@ -563,6 +652,7 @@ _FORMAT_USE = {
     "nectar": "K-wise rankings (one row per judgment), the Nectar layout",
     "kto": "unpaired preference (desirable / undesirable) for TRL's KTOTrainer",
     "sft": "prompt-completion pairs from tutors' corrections for supervised fine-tuning",
+    "judgments": "every judgment with everything it holds, in the import record layout",
 }
 
 
@@ -637,12 +727,19 @@ belong to whoever commissioned the work.
 - Margin: ranks are made dense (1, 3, 3, 7 -> 1, 2, 2, 3), a correction stands at dense rank 0;
   `margin = (dense_rank(rejected) - dense_rank(chosen)) * strength / 2`, where strength is the
   tutor's stated strength of preference (1 slightly, 2 clearly, 3 much better).
-- UltraFeedback scores: `levels - dense_rank + 1`, a correction `levels + 1`.
-- KTO / SFT: desirable = the correction and the best-ranked candidates (not when all bad, and
-  not the candidate the correction rewrote); undesirable = the rest.
+- No degenerate rows: a correction equal to the candidate it corrects is no correction; no
+  pair has chosen == rejected; one judgment never yields the same pair twice.
+- Consensus exports: a pair is exported iff more of the tutors who ranked both candidates put
+  it that way than the other; margin = the vote difference.
+- UltraFeedback scores: the mean of each answer's 1-5 ratings when both are rated, else
+  `levels - dense_rank + 1` (a correction `levels + 1`).
+- KTO / SFT: desirable = the correction and the best-ranked candidates (not when all bad, not
+  the candidate the correction rewrote, never one flagged incorrect, unsafe or
+  hallucination); undesirable = the rest.
 - Prompt strings: a single user turn as is; with earlier turns, `Role: text` paragraphs
   ending with `User: <final turn>`. Transcripts use `\\n\\nHuman:` / `\\n\\nAssistant:`.
-- The train/test split groups rows by prompt: no prompt is in both splits.
+- The train/test split groups rows by conversation (a prompt with every turn continued from
+  it): no conversation is in both splits.
 
 ## Columns
 
@@ -736,16 +833,22 @@ def export_dataset(
     include_top_ranked: bool = False,
     items: Iterable[JudgedItem] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    consensus: bool = False,
 ) -> ExportSummary:
     """Write the judgments (filtered) in one format to ``out``; see the module docstring.
 
     ``items``: pre-selected judged items to export instead of the store's (the filters still
-    apply to them). ``on_progress(done, total)``: ``total`` is the number of judgments plus one
+    apply to them). ``consensus``: one consensus per prompt several tutors judged
+    (``core.consensus``), applied after the filters. ``on_progress(done, total)``: ``total`` is the number of judgments plus one
     for writing the files; ``done == total`` once everything is in place.
     """
     _check_format(fmt)
     out_path = Path(out).expanduser()
     kind = _output_kind(out_path)
+    if fmt == "judgments" and kind != "jsonl":
+        raise ExportError(f"{out_path}: the judgments format is written as a .jsonl file")
+    if fmt == "judgments" and consensus:
+        raise ExportError("the judgments format holds each tutor's own judgments; drop --consensus")
     try:
         test_fraction = float(test_fraction)
     except (TypeError, ValueError) as e:
@@ -770,6 +873,14 @@ def export_dataset(
             and (not until_s or it.judgment.created_at < until_s)
         ]
 
+    dropped: Counter[str] = Counter()
+    consensus_prompts = None
+    if consensus:
+        from hitl_desktop.core.consensus import consensus_items, several_tutor_prompts
+
+        consensus_prompts = several_tutor_prompts(selected)
+        selected = consensus_items(selected, dropped)
+
     if keep_tutor_names:
 
         def tutor_name(name: str) -> str:
@@ -787,11 +898,12 @@ def export_dataset(
                 p = cache[name] = store.pseudonym(name)
             return p
 
+    sessions = None
+    if fmt == "judgments" and store is not None:
+        sessions = store.sessions_by_id({it.judgment.session_id for it in selected if it.judgment.session_id})
     n = len(selected)
     total = n + 1
-    test_ids = split_prompt_ids(
-        (it.prompt.id for it in selected), test_fraction=test_fraction, seed=seed
-    )
+    test_ids = split_conversations(selected, test_fraction=test_fraction, seed=seed)
     split = test_fraction > 0
 
     train_rows: list[dict[str, Any]] = []
@@ -800,12 +912,23 @@ def export_dataset(
     every = max(1, n // 100)
     is_paired = fmt in _PAIRED
     for i, it in enumerate(selected, start=1):
-        rows = build_rows(fmt, (it,), tutor_name=tutor_name, include_top_ranked=include_top_ranked)
-        pairs += len(rows) if is_paired else len(pairs_for_item(it))
+        rows = build_rows(
+            fmt, (it,), tutor_name=tutor_name, include_top_ranked=include_top_ranked, dropped=dropped,
+            sessions=sessions,
+        )
+        if is_paired:
+            pairs += len(rows)
+        else:
+            pairs += len(pairs_for_item(it))
+            if it.judgment.correction is not None and effective_correction(it) is None:
+                dropped[ranking.UNCHANGED_CORRECTION] += 1
         (test_rows if it.prompt.id in test_ids else train_rows).extend(rows)
         if on_progress is not None and (i % every == 0 or i == n):
             on_progress(i, total)
 
+    if consensus and fmt in ("kto", "sft"):
+        train_rows = _one_label_each(train_rows, dropped)
+        test_rows = _one_label_each(test_rows, dropped)
     domains = sorted({it.domain for it in selected})
     summary = ExportSummary(
         format=fmt,
@@ -818,7 +941,13 @@ def export_dataset(
         prompts=len({it.prompt.id for it in selected}),
         pairs=pairs,
         domains=domains,
+        dropped={why: n for why, n in dropped.items() if n},
+        consensus_prompts=consensus_prompts,
     )
+    if consensus_prompts == 0:
+        summary.notes.append(
+            "no prompt was judged by two or more tutors: the consensus is each tutor's own judgment"
+        )
 
     parent = out_path.parent
     try:
@@ -870,6 +999,24 @@ def export_dataset(
     if on_progress is not None:
         on_progress(total, total)
     return summary
+
+
+def _one_label_each(rows: list[dict[str, Any]], dropped: Counter[str]) -> list[dict[str, Any]]:
+    """Under consensus, each (prompt, completion) once: rows that repeat one are merged, and a
+    completion given both KTO labels (a member's correction equal to a candidate the consensus
+    found undesirable) is dropped, counted."""
+    labels: dict[tuple[str, str], set[bool]] = {}
+    for r in rows:
+        labels.setdefault((r["prompt"], r["completion"]), set()).add(r.get("label", True))
+    out, seen = [], set()
+    for r in rows:
+        key = (r["prompt"], r["completion"])
+        if len(labels[key]) > 1:
+            dropped[ranking.KTO_CONFLICT] += 1
+        elif key not in seen:
+            out.append(r)
+        seen.add(key)
+    return out
 
 
 def _replace_files(targets: list[tuple[Path, list[dict[str, Any]]]], kind: str, fmt: str) -> None:

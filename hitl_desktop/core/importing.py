@@ -37,18 +37,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hitl_desktop.core.ranking import RankingError, validate_ranks
+from hitl_desktop.core.layouts import LAYOUTS, RowError, detect_layout, to_record
+from hitl_desktop.core.ranking import (
+    RankingError,
+    is_unchanged_correction,
+    validate_ranks,
+    without_unchanged_correction,
+)
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import (
     DEFAULT_STRENGTH,
     FLAGS,
+    RATING_SCALES,
     STRENGTHS,
     Candidate,
     Correction,
     Judgment,
     Message,
     Prompt,
+    Session,
     Tutor,
+    now_iso,
 )
 
 ROLES = ("system", "user", "assistant")
@@ -102,9 +111,13 @@ class ImportSummary:
     judgments: int = 0
     judgments_skipped: int = 0
     corrections: int = 0
+    corrections_ignored: int = 0  # equal to the candidate they correct (not stored)
     tutors: int = 0
     queued: int = 0
     domains: dict[str, int] = field(default_factory=dict)
+    layout: str = ""  # the layout read (core/layouts.py)
+    #: fields of the rows that have no place in a judgment: field -> rows (never silent)
+    fields_not_kept: dict[str, int] = field(default_factory=dict)
 
 
 class _RecordError(Exception):
@@ -131,6 +144,14 @@ class _Record:
     rationale: str
     flags: list[list[str]] | None
     gold_ranking: list[int] | None
+    ratings: list[dict[str, int]] | None = None
+    seeds: list[int | None] | None = None
+    created_at: str | None = None
+    judgment_key: str | None = None  # a pair / Nectar row: its own judgment (layouts.to_record)
+    full: Judgment | None = None  # a ``judgments`` row: everything, ids included
+    full_prompt: Prompt | None = None
+    full_candidates: list[Candidate] | None = None
+    full_session: Session | None = None
 
 
 def content_id(domain: str, messages: list[Message], prompt: str) -> str:
@@ -201,10 +222,12 @@ def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
         messages.append(Message(role, content))
 
     candidates: list[tuple[str, str]] = []
+    seeds: list[int | None] = []
     raw_cands = _expect(obj, "candidates", list, "a list") or []
     for i, c in enumerate(raw_cands):
         if isinstance(c, str):
             candidates.append((c, ""))
+            seeds.append(None)
             continue
         if not isinstance(c, dict):
             raise _RecordError(f"candidates[{i}]", "must be an object with text (or a string)")
@@ -216,7 +239,11 @@ def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
             model = ""
         if not isinstance(model, str):
             raise _RecordError(f"candidates[{i}].model", "must be a string")
+        seed = c.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise _RecordError(f"candidates[{i}].seed", "must be an integer")
         candidates.append((text, model))
+        seeds.append(seed)
     texts = [t for t, _ in candidates]
     if len(set(texts)) != len(texts):
         raise _RecordError("candidates", "two candidates have the same text")
@@ -270,6 +297,22 @@ def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
         for i, fl in enumerate(flags):
             if not isinstance(fl, list) or any(f not in FLAGS for f in fl):
                 raise _RecordError(f"flags[{i}]", f"must be a list of flags from {', '.join(FLAGS)}")
+    ratings = _expect(obj, "ratings", list, "a list with one {scale: 1-5} object per candidate")
+    if ratings is not None:
+        if len(ratings) != len(candidates):
+            raise _RecordError("ratings", f"has {len(ratings)} entries for {len(candidates)} candidates")
+        for i, r in enumerate(ratings):
+            if r is None:
+                ratings[i] = {}
+                continue
+            if not isinstance(r, dict) or any(
+                k not in RATING_SCALES or isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5
+                for k, v in r.items()
+            ):
+                raise _RecordError(
+                    f"ratings[{i}]", f"must map {' or '.join(RATING_SCALES)} to an integer from 1 to 5"
+                )
+    created_at = _expect(obj, "created_at", str, "an ISO 8601 time")
     if ext is None:
         ext = content_id(domain, messages, prompt)
     return _Record(
@@ -288,10 +331,22 @@ def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
         rationale=rationale,
         flags=flags,
         gold_ranking=gold,
+        ratings=ratings,
+        seeds=seeds,
+        created_at=created_at,
     )
 
 
-def _read_jsonl(data: bytes, default_domain: str | None, errors: list[LineError], progress) -> list[_Record]:
+def _read_jsonl(
+    data: bytes,
+    default_domain: str | None,
+    errors: list[LineError],
+    progress,
+    layout: str | None = None,
+    unkept: dict[str, int] | None = None,
+) -> tuple[list[_Record], str | None]:
+    """Read every line in one layout: ``layout``, else the first record's (layouts.py)."""
+    unkept = {} if unkept is None else unkept
     records: list[_Record] = []
     pos = 0
     total = len(data)
@@ -313,13 +368,47 @@ def _read_jsonl(data: bytes, default_domain: str | None, errors: list[LineError]
         except json.JSONDecodeError as e:
             errors.append(LineError(lineno, "", f"bad JSON: {e.msg} (column {e.colno})"))
             continue
-        try:
-            records.append(_parse_record(obj, lineno, default_domain))
-        except _RecordError as e:
-            errors.append(LineError(lineno, e.field, e.message))
+        layout = _add_object(obj, lineno, default_domain, layout, unkept, records, errors)
         if len(errors) >= MAX_ERRORS_SHOWN:
             break
-    return records
+    return records, layout
+
+
+def _add_object(obj, lineno, default_domain, layout, unkept, records, errors) -> str | None:  # noqa: ANN001
+    """One record (a JSONL line or a Parquet row) in the file's layout; returns the layout
+    (found from this record's fields when not known yet)."""
+    try:
+        if layout is None:
+            layout = detect_layout(obj)
+        obj, judgment_key = to_record(layout, obj, unkept)
+        rec = _parse_record(obj, lineno, default_domain)
+        rec.judgment_key = judgment_key
+        if layout == "judgments":
+            _parse_full(obj, rec)
+        records.append(rec)
+    except (RowError, _RecordError) as e:
+        errors.append(LineError(lineno, e.field, e.message))
+    return layout
+
+
+def _read_parquet(
+    path: Path, default_domain: str | None, errors: list[LineError], layout: str | None, unkept: dict[str, int]
+) -> tuple[list[_Record], str | None]:
+    """A Parquet file (how public datasets ship): row N is reported as line N."""
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow's errors: one line, naming the file
+        first = (str(e).splitlines() or [""])[0]
+        errors.append(LineError(0, "", f"cannot be read as Parquet ({type(e).__name__}: {first})"))
+        return [], layout
+    records: list[_Record] = []
+    for n, obj in enumerate(rows, start=1):
+        layout = _add_object(obj, n, default_domain, layout, unkept, records, errors)
+        if len(errors) >= MAX_ERRORS_SHOWN:
+            break
+    return records, layout
 
 
 def _read_csv(data: bytes, default_domain: str | None, errors: list[LineError]) -> list[_Record]:
@@ -365,8 +454,13 @@ def read_records(
     *,
     default_domain: str | None = None,
     on_progress: ProgressCallback | None = None,
+    layout: str | None = None,
+    summary: ImportSummary | None = None,
 ) -> list[_Record]:
-    """Read and check every record of a file; raise ImportFileError listing the bad lines."""
+    """Read and check every record of a file; raise ImportFileError listing the bad lines.
+
+    ``layout``: one of ``layouts.LAYOUTS`` (default: found from the first record's fields).
+    ``summary`` gets the layout read and the fields not kept."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -374,11 +468,20 @@ def read_records(
         raise ImportFileError(p, [LineError(0, "", "is a folder, not a file")]) from None
     except OSError as e:
         raise ImportFileError(p, [LineError(0, "", f"cannot be read ({e.strerror})")]) from None
+    if layout is not None and layout not in LAYOUTS:
+        raise ImportFileError(p, [LineError(0, "", f"unknown layout {layout!r}; layouts: {', '.join(LAYOUTS)}")])
     errors: list[LineError] = []
+    unkept: dict[str, int] = {}
     if p.suffix.lower() == ".csv":
         records = _read_csv(data, default_domain, errors)
+        layout = "records"
+    elif p.suffix.lower() == ".parquet":
+        records, layout = _read_parquet(p, default_domain, errors, layout, unkept)
     else:
-        records = _read_jsonl(data, default_domain, errors, on_progress)
+        records, layout = _read_jsonl(data, default_domain, errors, on_progress, layout, unkept)
+    if summary is not None:
+        summary.layout = layout or ""
+        summary.fields_not_kept = dict(sorted(unkept.items()))
     if not errors and not records:
         errors.append(LineError(0, "", "holds no records"))
     if errors:
@@ -395,10 +498,18 @@ def import_file(
     default_domain: str | None = None,
     default_tutor: str = DEFAULT_TUTOR,
     on_progress: ProgressCallback | None = None,
+    layout: str | None = None,
 ) -> ImportSummary:
-    """Import a JSONL or CSV file into the store in one transaction, or refuse it whole."""
-    records = read_records(path, default_domain=default_domain, on_progress=on_progress)
+    """Import a JSONL or CSV file into the store in one transaction, or refuse it whole.
+
+    ``layout``: see ``read_records`` and core/layouts.py (pair files, Nectar, our records)."""
     plan = _Plan(store, str(path), default_tutor)
+    records = read_records(
+        path, default_domain=default_domain, on_progress=on_progress, layout=layout, summary=plan.summary
+    )
+    if plan.summary.layout == "judgments":
+        return _import_full(store, path, records, plan.summary)
+    plan._row_keys = [r.judgment_key for r in records if r.judgment_key is not None]
     plan.load_existing(sorted({r.external_id for r in records if r.external_id is not None}))
     errors: list[LineError] = []
     for rec in records:
@@ -415,6 +526,7 @@ def import_file(
         prompts=plan.new_prompts,
         candidates=plan.new_candidates,
         judgments=plan.new_judgments,
+        gold_rankings=plan.gold_for_existing,
     )
     return plan.summary
 
@@ -431,12 +543,16 @@ class _Plan:
         self.new_prompts: list[Prompt] = []
         self.new_candidates: list[Candidate] = []
         self.new_judgments: list[Judgment] = []
+        self.gold_for_existing: dict[str, dict[str, int]] = {}
         self._tutors: dict[str, str] = {t.name: t.id for t in store.tutors()}
         self._prompts: dict[str, tuple[Prompt, int]] = {}  # external id -> (prompt, line)
         self._cands: dict[str, dict[str, Candidate]] = {}  # prompt id -> text -> candidate
         self._next_index: dict[str, int] = {}  # prompt id -> idx of its next new candidate
         self._judged: set[tuple[str, str]] = set()  # (prompt id, tutor id) already judged
         self._reused: set[str] = set()
+        self._row_keys: list[str] = []  # judgment ids of pair / Nectar rows (see load_existing)
+        self._existing_judgments: set[str] = set()
+        self._by_model: dict[tuple[str, str, str], Candidate] = {}  # (prompt id, text, model)
 
     def load_existing(self, ext_ids: list[str]) -> None:
         """Bring in the prompts of the database that the file's ids name (a few queries in all)."""
@@ -445,9 +561,13 @@ class _Plan:
         for ext, prompt in found.items():
             self._prompts[ext] = (prompt, 0)
         for pid, cands in self.store.candidates_by_prompt(pids).items():
-            self._cands[pid] = {c.text: c for c in cands}
+            self._cands[pid] = {}
+            for c in cands:
+                self._cands[pid].setdefault(c.text, c)
+                self._by_model.setdefault((pid, c.text, c.model), c)
             self._next_index[pid] = max((c.index for c in cands), default=-1) + 1
         self._judged |= self.store.judging_tutor_ids(pids)
+        self._existing_judgments = self.store.existing_ids("judgments", self._row_keys)
 
     def _tutor_id(self, name: str) -> str:
         tid = self._tutors.get(name)
@@ -462,6 +582,7 @@ class _Plan:
         s = self.summary
         s.records += 1
         known = self._prompts.get(rec.external_id) if rec.external_id is not None else None
+        where = ""
         if known is not None:
             prompt, first_line = known
             where = f"line {first_line}" if first_line else "the database"
@@ -469,8 +590,6 @@ class _Plan:
                 raise _RecordError("prompt", f"id {rec.external_id!r} has another prompt text in {where}")
             if [m.to_dict() for m in prompt.messages] != [m.to_dict() for m in rec.messages]:
                 raise _RecordError("messages", f"id {rec.external_id!r} has other earlier turns in {where}")
-            if rec.gold_ranking is not None and prompt.gold_ranking != rec.gold_ranking:
-                raise _RecordError("gold_ranking", f"id {rec.external_id!r} has another gold ranking in {where}")
             if first_line == 0 and prompt.id not in self._reused:
                 self._reused.add(prompt.id)
                 s.prompts_reused += 1
@@ -481,7 +600,6 @@ class _Plan:
                 messages=rec.messages,
                 external_id=rec.external_id,
                 source=self.source,
-                gold_ranking=rec.gold_ranking,
             )
             self.new_prompts.append(prompt)
             self._cands[prompt.id] = {}
@@ -493,29 +611,52 @@ class _Plan:
 
         by_text = self._cands[prompt.id]
         ids: list[str] = []
-        for text, model in rec.candidates:
+        for (text, model), seed in zip(rec.candidates, rec.seeds or [None] * len(rec.candidates), strict=True):
             cand = by_text.get(text)
+            if cand is not None and rec.judgment_key is not None and cand.model != model:
+                # a pair / Nectar row: the same text from another model (or another tutor's
+                # identical correction) is its own candidate, so its model is not lost
+                cand = self._by_model.get((prompt.id, text, model))
             if cand is None:
                 index = self._next_index[prompt.id]
                 self._next_index[prompt.id] = index + 1
-                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=index)
-                by_text[text] = cand
+                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=index, seed=seed)
+                by_text.setdefault(text, cand)
+                self._by_model[(prompt.id, text, model)] = cand
                 self.new_candidates.append(cand)
                 s.candidates += 1
             ids.append(cand.id)
+        if rec.gold_ranking is not None:
+            # gold ranks go to the candidates' ids, never positions (table gold_rankings)
+            gold = dict(zip(ids, rec.gold_ranking))
+            if prompt.gold_ranking is not None and prompt.gold_ranking != gold:
+                raise _RecordError(
+                    "gold_ranking", f"id {rec.external_id!r} has another gold ranking in {where}"
+                )
+            if prompt.gold_ranking is None and known is not None and known[1] == 0:
+                self.gold_for_existing[prompt.id] = gold  # a prompt already in the database
+            prompt.gold_ranking = gold
 
         if rec.ranking is None:
             s.queued += 1
             return
         tutor = rec.tutor or self.default_tutor
         tutor_id = self._tutor_id(tutor)
-        if (prompt.id, tutor_id) in self._judged:
+        # a record: one judgment per prompt and tutor; a pair or Nectar row: its own judgment
+        judged_key = (prompt.id, rec.judgment_key or tutor_id)
+        if judged_key in self._judged or rec.judgment_key in self._existing_judgments:
             s.judgments_skipped += 1
             return
-        self._judged.add((prompt.id, tutor_id))
-        judgment_id = imported_judgment_id(prompt.external_id or prompt.id, tutor)
+        self._judged.add(judged_key)
+        judgment_id = rec.judgment_key or imported_judgment_id(prompt.external_id or prompt.id, tutor)
         correction = None
-        if rec.correction is not None:
+        if (
+            rec.correction is not None
+            and rec.corrected_index is not None
+            and is_unchanged_correction(rec.candidates[rec.corrected_index][0], rec.correction)
+        ):
+            s.corrections_ignored += 1  # equal to the candidate it corrects: no correction
+        elif rec.correction is not None:
             corrected = ids[rec.corrected_index] if rec.corrected_index is not None else None
             correction = Correction(
                 text=rec.correction,
@@ -535,6 +676,195 @@ class _Plan:
                 strength=rec.strength,
                 display_order=list(ids),
                 correction=correction,
+                ratings={cid: r for cid, r in zip(ids, rec.ratings or []) if r},
+                **({"created_at": rec.created_at} if rec.created_at else {}),
             )
         )
         s.judgments += 1
+
+
+# -- the ``judgments`` layout: everything, ids included (core/judgment_records.py) -------------
+
+
+def _str(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _RecordError(key, "is missing or not a string")
+    return value
+
+
+def _num(obj: dict[str, Any], key: str, path: str, kind: type | tuple[type, ...]) -> Any:
+    value = obj.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise _RecordError(path, f"must be a number, not {type(value).__name__}")
+    return value
+
+
+def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
+    """The ids and provenance of a ``judgments`` row, checked against the row's candidates."""
+    raw = obj["candidates"]
+    cands: list[Candidate] = []
+    prompt_id = _str(obj, "prompt_id")
+    for i, c in enumerate(raw):
+        if not isinstance(c, dict):
+            raise _RecordError(f"candidates[{i}]", "must be an object with id and text")
+        params = c.get("params") or {}
+        if not isinstance(params, dict):
+            raise _RecordError(f"candidates[{i}].params", "must be an object")
+        cands.append(
+            Candidate(
+                prompt_id=prompt_id,
+                text=c["text"],
+                model=c.get("model") or "",
+                model_revision=c.get("model_revision") or "",
+                dtype=c.get("dtype") or "",
+                params=params,
+                seed=_num(c, "seed", f"candidates[{i}].seed", int),
+                tokens=_num(c, "tokens", f"candidates[{i}].tokens", int),
+                seconds=_num(c, "seconds", f"candidates[{i}].seconds", (int, float)),
+                index=_num(c, "index", f"candidates[{i}].index", int) or 0,
+                id=_str(c, "id") if isinstance(c.get("id"), str) and c["id"] else _missing(f"candidates[{i}].id"),
+                created_at=c.get("created_at") or now_iso(),
+            )
+        )
+    ids = [c.id for c in cands]
+    if len(set(ids)) != len(ids):
+        raise _RecordError("candidates", "two candidates have the same id")
+    order = obj.get("display_order") or []
+    if not isinstance(order, list):
+        raise _RecordError("display_order", "must be a list of candidate ids")
+    for i, cid in enumerate(order):
+        if cid not in ids:
+            raise _RecordError(f"display_order[{i}]", f"names candidate {cid!r}, which the row does not hold")
+    session = obj.get("session")
+    full_session = None
+    if session is not None:
+        if not isinstance(session, dict):
+            raise _RecordError("session", "must be an object with id, domain and started_at")
+        full_session = Session(
+            tutor_id=_str(obj, "tutor_id"),
+            domain=_str(session, "domain"),
+            guideline_version=session.get("guideline_version") or "",
+            id=_str(session, "id"),
+            started_at=_str(session, "started_at"),
+            ended_at=session.get("ended_at"),
+        )
+    ext = obj.get("id")
+    rec.full_prompt = Prompt(
+        text=rec.prompt,
+        domain=rec.domain,
+        messages=rec.messages,
+        external_id=None if ext is None else str(ext),
+        source=obj.get("prompt_source") or "",
+        parent_judgment_id=obj.get("parent_judgment_id"),
+        id=prompt_id,
+        created_at=_str(obj, "prompt_created_at"),
+    )
+    rec.full_candidates = cands
+    rec.full_session = full_session
+    correction = None
+    if rec.correction is not None:
+        cid = ids[rec.corrected_index] if rec.corrected_index is not None else None
+        correction = Correction(
+            text=rec.correction,
+            candidate_id=cid,
+            id=_str(obj, "correction_id"),
+            created_at=_str(obj, "correction_created_at"),
+        )
+    rec.full = Judgment(
+        id=_str(obj, "judgment_id"),
+        prompt_id=prompt_id,
+        tutor_id=_str(obj, "tutor_id"),
+        session_id=full_session.id if full_session else None,
+        ranks=dict(zip(ids, rec.ranking or [], strict=True)),
+        all_bad=rec.all_bad,
+        flags={cid: fl for cid, fl in zip(ids, rec.flags or []) if fl},
+        ratings={cid: r for cid, r in zip(ids, rec.ratings or []) if r},
+        rationale=rec.rationale,
+        strength=rec.strength,
+        seconds_spent=_num(obj, "seconds_spent", "seconds_spent", (int, float)),
+        display_order=list(order),
+        guideline_version=obj.get("guideline_version") or "",
+        correction=correction,
+        created_at=_str(obj, "created_at"),
+        supersedes=_str(obj, "supersedes", required=False),
+    )
+    if rec.ranking is None:
+        raise _RecordError("ranking", "is missing (a judgments row is a finished judgment)")
+
+
+def _missing(field: str) -> str:
+    raise _RecordError(field, "is missing or not a string")
+
+
+def _import_full(store: Store, path, records: list[_Record], s: ImportSummary) -> ImportSummary:
+    """Insert ``judgments`` rows with their own ids: what is already there is reused (prompts,
+    candidates, sessions, tutors by name) or skipped (judgments); one transaction."""
+    tutors = {t.name: t.id for t in store.tutors()}
+    have = {
+        t: store.existing_ids(t, ids)
+        for t, ids in (
+            ("prompts", {r.full_prompt.id for r in records}),
+            ("candidates", {c.id for r in records for c in r.full_candidates}),
+            ("judgments", {r.full.id for r in records}),
+            ("sessions", {r.full_session.id for r in records if r.full_session}),
+        )
+    }
+    by_ext = store.prompt_ids_by_external_id({r.full_prompt.external_id for r in records if r.full_prompt.external_id})
+    new_tutors: list[Tutor] = []
+    new: dict[str, list] = {"prompts": [], "candidates": [], "judgments": [], "sessions": []}
+    errors: list[LineError] = []
+    for rec in records:
+        s.records += 1
+        p, j = rec.full_prompt, rec.full
+        ext_owner = by_ext.get(p.external_id) if p.external_id else None
+        if ext_owner is not None and ext_owner != p.id:
+            errors.append(LineError(rec.line, "id", f"{p.external_id!r} already names another prompt"))
+            continue
+        name = rec.tutor or DEFAULT_TUTOR
+        if name not in tutors:
+            tutors[name] = j.tutor_id
+            new_tutors.append(Tutor(name=name, id=j.tutor_id))
+            s.tutors += 1
+        j.tutor_id = tutors[name]
+        if rec.full_session is not None:
+            rec.full_session.tutor_id = j.tutor_id
+        if j.id in have["judgments"]:
+            s.judgments_skipped += 1
+            continue
+        have["judgments"].add(j.id)
+        for table, rows in (("prompts", [p]), ("sessions", [rec.full_session] if rec.full_session else []),
+                            ("candidates", rec.full_candidates)):  # fmt: skip
+            for row in rows:
+                if row.id not in have[table]:
+                    have[table].add(row.id)
+                    new[table].append(row)
+                    if table == "prompts":
+                        s.prompts += 1
+                        s.domains[p.domain] = s.domains.get(p.domain, 0) + 1
+                        if p.external_id:
+                            by_ext[p.external_id] = p.id
+                    elif table == "candidates":
+                        s.candidates += 1
+                elif table == "prompts" and row is p:
+                    s.prompts_reused += 1
+        j = without_unchanged_correction(j, rec.full_candidates)
+        if rec.correction is not None and j.correction is None:
+            s.corrections_ignored += 1
+        s.corrections += j.correction is not None
+        new["judgments"].append(j)
+        s.judgments += 1
+        if len(errors) >= MAX_ERRORS_SHOWN:
+            break
+    if errors:
+        raise ImportFileError(path, errors)
+    store.bulk_insert(
+        tutors=new_tutors,
+        sessions=new["sessions"],
+        prompts=new["prompts"],
+        candidates=new["candidates"],
+        judgments=new["judgments"],
+    )
+    return s

@@ -20,6 +20,10 @@
 
   So several tutors' judgments of one item sit together on one prompt and one set of candidates.
 * A new candidate for a prompt that already has one at its ``idx`` is given the next free idx.
+* Gold ranks (``gold_rankings``, against candidate ids) follow their prompt and candidates
+  through the same mapping; a prompt that already has gold ranks in the target keeps them. A
+  source from before that table (gold by position in ``prompts.gold_ranking``) gives its ranks
+  to its candidates in idx order, as the m0003 migration does.
 * Adjudications (core/review.py) come along with their prompt id and the candidate ids in
   their ranking remapped; they are never updated, so the latest one of a prompt, from
   whichever database, is the current one.
@@ -196,6 +200,8 @@ class _Merger:
         # target prompt id -> (text -> candidate ids in idx order, used idx values)
         self.cand_keys: dict[str, tuple[dict[str, list[str]], set[int]]] = {}
         self.skipped_judgments: set[str] = set()
+        self._gold_added: set[str] = set()
+        self._gold_keys: set[tuple[str, str]] = set()
         # candidates come grouped by source prompt: how often each text was seen in this one
         self._cand_src_prompt: str | None = None
         self._occurrences: Counter[str] = Counter()
@@ -205,8 +211,11 @@ class _Merger:
 
     def merge(self, src: Store) -> None:
         name = Path(src.path).name if src.path else "source"
+        self._gold_added = set()
         for table in TABLES:
-            if not src.has_table(table):  # an older source (e.g. no adjudications yet)
+            if not src.has_table(table) and table != "gold_rankings":  # an older source
+                # (no adjudications yet); one without gold_rankings still has its gold by
+                # position, which Store.iter_raw_rows turns into rows
                 continue
             plan = getattr(self, f"_plan_{table}")
             self._cand_src_prompt = None
@@ -260,7 +269,7 @@ class _Merger:
                 self.s.matched["prompts"] += 1
             else:
                 out.append(r)
-        return out
+        return self._plan_prompts_gold_free(out)
 
     def _keys_for(self, prompt_ids: set[str]) -> None:
         missing = [p for p in prompt_ids if p not in self.cand_keys]
@@ -339,6 +348,31 @@ class _Merger:
                 continue
             current.add(key)
             out.append({**r, "candidate_id": cid})
+        return out
+
+    def _plan_prompts_gold_free(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "gold_ranking": None} if r.get("gold_ranking") else r for r in rows]
+
+    def _plan_gold_rankings(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        mapped = [
+            {
+                **r,
+                "prompt_id": self.prompt_map.get(r["prompt_id"], r["prompt_id"]),
+                "candidate_id": self.candidate_map.get(r["candidate_id"], r["candidate_id"]),
+            }
+            for r in batch
+        ]
+        # prompts whose gold came from this merge (an earlier batch) may take more of it
+        has_gold = self.t.gold_prompt_ids_among({r["prompt_id"] for r in mapped}) - self._gold_added
+        out = []
+        for r in mapped:
+            key = (r["prompt_id"], r["candidate_id"])
+            if r["prompt_id"] in has_gold or key in self._gold_keys:
+                self.s.skipped["gold_rankings"] += 1
+                continue
+            self._gold_keys.add(key)
+            self._gold_added.add(r["prompt_id"])
+            out.append(r)
         return out
 
     def _plan_corrections(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -152,6 +152,50 @@ def m0002_settings(db: Database) -> None:
     db["settings"].insert({"key": "pseudonym_salt", "value": secrets.token_hex(16)})
 
 
+def gold_rows_from_positions(db: Database) -> list[dict[str, object]]:
+    """Gold ranks stored by position (``prompts.gold_ranking``, version 0.1) as rows of
+    ``gold_rankings``: the n-th rank goes to the prompt's n-th candidate in idx order. Ranks
+    beyond the prompt's candidates, or that are not positive integers, are dropped."""
+    import json
+
+    rows: list[dict[str, object]] = []
+    gold = db.execute(
+        "select id, gold_ranking from prompts where gold_ranking is not null and gold_ranking != ''"
+    ).fetchall()
+    for pid, text in gold:
+        try:
+            ranks = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(ranks, list):
+            continue
+        cands = [
+            r[0]
+            for r in db.execute(
+                "select id from candidates where prompt_id = ? order by idx, created_at, rowid", [pid]
+            )
+        ]
+        for cid, rank in zip(cands, ranks):
+            if isinstance(rank, int) and not isinstance(rank, bool) and rank >= 1:
+                rows.append({"prompt_id": pid, "candidate_id": cid, "rank": rank})
+    return rows
+
+
+@migrations()
+def m0003_gold_rankings(db: Database) -> None:
+    """Gold ranks against candidate ids, never positions: a regenerated or reordered
+    candidate can no longer take over the gold rank of the text it replaced."""
+    db["gold_rankings"].create(
+        {"prompt_id": str, "candidate_id": str, "rank": int},
+        pk=("prompt_id", "candidate_id"),
+        not_null={"rank"},
+        foreign_keys=[("prompt_id", "prompts", "id"), ("candidate_id", "candidates", "id")],
+    )
+    db["gold_rankings"].create_index(["candidate_id"])
+    rows = gold_rows_from_positions(db)
+    if rows:
+        db["gold_rankings"].insert_all(rows)
+    db.execute("update prompts set gold_ranking = null where gold_ranking is not null")
 @migrations()
 def m0004_lab(db: Database) -> None:
     """The lab: where each candidate came from, re-judged versions, guidelines in the database.

@@ -96,13 +96,11 @@ def figures_from_items(
     items: Sequence[JudgedItem],
     *,
     tutors: Sequence[Tutor] = (),
-    gold_candidates: dict[str, list] | None = None,
 ) -> list[dict[str, Any]]:
     """Per-tutor figures from judged items (see the module docstring), sorted by tutor name.
 
     ``tutors`` adds declared domains (and tutors without judgments, when no domain filter is
-    meant: pass them only then); ``gold_candidates`` is prompt id -> all its candidates in idx
-    order, for gold agreement.
+    meant: pass them only then). Gold agreement uses each gold prompt's ``gold_ranking``.
     """
     items = [i for i in items if i.tutor_name != CONSENSUS_TUTOR]
     by_tutor: dict[str, list[JudgedItem]] = defaultdict(list)
@@ -124,7 +122,7 @@ def figures_from_items(
             if tau is not None:
                 pair_taus[t1].append(tau)
                 pair_taus[t2].append(tau)
-    gold = gold_agreement(items, gold_candidates or {})
+    gold = gold_agreement(items)
 
     out = []
     for tid in sorted(names, key=lambda t: (names[t], t)):
@@ -160,7 +158,6 @@ def quality_summary(store: Store, *, domain: str | None = ALL_DOMAINS) -> dict[s
     """
     items = list(store.judged_items(domain=domain))
     gold_pids = sorted({i.prompt.id for i in items if i.prompt.gold_ranking is not None})
-    gold_candidates = store.candidates_by_prompt(gold_pids)
     tutors = store.tutors() if domain is None else ()
     return {
         "database": str(store.path) if store.path else ":memory:",
@@ -170,7 +167,7 @@ def quality_summary(store: Store, *, domain: str | None = ALL_DOMAINS) -> dict[s
         "gold_prompts": len(gold_pids),
         "agreement": agreement(items),
         "by_domain": agreement_by_domain(items),
-        "tutors": figures_from_items(items, tutors=tutors, gold_candidates=gold_candidates),
+        "tutors": figures_from_items(items, tutors=tutors),
         "models": model_figures(items),
     }
 

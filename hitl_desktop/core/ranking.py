@@ -8,8 +8,13 @@ The rules (DESIGN.md section 4):
 * "All bad" makes no pair among the candidates.
 * A correction is a new response written by the tutor: it is ``chosen`` against the
   candidate it corrected and against every other candidate.
-* A pair whose two texts are identical is dropped (it teaches nothing; e.g. a correction
-  submitted unchanged).
+* No degenerate rows: a correction equal (after trimming) to the candidate it corrects is no
+  correction (not stored; ignored if an older version stored it); a pair whose two texts are
+  identical is dropped; one judgment never yields the same (chosen, rejected) twice. What is
+  left out is counted (the ``dropped`` counters, keys below).
+* A consensus item (core/consensus.py) yields exactly its majority pairs, with
+  ``margin = votes_for - votes_against``.
+* Splits group a prompt with every turn continued from it (``conversation_groups``).
 
 Margin. Ranks are first made dense (1, 3, 3, 7 -> 1, 2, 2, 3) so that the gaps a tutor
 leaves do not count. A correction stands one level above the best candidate (dense rank 0).
@@ -23,14 +28,19 @@ default, so the margin is the plain rank distance), 3 much better. The margin is
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
 from hitl_desktop.core.types import (
+    DISQUALIFYING_FLAGS,
     FLAGS,
     RATING_SCALES,
     STRENGTHS,
+    Candidate,
+    Correction,
     JudgedItem,
     Judgment,
     PreferencePair,
@@ -101,18 +111,87 @@ def validate_judgment(judgment: Judgment, candidate_ids: Sequence[str]) -> None:
             raise RankingError("correction: corrects a candidate that is not ranked")
 
 
-def pairs_for_item(item: JudgedItem) -> list[PreferencePair]:
-    """All preference pairs one judgment gives, by the rules in this module's docstring."""
+#: Why rows were left out: the keys of the ``dropped`` counters that exports and ``stats``
+#: report ("2 unchanged correction(s) ignored"). The rules are in docs/data-rules.md.
+UNCHANGED_CORRECTION = "unchanged correction(s) ignored"
+SAME_TEXT_PAIR = "pair(s) with chosen equal to rejected dropped"
+REPEATED_PAIR = "repeated pair(s) of one judgment dropped"
+ABSTAINED = "all-bad judgment(s) without ranks abstained"
+KTO_CONFLICT = "completion(s) given both KTO labels by the consensus dropped"
+FLAGGED_TOP = "flagged top-ranked completion(s) not counted as desirable"
+
+
+def _count(dropped: Counter[str] | None, key: str, n: int = 1) -> None:
+    if dropped is not None:
+        dropped[key] += n
+
+
+def is_unchanged_correction(original: str, text: str) -> bool:
+    """A correction equal to the text it corrects, after trimming, is no correction."""
+    return original.strip() == text.strip()
+
+
+def ranked_nothing(judgment: Judgment) -> bool:
+    """An "all bad" judgment that did not rank the candidates (they all share one rank): it
+    abstains in consensus and agreement."""
+    return judgment.all_bad and len(set(judgment.ranks.values())) <= 1
+
+
+def without_unchanged_correction(judgment: Judgment, candidates: Iterable[Candidate]) -> Judgment:
+    """The judgment as it is stored: a correction equal (after trimming) to the candidate it
+    corrects is no correction, so it is left out (at save time and at import time)."""
+    corr = judgment.correction
+    if corr is None or corr.candidate_id is None:
+        return judgment
+    for c in candidates:
+        if c.id == corr.candidate_id and is_unchanged_correction(c.text, corr.text):
+            return dataclasses.replace(judgment, correction=None)
+    return judgment
+
+
+def effective_correction(item: JudgedItem) -> Correction | None:
+    """The item's correction, or None when it has none or it equals the candidate it corrects
+    (stored by an older version, or imported: it is ignored)."""
+    corr = item.judgment.correction
+    if corr is None or corr.candidate_id is None:
+        return corr
+    for c in item.candidates:
+        if c.id == corr.candidate_id:
+            return None if is_unchanged_correction(c.text, corr.text) else corr
+    return corr
+
+
+def is_disqualified(item: JudgedItem, candidate_id: str) -> bool:
+    """Flagged incorrect, unsafe or hallucination: never a desirable KTO/SFT completion."""
+    return not DISQUALIFYING_FLAGS.isdisjoint(item.judgment.flags.get(candidate_id, ()))
+
+
+def _ratings(j: Judgment, cid: str) -> tuple[tuple[str, int], ...]:
+    r = j.ratings.get(cid)
+    return tuple(sorted(r.items())) if r else ()
+
+
+def pairs_for_item(item: JudgedItem, dropped: Counter[str] | None = None) -> list[PreferencePair]:
+    """All preference pairs one judgment gives, by the rules in this module's docstring.
+
+    ``dropped`` (optional) counts what the rules left out, by the keys above.
+    """
     j = item.judgment
     by_id = {c.id: c for c in item.candidates}
     ranks = {cid: r for cid, r in j.ranks.items() if cid in by_id}
     dense = dense_ranks(ranks)
     messages = tuple(item.prompt.messages)
     pairs: list[PreferencePair] = []
+    seen: set[tuple[str, str]] = set()
 
-    def add(chosen_text, chosen_id, chosen_model, chosen_seed, rejected, distance, source):
+    def add(chosen_text, chosen_id, chosen_model, chosen_seed, rejected, value, source):
         if chosen_text == rejected.text:
+            _count(dropped, SAME_TEXT_PAIR)
             return
+        if (chosen_text, rejected.text) in seen:
+            _count(dropped, REPEATED_PAIR)
+            return
+        seen.add((chosen_text, rejected.text))
         pairs.append(
             PreferencePair(
                 prompt_id=item.prompt.id,
@@ -121,7 +200,7 @@ def pairs_for_item(item: JudgedItem) -> list[PreferencePair]:
                 messages=messages,
                 chosen=chosen_text,
                 rejected=rejected.text,
-                margin=margin(distance, j.strength),
+                margin=value,
                 source=source,
                 domain=item.domain,
                 tutor=item.tutor_name,
@@ -132,27 +211,51 @@ def pairs_for_item(item: JudgedItem) -> list[PreferencePair]:
                 chosen_seed=chosen_seed,
                 rejected_seed=rejected.seed,
                 created_at=j.created_at,
+                chosen_flags=tuple(j.flags.get(chosen_id, ())),
+                rejected_flags=tuple(j.flags.get(rejected.id, ())),
+                chosen_ratings=_ratings(j, chosen_id),
+                rejected_ratings=_ratings(j, rejected.id),
+                rationale=j.rationale,
             )
         )
 
-    if not j.all_bad:
+    if item.correction_only:
+        pass
+    elif item.majorities is not None:
+        for m in item.majorities:
+            if m.winner in by_id and m.loser in by_id:
+                w = by_id[m.winner]
+                add(w.text, w.id, w.model, w.seed, by_id[m.loser],
+                    consensus_margin(m.votes_for, m.votes_against), "consensus")  # fmt: skip
+    elif not j.all_bad:
         ordered = sorted(ranks, key=lambda cid: (ranks[cid], by_id[cid].index))
         for a, b in combinations(ordered, 2):
             if ranks[a] == ranks[b]:
                 continue
             ca = by_id[a]
-            add(ca.text, ca.id, ca.model, ca.seed, by_id[b], dense[b] - dense[a], "ranking")
-    if j.correction is not None:
-        corr = j.correction
+            add(ca.text, ca.id, ca.model, ca.seed, by_id[b],
+                margin(dense[b] - dense[a], j.strength), "ranking")  # fmt: skip
+    corr = effective_correction(item)
+    if corr is None and j.correction is not None:
+        _count(dropped, UNCHANGED_CORRECTION)
+    if corr is not None:
         for cid in sorted(ranks, key=lambda c: (ranks[c], by_id[c].index)):
-            add(corr.text, corr.id, f"tutor:{item.tutor_name}", None, by_id[cid], dense[cid], "correction")
+            add(corr.text, corr.id, f"tutor:{item.tutor_name}", None, by_id[cid],
+                margin(dense[cid], j.strength), "correction")  # fmt: skip
     return pairs
 
 
-def pairs_for_items(items: Iterable[JudgedItem]) -> list[PreferencePair]:
+def consensus_margin(votes_for: int, votes_against: int) -> float:
+    """A consensus pair's margin: the vote difference (1 for a 2-1 or 1-0 majority)."""
+    return float(votes_for - votes_against)
+
+
+def pairs_for_items(
+    items: Iterable[JudgedItem], dropped: Counter[str] | None = None
+) -> list[PreferencePair]:
     out: list[PreferencePair] = []
     for item in items:
-        out.extend(pairs_for_item(item))
+        out.extend(pairs_for_item(item, dropped))
     return out
 
 
@@ -170,3 +273,50 @@ def split_prompt_ids(prompt_ids: Iterable[str], *, test_fraction: float, seed: i
     # At least one prompt on each side when there are two or more.
     n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
     return set(ids[:n_test])
+
+
+def conversation_groups(items: Iterable[JudgedItem]) -> dict[str, str]:
+    """prompt id -> its conversation's key: a prompt and every turn continued from it share one.
+
+    Two prompts are in one conversation when their first user turn is the same text (a
+    continued turn's earlier turns start with the prompt it continues, in the app and in
+    imported records alike) or when one continues a judgment of the other
+    (``parent_judgment_id``). The key is the smallest prompt id of the group.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    items = list(items)
+    prompt_of_judgment = {it.judgment.id: it.prompt.id for it in items}
+    for it in items:
+        p = it.prompt
+        first = next((m.content for m in p.messages if m.role == "user"), p.text)
+        union("p:" + p.id, "t:" + first)
+        if p.parent_judgment_id in prompt_of_judgment:
+            union("p:" + p.id, "p:" + prompt_of_judgment[p.parent_judgment_id])
+    groups: dict[str, list[str]] = {}
+    for node in list(parent):
+        if node.startswith("p:"):
+            groups.setdefault(find(node), []).append(node[2:])
+    return {pid: min(pids) for pids in groups.values() for pid in pids}
+
+
+def split_conversations(
+    items: Iterable[JudgedItem], *, test_fraction: float, seed: int
+) -> set[str]:
+    """The prompt ids that go to the test split, whole conversations at a time
+    (``conversation_groups``): no conversation is in both splits, and with two or more
+    conversations both splits hold at least one. Deterministic for a seed and a set of items."""
+    groups = conversation_groups(items)
+    test_keys = split_prompt_ids(groups.values(), test_fraction=test_fraction, seed=seed)
+    return {pid for pid, key in groups.items() if key in test_keys}

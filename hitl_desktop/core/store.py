@@ -14,8 +14,8 @@ import hmac
 import json
 import os
 import sqlite3
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from hitl_desktop.core.dbfile import (  # noqa: F401  (re-exported: store.StoreE
     check_database_file,
     default_db_path,
 )
-from hitl_desktop.core.migrations import APPLICATION_ID, migrations
+from hitl_desktop.core.migrations import APPLICATION_ID, gold_rows_from_positions, migrations
 from hitl_desktop.core.types import (
     Adjudication,
     Candidate,
@@ -101,7 +101,7 @@ def _row_to_prompt(row: Sequence[Any]) -> Prompt:
         external_id=external_id,
         source=source or "",
         parent_judgment_id=parent,
-        gold_ranking=_loads(gold, None),
+        gold_ranking=None,  # the gold_rankings table, by candidate id (Store._with_gold)
         created_at=created_at,
     )
 
@@ -115,7 +115,7 @@ def _prompt_to_row(p: Prompt) -> dict[str, Any]:
         "external_id": p.external_id,
         "source": p.source,
         "parent_judgment_id": p.parent_judgment_id,
-        "gold_ranking": None if p.gold_ranking is None else _dumps(p.gold_ranking),
+        "gold_ranking": None,  # gold ranks live in gold_rankings (m0003), by candidate id
         "created_at": p.created_at,
     }
 
@@ -154,6 +154,10 @@ def _candidate_to_row(c: Candidate) -> dict[str, Any]:
         "seconds": c.seconds,
         "created_at": c.created_at,
     }
+
+
+def _gold_rows(prompt_id: str, ranks: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"prompt_id": prompt_id, "candidate_id": c, "rank": r} for c, r in ranks.items()]
 
 
 def _judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], dict | None]:
@@ -405,7 +409,38 @@ class Store:
         row = self.db.execute(f"select {_PROMPT_COLUMNS} from prompts where id = ?", [prompt_id]).fetchone()
         if row is None:
             raise StoreError(f"no prompt {prompt_id}")
-        return _row_to_prompt(row)
+        return self._with_gold([_row_to_prompt(row)])[0]
+
+    # -- gold items: reference ranks against candidate ids (table gold_rankings) ------------
+
+    def _with_gold(self, prompts: list[Prompt]) -> list[Prompt]:
+        """Fill each prompt's ``gold_ranking`` (candidate id -> rank) from gold_rankings."""
+        gold = self.gold_rankings(p.id for p in prompts)
+        for p in prompts:
+            p.gold_ranking = gold.get(p.id)
+        return prompts
+
+    def gold_rankings(self, prompt_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+        """prompt id -> {candidate id: gold rank}, for the given prompts (default: all)."""
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        if prompt_ids is None:
+            rows: Iterable[tuple] = self.db.conn.execute(
+                "select prompt_id, candidate_id, rank from gold_rankings"
+            )
+        else:
+            rows = self._rows_in(
+                "select prompt_id, candidate_id, rank from gold_rankings where prompt_id in ({marks})",
+                prompt_ids,
+            )
+        for pid, cid, rank in rows:
+            out[pid][cid] = rank
+        return dict(out)
+
+    def set_gold_ranking(self, prompt_id: str, ranks: dict[str, int]) -> None:
+        """Make a prompt a gold item: its reference rank per candidate id (one transaction)."""
+        with self.db.atomic():
+            self.db.execute("delete from gold_rankings where prompt_id = ?", [prompt_id])
+            self._insert_many("gold_rankings", _gold_rows(prompt_id, ranks))
 
     def _rows_in(self, sql: str, ids: Iterable[Any]) -> Iterator[tuple]:
         """The rows of ``sql`` (holding one ``in ({marks})``) for all ``ids``, a chunk at a time."""
@@ -421,14 +456,14 @@ class Store:
         )
 
     def prompts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, Prompt]:
-        """external id -> prompt, for those that exist."""
-        return {
-            p.external_id: p
-            for p in map(
+        """external id -> prompt (with its gold ranks), for those that exist."""
+        found = list(
+            map(
                 _row_to_prompt,
                 self._rows_in(f"select {_PROMPT_COLUMNS} from prompts where external_id in ({{marks}})", external_ids),
             )
-        }
+        )
+        return {p.external_id: p for p in self._with_gold(found)}
 
     def all_prompts(self, *, domain: str | None = None) -> list[Prompt]:
         """Every prompt (of ``domain``), oldest first."""
@@ -611,11 +646,15 @@ class Store:
     # -- judgments -------------------------------------------------------------------------
 
     def save_judgment(self, judgment: Judgment) -> Judgment:
-        """Save a judgment with its ranks, flags, ratings and correction: one transaction."""
-        from hitl_desktop.core.ranking import validate_judgment
+        """Save a judgment with its ranks, flags, ratings and correction: one transaction.
+
+        A correction equal (after trimming) to the candidate it corrects is not stored; the
+        judgment returned is the one saved."""
+        from hitl_desktop.core.ranking import validate_judgment, without_unchanged_correction
 
         candidates = self.candidates_for(judgment.prompt_id)
         validate_judgment(judgment, [c.id for c in candidates])
+        judgment = without_unchanged_correction(judgment, candidates)
         jrow, rrows, crow = _judgment_rows(judgment)
         try:
             with self.db.atomic():
@@ -650,11 +689,16 @@ class Store:
         self,
         *,
         tutors: Sequence[Tutor] = (),
+        sessions: Sequence[Session] = (),
         prompts: Sequence[Prompt] = (),
         candidates: Sequence[Candidate] = (),
         judgments: Sequence[Judgment] = (),
+        gold_rankings: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
-        """Insert many records in ONE transaction: all of them, or (on any error) none."""
+        """Insert many records in ONE transaction: all of them, or (on any error) none.
+
+        Gold ranks: the new prompts' ``gold_ranking`` and ``gold_rankings`` (prompt id ->
+        candidate id -> rank) for prompts already stored."""
         rankings: list[dict[str, Any]] = []
         corrections: list[dict[str, Any]] = []
         judgment_rows: list[dict[str, Any]] = []
@@ -669,11 +713,24 @@ class Store:
                 "tutors",
                 [{"id": t.id, "name": t.name, "domains": _dumps(t.domains), "created_at": t.created_at} for t in tutors],
             )
+            self._insert_many(
+                "sessions",
+                [
+                    {"id": x.id, "tutor_id": x.tutor_id, "domain": x.domain, "guideline_version": x.guideline_version,
+                     "started_at": x.started_at, "ended_at": x.ended_at}
+                    for x in sessions
+                ],
+            )  # fmt: skip
             self._insert_many("prompts", [_prompt_to_row(p) for p in prompts])
             self._insert_many("candidates", [_candidate_to_row(c) for c in candidates])
             self._insert_many("judgments", judgment_rows)
             self._insert_many("rankings", rankings)
             self._insert_many("corrections", corrections)
+            self._insert_many(
+                "gold_rankings",
+                [r for p in prompts if p.gold_ranking for r in _gold_rows(p.id, p.gold_ranking)]
+                + [r for pid, g in (gold_rankings or {}).items() for r in _gold_rows(pid, dict(g))],
+            )
 
     def _insert_many(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Plain executemany for rows that are already SQL values (bulk paths: import, merge).
@@ -755,6 +812,13 @@ class Store:
             r[0]: _row_to_prompt(r)
             for r in ex(f"select {_PROMPT_COLUMNS} from prompts where id in (select j.prompt_id {base})", args)
         }
+        for pid, cid, rank in ex(
+            f"select prompt_id, candidate_id, rank from gold_rankings where prompt_id in (select j.prompt_id {base})",
+            args,
+        ):
+            if prompts[pid].gold_ranking is None:
+                prompts[pid].gold_ranking = {}
+            prompts[pid].gold_ranking[cid] = rank
         cands: dict[str, list[Candidate]] = defaultdict(list)
         for r in ex(
             f"select {_CANDIDATE_COLUMNS} from candidates where prompt_id in (select j.prompt_id {base}) "
@@ -797,6 +861,16 @@ class Store:
         row = self.db.execute("select value from settings where key = ?", [key]).fetchone()
         return row[0] if row else default
 
+    def sessions_by_id(self, session_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """session id -> {id, domain, guideline_version, started_at, ended_at}."""
+        return {
+            r[0]: dict(zip(("id", "domain", "guideline_version", "started_at", "ended_at"), r, strict=True))
+            for r in self._rows_in(
+                "select id, domain, guideline_version, started_at, ended_at from sessions where id in ({marks})",
+                session_ids,
+            )
+        }
+
     def set_setting(self, key: str, value: str) -> None:
         with self.db.atomic():
             self.db["settings"].upsert({"key": key, "value": value}, pk="key")
@@ -837,10 +911,11 @@ class Store:
             per_domain[dom]["candidates"] = n
         tutors_by_domain: dict[str, set[str]] = defaultdict(set)
         total_pairs = 0
+        dropped: Counter[str] = Counter()  # what the pair rules left out, by reason
         for item in self.judged_items():
             d = per_domain[item.domain]
             d["judgments"] += 1
-            n = len(pairs_for_item(item))
+            n = len(pairs_for_item(item, dropped))
             d["pairs"] += n
             total_pairs += n
             if item.judgment.correction is not None:
@@ -863,6 +938,7 @@ class Store:
                 "(select 1 from judgments j where j.prompt_id = p.id)"
             ),
             "domains": {k: per_domain[k] for k in sorted(per_domain)},
+            "dropped": dict(sorted(dropped.items())),
         }
 
     # -- merging, gold items and figures --------------------------------------------------
@@ -879,6 +955,7 @@ class Store:
         "judgments",
         "rankings",
         "corrections",
+        "gold_rankings",
         "guidelines",
         "adjudications",
     )
@@ -981,12 +1058,22 @@ class Store:
         """Whether the database has this table (an older schema may lack a newer one)."""
         return self.db[table].exists()
 
+    def gold_prompt_ids_among(self, prompt_ids: Iterable[str]) -> set[str]:
+        """Those of ``prompt_ids`` that have gold ranks (a merge never changes them)."""
+        return {r[0] for r in self._rows_in("select distinct prompt_id from gold_rankings where prompt_id in ({marks})", prompt_ids)}
+
     def iter_raw_rows(self, table: str, *, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
         """A merge table's rows as stored (column -> value), in batches.
 
         In insertion order; candidates grouped by prompt in idx order.
         """
         self._check_merge_table(table)
+        if table == "gold_rankings" and not self.db["gold_rankings"].exists():
+            # a source from before m0003 (opened read-only, not migrated): its gold by position
+            rows = gold_rows_from_positions(self.db)
+            for start in range(0, len(rows), batch_size):
+                yield rows[start : start + batch_size]
+            return
         if not self.db[table].exists():  # a source of an older schema
             return
         # a prompt's candidates together and in idx order: merging matches them by text in order

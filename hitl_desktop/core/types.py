@@ -21,6 +21,10 @@ FLAGS: tuple[str, ...] = (
     "style",
 )
 
+#: Flags that make a completion undesirable whatever its rank: never a KTO ``label = true``,
+#: never an SFT completion.
+DISQUALIFYING_FLAGS: frozenset[str] = frozenset({"incorrect", "unsafe", "hallucination"})
+
 #: Rating scales a tutor can fill per candidate (1-5).
 RATING_SCALES: tuple[str, ...] = ("helpfulness", "correctness")
 
@@ -83,7 +87,8 @@ class Prompt:
     external_id: str | None = None
     source: str = ""
     parent_judgment_id: str | None = None  # set when it continues a judged conversation
-    gold_ranking: list[int] | None = None  # reference ranking (gold item), hidden from tutors
+    #: a gold item's reference ranks, candidate id -> rank (table gold_rankings); hidden from tutors
+    gold_ranking: dict[str, int] | None = None
     id: str = field(default_factory=new_id)
     created_at: str = field(default_factory=now_iso)
 
@@ -146,6 +151,17 @@ class Judgment:
     supersedes: str | None = None  # the judgment this one re-judges (kept for audit)
 
 
+@dataclass(frozen=True)
+class Majority:
+    """A consensus pair: more of the judgments that ranked both put ``winner`` above ``loser``
+    (``votes_for``) than the other way round (``votes_against``)."""
+
+    winner: str  # candidate id
+    loser: str
+    votes_for: int
+    votes_against: int
+
+
 @dataclass
 class JudgedItem:
     """A judgment joined with everything export needs: its prompt, candidates, tutor, domain."""
@@ -155,6 +171,10 @@ class JudgedItem:
     candidates: list[Candidate]  # in generated order
     tutor_name: str
     domain: str  # the session's domain, else the prompt's
+    #: A consensus item's majority pairs (core/consensus.py): its pairs are exactly these.
+    majorities: tuple[Majority, ...] | None = None
+    #: A consensus member's correction carried alone: only its correction rows are exported.
+    correction_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,7 +188,7 @@ class PreferencePair:
     chosen: str
     rejected: str
     margin: float
-    source: str  # "ranking" | "correction"
+    source: str  # "ranking" | "correction" | "consensus"
     domain: str
     tutor: str
     chosen_model: str
@@ -178,6 +198,11 @@ class PreferencePair:
     chosen_seed: int | None = None
     rejected_seed: int | None = None
     created_at: str = ""
+    chosen_flags: tuple[str, ...] = ()
+    rejected_flags: tuple[str, ...] = ()
+    chosen_ratings: tuple[tuple[str, int], ...] = ()  # (scale, 1..5), as a hashable mapping
+    rejected_ratings: tuple[tuple[str, int], ...] = ()
+    rationale: str = ""
 
 
 @dataclass

@@ -106,7 +106,11 @@ def is_protected(store: Store, prompt: Prompt) -> bool:
     origins = store.candidate_origins(prompt.id)
     if not origins:
         return False
-    return prompt.gold_ranking is not None or any(o in PROTECTED_ORIGINS for o, _ in origins.values())
+    return (
+        prompt.gold_ranking is not None
+        or bool(store.gold_rankings([prompt.id]))  # gold ranks live in gold_rankings (m0003)
+        or any(o in PROTECTED_ORIGINS for o, _ in origins.values())
+    )
 
 
 def import_prompts(
@@ -116,10 +120,12 @@ def import_prompts(
     default_domain: str | None = None,
     default_tutor: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    layout: str | None = None,
 ):
-    """Import a JSONL/CSV file through the validated importer: all or nothing
+    """Import a JSONL/CSV/Parquet file through the validated importer: all or nothing
     (``importing.ImportFileError`` names the lines). Candidates that come with a prompt are
-    recorded as ``imported`` and so are protected."""
+    recorded as ``imported`` and so are protected. ``layout``: core/layouts.py (default:
+    found from the fields)."""
     from hitl_desktop.core.importing import DEFAULT_TUTOR, import_file
 
     return import_file(
@@ -128,6 +134,7 @@ def import_prompts(
         default_domain=default_domain,
         default_tutor=default_tutor or DEFAULT_TUTOR,
         on_progress=on_progress,
+        layout=layout,
     )
 
 
@@ -151,11 +158,11 @@ def export_judgments(
         from hitl_desktop.core.review import export_items
 
         items = export_items(store, consensus=consensus, **filters)
-    elif consensus:
-        from hitl_desktop.core.consensus import consensus_items
-
-        items = consensus_items(list(store.judged_items(**filters)))
-    return export.export_dataset(store, fmt=fmt, out=out, items=items, **options)
+    # the consensus itself (core/consensus.py) is assembled by export_dataset, which counts
+    # what it leaves out; with --adjudicated, export_items has applied it already
+    return export.export_dataset(
+        store, fmt=fmt, out=out, items=items, consensus=consensus and not adjudicated, **options
+    )
 
 
 class TutorWorkflow:

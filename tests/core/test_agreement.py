@@ -20,9 +20,7 @@ from hitl_desktop.core.agreement import (
 )
 from hitl_desktop.core.consensus import (
     CONSENSUS_NAMESPACE,
-    borda,
     consensus_items,
-    is_correction_only,
     ranked_pairs,
 )
 from hitl_desktop.core.ranking import pairs_for_item
@@ -40,11 +38,13 @@ class Bench:
 
     def prompt(self, name: str, k: int, *, domain: str = "medicine", gold=None):
         if name not in self.prompts:
-            p = Prompt(text=f"question {name}", domain=domain, id=f"p-{name}", gold_ranking=gold)
+            p = Prompt(text=f"question {name}", domain=domain, id=f"p-{name}")
             cands = [
                 Candidate(prompt_id=p.id, text=f"{name} answer {i}", index=i, id=f"{name}-c{i}")
                 for i in range(k)
             ]
+            if gold is not None:  # gold ranks belong to candidate ids
+                p.gold_ranking = {c.id: r for c, r in zip(cands, gold)}
             self.prompts[name] = (p, cands)
         return self.prompts[name]
 
@@ -211,20 +211,22 @@ def test_gold_agreement_per_tutor():
         bench.judge("bob", "g1", [3, 2, 1]),
         bench.judge("bob", "x", [1, 2]),  # not a gold item
     ]
-    got = gold_agreement(items, {g1.id: g1c, g2.id: g2c})
+    got = gold_agreement(items)
     assert got["t-ann"]["items"] == 2
     assert got["t-ann"]["kendall_tau"] == pytest.approx((1 + 2 / math.sqrt(6)) / 2)
     assert got["t-bob"] == {"tutor": "bob", "kendall_tau": pytest.approx(-1), "items": 1}
-    # a gold ranking that does not fit the candidates is ignored
-    bad, bad_c = bench.prompt("bad", 3, gold=[1, 2])
-    assert gold_agreement([bench.judge("cem", "bad", [1, 2, 3])], {bad.id: bad_c}) == {}
+    # gold ranks are compared over the candidates both rank
+    bench.prompt("part", 3, gold=[2, 1])
+    got = gold_agreement([bench.judge("cem", "part", [1, 2, 3])])
+    assert got["t-cem"]["kendall_tau"] == pytest.approx(-1)
 
 
 def test_agreement_stats_from_a_store(store):
     tutors = {n: store.ensure_tutor(n) for n in ("ann", "bob")}
-    p = store.add_prompt(Prompt(text="q", domain="law", gold_ranking=[1, 2, 3]))
+    p = store.add_prompt(Prompt(text="q", domain="law"))
     cands = [Candidate(prompt_id=p.id, text=f"a{i}", index=i) for i in range(3)]
     store.add_candidates(cands)
+    store.set_gold_ranking(p.id, {c.id: r for c, r in zip(cands, [1, 2, 3])})
     for name, ranks in (("ann", [1, 2, 3]), ("bob", [1, 3, 2])):
         store.save_judgment(
             Judgment(
@@ -257,33 +259,26 @@ def test_ranked_pairs_breaks_a_cycle_at_its_weakest_pair():
     votes = ballots((3, "ABC"), (2, "BCA"), (2, "CAB"))
     assert ranked_pairs(votes, ["A", "B", "C"]) == {"A": 1, "B": 2, "C": 3}
     assert ranked_pairs(votes, ["C", "B", "A"]) == {"A": 1, "B": 2, "C": 3}  # not by order
-    # Borda on the same ballots: A 3*2+2*0+2*1 = 8, B 3+4+0 = 7, C 0+2+4 = 6
-    assert borda(votes, ["A", "B", "C"]) == {"A": 1, "B": 2, "C": 3}
 
 
 def test_a_perfect_cycle_is_broken_by_generated_order():
     votes = ballots((1, "ABC"), (1, "BCA"), (1, "CAB"))  # every margin is 1
     assert ranked_pairs(votes, ["A", "B", "C"]) == {"A": 1, "B": 2, "C": 3}
     assert ranked_pairs(votes, ["B", "C", "A"]) == {"B": 1, "C": 2, "A": 3}
-    assert borda(votes, ["A", "B", "C"]) == {"A": 1, "B": 1, "C": 1}  # 3 points each
 
 
-def test_ranked_pairs_and_borda_can_differ():
+def test_ranked_pairs_finds_the_condorcet_winner():
     votes = ballots((3, "ABC"), (2, "BCA"))
     # pairwise, A beats B 3:2 and C 3:2: A is the Condorcet winner
     assert ranked_pairs(votes, ["A", "B", "C"]) == {"A": 1, "B": 2, "C": 3}
-    # Borda: A 3*2 = 6, B 3*1 + 2*2 = 7, C 2*1 = 2
-    assert borda(votes, ["A", "B", "C"]) == {"B": 1, "A": 2, "C": 3}
 
 
 def test_exact_ties_stay_ties():
     votes = [{"A": 1, "B": 2, "C": 3}, {"A": 2, "B": 1, "C": 3}]
     assert ranked_pairs(votes, ["A", "B", "C"]) == {"A": 1, "B": 1, "C": 2}
-    assert borda(votes, ["A", "B", "C"]) == {"A": 1, "B": 1, "C": 2}
-    # a tutor's own tie: no vote either way; ties give half a Borda point
+    # a tutor's own tie: no vote either way
     votes = [{"A": 1, "B": 1, "C": 2}, {"A": 1, "B": 2, "C": 3}]
     assert ranked_pairs(votes, ["A", "B", "C"]) == {"A": 1, "B": 2, "C": 3}
-    assert borda(votes, ["A", "B", "C"]) == {"A": 1, "B": 2, "C": 3}  # A 1.5+2, B 1.5+1, C 0
 
 
 def test_consensus_items():
@@ -298,28 +293,31 @@ def test_consensus_items():
     out = consensus_items(items)
     assert [i.tutor_name for i in out] == ["consensus", "cem", "ann"]
     cons, corr, solo = out
-    # ranked pairs: c0>c1 2:1, c0>c2 3:0, c1>c2 2:1 -> c0, c1, c2
+    # majorities: c0>c1 2:1, c0>c2 3:0, c1>c2 2:1 -> c0, c1, c2
     assert cons.judgment.ranks == {"q-c0": 1, "q-c1": 2, "q-c2": 3}
     assert cons.judgment.tutor_id == "consensus" and cons.judgment.correction is None
     assert cons.judgment.strength == 2 and cons.judgment.all_bad is False
     member_ids = sorted(i.judgment.id for i in items[:3])
     assert cons.judgment.id == str(
-        uuid.uuid5(CONSENSUS_NAMESPACE, "|".join(["ranked-pairs", "p-q", *member_ids]))
+        uuid.uuid5(CONSENSUS_NAMESPACE, "|".join(["majority", "p-q", *member_ids]))
     )
     assert consensus_items(items)[0].judgment.id == cons.judgment.id  # deterministic
-    assert consensus_items(items, "borda")[0].judgment.id != cons.judgment.id
     assert [c.id for c in cons.candidates] == ["q-c0", "q-c1", "q-c2"]
-    assert len(pairs_for_item(cons)) == 3
+    pairs = pairs_for_item(cons)
+    assert {(p.chosen_id, p.rejected_id, p.margin) for p in pairs} == {
+        ("q-c0", "q-c2", 3.0),
+        ("q-c0", "q-c1", 1.0),
+        ("q-c1", "q-c2", 1.0),
+    }
+    assert {p.source for p in pairs} == {"consensus"}
 
     # cem's correction survives on its own, with only correction pairs
-    assert is_correction_only(corr) and corr.judgment.id == items[2].judgment.id
+    assert corr.correction_only and corr.judgment.id == items[2].judgment.id
     pairs = pairs_for_item(corr)
     assert {p.source for p in pairs} == {"correction"} and len(pairs) == 3
-    assert not is_correction_only(cons) and not is_correction_only(items[2])
+    assert not cons.correction_only and not items[2].correction_only
 
     assert solo is items[3]  # a single tutor's item passes through
-    with pytest.raises(ValueError, match="ranked-pairs, borda"):
-        consensus_items(items, "majority")
 
 
 def test_consensus_uses_each_tutors_latest_judgment():
@@ -329,6 +327,6 @@ def test_consensus_uses_each_tutors_latest_judgment():
         bench.judge("bob", "q", [1, 2, 3]),
         bench.judge("ann", "q", [1, 2, 3]),
     ]
-    (cons,) = consensus_items(items, "borda")
+    (cons,) = consensus_items(items)
     assert cons.judgment.ranks == {"q-c0": 1, "q-c1": 2, "q-c2": 3}
     assert "2 tutors" in cons.judgment.rationale

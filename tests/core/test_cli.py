@@ -128,7 +128,7 @@ def test_export_with_consensus_and_stats_agreement(runner, jsonl, db_path, tmp_p
     result = runner.invoke(cli, ["export", "--db", str(db_path), "--format", "trl-preference", "--out", str(out), "--consensus"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    ranking_rows = [r for r in rows if r["source"] == "ranking"]
+    ranking_rows = [r for r in rows if r["source"] == "consensus"]
     # dr-a: 4 > 1 > 10 ; dr-b: 4 > (10 = 1): consensus keeps 4 g first and both agree 4 g > the others.
     assert {r["tutor"] for r in ranking_rows} == {"consensus"}
     assert ("4 g/day", "10 g/day") in {(r["chosen"], r["rejected"]) for r in ranking_rows}

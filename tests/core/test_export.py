@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from hitl_desktop.core import export as export_mod
 from hitl_desktop.core.export import FORMATS, ExportError, build_rows, export_dataset
+from hitl_desktop.core.judgment_records import FIELDS as JUDGMENT_FIELDS
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import (
     Candidate,
@@ -199,6 +200,11 @@ PAIR_META = {
     "rejected_seed",
     "source",
     "created_at",
+    "chosen_flags",
+    "rejected_flags",
+    "chosen_ratings",
+    "rejected_ratings",
+    "rationale",
 }
 UNPAIRED_META = {
     "judgment_id",
@@ -242,6 +248,7 @@ EXPECTED_FIELDS = {
     },
     "kto": {"prompt", "completion", "label"} | UNPAIRED_META,
     "sft": {"prompt", "completion", "messages"} | UNPAIRED_META,
+    "judgments": set(JUDGMENT_FIELDS),
 }
 
 
@@ -570,7 +577,7 @@ def test_build_rows_one_row_per_pair(ranks, all_bad, corrected, strength):
 # -- the three outputs -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "judgments"])  # judgments: JSONL only
 def test_parquet_and_folder_hold_the_jsonl_rows(bench, tmp_path, fmt):
     import datasets
 

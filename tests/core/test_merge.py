@@ -165,6 +165,7 @@ def test_three_tutors_merge_onto_one_prompt_set(target, sources):
         "judgments": n_judgments,
         "rankings": sum(len(r) for ranks in RANKS.values() for r in ranks.values()) + 2,
         "corrections": 1,
+        "gold_rankings": 0,
         "guidelines": 0,
         "adjudications": 0,
     }

@@ -16,8 +16,10 @@ from hitl_desktop.core.types import Candidate, Judgment, Prompt
 def lab_with(n_prompts: int, n_gold: int) -> Store:
     store = Store.memory()
     prompts = [Prompt(text=f"q{i}", external_id=f"q{i}") for i in range(n_prompts)]
-    prompts += [Prompt(text=f"g{i}", external_id=f"g{i}", gold_ranking=[1, 2]) for i in range(n_gold)]
+    prompts += [Prompt(text=f"g{i}", external_id=f"g{i}") for i in range(n_gold)]
     cands = [Candidate(prompt_id=p.id, text=f"{p.text}-{x}", index=x) for p in prompts for x in range(2)]
+    for p in prompts[n_prompts:]:  # gold ranks belong to candidate ids (gold_rankings)
+        p.gold_ranking = {c.id: r for c, r in zip([c for c in cands if c.prompt_id == p.id], [1, 2])}
     store.bulk_insert(prompts=prompts, candidates=cands)
     return store
 

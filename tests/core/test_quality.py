@@ -42,11 +42,13 @@ def bench(store):
     store.ensure_tutor("dora", ["law"])  # no judgments yet
     cands = {}
     for name, (domain, gold) in PROMPTS.items():
-        p = store.add_prompt(Prompt(text=f"question {name}", domain=domain, gold_ranking=gold))
+        p = store.add_prompt(Prompt(text=f"question {name}", domain=domain))
         cands[name] = [
             Candidate(prompt_id=p.id, text=f"{name} answer {i}", index=i) for i in range(3)
         ]
         store.add_candidates(cands[name])
+        if gold is not None:
+            store.set_gold_ranking(p.id, {c.id: r for c, r in zip(cands[name], gold)})
     for n, (tutor, name, ranks, shown, secs) in enumerate(JUDGMENTS):
         cs = cands[name]
         store.save_judgment(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from itertools import combinations
 
 import pytest
@@ -9,6 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hitl_desktop.core.ranking import (
+    REPEATED_PAIR,
+    SAME_TEXT_PAIR,
+    UNCHANGED_CORRECTION,
     RankingError,
     dense_ranks,
     pairs_for_item,
@@ -100,10 +104,21 @@ def test_all_bad_with_correction_makes_only_correction_pairs():
     ]
 
 
-def test_unchanged_correction_makes_no_pair_against_its_own_text():
-    pairs = pairs_for_item(make_item([1, 2], correction="answer 0", corrected=0))
-    assert ("answer 0", "answer 0") not in {(p.chosen, p.rejected) for p in pairs}
-    assert len(pairs) == 2  # answer 0 > answer 1, and the correction (= answer 0) > answer 1
+def test_unchanged_correction_is_no_correction():
+    dropped = Counter()
+    pairs = pairs_for_item(make_item([1, 2], correction=" answer 0\n", corrected=0), dropped)
+    assert [(p.chosen, p.rejected, p.source) for p in pairs] == [("answer 0", "answer 1", "ranking")]
+    assert dropped == {UNCHANGED_CORRECTION: 1}
+
+
+def test_a_correction_equal_to_another_candidate_never_repeats_a_pair():
+    dropped = Counter()
+    pairs = pairs_for_item(make_item([1, 2, 3], correction="answer 1", corrected=0), dropped)
+    keys = [(p.chosen, p.rejected) for p in pairs]
+    assert len(keys) == len(set(keys)) and all(c != r for c, r in keys)
+    # ranking: 0>1, 0>2, 1>2; correction (= answer 1) > 0, (> 1 same text), (> 2 repeated)
+    assert keys == [("answer 0", "answer 1"), ("answer 0", "answer 2"), ("answer 1", "answer 2"), ("answer 1", "answer 0")]
+    assert dropped == {SAME_TEXT_PAIR: 1, REPEATED_PAIR: 1}
 
 
 def test_pairs_keep_provenance_and_conversation():

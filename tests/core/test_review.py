@@ -188,7 +188,7 @@ def test_export_adjudicated_with_consensus_elsewhere(lab, tmp_path):
     rows = export_rows(lab.path, tmp_path / "both.jsonl", "--adjudicated", "--consensus")
     tutors = {r["prompt_id"]: set() for r in rows}
     for r in rows:
-        if r["source"] == "ranking":
+        if r["source"] in ("ranking", "consensus"):  # consensus rows are majority pairs
             tutors[r["prompt_id"]].add(r["tutor"])
     assert tutors[pid] == {"lead"}
     assert tutors[pid_of(lab, "p1")] == {"consensus"} and tutors[pid_of(lab, "p3")] == {"consensus"}

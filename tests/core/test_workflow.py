@@ -153,8 +153,8 @@ def test_imported_candidates_are_never_replaced(wf, store):
 def test_gold_prompt_candidates_are_protected_even_when_generated(wf, store):
     item = fill(wf, "q1")
     assert not item.protected
-    store.db.execute("update prompts set gold_ranking = '[1,2,3]' where id = ?", [item.prompt.id])
-    item = wf.open_item(store.get_prompt(item.prompt.id))
+    store.set_gold_ranking(item.prompt.id, {c.id: r for r, c in enumerate(item.candidates, start=1)})
+    item = wf.open_item(store.queued_prompts()[0])  # a queue's prompt: gold read from the store
     assert item.protected
     with pytest.raises(WorkflowError):
         wf.plan_regenerate_all(k=3)

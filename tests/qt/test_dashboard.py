@@ -24,11 +24,11 @@ def populate(store: Store) -> Store:
     prompts = {}
     for n in range(5):
         domain = "medicine" if n < 3 else "finance"
-        p = store.add_prompt(
-            Prompt(text=f"question {n}", domain=domain, gold_ranking=[1, 2, 3] if n == 0 else None)
-        )
+        p = store.add_prompt(Prompt(text=f"question {n}", domain=domain))
         cands = [Candidate(prompt_id=p.id, text=f"q{n} answer {i}", index=i) for i in range(3)]
         store.add_candidates(cands)
+        if n == 0:
+            store.set_gold_ranking(p.id, {c.id: r for c, r in zip(cands, [1, 2, 3])})
         prompts[n] = cands
     clock = 0
     for name, (domain, work) in WORK.items():

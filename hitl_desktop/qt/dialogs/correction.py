@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.core import rendering
+from hitl_desktop.core.ranking import is_unchanged_correction
 from hitl_desktop.qt.markdown_view import SafeTextView
 
 
@@ -88,6 +89,12 @@ class CorrectionDialog(QDialog):
     def _accept(self) -> None:
         if not self.text().strip():
             self.stats.setText("A correction cannot be empty.")
+            return
+        if is_unchanged_correction(self.original, self.text()):
+            self.stats.setText(
+                "This is the answer as it was: an unchanged correction is not saved. "
+                "Rewrite it, or Cancel."
+            )
             return
         self.accept()
 
