@@ -93,14 +93,17 @@ def history(
     domain: str | None = None,
     flag: str | None = None,
     limit: int | None = 2000,
+    include_superseded: bool = False,
 ) -> list[HistoryEntry]:
     """Judgments, newest first: one session's (``session_id``) or all of them (``None``),
-    narrowed by prompt text (contains), tutor name, domain and flag."""
+    narrowed by prompt text (contains), tutor name, domain and flag. Only each judgment's newest
+    version, unless ``include_superseded`` (re-judged versions are kept for audit)."""
     if flag and flag not in FLAGS:
         raise ReviewError(f"flag: {flag!r} is not one of {', '.join(FLAGS)}")
     rows = store.judgment_history(
         session_id=session_id, tutor=tutor or None, domain=domain or None,
         text=text.strip() or None, flag=flag or None, limit=limit,
+        include_superseded=include_superseded,
     )  # fmt: skip
     return [HistoryEntry(**{**r, "flags": tuple(r["flags"])}) for r in rows]
 

@@ -1212,6 +1212,7 @@ class Store:
         text: str | None = None,
         flag: str | None = None,
         limit: int | None = None,
+        include_superseded: bool = False,
     ) -> list[dict[str, Any]]:
         """Judgments, newest first, as plain rows for the history view: ``id``, ``created_at``,
         ``prompt_id``, ``prompt``, ``tutor``, ``domain``, ``flags`` (sorted, any candidate's),
@@ -1219,7 +1220,8 @@ class Store:
 
         ``text``: the prompt contains it (case-insensitive for ASCII); ``tutor``: tutor name;
         ``domain``: the item's domain (its session's, else its prompt's); ``flag``: some
-        candidate carries that flag."""
+        candidate carries that flag. A judgment re-judged since (another ``supersedes`` it) is
+        left out unless ``include_superseded`` (the audit trail)."""
         filters: list[tuple[str, Any]] = [
             ("j.session_id = ?", session_id),
             ("t.name = ?", tutor),
@@ -1233,6 +1235,8 @@ class Store:
                 ("exists (select 1 from rankings f where f.judgment_id = j.id and f.flags like ?)", f'%"{flag}"%')
             )
         where = ["1=1", *(sql for sql, value in filters if value)]
+        if not include_superseded and self._has_lab_schema():
+            where.append(_CURRENT_JUDGMENT)
         args = [value for _, value in filters if value]
         sql = (
             "select j.id, j.created_at, j.prompt_id, p.text, t.name, coalesce(s.domain, p.domain), "

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from hitl_desktop.core import review
 from hitl_desktop.core.engine import seeds_for
 from hitl_desktop.core.guidelines import GuidelineLibrary
 from hitl_desktop.core.judging import JudgingState
@@ -222,6 +223,9 @@ def test_reopen_and_rejudge_supersedes_the_old_version(wf, store, tmp_path):
     assert [i.judgment.id for i in current] == [new.id]
     assert {i.judgment.id for i in store.judged_items(include_superseded=True)} == {old.id, new.id}
     assert store.stats()["judgments"] == 1
+    # the history lists the newest version only; the audit view keeps both
+    assert [e.id for e in review.history(store)] == [new.id]
+    assert {e.id for e in review.history(store, include_superseded=True)} == {old.id, new.id}
     out = tmp_path / "pairs.jsonl"
     export_judgments(store, fmt="trl-preference", out=out)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
