@@ -328,6 +328,29 @@ def test_review_mode_records_an_adjudication_that_export_uses(qtbot, win, tmp_pa
     assert [r["tutor"] for r in mine if r["source"] == "correction"] == ["bob"] * 4
 
 
+def test_export_dialog_writes_the_consensus(qtbot, win, tmp_path):
+    """File → Export with "consensus": only majority pairs; a 1-1 split prompt has none."""
+    import_file(win.store, lab_file(tmp_path / "lab.jsonl"))
+    win.export_action.trigger()
+    dialog = win.export_dialog
+    out = tmp_path / "consensus.jsonl"
+    dialog.out_edit.setText(str(out))
+    dialog.consensus.setChecked(True)
+    with qtbot.waitSignal(dialog.runner.exported, timeout=20000):
+        dialog.export_button.click()
+    dialog.reject()
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    ids = win.store.prompt_ids_by_external_id(list(RANKINGS))
+    ranked = {ext: {(r["chosen"], r["rejected"]) for r in rows if r["prompt_id"] == pid and r["source"] != "correction"}
+              for ext, pid in ids.items()}  # fmt: skip
+    a, b, c, d = TEXTS
+    assert ranked["lab-1"] == {(a, b), (a, c), (a, d), (b, c), (b, d), (c, d)}  # both agree
+    assert ranked["lab-2"] == set()  # ann 1234, bob 4321: every pair is 1-1
+    # lab-3: ann 1234, bob 2134, cem 1324 -> A>B 2-1, A>C 3-0, B>C 2-1, and D last for all
+    assert ranked["lab-3"] == {(a, b), (a, c), (b, c), (a, d), (b, d), (c, d)}
+    assert {r["source"] for r in rows if r["source"] != "correction"} == {"consensus"}
+
+
 def test_review_side_by_side_model(qtmodeltester, win, tmp_path):
     import_file(win.store, lab_file(tmp_path / "lab.jsonl"))
     win.lab_menus.lead_action.setChecked(True)

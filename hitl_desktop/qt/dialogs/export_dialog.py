@@ -118,7 +118,7 @@ class ExportDialog(QDialog):
         split.addWidget(seed_label)
         split.addWidget(self.seed_spin)
         split.addStretch(1)
-        form.addRow("Split (by prompt)", split)
+        form.addRow("Split (by conversation)", split)
         self.keep_names = QCheckBox("Keep tutor names (otherwise pseudonyms)")
         form.addRow("", self.keep_names)
         self.adjudicated = QCheckBox("Use the lead's adjudicated ranking where there is one")
@@ -127,6 +127,12 @@ class ExportDialog(QDialog):
             "still count); other prompts as usual"
         )
         form.addRow("", self.adjudicated)
+        self.consensus = QCheckBox("Consensus of several tutors (majority pairs only)")
+        self.consensus.setToolTip(
+            "A prompt judged by several tutors exports only the pairs most of them agree on; "
+            "each tutor's correction still counts (README: Consensus)"
+        )
+        form.addRow("", self.consensus)
         out = QHBoxLayout()
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("preferences.jsonl, .parquet, or a folder (datasets)")
@@ -198,6 +204,8 @@ class ExportDialog(QDialog):
         }
         if self.adjudicated.isChecked():
             opts["adjudicated"] = True
+        if self.consensus.isChecked():
+            opts["consensus"] = True
         if self.since_check.isChecked():
             opts["since"] = self.since_edit.date().toPython().isoformat()
         if self.until_check.isChecked():
