@@ -17,7 +17,14 @@ from hitl_desktop.core.importing import import_file
 from hitl_desktop.core.merging import merge_databases
 from hitl_desktop.core.ranking import pairs_for_item
 from hitl_desktop.core.store import Store
-from hitl_desktop.core.types import Adjudication, Candidate, JudgedItem, Judgment, Prompt
+from hitl_desktop.core.types import (
+    Adjudication,
+    Candidate,
+    Correction,
+    JudgedItem,
+    Judgment,
+    Prompt,
+)
 
 TEXTS = ["alpha answer", "beta answer", "gamma answer", "delta answer"]
 
@@ -194,6 +201,36 @@ def test_export_adjudicated_with_consensus_elsewhere(lab, tmp_path):
     assert tutors[pid_of(lab, "p1")] == {"consensus"} and tutors[pid_of(lab, "p3")] == {"consensus"}
     assert tutors[pid_of(lab, "p4")] == {"a"}  # one tutor: passes through
     assert {r["judgment_id"] for r in rows if r["prompt_id"] == pid and r["source"] == "ranking"} == {adj.id}
+
+
+def test_export_adjudicated_kto_corrections_write_no_rows_the_tutor_never_said(lab, tmp_path):
+    """A tutor's correction of a ruled prompt yields its own rows only: no candidate is labelled
+    undesirable on that tutor's behalf, and no completion gets both labels (issue 9)."""
+    pid, ids = pid_of(lab, "p2"), cand_ids(lab, "p2")
+    review.adjudicate(
+        lab, prompt_id=pid, ranks=dict(zip(ids, [2, 1, 3, 3], strict=True)), rationale="B is best", adjudicator="lead"
+    )
+    out = tmp_path / "adj-kto.jsonl"
+    args = ["export", "--db", str(lab.path), "--format", "kto", "--out", str(out), "--keep-tutor-names", "--adjudicated"]
+    assert cli_main(args) == 0
+    p2 = [r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines()) if r["prompt_id"] == pid]
+    assert {r["tutor"] for r in p2 if r["completion"] in TEXTS} == {"lead"}
+    assert [(r["tutor"], r["label"]) for r in p2 if r["completion"] == "A careful answer."] == [("b", True)]
+    labels: dict[str, set[bool]] = {}
+    for r in p2:
+        labels.setdefault(r["completion"], set()).add(r["label"])
+    assert all(len(v) == 1 for v in labels.values())
+
+
+def test_adjudicated_items_ignore_an_unchanged_correction():
+    prompt = Prompt(text="q", external_id="q")
+    cands = [Candidate(prompt_id=prompt.id, text=f"answer {i}", index=i) for i in range(3)]
+    j = Judgment(prompt_id=prompt.id, tutor_id="t", ranks={c.id: i + 1 for i, c in enumerate(cands)},
+                 correction=Correction(text="answer 0 ", candidate_id=cands[0].id))  # fmt: skip
+    item = JudgedItem(judgment=j, prompt=prompt, candidates=cands, tutor_name="t", domain="general")
+    adj = Adjudication(prompt_id=prompt.id, ranks={cands[0].id: 2, cands[1].id: 1}, rationale="r", adjudicator="lead")
+    out = review.adjudicated_items([item], [adj], {prompt.id: cands})
+    assert [i.tutor_name for i in out] == ["lead"]
 
 
 @settings(max_examples=60, deadline=None)
