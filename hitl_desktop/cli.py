@@ -346,7 +346,7 @@ def _fill(store, backend, todo, *, k, limit, domain, seed, max_new_tokens, tempe
 @click.option("--seed", type=int, metavar="N", default=0, show_default=True, help="Seed of the train/test split.")
 @click.option("--keep-tutor-names", is_flag=True, help="Write tutor names as they are (default: pseudonyms).")
 @click.option("--include-top-ranked", is_flag=True, help="sft: also the top-ranked answers, not only corrections.")
-@click.option("--consensus", is_flag=True, help="One consensus ranking per prompt judged by several tutors.")
+@click.option("--consensus", is_flag=True, help="Where several tutors judged a prompt: its majority pairs (nectar: a ranking consistent with them); each tutor's correction still counts.")
 @click.option("--adjudicated", is_flag=True, help="A lead's adjudicated ranking where there is one (per-tutor or --consensus elsewhere).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_command(
