@@ -97,13 +97,13 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
     A bad line refuses the whole file; the error names the first bad line and counts the others.
     """
     from hitl_desktop.core.importing import ImportFileError
-    from hitl_desktop.core.workflow import import_prompts as import_file
+    from hitl_desktop.core.workflow import import_prompts
 
     store = _open_store(_db(db_path))
     size = Path(file).stat().st_size
     try:
         if size < 4_000_000:  # a progress bar only for files large enough to take a moment
-            summary = import_file(store, file, default_domain=domain, default_tutor=tutor, layout=layout)
+            summary = import_prompts(store, file, default_domain=domain, default_tutor=tutor, layout=layout)
         else:
             with click.progressbar(length=size, label="Reading", file=sys.stderr) as bar:
                 last = [0]
@@ -112,7 +112,7 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
                     bar.update(done - last[0])
                     last[0] = done
 
-                summary = import_file(
+                summary = import_prompts(
                     store, file, default_domain=domain, default_tutor=tutor, on_progress=progress,
                     layout=layout,
                 )
