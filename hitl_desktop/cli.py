@@ -579,7 +579,7 @@ def review_command(db_path: str | None, domain: str | None, limit: int | None, a
     """Prompts ranked by two or more tutors, lowest mean Kendall tau-b between them first."""
     from hitl_desktop.core import review
 
-    store = _open_store(_db(db_path), create=False)
+    store = _open_store(_db(db_path), create=False, read_only=True)  # writes nothing
     try:
         found = review.disagreements(store, domain=domain)[:limit]
     finally:
