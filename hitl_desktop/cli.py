@@ -421,8 +421,9 @@ def stats_command(db_path: str | None, as_json: bool) -> None:
         from hitl_desktop.core.models_compared import models_stats
 
         stats = store.stats()
-        stats["agreement"] = agreement_stats(store)
-        stats.update(models_stats(store))
+        items = list(store.judged_items())  # read once for both
+        stats["agreement"] = agreement_stats(store, items=items)
+        stats.update(models_stats(store, items=items))
     finally:
         store.close()
     if as_json:

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -146,10 +146,12 @@ def model_figures(
     return out
 
 
-def models_stats(store: Store, *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> dict[str, Any]:
+def models_stats(
+    store: Store, *, items: Sequence[JudgedItem] | None = None, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> dict[str, Any]:
     """``{"models": figures over every judgment, "models_by_domain": {domain: figures}}``;
-    domains with no comparison are left out."""
-    items = list(store.judged_items())
+    domains with no comparison are left out. ``items``: the store's judged items, when read already."""
+    items = list(store.judged_items()) if items is None else items
     by_domain: dict[str, list[JudgedItem]] = defaultdict(list)
     for item in items:
         by_domain[item.domain].append(item)
