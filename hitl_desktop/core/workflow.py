@@ -153,6 +153,8 @@ def export_judgments(
     adjudications applied where present (core/review.py). Options as ``export.export_dataset``."""
     from hitl_desktop.core import export
 
+    if fmt == "judgments" and adjudicated:  # as export_dataset refuses --consensus
+        raise export.ExportError("the judgments format holds each tutor's own judgments; drop --adjudicated")
     items = None
     filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
     if adjudicated:

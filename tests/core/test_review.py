@@ -341,3 +341,15 @@ def test_cli_adjudicate_records_and_refuses_bad_input(lab, capsys):
         (a,) = store.adjudications()
         ids = cand_ids(store, "p2")
         assert a.ranks == dict(zip(ids, [2, 1, 3, 3], strict=True)) and a.adjudicator == "lead"
+
+
+def test_judgments_format_refuses_adjudicated_as_it_refuses_consensus(lab, tmp_path, capsys):
+    """The judgments format is each tutor's own judgments: no adjudicated or consensus
+    pseudo-judgments slip into it through --adjudicated (with or without --consensus)."""
+    pid, ids = pid_of(lab, "p2"), cand_ids(lab, "p2")
+    review.adjudicate(lab, prompt_id=pid, ranks=dict(zip(ids, [2, 1, 3, 4], strict=True)), rationale="r", adjudicator="lead")
+    for extra in (["--consensus"], ["--adjudicated"], ["--adjudicated", "--consensus"]):
+        out = tmp_path / f"j{len(extra)}.jsonl"
+        assert cli_main(["export", "--db", str(lab.path), "--format", "judgments", "--out", str(out), *extra]) == 1
+        assert "the judgments format holds each tutor's own judgments" in capsys.readouterr().err
+        assert not out.exists()
