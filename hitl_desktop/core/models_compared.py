@@ -3,7 +3,8 @@
 * A **comparison** is two candidates of *different* models ranked in one judgment: the better
   ranked one wins, equal ranks are a tie. K candidates from several models give one comparison
   per cross-model pair of candidates (e.g. A, B, A, B gives four A-vs-B comparisons).
-  Candidates with no model name, or unranked, take no part. Imported candidates with a
+  Candidates with no model name, or unranked, take no part, and so does an "all bad"
+  judgment that ranked nothing (it is no tie: it abstains, as in agreement and consensus). Imported candidates with a
   ``model`` field count the same way as generated ones.
 * Per model: ``comparisons``, ``wins``, ``losses``, ``ties``, ``win_rate`` = wins / (wins +
   losses) (None without any), ``bradley_terry``: the Bradley-Terry strength on the Elo scale,
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from itertools import combinations
 from typing import Any
 
+from hitl_desktop.core.ranking import ranked_nothing
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import JudgedItem
 
@@ -42,6 +44,8 @@ def comparisons_of(items: Iterable[JudgedItem]) -> list[Comparison]:
     """Every comparison in these judgments (see the module docstring)."""
     out: list[Comparison] = []
     for item in items:
+        if ranked_nothing(item.judgment):  # all bad, unranked: it abstains, as in agreement
+            continue
         ranks = item.judgment.ranks
         ranked = [(c.model, ranks[c.id]) for c in item.candidates if c.model and ranks.get(c.id) is not None]
         for (ma, ra), (mb, rb) in combinations(ranked, 2):
