@@ -44,9 +44,11 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from hitl_desktop.core.agreement import latest_by_tutor, tau_b
+from hitl_desktop.core.consensus import consensus_items, ranked_pairs
 from hitl_desktop.core.ranking import (
     RankingError,
     effective_correction,
+    ranked_nothing,
     validate_judgment,
     validate_ranks,
 )
@@ -187,6 +189,15 @@ def review_item(store: Store, prompt_id: str) -> ReviewItem:
     )
 
 
+def consensus_ranks(item: ReviewItem) -> dict[str, int]:
+    """The tutors' consensus ranking of the prompt, where the adjudicated column starts: ranked
+    pairs over each tutor's latest ranks (core/consensus.py), in generated order; an "all bad"
+    judgment that ranked nothing abstains, as in ``export --consensus``."""
+    ballots = [m.judgment.ranks for m in item.judged if not ranked_nothing(m.judgment)]
+    ranked = {c for b in ballots for c in b}
+    return ranked_pairs(ballots, [c.id for c in item.candidates if c.id in ranked])
+
+
 # -- adjudication ------------------------------------------------------------------------------
 
 
@@ -282,8 +293,6 @@ def adjudicated_items(
         by_prompt[item.prompt.id].append(item)
     rest = [i for i in items if i.prompt.id not in current]
     if consensus:
-        from hitl_desktop.core.consensus import consensus_items
-
         rest = consensus_items(rest)
     rest_by_prompt: dict[str, list[JudgedItem]] = defaultdict(list)
     for item in rest:

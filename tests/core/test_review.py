@@ -3,6 +3,7 @@ rules, export --adjudicated, and adjudications carried by a merge. No Qt."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from itertools import combinations
 from pathlib import Path
@@ -353,3 +354,25 @@ def test_judgments_format_refuses_adjudicated_as_it_refuses_consensus(lab, tmp_p
         assert cli_main(["export", "--db", str(lab.path), "--format", "judgments", "--out", str(out), *extra]) == 1
         assert "the judgments format holds each tutor's own judgments" in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_consensus_start_is_ranked_pairs_and_an_unranked_all_bad_abstains():
+    prompt = Prompt(text="q", external_id="q")
+    cands = [Candidate(prompt_id=prompt.id, text=f"answer {i}", index=i) for i in range(3)]
+
+    def judged(tutor, ranks, all_bad=False):
+        j = Judgment(prompt_id=prompt.id, tutor_id=tutor, ranks={c.id: r for c, r in zip(cands, ranks, strict=True)}, all_bad=all_bad)
+        return JudgedItem(judgment=j, prompt=prompt, candidates=cands, tutor_name=tutor, domain="general")
+
+    a, b, c = (x.id for x in cands)
+    two = [judged("t1", [1, 2, 3]), judged("t2", [2, 1, 3])]
+    item = review.ReviewItem(prompt=prompt, candidates=cands, judged=two, adjudication=None, history=[])
+    assert review.consensus_ranks(item) == {a: 1, b: 1, c: 2}  # A-B split 1-1: unseparated
+    item = dataclasses.replace(item, judged=[*two, judged("t3", [1, 1, 1], all_bad=True)])
+    assert review.consensus_ranks(item) == {a: 1, b: 1, c: 2}  # the unranked all-bad abstains
+    partial = [dataclasses.replace(j, judgment=dataclasses.replace(j.judgment, ranks={a: r, b: 3 - r}))
+               for j, r in zip(two, (1, 2), strict=True)]  # fmt: skip
+    item = dataclasses.replace(item, judged=[*partial, judged("t3", [1, 1, 1], all_bad=True)])
+    assert review.consensus_ranks(item) == {a: 1, b: 1}  # it puts no candidate in the ranking
+    item = dataclasses.replace(item, judged=[*two, judged("t3", [1, 3, 2])])
+    assert review.consensus_ranks(item) == {a: 1, b: 2, c: 3}
