@@ -97,13 +97,13 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
     A bad line refuses the whole file; the error names the first bad line and counts the others.
     """
     from hitl_desktop.core.importing import ImportFileError
-    from hitl_desktop.core.workflow import import_prompts as import_file
+    from hitl_desktop.core.workflow import import_prompts
 
     store = _open_store(_db(db_path))
     size = Path(file).stat().st_size
     try:
         if size < 4_000_000:  # a progress bar only for files large enough to take a moment
-            summary = import_file(store, file, default_domain=domain, default_tutor=tutor, layout=layout)
+            summary = import_prompts(store, file, default_domain=domain, default_tutor=tutor, layout=layout)
         else:
             with click.progressbar(length=size, label="Reading", file=sys.stderr) as bar:
                 last = [0]
@@ -112,7 +112,7 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
                     bar.update(done - last[0])
                     last[0] = done
 
-                summary = import_file(
+                summary = import_prompts(
                     store, file, default_domain=domain, default_tutor=tutor, on_progress=progress,
                     layout=layout,
                 )
@@ -346,7 +346,7 @@ def _fill(store, backend, todo, *, k, limit, domain, seed, max_new_tokens, tempe
 @click.option("--seed", type=int, metavar="N", default=0, show_default=True, help="Seed of the train/test split.")
 @click.option("--keep-tutor-names", is_flag=True, help="Write tutor names as they are (default: pseudonyms).")
 @click.option("--include-top-ranked", is_flag=True, help="sft: also the top-ranked answers, not only corrections.")
-@click.option("--consensus", is_flag=True, help="One consensus ranking per prompt judged by several tutors.")
+@click.option("--consensus", is_flag=True, help="Where several tutors judged a prompt: its majority pairs (nectar: a ranking consistent with them); each tutor's correction still counts.")
 @click.option("--adjudicated", is_flag=True, help="A lead's adjudicated ranking where there is one (per-tutor or --consensus elsewhere).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_command(
@@ -421,8 +421,9 @@ def stats_command(db_path: str | None, as_json: bool) -> None:
         from hitl_desktop.core.models_compared import models_stats
 
         stats = store.stats()
-        stats["agreement"] = agreement_stats(store)
-        stats.update(models_stats(store))
+        items = list(store.judged_items())  # read once for both
+        stats["agreement"] = agreement_stats(store, items=items)
+        stats.update(models_stats(store, items=items))
     finally:
         store.close()
     if as_json:
@@ -579,7 +580,7 @@ def review_command(db_path: str | None, domain: str | None, limit: int | None, a
     """Prompts ranked by two or more tutors, lowest mean Kendall tau-b between them first."""
     from hitl_desktop.core import review
 
-    store = _open_store(_db(db_path), create=False)
+    store = _open_store(_db(db_path), create=False, read_only=True)  # writes nothing
     try:
         found = review.disagreements(store, domain=domain)[:limit]
     finally:

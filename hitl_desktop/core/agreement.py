@@ -187,14 +187,15 @@ def gold_agreement(items: Iterable[JudgedItem]) -> dict[str, dict[str, Any]]:
 # -- for `hitl-desktop stats --json` ---------------------------------------------------------
 
 
-def agreement_stats(store: Store) -> dict[str, Any]:
-    """The ``"agreement"`` object of ``stats --json``.
+def agreement_stats(store: Store, *, items: Sequence[JudgedItem] | None = None) -> dict[str, Any]:
+    """The ``"agreement"`` object of ``stats --json`` (over ``items`` when the caller has read
+    the store's judged items already).
 
     Keys: those of ``agreement`` (``krippendorff_alpha``, ``kendall_tau``: float or null;
     ``units``, ``prompts``, ``pairs``: int), ``by_domain``: domain -> the same keys, and
     ``gold``: tutor name -> ``{"kendall_tau": float or null, "items": int}``.
     """
-    items = list(store.judged_items())
+    items = list(store.judged_items()) if items is None else items
     gold = gold_agreement(items)
     return {
         **agreement(items),

@@ -3,7 +3,8 @@
 * A **comparison** is two candidates of *different* models ranked in one judgment: the better
   ranked one wins, equal ranks are a tie. K candidates from several models give one comparison
   per cross-model pair of candidates (e.g. A, B, A, B gives four A-vs-B comparisons).
-  Candidates with no model name, or unranked, take no part. Imported candidates with a
+  Candidates with no model name, or unranked, take no part, and so does an "all bad"
+  judgment that ranked nothing (it is no tie: it abstains, as in agreement and consensus). Imported candidates with a
   ``model`` field count the same way as generated ones.
 * Per model: ``comparisons``, ``wins``, ``losses``, ``ties``, ``win_rate`` = wins / (wins +
   losses) (None without any), ``bradley_terry``: the Bradley-Terry strength on the Elo scale,
@@ -22,10 +23,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import combinations
 from typing import Any
 
+from hitl_desktop.core.ranking import ranked_nothing
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import JudgedItem
 
@@ -42,6 +44,8 @@ def comparisons_of(items: Iterable[JudgedItem]) -> list[Comparison]:
     """Every comparison in these judgments (see the module docstring)."""
     out: list[Comparison] = []
     for item in items:
+        if ranked_nothing(item.judgment):  # all bad, unranked: it abstains, as in agreement
+            continue
         ranks = item.judgment.ranks
         ranked = [(c.model, ranks[c.id]) for c in item.candidates if c.model and ranks.get(c.id) is not None]
         for (ma, ra), (mb, rb) in combinations(ranked, 2):
@@ -146,10 +150,12 @@ def model_figures(
     return out
 
 
-def models_stats(store: Store, *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> dict[str, Any]:
+def models_stats(
+    store: Store, *, items: Sequence[JudgedItem] | None = None, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> dict[str, Any]:
     """``{"models": figures over every judgment, "models_by_domain": {domain: figures}}``;
-    domains with no comparison are left out."""
-    items = list(store.judged_items())
+    domains with no comparison are left out. ``items``: the store's judged items, when read already."""
+    items = list(store.judged_items()) if items is None else items
     by_domain: dict[str, list[JudgedItem]] = defaultdict(list)
     for item in items:
         by_domain[item.domain].append(item)

@@ -28,9 +28,10 @@ Export with adjudications
     judgment by the adjudicator (tutor name = the adjudicator, judgment id = the
     adjudication's id, ranks = the adjudicated ranking, strength = the median (lower) of the
     tutors' strengths, rationale = the adjudication's; created_at the adjudication's), and
-    each tutor's correction of it is still counted: a copy of that tutor's (latest) judgment
-    with ``all_bad`` set, so only its correction pairs are made. Every other prompt keeps its
-    per-tutor judgments, or its consensus ranking when ``consensus`` is true.
+    each tutor's correction of it is still counted: that tutor's (latest) item carried with
+    ``correction_only`` (as a consensus carries its members' corrections), so only its
+    correction rows are written; an unchanged correction counts for nothing. Every other prompt
+    keeps its per-tutor judgments, or its consensus (majority pairs) when ``consensus`` is true.
 """
 
 from __future__ import annotations
@@ -43,7 +44,14 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from hitl_desktop.core.agreement import latest_by_tutor, tau_b
-from hitl_desktop.core.ranking import RankingError, validate_judgment, validate_ranks
+from hitl_desktop.core.consensus import consensus_items, ranked_pairs
+from hitl_desktop.core.ranking import (
+    RankingError,
+    effective_correction,
+    ranked_nothing,
+    validate_judgment,
+    validate_ranks,
+)
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import (
     FLAGS,
@@ -56,8 +64,6 @@ from hitl_desktop.core.types import (
 
 #: The tutor id of an adjudicated judgment in an export (its tutor name is the adjudicator's).
 ADJUDICATION_TUTOR_ID = "adjudication"
-
-_CORRECTION_ONLY_PREFIX = "[correction only] "
 
 
 class ReviewError(ValueError):
@@ -183,6 +189,15 @@ def review_item(store: Store, prompt_id: str) -> ReviewItem:
     )
 
 
+def consensus_ranks(item: ReviewItem) -> dict[str, int]:
+    """The tutors' consensus ranking of the prompt, where the adjudicated column starts: ranked
+    pairs over each tutor's latest ranks (core/consensus.py), in generated order; an "all bad"
+    judgment that ranked nothing abstains, as in ``export --consensus``."""
+    ballots = [m.judgment.ranks for m in item.judged if not ranked_nothing(m.judgment)]
+    ranked = {c for b in ballots for c in b}
+    return ranked_pairs(ballots, [c.id for c in item.candidates if c.id in ranked])
+
+
 # -- adjudication ------------------------------------------------------------------------------
 
 
@@ -260,15 +275,6 @@ def _adjudicated_item(a: Adjudication, members: list[JudgedItem], candidates: Se
     return JudgedItem(judgment=judgment, prompt=last.prompt, candidates=ranked, tutor_name=a.adjudicator, domain=last.domain)
 
 
-def correction_only(item: JudgedItem) -> JudgedItem:
-    """A tutor's item reduced to its correction pairs (``all_bad``, no flags or ratings)."""
-    j = item.judgment
-    judgment = dataclasses.replace(
-        j, all_bad=True, rationale=_CORRECTION_ONLY_PREFIX + j.rationale, flags={}, ratings={}
-    )
-    return dataclasses.replace(item, judgment=judgment)
-
-
 def adjudicated_items(
     items: Iterable[JudgedItem],
     adjudications: Iterable[Adjudication],
@@ -287,8 +293,6 @@ def adjudicated_items(
         by_prompt[item.prompt.id].append(item)
     rest = [i for i in items if i.prompt.id not in current]
     if consensus:
-        from hitl_desktop.core.consensus import consensus_items
-
         rest = consensus_items(rest)
     rest_by_prompt: dict[str, list[JudgedItem]] = defaultdict(list)
     for item in rest:
@@ -305,7 +309,8 @@ def adjudicated_items(
         if not members:
             continue
         out.append(_adjudicated_item(a, members, candidates.get(pid, ())))
-        out.extend(correction_only(m) for m in members if m.judgment.correction is not None)
+        # each tutor's correction carried alone, as in a consensus (core/consensus.py)
+        out.extend(dataclasses.replace(m, correction_only=True) for m in members if effective_correction(m) is not None)
     return out
 
 

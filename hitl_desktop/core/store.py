@@ -423,8 +423,17 @@ class Store:
     def gold_rankings(self, prompt_ids: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
         """prompt id -> {candidate id: gold rank}, for the given prompts (default: all)."""
         out: dict[str, dict[str, int]] = defaultdict(dict)
-        if prompt_ids is None:
-            rows: Iterable[tuple] = self.db.conn.execute(
+        rows: Iterable[tuple]
+        if not self.has_table("gold_rankings"):
+            # a database from before m0003 opened read-only (not migrated): its gold by position
+            wanted = None if prompt_ids is None else set(prompt_ids)
+            rows = [
+                (r["prompt_id"], r["candidate_id"], r["rank"])
+                for r in gold_rows_from_positions(self.db)
+                if wanted is None or r["prompt_id"] in wanted
+            ]
+        elif prompt_ids is None:
+            rows = self.db.conn.execute(
                 "select prompt_id, candidate_id, rank from gold_rankings"
             )
         else:
@@ -812,13 +821,7 @@ class Store:
             r[0]: _row_to_prompt(r)
             for r in ex(f"select {_PROMPT_COLUMNS} from prompts where id in (select j.prompt_id {base})", args)
         }
-        for pid, cid, rank in ex(
-            f"select prompt_id, candidate_id, rank from gold_rankings where prompt_id in (select j.prompt_id {base})",
-            args,
-        ):
-            if prompts[pid].gold_ranking is None:
-                prompts[pid].gold_ranking = {}
-            prompts[pid].gold_ranking[cid] = rank
+        self._with_gold(list(prompts.values()))
         cands: dict[str, list[Candidate]] = defaultdict(list)
         for r in ex(
             f"select {_CANDIDATE_COLUMNS} from candidates where prompt_id in (select j.prompt_id {base}) "
@@ -1060,7 +1063,7 @@ class Store:
 
     def gold_prompt_ids_among(self, prompt_ids: Iterable[str]) -> set[str]:
         """Those of ``prompt_ids`` that have gold ranks (a merge never changes them)."""
-        return {r[0] for r in self._rows_in("select distinct prompt_id from gold_rankings where prompt_id in ({marks})", prompt_ids)}
+        return set(self.gold_rankings(prompt_ids))
 
     def iter_raw_rows(self, table: str, *, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
         """A merge table's rows as stored (column -> value), in batches.
@@ -1183,6 +1186,8 @@ class Store:
     ) -> list[Adjudication]:
         """Adjudications, oldest first; ``current_only``: the latest of each prompt (by
         ``created_at``, then id); ``prompt_ids``: those prompts' only."""
+        if not self.has_table("adjudications"):  # a database from before m0005, opened read-only
+            return []
         sql = "select a.id, a.prompt_id, a.ranking, a.rationale, a.adjudicator, a.created_at from adjudications a"
         where = []
         if current_only:

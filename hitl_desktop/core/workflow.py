@@ -148,10 +148,13 @@ def export_judgments(
     **options: Any,
 ):
     """Export the current judgments (re-judged ones in their newest version) in ``fmt``;
-    with ``consensus`` one consensus ranking per prompt, with ``adjudicated`` the leads'
+    with ``consensus`` the majority pairs of each prompt several tutors judged
+    (core/consensus.py), with ``adjudicated`` the leads'
     adjudications applied where present (core/review.py). Options as ``export.export_dataset``."""
     from hitl_desktop.core import export
 
+    if fmt == "judgments" and adjudicated:  # as export_dataset refuses --consensus
+        raise export.ExportError("the judgments format holds each tutor's own judgments; drop --adjudicated")
     items = None
     filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
     if adjudicated:
@@ -520,10 +523,6 @@ class TutorWorkflow:
         )
         self.refresh_queue()
         return summary
-
-    def export(self, *, fmt: str, out: str | os.PathLike[str], consensus: bool = False, **options: Any):
-        """Export this database's judgments (see :func:`export_judgments`)."""
-        return export_judgments(self.store, fmt=fmt, out=out, consensus=consensus, **options)
 
 
 @dataclass(frozen=True)

@@ -394,8 +394,9 @@ class LabMenus(QObject):
 
     def import_path(self, path: str) -> bool:
         """Import a JSONL or CSV file in the background (all or nothing); True when started."""
-        from hitl_desktop.core.importing import ImportFileError, import_file
+        from hitl_desktop.core.importing import ImportFileError
         from hitl_desktop.core.store import Store, StoreError
+        from hitl_desktop.core.workflow import import_prompts
 
         db_path = str(self.window.store.path)
         domain = self.window.session.domain if self.window.session else None
@@ -406,7 +407,7 @@ class LabMenus(QObject):
 
             with Store.open(db_path, create=False) as store:  # this thread's own connection
                 try:
-                    summary = import_file(store, path, default_domain=domain, on_progress=progress)
+                    summary = import_prompts(store, path, default_domain=domain, on_progress=progress)
                 except ImportFileError as e:
                     return ImportOutcome(path, error=e)
                 except StoreError as e:

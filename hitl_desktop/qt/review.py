@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.core import review
-from hitl_desktop.core.consensus import ranked_pairs
 from hitl_desktop.core.store import StoreError
 from hitl_desktop.qt import theme
 from hitl_desktop.qt.dashboard import heading, panel
@@ -445,10 +444,7 @@ class ReviewView(QDialog):
 
     def _consensus(self) -> dict[str, int]:
         assert self.item is not None
-        order = [c.id for c in self.item.candidates]
-        ballots = [j.judgment.ranks for j in self.item.judged]
-        ranked = {c for b in ballots for c in b}
-        return {c: r for c, r in ranked_pairs(ballots, [c for c in order if c in ranked]).items()}
+        return review.consensus_ranks(self.item)
 
     def _fill_start_box(self) -> None:
         assert self.item is not None

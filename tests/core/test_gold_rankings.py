@@ -97,3 +97,36 @@ def test_merge_carries_gold_matching_candidates_by_text(tmp_path):
         assert summary.added["gold_rankings"] == 5
         again = merge_databases(dst, [src_path, new_src], backup=False)
         assert again.added["gold_rankings"] == 0 and dst.gold_rankings() == gold
+
+
+def test_reading_commands_work_on_a_v01_database_and_leave_it_unchanged(tmp_path):
+    """stats, export (--adjudicated too) and review open read-only: no migration, so gold is
+    read by position as the migration would move it, and a table 0.1 lacks reads as empty."""
+    import hashlib
+
+    from hitl_desktop.cli import main as cli_main
+
+    path = tmp_path / "old.db"
+    _v01_database(path, [3, 1, 2])
+    db = Database(sqlite3.connect(path))
+    db["judgments"].insert({"id": "j1", "prompt_id": "p1", "tutor_id": "t1", "created_at": "2026-01-02"})
+    for cid, rank in (("c-a", 3), ("c-b", 1), ("c-c", 2)):
+        db["rankings"].insert({"judgment_id": "j1", "candidate_id": cid, "rank": rank})
+    db.conn.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    out = tmp_path / "pairs.jsonl"
+    assert cli_main(["stats", "--db", str(path), "--json"]) == 0
+    assert cli_main(["export", "--db", str(path), "--format", "trl-preference", "--out", str(out), "--adjudicated"]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+    assert cli_main(["review", "--db", str(path)]) == 0
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert not (tmp_path / "backups").exists()
+    store = Store.open(path, read_only=True)
+    try:
+        assert store.gold_rankings() == {"p1": {"c-a": 3, "c-b": 1, "c-c": 2}}
+        (item,) = store.judged_items()
+        assert item.prompt.gold_ranking == {"c-a": 3, "c-b": 1, "c-c": 2}
+        assert agreement_stats(store)["gold"]["ann"] == {"kendall_tau": 1.0, "items": 1}
+        assert store.adjudications() == []
+    finally:
+        store.close()

@@ -166,3 +166,21 @@ def test_the_quality_report_has_the_models_table(lab):
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:6] for line in table[4:9]}
     assert rows["A"] == ["5", "3", "1", "1", "75%"] and rows["C"] == ["3", "0", "3", "0", "0%"]
     assert rows["X"][4] == "–"
+
+
+def test_an_all_bad_judgment_that_ranked_nothing_is_no_tie():
+    """All bad with every candidate at one rank abstains (as in agreement): no comparison;
+    all bad with the bad answers ranked still compares them."""
+    from hitl_desktop.core.models_compared import comparisons_of
+    from hitl_desktop.core.types import Candidate, JudgedItem, Judgment, Prompt
+
+    prompt = Prompt(text="q")
+    cands = [Candidate(prompt_id=prompt.id, text=t, model=m, index=i) for i, (t, m) in enumerate([("a", "A"), ("b", "B")])]
+
+    def item(ranks, all_bad):
+        j = Judgment(prompt_id=prompt.id, tutor_id="t", ranks=dict(zip([c.id for c in cands], ranks, strict=True)), all_bad=all_bad)
+        return JudgedItem(judgment=j, prompt=prompt, candidates=cands, tutor_name="t", domain="general")
+
+    assert comparisons_of([item([1, 1], all_bad=True)]) == []
+    assert comparisons_of([item([1, 1], all_bad=False)]) == [("A", "B", 0.5)]
+    assert comparisons_of([item([2, 1], all_bad=True)]) == [("A", "B", 0.0)]

@@ -48,3 +48,23 @@ def test_readme_states_the_consensus_and_margin_rules():
     from hitl_desktop.core.ranking import consensus_margin
 
     assert consensus_margin(3, 1) == 3 - 1
+
+
+def test_readme_command_line_block_names_only_real_commands_and_options():
+    """Every command and option in the README's command-line block exists in the CLI."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Command line", 1)[1].split("```", 2)[1]
+    command = cli.cli
+    seen = set()
+    for line in filter(str.strip, block.splitlines()):
+        for part in line.split(" /   ") if "hitl-desktop" in line else [line]:
+            if "hitl-desktop" in part:
+                m = re.search(r"hitl-desktop\s+([a-z]+)", part)
+                name = m.group(1) if m and not part.split("hitl-desktop", 1)[1].lstrip().startswith("[") else None
+                assert name is None or name in cli.cli.commands, name
+                command = cli.cli.commands[name] if name else cli.cli
+                seen.add(name)
+            options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-k)\b", part))
+            have = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+            assert options <= have, (command.name, options - have)
+    assert seen >= {None, "import", "generate", "export", "stats", "merge", "assign", "review", "adjudicate"}

@@ -3,6 +3,7 @@ rules, export --adjudicated, and adjudications carried by a merge. No Qt."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from itertools import combinations
 from pathlib import Path
@@ -17,7 +18,14 @@ from hitl_desktop.core.importing import import_file
 from hitl_desktop.core.merging import merge_databases
 from hitl_desktop.core.ranking import pairs_for_item
 from hitl_desktop.core.store import Store
-from hitl_desktop.core.types import Adjudication, Candidate, JudgedItem, Judgment, Prompt
+from hitl_desktop.core.types import (
+    Adjudication,
+    Candidate,
+    Correction,
+    JudgedItem,
+    Judgment,
+    Prompt,
+)
 
 TEXTS = ["alpha answer", "beta answer", "gamma answer", "delta answer"]
 
@@ -196,6 +204,36 @@ def test_export_adjudicated_with_consensus_elsewhere(lab, tmp_path):
     assert {r["judgment_id"] for r in rows if r["prompt_id"] == pid and r["source"] == "ranking"} == {adj.id}
 
 
+def test_export_adjudicated_kto_corrections_write_no_rows_the_tutor_never_said(lab, tmp_path):
+    """A tutor's correction of a ruled prompt yields its own rows only: no candidate is labelled
+    undesirable on that tutor's behalf, and no completion gets both labels (issue 9)."""
+    pid, ids = pid_of(lab, "p2"), cand_ids(lab, "p2")
+    review.adjudicate(
+        lab, prompt_id=pid, ranks=dict(zip(ids, [2, 1, 3, 3], strict=True)), rationale="B is best", adjudicator="lead"
+    )
+    out = tmp_path / "adj-kto.jsonl"
+    args = ["export", "--db", str(lab.path), "--format", "kto", "--out", str(out), "--keep-tutor-names", "--adjudicated"]
+    assert cli_main(args) == 0
+    p2 = [r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines()) if r["prompt_id"] == pid]
+    assert {r["tutor"] for r in p2 if r["completion"] in TEXTS} == {"lead"}
+    assert [(r["tutor"], r["label"]) for r in p2 if r["completion"] == "A careful answer."] == [("b", True)]
+    labels: dict[str, set[bool]] = {}
+    for r in p2:
+        labels.setdefault(r["completion"], set()).add(r["label"])
+    assert all(len(v) == 1 for v in labels.values())
+
+
+def test_adjudicated_items_ignore_an_unchanged_correction():
+    prompt = Prompt(text="q", external_id="q")
+    cands = [Candidate(prompt_id=prompt.id, text=f"answer {i}", index=i) for i in range(3)]
+    j = Judgment(prompt_id=prompt.id, tutor_id="t", ranks={c.id: i + 1 for i, c in enumerate(cands)},
+                 correction=Correction(text="answer 0 ", candidate_id=cands[0].id))  # fmt: skip
+    item = JudgedItem(judgment=j, prompt=prompt, candidates=cands, tutor_name="t", domain="general")
+    adj = Adjudication(prompt_id=prompt.id, ranks={cands[0].id: 2, cands[1].id: 1}, rationale="r", adjudicator="lead")
+    out = review.adjudicated_items([item], [adj], {prompt.id: cands})
+    assert [i.tutor_name for i in out] == ["lead"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     k=st.integers(2, 5),
@@ -304,3 +342,37 @@ def test_cli_adjudicate_records_and_refuses_bad_input(lab, capsys):
         (a,) = store.adjudications()
         ids = cand_ids(store, "p2")
         assert a.ranks == dict(zip(ids, [2, 1, 3, 3], strict=True)) and a.adjudicator == "lead"
+
+
+def test_judgments_format_refuses_adjudicated_as_it_refuses_consensus(lab, tmp_path, capsys):
+    """The judgments format is each tutor's own judgments: no adjudicated or consensus
+    pseudo-judgments slip into it through --adjudicated (with or without --consensus)."""
+    pid, ids = pid_of(lab, "p2"), cand_ids(lab, "p2")
+    review.adjudicate(lab, prompt_id=pid, ranks=dict(zip(ids, [2, 1, 3, 4], strict=True)), rationale="r", adjudicator="lead")
+    for extra in (["--consensus"], ["--adjudicated"], ["--adjudicated", "--consensus"]):
+        out = tmp_path / f"j{len(extra)}.jsonl"
+        assert cli_main(["export", "--db", str(lab.path), "--format", "judgments", "--out", str(out), *extra]) == 1
+        assert "the judgments format holds each tutor's own judgments" in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_consensus_start_is_ranked_pairs_and_an_unranked_all_bad_abstains():
+    prompt = Prompt(text="q", external_id="q")
+    cands = [Candidate(prompt_id=prompt.id, text=f"answer {i}", index=i) for i in range(3)]
+
+    def judged(tutor, ranks, all_bad=False):
+        j = Judgment(prompt_id=prompt.id, tutor_id=tutor, ranks={c.id: r for c, r in zip(cands, ranks, strict=True)}, all_bad=all_bad)
+        return JudgedItem(judgment=j, prompt=prompt, candidates=cands, tutor_name=tutor, domain="general")
+
+    a, b, c = (x.id for x in cands)
+    two = [judged("t1", [1, 2, 3]), judged("t2", [2, 1, 3])]
+    item = review.ReviewItem(prompt=prompt, candidates=cands, judged=two, adjudication=None, history=[])
+    assert review.consensus_ranks(item) == {a: 1, b: 1, c: 2}  # A-B split 1-1: unseparated
+    item = dataclasses.replace(item, judged=[*two, judged("t3", [1, 1, 1], all_bad=True)])
+    assert review.consensus_ranks(item) == {a: 1, b: 1, c: 2}  # the unranked all-bad abstains
+    partial = [dataclasses.replace(j, judgment=dataclasses.replace(j.judgment, ranks={a: r, b: 3 - r}))
+               for j, r in zip(two, (1, 2), strict=True)]  # fmt: skip
+    item = dataclasses.replace(item, judged=[*partial, judged("t3", [1, 1, 1], all_bad=True)])
+    assert review.consensus_ranks(item) == {a: 1, b: 1}  # it puts no candidate in the ranking
+    item = dataclasses.replace(item, judged=[*two, judged("t3", [1, 3, 2])])
+    assert review.consensus_ranks(item) == {a: 1, b: 2, c: 3}

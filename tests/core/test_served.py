@@ -336,3 +336,12 @@ def test_generate_compares_a_local_and_a_served_model(tmp_path, tiny_model_dir):
         assert row["dtype"] == ("served" if row["model"] == MODEL else "bfloat16")
     assert served_seeds == sorted(row["seed"] for row in rows if row["model"] == MODEL)
     assert json.loads(r.output.strip().splitlines()[-1])["model"] == f"{local_name} + {MODEL}"
+
+
+def test_served_and_composite_refuse_k_without_a_seed_each_before_any_request():
+    with StubServer(models=["model-a"]) as a, StubServer(models=["model-b"]) as b:
+        for backend in (ServedBackend(a.url), open_backend([a.url, b.url])):
+            for k, seeds in ((0, []), (3, [1, 2])):
+                with pytest.raises(ValueError, match="one seed per candidate"):
+                    backend.generate(CONV, k=k, params=PARAMS, seeds=seeds)
+        assert a.completion_requests() == [] and b.completion_requests() == []

@@ -78,6 +78,12 @@ class GenerationResult:
         return sum(c.tokens for c in self.candidates)
 
 
+def check_request(k: int, seeds: Sequence[int]) -> None:
+    """The arguments every backend's ``generate`` checks first: ``k >= 1``, a seed per candidate."""
+    if k < 1 or len(seeds) < k:
+        raise ValueError(f"need k >= 1 and one seed per candidate (k={k}, {len(seeds)} seeds)")
+
+
 @runtime_checkable
 class ModelBackend(Protocol):
     """What the engine, the CLI and the GUI need from a model."""

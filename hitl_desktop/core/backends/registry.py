@@ -33,6 +33,7 @@ from hitl_desktop.core.backends.base import (
     SamplingParams,
     StopCallback,
     TokenCallback,
+    check_request,
 )
 from hitl_desktop.core.backends.served import ServedBackend, is_url
 from hitl_desktop.core.types import Message
@@ -107,8 +108,7 @@ class CompositeBackend:
         on_token: TokenCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> GenerationResult:
-        if k < 1 or len(seeds) < k:
-            raise ValueError(f"need k >= 1 and one seed per candidate (k={k}, {len(seeds)} seeds)")
+        check_request(k, seeds)
         n = len(self.members)
         shares = {j: [i for i in range(k) if i % n == j] for j in range(n)}
         shares = {j: idx for j, idx in shares.items() if idx}

@@ -58,6 +58,7 @@ from hitl_desktop.core.backends.base import (
     SamplingParams,
     StopCallback,
     TokenCallback,
+    check_request,
 )
 from hitl_desktop.core.backends.plain import PLAIN_STOPS, cut_at_stop, format_plain, held_back
 from hitl_desktop.core.types import Message
@@ -326,8 +327,7 @@ class ServedBackend:
         on_token: TokenCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> GenerationResult:
-        if k < 1 or len(seeds) < k:
-            raise ValueError(f"need k >= 1 and one seed per candidate (k={k}, {len(seeds)} seeds)")
+        check_request(k, seeds)
         events: queue.Queue = queue.Queue()
         cancel = threading.Event()
         streams: dict[int, Any] = {}
