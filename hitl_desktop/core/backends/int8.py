@@ -8,9 +8,10 @@ per output channel, symmetric) multiplied by torch's ``_weight_int8pack_mm`` ker
 halves the weights read per step.
 
 :func:`quantize_linears` replaces the model's ``nn.Linear`` layers (the output layer
-included) in place by :class:`Int8Linear`. A tied output layer is untied first: the input
-embedding keeps its bf16 table for the lookup, the output layer gets its own int8 copy
-(quantized in slices, so the peak memory never holds a float32 copy of the whole table).
+included) in place by :class:`Int8Linear`. A tied output layer's int8 table (quantized in
+slices, so the peak memory never holds a float32 copy of the whole table) also serves the
+input embedding's lookups (:class:`Int8Embedding`), so the bf16 table is dropped: 270 MB
+less for the embedded model's 262k x 640 table.
 The embedded model's weights come from a 4-bit GGUF, so one more rounding to 8 bits per
 channel changes the logits very little (greedy texts may still differ after some tokens).
 """
@@ -21,10 +22,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["Int8Linear", "quantize_linears", "supported"]
+__all__ = ["Int8Embedding", "Int8Linear", "quantize_linears", "supported"]
 
-#: Rows quantized at a time (bounds the float32 temporary: 16384 x hidden x 4 bytes).
-_SLICE = 16384
+#: Rows quantized at a time (bounds the float32 temporaries: 4096 x hidden x 4 bytes).
+_SLICE = 4096
 
 
 def supported(dtype: torch.dtype) -> bool:
@@ -70,9 +71,54 @@ class Int8Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
+class Int8Embedding(torch.nn.Module):
+    """The input embedding looked up in the output layer's int8 table (a tied model): row
+    ``q[id] * scale[id]``, times the model's ``embed_scale`` where it has one (Gemma)."""
+
+    def __init__(self, table: Int8Linear, embed_scale: torch.Tensor | None) -> None:
+        super().__init__()
+        self.table = table
+        self.num_embeddings, self.embedding_dim = table.weight.shape
+        self.register_buffer("embed_scale", embed_scale, persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:  # its shape and dtype, for code that inspects them
+        return self.table.weight
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        scales = self.table.scales
+        rows = torch.nn.functional.embedding(input_ids, self.table.weight).to(scales.dtype)
+        rows = rows * scales[input_ids].unsqueeze(-1)
+        if self.embed_scale is not None:
+            rows = rows * self.embed_scale.to(scales.dtype)
+        return rows
+
+
+def _plain_embedding(module: Any) -> bool:
+    """An nn.Embedding whose forward is the lookup (times ``embed_scale``, Gemma's scaled one)."""
+    kind = type(module)
+    return kind is torch.nn.Embedding or (
+        isinstance(module, torch.nn.Embedding)
+        and kind.__name__.endswith("ScaledWordEmbedding")
+        and isinstance(getattr(module, "embed_scale", None), torch.Tensor)
+    )
+
+
 def _fits(layer: torch.nn.Linear) -> bool:
     # the CPU kernel needs the inner dimension to be a multiple of 8 (it crashes otherwise)
     return layer.in_features % 8 == 0 and layer.weight.device.type == "cpu"
+
+
+def _give_back_freed_memory() -> None:
+    """Return the freed float weights to the system (glibc keeps freed heap memory otherwise:
+    measured +170 MB of resident memory for the embedded model)."""
+    import contextlib
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def quantize_linears(model: Any) -> int:
@@ -81,6 +127,7 @@ def quantize_linears(model: Any) -> int:
     out = model.get_output_embeddings()
     inp = model.get_input_embeddings()
     tied = out is not None and inp is not None and out.weight is inp.weight
+    del out  # (no reference to the float tables may stay: their memory is freed below)
     # names only: each float layer is freed as soon as it is replaced (the peak memory)
     targets = [
         name
@@ -93,10 +140,21 @@ def quantize_linears(model: Any) -> int:
         module = getattr(parent, child)
         setattr(parent, child, Int8Linear.from_linear(module.weight.detach(), module.bias))
         del module
-    if tied and model.get_output_embeddings() is not out:
+    new_out = model.get_output_embeddings()
+    if tied and isinstance(new_out, Int8Linear) and _plain_embedding(inp):
+        # one int8 table for both: the bf16 table is dropped
+        model.set_input_embeddings(Int8Embedding(new_out, getattr(inp, "embed_scale", None)))
+        del inp
+    if tied and isinstance(new_out, Int8Linear):
         # keep transformers from tying them again (save_pretrained / resize_token_embeddings)
         model.config.tie_word_embeddings = False
         text_config = getattr(model.config, "get_text_config", lambda: None)()
         if text_config is not None:
             text_config.tie_word_embeddings = False
+    # the float weights left (norms) in memory of their own: a weight loaded from safetensors
+    # may be a view of the file's mapping, which would keep every page read so far resident
+    with torch.no_grad():
+        for param in model.parameters():
+            param.data = param.data.clone()
+    _give_back_freed_memory()
     return len(targets)
