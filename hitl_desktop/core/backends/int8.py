@@ -37,7 +37,9 @@ def supported(dtype: torch.dtype) -> bool:
 class Int8Linear(torch.nn.Module):
     """``y = x @ (w_int8 * scale).T + bias``, one scale per output channel."""
 
-    def __init__(self, weight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(
+        self, weight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None
+    ) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
         self.register_buffer("weight", weight)
@@ -54,7 +56,9 @@ class Int8Linear(torch.nn.Module):
             for start in range(0, out_features, _SLICE):
                 w = weight[start : start + _SLICE].float()
                 s = w.abs().amax(dim=1).clamp_(min=1e-12) / 127.0
-                q[start : start + _SLICE] = (w / s[:, None]).round_().clamp_(-127, 127).to(torch.int8)
+                q[start : start + _SLICE] = (
+                    (w / s[:, None]).round_().clamp_(-127, 127).to(torch.int8)
+                )
                 scales[start : start + _SLICE] = s
         b = None if bias is None else bias.detach().clone()
         return cls(q, scales.to(dtype), b)
@@ -121,6 +125,38 @@ def _give_back_freed_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _file_mappings() -> list[tuple[int, int]]:
+    """(start, end) of this process's mappings of ``.safetensors`` files (Linux)."""
+    spans = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split()
+                if len(fields) >= 6 and fields[5].endswith(".safetensors"):
+                    start, _, end = fields[0].partition("-")
+                    spans.append((int(start, 16), int(end, 16)))
+    except OSError:
+        pass
+    return spans
+
+
+def _drop_pages(weight: torch.Tensor, spans: list[tuple[int, int]]) -> None:
+    """Drop the resident pages of a float weight that is a read-only view of a mapped
+    safetensors file (read again from the file if ever touched; it is not, once replaced):
+    otherwise the whole file ends up resident while it is quantized (the peak memory)."""
+    import ctypes
+
+    size = weight.untyped_storage().nbytes()
+    begin = weight.untyped_storage().data_ptr()
+    if not any(lo <= begin and begin + size <= hi for lo, hi in spans):
+        return  # memory of its own: freed with the tensor
+    page = 4096
+    first, last = -(-begin // page) * page, (begin + size) // page * page
+    if last > first:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)  # MADV_DONTNEED
+
+
 def quantize_linears(model: Any) -> int:
     """Replace every ``nn.Linear`` of ``model`` (a bf16 model on the CPU) by :class:`Int8Linear`,
     untying a tied output layer from the input embedding first. Returns how many were replaced."""
@@ -134,16 +170,20 @@ def quantize_linears(model: Any) -> int:
         for name, module in model.named_modules()
         if isinstance(module, torch.nn.Linear) and _fits(module)
     ]
+    spans = _file_mappings()
     for name in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         module = getattr(parent, child)
         setattr(parent, child, Int8Linear.from_linear(module.weight.detach(), module.bias))
+        if not (tied and module.weight is inp.weight):
+            _drop_pages(module.weight, spans)
         del module
     new_out = model.get_output_embeddings()
     if tied and isinstance(new_out, Int8Linear) and _plain_embedding(inp):
         # one int8 table for both: the bf16 table is dropped
         model.set_input_embeddings(Int8Embedding(new_out, getattr(inp, "embed_scale", None)))
+        _drop_pages(inp.weight, spans)
         del inp
     if tied and isinstance(new_out, Int8Linear):
         # keep transformers from tying them again (save_pretrained / resize_token_embeddings)
