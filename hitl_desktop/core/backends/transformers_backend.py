@@ -23,7 +23,8 @@ How generation works:
   "length"); one that leaves no room at all is a ModelError.
 * The prompt is run once (batch 1), its KV cache copied to the K rows, then all K candidates
   are decoded together, one token per step for every row (bf16 on CPU). Rows never need
-  padding since they share the prompt; a finished row is dropped from the batch.
+  padding since they share the prompt; a finished row is dropped from the batch. On the CPU
+  a bf16 model's linear layers hold int8 weights (:mod:`.int8`; ``HITL_CPU_INT8=0``: bf16).
 * Each candidate has its own ``torch.Generator`` seeded with its seed, drawing exactly one
   number per token, and sampling (repetition penalty, temperature, top-k, top-p) is done per
   row. The batch always has at least two rows (a lone candidate gets a throwaway twin),
