@@ -47,8 +47,16 @@ class Int8Linear(torch.nn.Module):
         self.bias = None if bias is None else torch.nn.Parameter(bias, requires_grad=False)
 
     @classmethod
-    def from_linear(cls, weight: torch.Tensor, bias: torch.Tensor | None) -> Int8Linear:
-        """Quantize a float weight [out, in]: symmetric, per output channel, in slices."""
+    def from_linear(
+        cls,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        *,
+        mapped: list[tuple[int, int]] = (),  # type: ignore[assignment]
+    ) -> Int8Linear:
+        """Quantize a float weight [out, in]: symmetric, per output channel, in slices.
+        ``mapped``: the spans of mapped weight files (:func:`_file_mappings`), whose pages
+        each slice read are dropped again (the peak memory)."""
         out_features, dtype = weight.shape[0], weight.dtype
         q = torch.empty(weight.shape, dtype=torch.int8)
         scales = torch.empty(out_features, dtype=torch.float32)
@@ -60,6 +68,7 @@ class Int8Linear(torch.nn.Module):
                     (w / s[:, None]).round_().clamp_(-127, 127).to(torch.int8)
                 )
                 scales[start : start + _SLICE] = s
+                _drop_pages(weight[start : start + _SLICE], mapped)
         b = None if bias is None else bias.detach().clone()
         return cls(q, scales.to(dtype), b)
 
@@ -141,13 +150,15 @@ def _file_mappings() -> list[tuple[int, int]]:
 
 
 def _drop_pages(weight: torch.Tensor, spans: list[tuple[int, int]]) -> None:
-    """Drop the resident pages of a float weight that is a read-only view of a mapped
-    safetensors file (read again from the file if ever touched; it is not, once replaced):
-    otherwise the whole file ends up resident while it is quantized (the peak memory)."""
+    """Drop the resident pages of a (contiguous) float weight that is a read-only view of a
+    mapped safetensors file: clean file pages, read again from the file if ever touched.
+    Otherwise the whole file ends up resident while it is quantized (the peak memory)."""
     import ctypes
 
-    size = weight.untyped_storage().nbytes()
-    begin = weight.untyped_storage().data_ptr()
+    if not spans or not weight.is_contiguous():
+        return
+    size = weight.numel() * weight.element_size()
+    begin = weight.data_ptr()
     if not any(lo <= begin and begin + size <= hi for lo, hi in spans):
         return  # memory of its own: freed with the tensor
     page = 4096
@@ -175,15 +186,13 @@ def quantize_linears(model: Any) -> int:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         module = getattr(parent, child)
-        setattr(parent, child, Int8Linear.from_linear(module.weight.detach(), module.bias))
-        if not (tied and module.weight is inp.weight):
-            _drop_pages(module.weight, spans)
+        layer = Int8Linear.from_linear(module.weight.detach(), module.bias, mapped=spans)
+        setattr(parent, child, layer)
         del module
     new_out = model.get_output_embeddings()
     if tied and isinstance(new_out, Int8Linear) and _plain_embedding(inp):
         # one int8 table for both: the bf16 table is dropped
         model.set_input_embeddings(Int8Embedding(new_out, getattr(inp, "embed_scale", None)))
-        _drop_pages(inp.weight, spans)
         del inp
     if tied and isinstance(new_out, Int8Linear):
         # keep transformers from tying them again (save_pretrained / resize_token_embeddings)
