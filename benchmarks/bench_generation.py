@@ -29,8 +29,8 @@ ours whole process 8.5 s = 30 tok/s (imports 3.2 s, warm load 0.95 s, generation
 naive whole process 73.7 s = 3.5 tok/s (load 43 s, generation 8.9 tok/s), peak RSS 2.6 GB;
 ours/naive x8.6 whole process, x6.6 generation alone; cold load (conversion) 33 s, peak 3.3 GB.
 (Those figures predate the CPU's int8 weights. ``--bf16-weights``, same run, load average
-2.0-2.8: int8 171 ms per decoding step = 23.4 tok/s against bf16 474 ms = 8.4 tok/s, x2.8;
-peak RSS 1.42 GB against 1.03 GB, 0.74 GB once loaded.)
+1.7-1.9: int8 114 ms per decoding step = 35.2 tok/s against bf16 193 ms = 20.7 tok/s, x1.70;
+peak RSS 0.77 GB against 1.03 GB.)
 """
 
 from __future__ import annotations
