@@ -23,7 +23,8 @@ How generation works:
   "length"); one that leaves no room at all is a ModelError.
 * The prompt is run once (batch 1), its KV cache copied to the K rows, then all K candidates
   are decoded together, one token per step for every row (bf16 on CPU). Rows never need
-  padding since they share the prompt; a finished row is dropped from the batch.
+  padding since they share the prompt; a finished row is dropped from the batch. On the CPU
+  a bf16 model's linear layers hold int8 weights (:mod:`.int8`; ``HITL_CPU_INT8=0``: bf16).
 * Each candidate has its own ``torch.Generator`` seeded with its seed, drawing exactly one
   number per token, and sampling (repetition penalty, temperature, top-k, top-p) is done per
   row. The batch always has at least two rows (a lone candidate gets a throwaway twin),
@@ -83,6 +84,7 @@ from hitl_desktop.core.backends.base import (  # noqa: E402
     TokenCallback,
 )
 from hitl_desktop.core.backends.devices import choose_device  # noqa: E402
+from hitl_desktop.core.backends.int8 import quantize_linears, supported  # noqa: E402
 from hitl_desktop.core.backends.plain import PLAIN_STOPS, format_plain, held_back
 from hitl_desktop.core.types import Message  # noqa: E402
 
@@ -177,6 +179,8 @@ class TransformersBackend:
         self.fast_decode = device.startswith("cuda") if fast_decode is None else bool(fast_decode)
         self._compiled: Any = None
         self._static_cache: tuple[tuple[int, int], Any] | None = None  # ((width, size), StaticCache)
+        #: How the linear layers' weights are held: the dtype, or "int8" (CPU, see :mod:`.int8`).
+        self.weights = dtype
         #: Added to the logits before sampling, {token id: bias}; e.g. -inf bans a token.
         self.logit_bias: dict[int, float] = {}
         #: Where an answer ends in the plain format (no chat template); () = only at EOS.
@@ -361,6 +365,10 @@ class TransformersBackend:
         """The backend over a loaded model; ``warmup`` runs it once, so a model that loads but
         cannot run fails here, with a ModelError naming the path."""
         model.eval()
+        quantized = device == "cpu" and _int8_wanted(DTYPES[dtype])
+        if quantized:
+            progress(0.8, f"Preparing {name} for the CPU")
+            quantize_linears(model)
         if device != "cpu":
             progress(0.85, f"Moving {name} to {device}")
             try:
@@ -371,6 +379,7 @@ class TransformersBackend:
         backend = cls(
             model, tokenizer, name=name, revision=revision, dtype=dtype, path=path, device=device
         )
+        backend.weights = "int8" if quantized else dtype
         if warmup:
             progress(0.9, "Warming up")
             try:
@@ -489,7 +498,12 @@ class TransformersBackend:
             model=self.name,
             model_revision=self.revision,
             dtype=self.dtype,
-            params={**params.to_dict(), "prompt_format": self.prompt_format, "device": self.device},
+            params={
+                **params.to_dict(),
+                "prompt_format": self.prompt_format,
+                "device": self.device,
+                **({"weights": self.weights} if self.weights != self.dtype else {}),
+            },
             device=self.device,
         )
 
@@ -863,6 +877,11 @@ def _warm_up(model: Any, device: str = "cpu", cache_kw: str = "cache") -> None:
             past.batch_repeat_interleave(2)
             ids = torch.tensor([[token], [token]], device=device)
             model(input_ids=ids, use_cache=True, **{cache_kw: past})
+
+
+def _int8_wanted(dtype: torch.dtype) -> bool:
+    """Int8 weights for a bf16 model on the CPU (:mod:`.int8`), unless ``HITL_CPU_INT8=0``."""
+    return os.environ.get("HITL_CPU_INT8", "").strip() != "0" and supported(dtype)
 
 
 def _two_stages(progress: ProgressCallback) -> tuple[ProgressCallback, ProgressCallback]:
