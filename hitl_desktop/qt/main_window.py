@@ -74,6 +74,11 @@ def _model_label(spec: str | None) -> str:
     return spec if "://" in spec else Path(spec).name
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 item``, ``3 items``: a count with its noun, singular or plural."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _sentence(e: Exception) -> str:
     """A workflow's one-line reason as a sentence for the message bar."""
     text = str(e).strip()
@@ -723,11 +728,11 @@ class MainWindow(QMainWindow):
         if s is None:
             return ""
         per = s.get("seconds_per_item")
-        per_text = f"{per:.0f} s per item" if per else "— per item"
-        return (
-            f"This session: {s['items']} item(s) · {per_text} · {s['pairs']} pair(s)"
-            f" · {s.get('corrections', 0)} correction(s)"
-        )
+        parts = [_count(s["items"], "item")]
+        if per:
+            parts.append(f"{per:.0f} s per item")
+        parts += [_count(s["pairs"], "pair"), _count(s.get("corrections", 0), "correction")]
+        return "This session: " + " · ".join(parts)
 
     def _show_guideline(self) -> None:
         g = self.guideline
