@@ -56,6 +56,7 @@ from hitl_desktop.qt.markdown_view import SafeTextView
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.models import PromptQueueModel, PromptRole
 from hitl_desktop.qt.settings import AppSettings
+from hitl_desktop.qt.wording import count
 from hitl_desktop.qt.workers import (
     BackendFactory,
     GenerationRequest,
@@ -72,11 +73,6 @@ def _model_label(spec: str | None) -> str:
     if not spec:
         return "Gemma 3 270M (embedded)"
     return spec if "://" in spec else Path(spec).name
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 item``, ``3 items``: a count with its noun, singular or plural."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _sentence(e: Exception) -> str:
@@ -728,10 +724,10 @@ class MainWindow(QMainWindow):
         if s is None:
             return ""
         per = s.get("seconds_per_item")
-        parts = [_count(s["items"], "item")]
+        parts = [count(s["items"], "item")]
         if per:
             parts.append(f"{per:.0f} s per item")
-        parts += [_count(s["pairs"], "pair"), _count(s.get("corrections", 0), "correction")]
+        parts += [count(s["pairs"], "pair"), count(s.get("corrections", 0), "correction")]
         return "This session: " + " · ".join(parts)
 
     def _show_guideline(self) -> None:
@@ -891,7 +887,7 @@ class MainWindow(QMainWindow):
         self._show_queue()
         if self.prompt is None:
             self.load_next()
-        self.messages.show_info(f"{added} sample prompt(s) added.")
+        self.messages.show_info(f"{count(added, 'sample prompt')} added.")
         return added
 
     # -- judging ------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.qt import theme
+from hitl_desktop.qt.wording import count
 from hitl_desktop.qt.workers import TaskRunner
 
 if TYPE_CHECKING:
@@ -427,8 +428,8 @@ class LabMenus(QObject):
         if self.window.prompt is None and self.window.session is not None:
             self.window.load_next()
         self.window.messages.show_info(
-            f"Imported {s.records} record(s) from {Path(outcome.path).name}: {s.prompts} new prompt(s), "
-            f"{s.judgments} judgment(s), {s.queued} queued.",
+            f"Imported {count(s.records, 'record')} from {Path(outcome.path).name}: "
+            f"{count(s.prompts, 'new prompt')}, {count(s.judgments, 'judgment')}, {s.queued} queued.",
             timeout_ms=10000,
         )
 

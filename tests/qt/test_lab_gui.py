@@ -107,7 +107,7 @@ def test_import_action_imports_off_the_gui_thread_and_refreshes_the_queue(qtbot,
     assert len(win.store.queued_prompts()) == 3
     assert progress and progress[-1] == pytest.approx(1.0)
     assert not win.lab_menus.progress.isVisible()
-    assert "Imported 3 record(s)" in win.messages.text()
+    assert "Imported 3 records" in win.messages.text()
     assert win.lab_menus.recent_files()[0] == str(path.resolve())
 
 
@@ -199,6 +199,7 @@ def test_undo_and_edit_a_past_judgment(qtbot, win):
     win.lab_menus.edit_past_action.trigger()
     view = win.lab_menus.history_view
     assert view.isVisible() and view.model.rowCount() == 1
+    assert view.count_label.text().startswith("1 judgment:")
     assert view.model.entries()[0].id == saved[0].judgment.id
     view.rejudge_button.click()
     assert not view.isVisible()
@@ -284,6 +285,7 @@ def test_review_mode_records_an_adjudication_that_export_uses(qtbot, win, tmp_pa
     view = m.review_view
     assert [view.list_model.row(i).prompt.external_id for i in range(view.list_model.rowCount())] == ["lab-2", "lab-3", "lab-1"]
     assert view.list_model.index(0, 0).data() == "-1.00"
+    assert view.count_label.text().startswith("3 prompts judged by several tutors")
     # lab-2: ann and bob side by side; bob's flag and correction visible
     assert [view.grid_model.headerData(c, Qt.Orientation.Horizontal) for c in range(4)] == ["Candidate", "ann", "bob", "Adjudicated"]
     assert view.grid_model.cell_text(0, 1) == "1"
