@@ -92,7 +92,9 @@ def test_the_menu_bar_has_the_desktop_conventions(win):
     for wanted in ("Open database or pack…", "Import prompts or judgments…", "Export…", "Merge databases…",
                    "Back up now", "Restore from a backup…", "Recent files", "Quit"):  # fmt: skip
         assert wanted in texts["file"]
-    assert {"Undo submission (Ctrl+Z)", "Edit a past judgment…"} <= set(texts["edit"])
+    assert {"Undo submission\tCtrl+Z", "Edit a past judgment…"} <= set(texts["edit"])
+    win.lab_menus.menus["edit"].aboutToShow.emit()  # nothing submitted yet: nothing to undo
+    assert not win.lab_menus.undo_action.isEnabled()
     assert {"Queue", "Guidelines", "Quality…", "Theme", "Judgment history…", "Review disagreements…"} <= set(texts["view"])
     assert {"Shortcuts (F1)", "About hitl-desktop"} <= set(texts["help"])
 
@@ -209,6 +211,8 @@ def test_undo_and_edit_a_past_judgment(qtbot, win):
     # Edit → Undo submission takes the judgment back
     win.load_next()
     wait_ready(qtbot, win)
+    win.lab_menus.menus["edit"].aboutToShow.emit()
+    assert win.lab_menus.undo_action.isEnabled()
     with qtbot.waitSignal(win.judgment_undone, timeout=5000):
         win.lab_menus.undo_action.trigger()
     assert list(win.store.judged_items()) == []
@@ -401,6 +405,6 @@ def test_the_readme_lists_every_menu_item(win):
     assert set(rows) == set(win.lab_menus.menus)
     for key, menu in win.lab_menus.menus.items():
         for action in menu.actions():
-            text = action.text().replace("&", "").split(" (")[0].rstrip("…")
+            text = action.text().replace("&", "").split("\t")[0].split(" (")[0].rstrip("…")
             if text:
                 assert text in rows[key], f"README's menu table lacks {key} → {text}"
