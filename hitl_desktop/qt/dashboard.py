@@ -403,10 +403,19 @@ class BarChart(QWidget):
             p.drawText(patch, Qt.AlignmentFlag.AlignCenter, text)
         p.end()
 
-    def _paint_legend(self, p: QPainter, t: theme.Theme, font: QFont, area: QRectF) -> float:
+    def _legend_entries(self) -> list[tuple[str, str, bool]]:
         entries = [(s.name, s.color, False) for s in self.series if s.name]
         if self.marker_label:
             entries.append((self.marker_label, "danger", True))
+        return entries
+
+    def legend_width(self, font: QFont) -> float:
+        """How wide the legend is drawn: swatch, name and gap per entry (as _paint_legend)."""
+        fm = QFontMetrics(font)
+        return sum(18 + fm.horizontalAdvance(name) + 14 for name, _c, _d in self._legend_entries()) - 14
+
+    def _paint_legend(self, p: QPainter, t: theme.Theme, font: QFont, area: QRectF) -> float:
+        entries = self._legend_entries()
         if len(entries) < 2 and not self.marker_label:
             return 0.0
         fm = QFontMetrics(font)
@@ -806,7 +815,7 @@ class QualityDashboard(QDialog):
             names,
             [
                 Series(
-                    "ranked best when shown first",
+                    "observed",
                     [t["first_shown_best"] for t in tutors],
                     "accent",
                 )
@@ -814,7 +823,7 @@ class QualityDashboard(QDialog):
             lo=0.0,
             hi=1.0,
             markers=[t["first_shown_expected"] for t in tutors],
-            marker_label="expected by chance",
+            marker_label="chance",
             label_format=lambda v: f"{100 * v:.0f}%",
         )
         self.models_chart.set_models(summary.get("models") or {})

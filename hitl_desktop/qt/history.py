@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from hitl_desktop.core import review
 from hitl_desktop.core.types import FLAGS
+from hitl_desktop.qt.wording import count
 
 if TYPE_CHECKING:
     from hitl_desktop.qt.main_window import MainWindow
@@ -243,7 +244,7 @@ class HistoryView(QDialog):
                 flag=self.flag_box.currentData(),
             )
             where = {"session": "this session", "mine": "yours", "all": "all tutors"}[scope]
-            self.count_label.setText(f"{len(entries)} judgment(s): {where}")
+            self.count_label.setText(f"{count(len(entries), 'judgment')}: {where}")
         self.model.set_entries(entries)
         if entries:
             self.table.selectRow(0)

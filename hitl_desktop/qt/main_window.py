@@ -56,6 +56,7 @@ from hitl_desktop.qt.markdown_view import SafeTextView
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.models import PromptQueueModel, PromptRole
 from hitl_desktop.qt.settings import AppSettings
+from hitl_desktop.qt.wording import count
 from hitl_desktop.qt.workers import (
     BackendFactory,
     GenerationRequest,
@@ -723,11 +724,11 @@ class MainWindow(QMainWindow):
         if s is None:
             return ""
         per = s.get("seconds_per_item")
-        per_text = f"{per:.0f} s per item" if per else "— per item"
-        return (
-            f"This session: {s['items']} item(s) · {per_text} · {s['pairs']} pair(s)"
-            f" · {s.get('corrections', 0)} correction(s)"
-        )
+        parts = [count(s["items"], "item")]
+        if per:
+            parts.append(f"{per:.0f} s per item")
+        parts += [count(s["pairs"], "pair"), count(s.get("corrections", 0), "correction")]
+        return "This session: " + " · ".join(parts)
 
     def _show_guideline(self) -> None:
         g = self.guideline
@@ -886,7 +887,7 @@ class MainWindow(QMainWindow):
         self._show_queue()
         if self.prompt is None:
             self.load_next()
-        self.messages.show_info(f"{added} sample prompt(s) added.")
+        self.messages.show_info(f"{count(added, 'sample prompt')} added.")
         return added
 
     # -- judging ------------------------------------------------------------------------------------

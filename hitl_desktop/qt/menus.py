@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.qt import theme
+from hitl_desktop.qt.wording import count
 from hitl_desktop.qt.workers import TaskRunner
 
 if TYPE_CHECKING:
@@ -215,7 +216,10 @@ class LabMenus(QObject):
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
 
         edit_menu = bar.addMenu("&Edit")
-        self.undo_action = self._action(edit_menu, "&Undo submission (Ctrl+Z)", w.undo, name="Undo")
+        # the window's own Ctrl+Z shortcut does the work; after a tab the menu shows the key in
+        # its shortcut column like the other items, without a second, ambiguous shortcut
+        self.undo_action = self._action(edit_menu, "&Undo submission\tCtrl+Z", w.undo, name="Undo")
+        edit_menu.aboutToShow.connect(self._sync_edit_menu)
         self.edit_past_action = self._action(edit_menu, "&Edit a past judgment…", self.open_history, "Ctrl+H", "EditPast")
         edit_menu.addSeparator()
         edit_menu.addAction(w.session_action)
@@ -256,6 +260,10 @@ class LabMenus(QObject):
         self.about_action = self._action(help_menu, "&About hitl-desktop", self.show_about, name="About")
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
         self.menus = {"file": file_menu, "edit": edit_menu, "view": view_menu, "help": help_menu}
+
+    def _sync_edit_menu(self) -> None:
+        """Undo is offered only when there is a submission to take back (like the bench's button)."""
+        self.undo_action.setEnabled(self.window.workflow.can_undo())
 
     def _panel_toggle(self, menu: QMenu, text: str, inside: QWidget) -> QAction:
         panel = inside
@@ -428,8 +436,8 @@ class LabMenus(QObject):
         if self.window.prompt is None and self.window.session is not None:
             self.window.load_next()
         self.window.messages.show_info(
-            f"Imported {s.records} record(s) from {Path(outcome.path).name}: {s.prompts} new prompt(s), "
-            f"{s.judgments} judgment(s), {s.queued} queued.",
+            f"Imported {count(s.records, 'record')} from {Path(outcome.path).name}: "
+            f"{count(s.prompts, 'new prompt')}, {count(s.judgments, 'judgment')}, {s.queued} queued.",
             timeout_ms=10000,
         )
 

@@ -22,7 +22,7 @@ MEAN = 1000.0
 
 
 class ModelStrengthChart(QWidget):
-    def __init__(self, title: str = "Models compared (Bradley–Terry, 95% CI)",
+    def __init__(self, title: str = "Models compared (Bradley–Terry)",
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = title
@@ -30,6 +30,13 @@ class ModelStrengthChart(QWidget):
         self.setMinimumSize(260, 200)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName("Models compared")
+        self.setToolTip("Each model's Bradley–Terry strength (Elo scale, centred on 1000) "
+                        "with its 95% bootstrap interval, and its win rate")
+
+    def shown_title(self) -> str:
+        """The title as drawn: elided to the chart's width rather than cut mid-letter."""
+        return QFontMetrics(self._fonts()[2]).elidedText(
+            self.title, Qt.TextElideMode.ElideRight, max(0, self.width() - 24))
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(340, 240)
@@ -99,7 +106,7 @@ class ModelStrengthChart(QWidget):
         p.setFont(bold)
         p.setPen(QColor(t["text"]))
         p.drawText(QRectF(pad, pad - 2, rect.width() - 2 * pad, title_h),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.title)
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.shown_title())
         plot = self.plot_rect()
         if not self.models:
             p.setFont(base)

@@ -40,6 +40,7 @@ from hitl_desktop.core import review
 from hitl_desktop.core.store import StoreError
 from hitl_desktop.qt import theme
 from hitl_desktop.qt.dashboard import heading, panel
+from hitl_desktop.qt.wording import count
 
 if TYPE_CHECKING:
     from hitl_desktop.qt.main_window import MainWindow
@@ -401,7 +402,7 @@ class ReviewView(QDialog):
         rows = review.disagreements(store, domain=self.domain_box.currentData())
         self.list_model.set_rows(rows)
         done = sum(d.adjudicated for d in rows)
-        self.count_label.setText(f"{len(rows)} prompt(s) judged by several tutors · {done} adjudicated")
+        self.count_label.setText(f"{count(len(rows), 'prompt')} judged by several tutors · {done} adjudicated")
         row = self.list_model.row_of(current) if current else -1
         if row < 0 and rows:
             row = 0

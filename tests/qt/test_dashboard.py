@@ -207,3 +207,13 @@ def test_screenshot(qtbot, dash, tmp_path):
     path = tmp_path / "dashboard.png"
     assert dash.grab().save(str(path)) and path.stat().st_size > 10_000
     assert not [t for t in dash.findChildren(QThread) if t.isRunning()]
+
+
+def test_chart_legends_fit_their_charts(dash):
+    from PySide6.QtGui import QFont
+
+    for chart in (dash.agreement_chart, dash.position_chart):
+        chart.resize(chart.minimumWidth(), chart.height())  # four side by side in a narrow window
+        small = QFont(chart.font())
+        small.setPointSizeF(max(7.0, small.pointSizeF() * 0.85))
+        assert 0 < chart.legend_width(small) <= chart.width() - 24, chart.title

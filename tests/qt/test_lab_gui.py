@@ -92,7 +92,9 @@ def test_the_menu_bar_has_the_desktop_conventions(win):
     for wanted in ("Open database or pack…", "Import prompts or judgments…", "Export…", "Merge databases…",
                    "Back up now", "Restore from a backup…", "Recent files", "Quit"):  # fmt: skip
         assert wanted in texts["file"]
-    assert {"Undo submission (Ctrl+Z)", "Edit a past judgment…"} <= set(texts["edit"])
+    assert {"Undo submission\tCtrl+Z", "Edit a past judgment…"} <= set(texts["edit"])
+    win.lab_menus.menus["edit"].aboutToShow.emit()  # nothing submitted yet: nothing to undo
+    assert not win.lab_menus.undo_action.isEnabled()
     assert {"Queue", "Guidelines", "Quality…", "Theme", "Judgment history…", "Review disagreements…"} <= set(texts["view"])
     assert {"Shortcuts (F1)", "About hitl-desktop"} <= set(texts["help"])
 
@@ -107,7 +109,7 @@ def test_import_action_imports_off_the_gui_thread_and_refreshes_the_queue(qtbot,
     assert len(win.store.queued_prompts()) == 3
     assert progress and progress[-1] == pytest.approx(1.0)
     assert not win.lab_menus.progress.isVisible()
-    assert "Imported 3 record(s)" in win.messages.text()
+    assert "Imported 3 records" in win.messages.text()
     assert win.lab_menus.recent_files()[0] == str(path.resolve())
 
 
@@ -199,6 +201,7 @@ def test_undo_and_edit_a_past_judgment(qtbot, win):
     win.lab_menus.edit_past_action.trigger()
     view = win.lab_menus.history_view
     assert view.isVisible() and view.model.rowCount() == 1
+    assert view.count_label.text().startswith("1 judgment:")
     assert view.model.entries()[0].id == saved[0].judgment.id
     view.rejudge_button.click()
     assert not view.isVisible()
@@ -208,6 +211,8 @@ def test_undo_and_edit_a_past_judgment(qtbot, win):
     # Edit → Undo submission takes the judgment back
     win.load_next()
     wait_ready(qtbot, win)
+    win.lab_menus.menus["edit"].aboutToShow.emit()
+    assert win.lab_menus.undo_action.isEnabled()
     with qtbot.waitSignal(win.judgment_undone, timeout=5000):
         win.lab_menus.undo_action.trigger()
     assert list(win.store.judged_items()) == []
@@ -284,6 +289,7 @@ def test_review_mode_records_an_adjudication_that_export_uses(qtbot, win, tmp_pa
     view = m.review_view
     assert [view.list_model.row(i).prompt.external_id for i in range(view.list_model.rowCount())] == ["lab-2", "lab-3", "lab-1"]
     assert view.list_model.index(0, 0).data() == "-1.00"
+    assert view.count_label.text().startswith("3 prompts judged by several tutors")
     # lab-2: ann and bob side by side; bob's flag and correction visible
     assert [view.grid_model.headerData(c, Qt.Orientation.Horizontal) for c in range(4)] == ["Candidate", "ann", "bob", "Adjudicated"]
     assert view.grid_model.cell_text(0, 1) == "1"
@@ -399,6 +405,6 @@ def test_the_readme_lists_every_menu_item(win):
     assert set(rows) == set(win.lab_menus.menus)
     for key, menu in win.lab_menus.menus.items():
         for action in menu.actions():
-            text = action.text().replace("&", "").split(" (")[0].rstrip("…")
+            text = action.text().replace("&", "").split("\t")[0].split(" (")[0].rstrip("…")
             if text:
                 assert text in rows[key], f"README's menu table lacks {key} → {text}"

@@ -89,3 +89,17 @@ def test_empty_chart_says_so(qtbot):
     chart.set_models({})
     chart.resize(300, 200)
     assert not chart.grab().isNull()
+
+
+def test_chart_title_fits_its_width_and_the_tooltip_says_what_is_drawn(qtbot):
+    from PySide6.QtGui import QFontMetrics
+
+    chart = ModelStrengthChart()
+    qtbot.addWidget(chart)
+    chart.resize(260, 240)  # its minimum width: the default title fits whole
+    assert chart.shown_title() == chart.title
+    chart.title = "Models compared across every checkpoint (Bradley–Terry, 95% CI)"
+    shown = chart.shown_title()
+    assert shown != chart.title and shown.endswith("…")  # elided, never cut mid-letter
+    assert QFontMetrics(chart._fonts()[2]).horizontalAdvance(shown) <= chart.width() - 24
+    assert "95%" in chart.toolTip() and "Bradley–Terry" in chart.toolTip()

@@ -110,7 +110,14 @@ def test_rank_with_tie_correct_submit_and_export(window, qtbot, file_store, tmp_
     assert {(r["chosen"], r["rejected"]) for r in rows} == want
     assert all(r["prompt"] == prompt.text and r["tutor"] == "Dr. Test" for r in rows)
     summary_text = window.session_summary_text()
-    assert "1 item(s)" in summary_text and f"{len(want)} pair(s)" in summary_text
+    assert "1 item ·" in summary_text and f"{len(want)} pairs" in summary_text
+    assert "(s)" not in summary_text and "1 correction" in summary_text
+
+
+def test_session_summary_counts_in_words(window, qtbot):
+    start(window, qtbot)
+    assert window.session_summary_text() == "This session: 0 items · 0 pairs · 0 corrections"
+    assert window.summary_label.text() == window.session_summary_text()
 
 
 def test_undo_restores_the_item(window, qtbot, file_store):

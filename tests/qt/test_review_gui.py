@@ -179,3 +179,12 @@ def test_big_queue_does_not_freeze_submit_or_skip(fake_window, qtbot, file_store
     took = time.perf_counter() - started
     assert w.queue_model.rowCount() == 20005
     assert took < 0.4, f"two skips took {took:.2f} s"
+
+
+def test_wording_counts_singular_and_plural():
+    from hitl_desktop.qt.wording import count
+
+    assert count(1, "prompt") == "1 prompt"
+    assert count(0, "prompt") == "0 prompts"
+    assert count(4, "new prompt") == "4 new prompts"
+    assert count(2, "analysis", "analyses") == "2 analyses"
