@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.core.backends.base import GenerationResult
+from hitl_desktop.core.backends.served import is_url
 from hitl_desktop.core.backup import BackupScheduler, backup_database
 from hitl_desktop.core.engine import candidates_from_result
 from hitl_desktop.core.guidelines import Guideline, GuidelineLibrary, resources_dir
@@ -72,7 +73,7 @@ def _model_label(spec: str | None) -> str:
     """A model's short name for the status bar: a folder or file name, a server's URL as is."""
     if not spec:
         return "Gemma 3 270M (embedded)"
-    return spec if "://" in spec else Path(spec).name
+    return spec if is_url(spec) else Path(spec).name
 
 
 def _sentence(e: Exception) -> str:
@@ -492,7 +493,9 @@ class MainWindow(QMainWindow):
         self.load_progress.hide()
         name = getattr(backend, "name", "") or "model"
         dtype = getattr(backend, "dtype", "")
-        self.model_label.setText(f"{name}" + (f" · {dtype}" if dtype else ""))
+        weights = getattr(backend, "weights", "") or dtype
+        held = f"{weights} weights, {dtype}" if weights != dtype else dtype
+        self.model_label.setText(f"{name}" + (f" · {held}" if held else ""))
         self._update_status()
 
     def _model_load_failed(self, message: str) -> None:

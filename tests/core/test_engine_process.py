@@ -156,7 +156,8 @@ def test_the_child_writes_what_the_in_process_backend_writes(tiny_model_dir):
 
     params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=16)
     seeds = [11, 12, 13, 14]
-    local = TransformersBackend.load(tiny_model_dir).generate(CONV, k=4, params=params, seeds=seeds)
+    in_process = TransformersBackend.load(tiny_model_dir)
+    local = in_process.generate(CONV, k=4, params=params, seeds=seeds)
     progress = []
     backend = open_local_backend(str(tiny_model_dir), device="cpu", on_progress=lambda f, m: progress.append(m))
     try:
@@ -169,6 +170,7 @@ def test_the_child_writes_what_the_in_process_backend_writes(tiny_model_dir):
     assert {i: t for i, t in streamed.items() if t} == {c.index: c.text for c in remote.candidates if c.text}
     assert remote.device == "cpu" and remote.params["device"] == "cpu"
     assert backend.device == "cpu" and backend.dtype == "bfloat16"
+    assert backend.weights == in_process.weights  # int8 on the CPU: the window shows it
     assert any("ready" in m for m in progress)
 
 

@@ -176,6 +176,7 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
             "name": backend.name,
             "revision": backend.revision,
             "dtype": backend.dtype,
+            "weights": str(getattr(backend, "weights", "") or backend.dtype),
             "device": str(getattr(backend, "device", "") or "cpu"),
             "pid": os.getpid(),
         }
@@ -265,6 +266,7 @@ class ProcessBackend:
         self.name = name
         self.revision = ""
         self.dtype = ""
+        self.weights = ""  # how the linear layers' weights are held: the dtype, or "int8"
         self.device = ""
         self.pid: int = process.pid or 0
 
@@ -408,6 +410,7 @@ def open_local_backend(
                 proxy.name = str(message["name"])
                 proxy.revision = str(message["revision"])
                 proxy.dtype = str(message["dtype"])
+                proxy.weights = str(message.get("weights") or message["dtype"])
                 proxy.device = str(message["device"])
                 proxy.pid = int(message["pid"])
                 return proxy
