@@ -193,12 +193,12 @@ class HistoryView(QDialog):
         self.set_lead(lead)
 
     def set_lead(self, lead: bool) -> None:
-        """A lead may list every tutor's judgments; a tutor sees this session's only."""
+        """A lead may list every tutor's judgments, and starts there; a tutor sees this
+        session's (or all their own)."""
         self.lead = lead
         self._filling = True
         self.scope_box.model().item(2).setEnabled(lead)
-        if not lead:
-            self.scope_box.setCurrentIndex(0)
+        self.scope_box.setCurrentIndex(self.scope_box.findData("all") if lead else 0)
         self.tutor_box.setVisible(lead and self.scope_box.currentData() == "all")
         self._filling = False
         self.refresh()

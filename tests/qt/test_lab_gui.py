@@ -261,9 +261,8 @@ def test_history_search_for_a_lead(qtbot, qtmodeltester, win, tmp_path):
     view = m.history_view
     assert view.model.rowCount() == 0  # this session: nothing judged yet
     assert not view.scope_box.model().item(2).isEnabled()
-    m.lead_action.setChecked(True)
-    view.scope_box.setCurrentIndex(view.scope_box.findData("all"))
-    assert view.model.rowCount() == 7
+    m.lead_action.setChecked(True)  # a lead starts on every tutor's judgments
+    assert view.scope_box.currentData() == "all" and view.model.rowCount() == 7
     view.flag_box.setCurrentIndex(view.flag_box.findData("unsafe"))
     assert [(e.tutor, e.flags, e.corrected) for e in view.model.entries()] == [("bob", ("unsafe",), True)]
     view.flag_box.setCurrentIndex(0)

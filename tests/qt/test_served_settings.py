@@ -18,8 +18,13 @@ def test_settings_take_urls_a_served_model_and_models_to_compare(qtbot, app_sett
         qtbot.addWidget(d)
         assert app_settings.backend_spec() == {"spec": None, "served_model": None, "completions": False,
                                                "device": "auto"}
+        # the served model's options mean something only once a URL is named
+        assert not d.served_model_edit.isEnabled() and not d.completions_check.isEnabled()
         d.local.setChecked(True)
+        d.path_edit.setText(str(tmp_path))
+        assert not d.served_model_edit.isEnabled()
         d.path_edit.setText(a.url)
+        assert d.served_model_edit.isEnabled() and d.completions_check.isEnabled()
         d.served_model_edit.setText("other-model")
         d.completions_check.setChecked(True)
         d.compare_edit.setPlainText(f"\n{b.url}#ckpt-b\n  \n")

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hitl_desktop.core.backends.served import is_url
 from hitl_desktop.qt.settings import K_MAX, K_MIN, AppSettings
 
 #: The device choices offered (label, settings value).
@@ -97,6 +98,8 @@ class SettingsDialog(QDialog):
         self.compare_edit.setFixedHeight(self.fontMetrics().lineSpacing() * 4)
         served.addRow("Compare with", self.compare_edit)
         ml.addLayout(served)
+        self.path_edit.textChanged.connect(self._sync_served)
+        self.compare_edit.textChanged.connect(self._sync_served)
         key = QLabel("A server's API key is read from HITL_API_KEY (else OPENAI_API_KEY), never saved.")
         key.setObjectName("Muted")
         key.setWordWrap(True)
@@ -156,6 +159,14 @@ class SettingsDialog(QDialog):
     def _sync(self) -> None:
         self.path_edit.setEnabled(self.local.isChecked())
         self.path_error.hide()
+        self._sync_served()
+
+    def _sync_served(self) -> None:
+        """The served model's name and plain completions mean something only for a URL (the
+        model, or one to compare with)."""
+        served = any(is_url(m) for m in [self.model_path(), *self.compare_models()])
+        self.served_model_edit.setEnabled(served)
+        self.completions_check.setEnabled(served)
 
     def accept(self) -> None:
         # "a local model" with no path would silently mean the embedded one
