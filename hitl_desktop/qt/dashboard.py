@@ -281,15 +281,7 @@ class BarChart(QWidget):
     # -- painting ---------------------------------------------------------------------------
 
     def paintEvent(self, event) -> None:  # noqa: N802
-        t = theme.current()
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        path = QPainterPath()
-        path.addRoundedRect(rect, 8, 8)
-        p.fillPath(path, QColor(t["surface"]))
-        p.setPen(QPen(QColor(t["border"]), 1))
-        p.drawPath(path)
+        p, t, rect = theme.paint_card(self)
 
         base = QFont(self.font())
         small = QFont(base)

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from hitl_desktop.qt import theme
@@ -89,15 +89,7 @@ class ModelStrengthChart(QWidget):
         return QPointF(plot.left() + (index + 0.5) * slot, y)
 
     def paintEvent(self, event) -> None:  # noqa: N802
-        t = theme.current()
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        frame = QPainterPath()
-        frame.addRoundedRect(rect, 8, 8)
-        p.fillPath(frame, QColor(t["surface"]))
-        p.setPen(QPen(QColor(t["border"]), 1))
-        p.drawPath(frame)
+        p, t, rect = theme.paint_card(self)
 
         base, small, bold = self._fonts()
         fm = QFontMetrics(small)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPainterPath, QPalette, QPen
 from PySide6.QtWidgets import QApplication
 
 from hitl_desktop.core.guidelines import resources_dir
@@ -185,3 +185,18 @@ def follow_system(app: QApplication, on_change=None) -> None:
             on_change(current())
 
     QGuiApplication.styleHints().colorSchemeChanged.connect(changed)
+
+
+def paint_card(widget) -> tuple[QPainter, Theme, QRectF]:
+    """Begin painting ``widget`` as a card (the charts'): a rounded frame in the theme's
+    surface and border colours. Returns the painter, the theme and the card's rect."""
+    t = current()
+    p = QPainter(widget)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    rect = QRectF(widget.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+    frame = QPainterPath()
+    frame.addRoundedRect(rect, 8, 8)
+    p.fillPath(frame, QColor(t["surface"]))
+    p.setPen(QPen(QColor(t["border"]), 1))
+    p.drawPath(frame)
+    return p, t, rect
