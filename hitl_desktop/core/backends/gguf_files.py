@@ -267,9 +267,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path, progress: ProgressCallback) -> 
 
     model, tokenizer = read_gguf(gguf_path, dtype=torch.bfloat16, progress=progress)
     progress(0.88, "Saving the converted model")
-    model.hf_quantizer = None  # dense now: nothing left of the GGUF quantiser to save
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
     try:
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
