@@ -734,6 +734,22 @@ def test_real_model_provenance(real_backend):
     assert real_backend.prompt_format == "plain"  # a base model
     assert 1 in real_backend.eos_ids  # <eos>
     assert real_backend.tokenizer.convert_tokens_to_ids("<end_of_turn>") in real_backend.eos_ids
+    # the conversion found tokenizer.json alone equal to the original: loads take the fast path
+    assert cache.read_source(Path(real_backend.path))["fast_tokenizer"] is True
+    from transformers import PreTrainedTokenizerFast
+
+    assert type(real_backend.tokenizer) is PreTrainedTokenizerFast  # not AutoTokenizer's class
+
+
+@pytest.mark.slow
+def test_real_gguf_header_check_is_fast(real_backend):
+    """The 262k-token vocabulary is skipped, not decoded (gguf.GGUFReader takes ~30 s here)."""
+    path = gguf_files.default_gguf_path()
+    start = time.perf_counter()
+    info = gguf_files.read_gguf_info(path)
+    assert time.perf_counter() - start < 1.0
+    assert (info.architecture, info.tensor_count, info.parameters) == ("gemma3", 236, 268098176)
+    assert info.data_end == info.file_size == path.stat().st_size
 
 
 @pytest.mark.slow

@@ -121,8 +121,6 @@ END_OF_TURN_TOKENS = (
 _NUCLEUS_STEPS = (256, 4096)
 #: A static KV cache (CUDA fast path) is sized in steps of this many tokens.
 STATIC_CACHE_STEP = 256
-#: The embedded model's name (the GGUF file's stem).
-DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
 
 # all cores (torch's default is the physical ones, and interop threads are not used)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -920,7 +918,7 @@ def load_backend(
         backend = TransformersBackend._load_cached(
             gguf_files.default_gguf_path,
             gguf_files.DEFAULT_SHA256,
-            DEFAULT_MODEL_NAME,
+            Path(gguf_files.DEFAULT_GGUF_NAME).stem,
             root,
             dtype,
             progress,
