@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hitl_desktop.core.backends import cache, gguf_files, model_files
+from hitl_desktop.core.backends import cache, gguf_files, memory
 from hitl_desktop.core.backends.base import (
     GenerationResult,
     ModelBackend,
@@ -606,7 +606,7 @@ def test_a_model_that_loads_but_does_not_run_is_a_model_error(tiny_model_dir, mo
 
 
 def test_model_too_large_for_memory(tiny_model_dir, tiny_chat_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(model_files, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     with pytest.raises(ModelError) as err:
         TransformersBackend.load(tiny_model_dir)
     assert_names(err, tiny_model_dir, "memory")

@@ -31,6 +31,7 @@ from hitl_desktop.core.backends.base import (
     short_error,
 )
 from hitl_desktop.core.backends.cache import cache_root, file_sha256
+from hitl_desktop.core.backends.memory import check_memory
 
 #: Bytes of memory per parameter a GGUF conversion needs at its peak (measured: ~12).
 CONVERT_BYTES_PER_PARAM = 12
@@ -260,8 +261,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path, progress: ProgressCallback) -> 
     ModelError naming the file when it cannot be read; an OSError when the folder cannot be
     written (:func:`.cache.ensure_converted` names the cache folder then).
     """
-    from hitl_desktop.core.backends.model_files import check_memory
-
     info = read_gguf_info(gguf_path)
     check_memory(gguf_path, info.parameters * CONVERT_BYTES_PER_PARAM, "converting it")
     import torch

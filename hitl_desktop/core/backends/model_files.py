@@ -1,5 +1,5 @@
-"""Model files checked without loading anything (no torch): a model path, a folder's weight
-files and parameter count, and whether that fits in the memory available."""
+"""Model files checked without loading anything (no torch): a model path, and a folder's
+weight files and parameter count."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from hitl_desktop.core.backends import gguf_files
-from hitl_desktop.core.backends.base import ModelError, NotEnoughMemory
+from hitl_desktop.core.backends.base import ModelError
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -90,30 +90,3 @@ def check_model_path(path: str | Path) -> gguf_files.GgufInfo | None:
         return gguf_files.read_gguf_info(path)
     except OSError as e:
         raise ModelError(f"{path}: cannot read the model: {e.strerror or e}") from None
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (None if unknown)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:  # noqa: BLE001 - optional
-        return None
-
-
-def check_memory(path: Path, needed: int, what: str) -> None:
-    """NotEnoughMemory if ``needed`` bytes are more than the memory available now."""
-    avail = available_memory()
-    if avail is not None and needed > avail:
-        raise NotEnoughMemory(
-            f"{path}: too large for this computer's memory: {what} needs about "
-            f"{needed / 2**30:.1f} GB and only {avail / 2**30:.1f} GB is available"
-        )

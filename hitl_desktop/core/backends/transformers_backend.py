@@ -73,7 +73,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel  # noqa: E402,F401
 from transformers.utils import logging as _hf_logging  # noqa: E402
 
-from hitl_desktop.core.backends import cache, gguf_files, model_files  # noqa: E402
+from hitl_desktop.core.backends import cache, gguf_files, memory, model_files  # noqa: E402
 from hitl_desktop.core.backends.base import (  # noqa: E402
     GeneratedText,
     GenerationResult,
@@ -226,7 +226,7 @@ class TransformersBackend:
             if root is None:
                 return cls._load_gguf(path, info, dtype, progress, warmup, device=device)
             need = int(info.parameters * DTYPES[dtype].itemsize * 1.2)
-            model_files.check_memory(path, need, "loading it")
+            memory.check_memory(path, need, "loading it")
             sha = cache.file_sha256(path, root=root)
             return cls._load_cached(
                 lambda: path, sha, path.stem, root, dtype, progress, warmup, device=device
@@ -285,7 +285,7 @@ class TransformersBackend:
         device: str = "cpu",
     ) -> TransformersBackend:
         weights, params = model_files.folder_weights(path)  # ModelError: not a model folder...
-        model_files.check_memory(path, int(params * DTYPES[dtype].itemsize * 1.2), "loading it")
+        memory.check_memory(path, int(params * DTYPES[dtype].itemsize * 1.2), "loading it")
         source = cache.read_source(path)
         if source and source.get("sha256"):
             name, revision = str(source.get("name") or path.name), str(source["sha256"])
@@ -334,7 +334,7 @@ class TransformersBackend:
         *,
         device: str = "cpu",
     ) -> TransformersBackend:
-        model_files.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
+        memory.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
         progress(0.0, f"Checking {path.name}")
         revision = cache.file_sha256(path)
         model, tokenizer = gguf_files.read_gguf(path, dtype=DTYPES[dtype], progress=progress)
