@@ -97,7 +97,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -834,13 +834,17 @@ def export_dataset(
     items: Iterable[JudgedItem] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     consensus: bool = False,
+    assembled: Mapping[str, int] | None = None,
+    consensus_prompts: int | None = None,
 ) -> ExportSummary:
     """Write the judgments (filtered) in one format to ``out``; see the module docstring.
 
     ``items``: pre-selected judged items to export instead of the store's (the filters still
     apply to them). ``consensus``: one consensus per prompt several tutors judged
     (``core.consensus``), applied after the filters. ``on_progress(done, total)``: ``total`` is the number of judgments plus one
-    for writing the files; ``done == total`` once everything is in place.
+    for writing the files; ``done == total`` once everything is in place. ``assembled``: what
+    assembling ``items`` already left out (e.g. ``review.export_items``), added to the summary;
+    ``consensus_prompts``: how many prompts of a consensus assembled so had two or more tutors.
     """
     _check_format(fmt)
     out_path = Path(out).expanduser()
@@ -873,8 +877,7 @@ def export_dataset(
             and (not until_s or it.judgment.created_at < until_s)
         ]
 
-    dropped: Counter[str] = Counter()
-    consensus_prompts = None
+    dropped: Counter[str] = Counter(assembled or {})
     if consensus:
         from hitl_desktop.core.consensus import consensus_items, several_tutor_prompts
 

@@ -155,16 +155,17 @@ def export_judgments(
 
     if fmt == "judgments" and adjudicated:  # as export_dataset refuses --consensus
         raise export.ExportError("the judgments format holds each tutor's own judgments; drop --adjudicated")
-    items = None
-    filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
-    if adjudicated:
-        from hitl_desktop.core.review import export_items
+    if not adjudicated:  # the consensus itself (core/consensus.py) is assembled by export_dataset
+        return export.export_dataset(store, fmt=fmt, out=out, consensus=consensus, **options)
+    from collections import Counter
 
-        items = export_items(store, consensus=consensus, **filters)
-    # the consensus itself (core/consensus.py) is assembled by export_dataset, which counts
-    # what it leaves out; with --adjudicated, export_items has applied it already
+    from hitl_desktop.core.review import export_items
+
+    filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
+    assembled: Counter[str] = Counter()  # what the rulings and the consensus left out
+    items, several = export_items(store, consensus=consensus, dropped=assembled, **filters)
     return export.export_dataset(
-        store, fmt=fmt, out=out, items=items, consensus=consensus and not adjudicated, **options
+        store, fmt=fmt, out=out, items=items, assembled=assembled, consensus_prompts=several, **options
     )
 
 
