@@ -53,7 +53,9 @@ its ratings. Otherwise from the ranking: with ``L`` distinct rank levels among t
 ``L + 1``, so ``score_chosen - score_rejected`` is the dense rank distance.
 
 Nectar ranks: the tutor's ranks made dense (1, 3, 3 -> 1, 2, 2; ties keep equal ranks), so
-every rank fits the row's answers. A correction
+every rank fits the row's answers. Answers are written best first; answers that share a rank
+in the order the tutor saw them (the judgment's display order; for an imported Nectar row,
+the row's own order), then in generated order. A correction
 is added as an answer with rank 1 and every candidate's rank moves down by one; its model is
 ``"tutor:<tutor>"`` (a correction identical to a candidate's text is not added again). An all-bad judgment keeps its ranks and has ``all_bad = true``.
 
@@ -476,7 +478,8 @@ def _nectar_rows(item: JudgedItem, tutor: str) -> Iterator[dict[str, Any]]:
     j = item.judgment
     msgs = item.prompt.messages
     cands = [c for c in item.candidates if c.id in j.ranks]
-    cands.sort(key=lambda c: (j.ranks[c.id], c.index))
+    shown = {cid: i for i, cid in enumerate(j.display_order)}  # ties: as the tutor saw them
+    cands.sort(key=lambda c: (j.ranks[c.id], shown.get(c.id, len(shown)), c.index))
     corr = effective_correction(item)
     with_corr = corr is not None and all(c.text != corr.text for c in cands)
     if item.correction_only and not with_corr:

@@ -115,8 +115,8 @@ def test_export_import_export_keeps_the_trainer_fields(fmt, specs):
         b = _rows(tmp / "b.jsonl")
     fields = TRAINER_FIELDS[fmt]
 
-    def trainer(r):  # answers that share a rank are unordered (a tie)
-        return [sorted(r[f], key=lambda x: (x["rank"], x["answer"])) if f == "answers" else r[f] for f in fields]
+    def trainer(r):  # answers in the row's order, ties included
+        return [r[f] for f in fields]
 
     assert [trainer(r) for r in b] == [trainer(r) for r in a]
     # and our metadata comes back too
@@ -263,3 +263,25 @@ def test_a_parquet_file_imports_like_its_jsonl(store, tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(ImportFileError, match="bad.parquet: cannot be read as Parquet"):
         import_file(store, bad)
+
+
+def test_nectar_ties_come_back_in_the_rows_order(store, tmp_path):
+    """Answers that share a rank keep the source row's order through import -> export, even
+    when an earlier row of the same prompt listed them the other way round."""
+    prompt = "\n\nHuman: Best pet?\n\nAssistant:"
+    rows = [
+        {"prompt": prompt, "answers": [{"answer": "a dog", "model": "m", "rank": 1},
+                                       {"answer": "a cat", "model": "m", "rank": 2},
+                                       {"answer": "a rock", "model": "m", "rank": 3}]},
+        {"prompt": prompt, "answers": [{"answer": "a rock", "model": "m", "rank": 1},
+                                       {"answer": "a cat", "model": "m", "rank": 2},
+                                       {"answer": "a dog", "model": "m", "rank": 2}]},
+        {"prompt": prompt, "answers": [{"answer": "a cat", "model": "m", "rank": 1},
+                                       {"answer": "a rock", "model": "m", "rank": 1},
+                                       {"answer": "a dog", "model": "m", "rank": 1}]},
+    ]  # fmt: skip
+    s = import_file(store, _write(tmp_path / "n.jsonl", rows))
+    assert (s.prompts, s.candidates, s.judgments) == (1, 3, 3)
+    export_dataset(store, fmt="nectar", out=tmp_path / "o.jsonl", keep_tutor_names=True)
+    out = _rows(tmp_path / "o.jsonl")
+    assert sorted(json.dumps(r["answers"]) for r in out) == sorted(json.dumps(r["answers"]) for r in rows)
