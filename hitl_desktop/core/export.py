@@ -441,8 +441,11 @@ def _ultrafeedback_rows(
             return float(levels + 1)
         return float(levels - dense[answer_id] + 1)
 
+    kept = j.source_values.get("scores") or {}  # an imported row's own scores, as they were
     for p in pairs:
-        if p.chosen_ratings and p.rejected_ratings:
+        if p.chosen_id in kept and p.rejected_id in kept:
+            scores = (float(kept[p.chosen_id]), float(kept[p.rejected_id]))
+        elif p.chosen_ratings and p.rejected_ratings:
             scores = (_rating_score(p.chosen_ratings), _rating_score(p.rejected_ratings))
         else:
             scores = (score(p.chosen_id), score(p.rejected_id))
@@ -558,10 +561,14 @@ def build_rows(
     include_top_ranked: bool = False,
     dropped: Counter[str] | None = None,
     sessions: dict[str, dict[str, Any]] | None = None,
+    origins: Mapping[str, tuple[str, str | None]] | None = None,
+    is_pseudonym: Callable[[str], bool] = lambda name: False,
 ) -> list[dict[str, Any]]:
     """The rows of one format for these judged items (pure: no file, no database).
 
-    ``dropped`` (optional) counts what the rules left out (keys in ``core.ranking``)."""
+    ``dropped`` (optional) counts what the rules left out (keys in ``core.ranking``).
+    ``judgments`` only: ``sessions`` by id, candidate ``origins`` (id -> (origin, set id)),
+    ``is_pseudonym(exported tutor name)``."""
     _check_format(fmt)
     rows: list[dict[str, Any]] = []
     pair_rows = _PAIR_ROWS.get(fmt)
@@ -575,7 +582,8 @@ def build_rows(
             rows.extend(_nectar_rows(item, tutor))
         elif fmt == "judgments":
             sid = item.judgment.session_id
-            rows.append(judgment_row(item, tutor, (sessions or {}).get(sid) if sid else None))
+            session = (sessions or {}).get(sid) if sid else None
+            rows.append(judgment_row(item, tutor, session, origins=origins, pseudonymised=is_pseudonym(tutor)))
         else:
             rows.extend(_completion_rows(fmt, item, tutor, include_top_ranked, dropped))
     return rows
@@ -904,9 +912,15 @@ def export_dataset(
                 p = cache[name] = store.pseudonym(name)
             return p
 
-    sessions = None
+    sessions = origins = None
+    is_pseudonym: Callable[[str], bool] = lambda name: not keep_tutor_names
     if fmt == "judgments" and store is not None:
         sessions = store.sessions_by_id({it.judgment.session_id for it in selected if it.judgment.session_id})
+        origins = store.origins_by_candidate({c.id for it in selected for c in it.candidates})
+        already = store.pseudonymised_tutors()  # names imported as pseudonyms: written as they are
+
+        def is_pseudonym(name: str) -> bool:
+            return not keep_tutor_names or name in already
     n = len(selected)
     total = n + 1
     test_ids = split_conversations(selected, test_fraction=test_fraction, seed=seed)
@@ -920,7 +934,7 @@ def export_dataset(
     for i, it in enumerate(selected, start=1):
         rows = build_rows(
             fmt, (it,), tutor_name=tutor_name, include_top_ranked=include_top_ranked, dropped=dropped,
-            sessions=sessions,
+            sessions=sessions, origins=origins, is_pseudonym=is_pseudonym,
         )
         if is_paired:
             pairs += len(rows)

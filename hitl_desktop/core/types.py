@@ -149,6 +149,9 @@ class Judgment:
     id: str = field(default_factory=new_id)
     created_at: str = field(default_factory=now_iso)
     supersedes: str | None = None  # the judgment this one re-judges (kept for audit)
+    #: what an imported row said that its ranking cannot carry, written back on export:
+    #: ``{"margin": float}`` (a pair's), ``{"scores": {candidate id: float}}`` (UltraFeedback)
+    source_values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
