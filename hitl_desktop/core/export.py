@@ -913,14 +913,14 @@ def export_dataset(
             return p
 
     sessions = origins = None
-    is_pseudonym: Callable[[str], bool] = lambda name: not keep_tutor_names
+    already: set[str] = set()  # names imported as pseudonyms: written as they are
     if fmt == "judgments" and store is not None:
         sessions = store.sessions_by_id({it.judgment.session_id for it in selected if it.judgment.session_id})
         origins = store.origins_by_candidate({c.id for it in selected for c in it.candidates})
-        already = store.pseudonymised_tutors()  # names imported as pseudonyms: written as they are
+        already = store.pseudonymised_tutors()
 
-        def is_pseudonym(name: str) -> bool:
-            return not keep_tutor_names or name in already
+    def is_pseudonym(name: str) -> bool:
+        return not keep_tutor_names or name in already
     n = len(selected)
     total = n + 1
     test_ids = split_conversations(selected, test_fraction=test_fraction, seed=seed)

@@ -845,7 +845,7 @@ def _source_values(values: Any, ids: list[str]) -> dict[str, Any]:
         scores = values["scores"]
         if not isinstance(scores, dict):
             raise _RecordError("source_values.scores", "must map candidate ids to numbers")
-        for cid, v in scores.items():
+        for cid in scores:
             if cid not in ids:
                 raise _RecordError(f"source_values.scores.{cid}", "names a candidate the row does not hold")
         out["scores"] = {cid: number(v, f"source_values.scores.{cid}") for cid, v in scores.items()}
