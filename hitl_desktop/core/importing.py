@@ -32,6 +32,7 @@ import io
 import json
 import math
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,8 +72,15 @@ IMPORT_NAMESPACE = uuid.UUID("3d0c8f7e-5a1b-5e2c-8f4d-9b6a7c2e1f30")
 def imported_judgment_id(external_id: str, tutor: str) -> str:
     """The id of a tutor's imported judgment of a prompt: the same on every workstation that
     imports that record, so a merge of their databases keeps one copy (as an import does)."""
-    return str(uuid.uuid5(IMPORT_NAMESPACE, json.dumps([external_id, tutor], ensure_ascii=False)))
+    return str(uuid.uuid5(IMPORT_NAMESPACE, _to_json([external_id, tutor])))
 MAX_ERRORS_SHOWN = 20
+
+#: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call (ids are
+#: hashes of this text: it must never change)
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+#: a JSON escape that can make a lone UTF-16 surrogate (\ud800-\udfff): only a line holding
+#: one needs its strings checked (a UTF-8 line cannot hold a surrogate otherwise)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 ProgressCallback = Callable[[int, int], None]  # (bytes read, total bytes)
 
@@ -162,7 +170,7 @@ class _Record:
 def content_id(domain: str, messages: list[Message], prompt: str) -> str:
     """The id of a record that names none: its content's hash, so that importing the same
     prompt twice (or on two workstations) gives one prompt, not two."""
-    payload = json.dumps([domain, [m.to_dict() for m in messages], prompt], ensure_ascii=False)
+    payload = _to_json([domain, [m.to_dict() for m in messages], prompt])
     return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -181,7 +189,7 @@ def _check_text(value: Any, path: str) -> None:
     """Refuse strings SQLite cannot store: JSON escapes can make lone UTF-16 surrogates."""
     if path == "":
         try:  # the usual case, in one C call; walk the record only to name the bad field
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            _to_json(value).encode("utf-8")
             return
         except UnicodeEncodeError:
             pass
@@ -198,10 +206,11 @@ def _check_text(value: Any, path: str) -> None:
             _check_text(v, f"{path}[{i}]")
 
 
-def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
+def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text: bool = True) -> _Record:
     if not isinstance(obj, dict):
         raise _RecordError("", f"a record must be a JSON object, not {type(obj).__name__}")
-    _check_text(obj, "")
+    if check_text:
+        _check_text(obj, "")
     prompt = _expect(obj, "prompt", str, "a string")
     if prompt is None or not prompt.strip():
         raise _RecordError("prompt", "is missing or empty")
@@ -373,20 +382,21 @@ def _read_jsonl(
         except json.JSONDecodeError as e:
             errors.append(LineError(lineno, "", f"bad JSON: {e.msg} (column {e.colno})"))
             continue
-        layout = _add_object(obj, lineno, default_domain, layout, unkept, records, errors)
+        check_text = _SURROGATE_ESCAPE.search(raw) is not None
+        layout = _add_object(obj, lineno, default_domain, layout, unkept, records, errors, check_text)
         if len(errors) >= MAX_ERRORS_SHOWN:
             break
     return records, layout
 
 
-def _add_object(obj, lineno, default_domain, layout, unkept, records, errors) -> str | None:  # noqa: ANN001
+def _add_object(obj, lineno, default_domain, layout, unkept, records, errors, check_text=True) -> str | None:  # noqa: ANN001
     """One record (a JSONL line or a Parquet row) in the file's layout; returns the layout
     (found from this record's fields when not known yet)."""
     try:
         if layout is None:
             layout = detect_layout(obj)
         obj, judgment_key = to_record(layout, obj, unkept)
-        rec = _parse_record(obj, lineno, default_domain)
+        rec = _parse_record(obj, lineno, default_domain, check_text=check_text)
         rec.judgment_key = judgment_key
         if judgment_key is not None:
             rec.source_values = obj.get("source_values")

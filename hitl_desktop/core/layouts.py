@@ -83,6 +83,9 @@ _DERIVED = {
 #: Namespace of the ids of judgments imported from pair and Nectar rows.
 ROW_NAMESPACE = uuid.UUID("9a4c2e61-7d3b-5f80-a1c9-3e5b7d2f4c18")
 
+#: ``json.dumps(value, ensure_ascii=False)`` without an encoder per call (the row keys hash it)
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
 _TURN = re.compile(r"\n\n(Human|Assistant|System):[ ]?")
 _ROLE = {"Human": "user", "Assistant": "assistant", "System": "system"}
 
@@ -293,10 +296,9 @@ def to_record(layout: str, obj: Any, unkept: dict[str, int]) -> tuple[dict[str, 
         ours = key != "source" or obj[key] in ("ranking", "correction", "consensus")
         if key not in known or not ours:  # a public dataset's own "source" is reported
             unkept[key] = unkept.get(key, 0) + 1
-    key = json.dumps(
+    key = _to_json(
         [record.get("tutor"), record.get("messages"), record["prompt"],
-         [c["text"] for c in record["candidates"]], record["ranking"], obj.get("judgment_id")],
-        ensure_ascii=False,
+         [c["text"] for c in record["candidates"]], record["ranking"], obj.get("judgment_id")]
     )  # fmt: skip
     return record, str(uuid.uuid5(ROW_NAMESPACE, key))
 

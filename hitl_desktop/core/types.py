@@ -6,6 +6,8 @@ the exporters write them.
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,8 +43,24 @@ DEFAULT_DOMAINS: tuple[str, ...] = ("medicine", "finance", "stem", "coding", "la
 
 
 def new_id() -> str:
-    """A fresh UUID4 as text: databases from several workstations merge without clashes."""
-    return str(uuid.uuid4())
+    """A fresh UUID as text (RFC 9562 version 7): databases from several workstations merge
+    without clashes (74 random bits), and ids made one after another sort in that order.
+
+    Time-ordered ids keep an import's or a session's new rows next to each other in every
+    index on an id (primary keys, ``candidates.prompt_id``...): a bulk insert of 100 000 rows
+    writes far fewer B-tree pages than with random (version 4) ids. Layout: 48 bits of Unix
+    time in ms, the version 7, 12 bits of the sub-millisecond fraction, the variant, 62
+    random bits."""
+    ms, sub = divmod(time.time_ns(), 1_000_000)
+    value = (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (sub * 4096 // 1_000_000) << 64
+        | 0b10 << 62
+        | int.from_bytes(os.urandom(8), "big") >> 2
+    )
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def now_iso() -> str:
