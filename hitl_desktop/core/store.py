@@ -174,8 +174,8 @@ def _judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], d
         "guideline_version": j.guideline_version,
         "created_at": j.created_at,
     }
-    if j.supersedes is not None:
-        judgment["supersedes"] = j.supersedes
+    # every row names the same columns: a bulk insert takes them from its first row
+    judgment["supersedes"] = j.supersedes
     judgment["source_values"] = _dumps(j.source_values) if j.source_values else None
     rankings = [
         {
@@ -220,6 +220,7 @@ class Store:
         self.db = db
         self.path = path
         self._lab: bool | None = None
+        self._m0006: bool | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -318,7 +319,7 @@ class Store:
 
     def _has_source_values(self) -> bool:
         """Whether step m0006 (judgments.source_values, tutors.pseudonymised) is applied."""
-        if getattr(self, "_m0006", None) is None:
+        if self._m0006 is None:
             self._m0006 = "source_values" in {c.name for c in self.db["judgments"].columns}
         return self._m0006
 

@@ -45,7 +45,10 @@ def _lab(store: Store) -> None:
     store.add_candidates(qc, origin="pack")
     extra = Candidate(prompt_id=q.id, text="z", index=2, seed=7)
     store.add_candidates([extra], origin="generated", set_id="set-2")  # a further set
-    store.save_judgment(Judgment(prompt_id=q.id, tutor_id=bob.id, ranks={qc[0].id: 2, qc[1].id: 1, extra.id: 3}))
+    first = store.save_judgment(Judgment(prompt_id=q.id, tutor_id=bob.id, ranks={qc[0].id: 2, qc[1].id: 1, extra.id: 3}))
+    # bob re-judges it: the export holds the new version, which names the one it supersedes
+    store.save_judgment(Judgment(prompt_id=q.id, tutor_id=bob.id, ranks={qc[0].id: 1, qc[1].id: 2, extra.id: 3},
+                                 supersedes=first.id))  # fmt: skip
 
 
 def _rows(path: Path) -> list[dict]:
@@ -74,6 +77,7 @@ def test_a_row_holds_everything(store, tmp_path):
     assert [(c["origin"], c["set_id"]) for c in rows[2]["candidates"]] == [("pack", None), ("pack", None), ("generated", "set-2")]
     assert {c["origin"] for c in r["candidates"]} == {"generated"}  # add_candidates' default
     assert not any(row["tutor_pseudonymised"] for row in rows) and r["source_values"] == {}
+    assert [row["supersedes"] for row in rows] == [None, None, rows[2]["supersedes"]] and rows[2]["supersedes"]
 
 
 def test_import_then_export_is_the_identity(store, tmp_path):
