@@ -62,9 +62,19 @@ def new_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_second: tuple[int, str] = (-1, "")  # (Unix second, its "YYYY-MM-DDTHH:MM:SS")
+
+
 def now_iso() -> str:
-    """Current UTC time, ISO 8601 with microseconds (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    """Current UTC time, ISO 8601 with microseconds (sorts as text), exactly as
+    ``datetime.now(timezone.utc).isoformat(timespec="microseconds")`` writes it; the date and
+    time of the current second are formatted once (an import makes a few per row)."""
+    global _second
+    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{micro:06d}+00:00"
 
 
 @dataclass(frozen=True)

@@ -25,3 +25,16 @@ def test_ids_made_one_after_another_sort_in_that_order():
         ids.append(new_id())
         time.sleep(0.0001)  # more than the 1/4096 ms the sub-millisecond field tells apart
     assert ids == sorted(ids)
+
+
+def test_now_iso_is_the_isoformat_of_now():
+    from datetime import datetime, timezone
+
+    from hitl_desktop.core.types import now_iso
+
+    for _ in range(2000):
+        before = datetime.now(timezone.utc)
+        got = now_iso()
+        after = datetime.now(timezone.utc)
+        parsed = datetime.fromisoformat(got)
+        assert got == parsed.isoformat(timespec="microseconds") and before <= parsed <= after
