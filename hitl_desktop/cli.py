@@ -25,19 +25,8 @@ IMPORT_LAYOUTS = "records, judgments, trl-preference, trl-preference-chat, hh-rl
 
 
 def _store_module():
-    """``hitl_desktop.core.store``, imported on first use so that ``--help`` stays instant.
-
-    sqlite-utils imports pandas when it is installed (it is, for ``datasets``), which costs
-    about a second and a half and is only used there for inserting pandas timestamps, which the
-    store never does; so pandas is hidden while sqlite-utils is first imported (it treats it as
-    absent). Anything importing pandas later gets it as usual.
-    """
-    if "sqlite_utils" not in sys.modules and "pandas" not in sys.modules:
-        sys.modules["pandas"] = None  # type: ignore[assignment]  # "import pandas" -> ImportError
-        try:
-            import sqlite_utils  # noqa: F401
-        finally:
-            del sys.modules["pandas"]
+    """``hitl_desktop.core.store``, imported on first use so that ``--help`` stays instant
+    (sqlite-utils is imported without pandas, see core/sqlitelib.py)."""
     from hitl_desktop.core import store
 
     return store

@@ -29,7 +29,6 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +130,8 @@ class AboutDialog(QDialog):
         self.setWindowTitle("About hitl-desktop")
         self.setMinimumWidth(520)
         layout = QVBoxLayout(self)
+        from importlib import metadata  # here: importlib.metadata costs ~50 ms at launch
+
         try:
             version = metadata.version("hitl-desktop")
         except metadata.PackageNotFoundError:

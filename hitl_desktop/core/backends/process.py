@@ -24,7 +24,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import importlib
-import multiprocessing
 import os
 import queue
 import signal
@@ -382,6 +381,8 @@ def open_local_backend(
     """
     progress = on_progress or (lambda f, m: None)
     progress(0.0, "Starting the model process")
+    import multiprocessing  # here, not at import: the window shows first
+
     context = multiprocessing.get_context("spawn")
     parent_conn, child_conn = context.Pipe(duplex=True)
     process = context.Process(
