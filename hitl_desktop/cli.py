@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hitl_desktop.core.wording import count, counted
+
 if TYPE_CHECKING:
     from hitl_desktop.core.store import Store
 
@@ -115,15 +117,15 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
         click.echo(json.dumps(summary.__dict__, ensure_ascii=False))
     else:
         click.echo(
-            f"Imported {summary.records} record(s) from {file}: {summary.prompts} new prompt(s)"
-            f" ({summary.prompts_reused} already there), {summary.candidates} candidate(s),"
-            f" {summary.judgments} judgment(s) ({summary.corrections} with a correction,"
+            f"Imported {count(summary.records, 'record')} from {file}: {count(summary.prompts, 'new prompt')}"
+            f" ({summary.prompts_reused} already there), {count(summary.candidates, 'candidate')},"
+            f" {count(summary.judgments, 'judgment')} ({summary.corrections} with a correction,"
             f" {summary.judgments_skipped} already there), {summary.queued} queued."
         )
         if summary.corrections_ignored:
-            click.echo(f"  {summary.corrections_ignored} unchanged correction(s) ignored.")
+            click.echo(f"  {count(summary.corrections_ignored, 'unchanged correction')} ignored.")
         if summary.fields_not_kept:
-            kept = ", ".join(f"{k} ({n} row(s))" for k, n in summary.fields_not_kept.items())
+            kept = ", ".join(f"{k} ({count(n, 'row')})" for k, n in summary.fields_not_kept.items())
             click.echo(f"  Fields with no place in a judgment, not kept: {kept}.")
 
 
@@ -219,9 +221,9 @@ def generate_command(
     elif summary:
         stopped = " Stopped early." if summary.stopped else ""
         if summary.skipped:
-            stopped = f" Skipped {len(summary.skipped)} prompt(s) the model refused.{stopped}"
+            stopped = f" Skipped {count(len(summary.skipped), 'prompt')} the model refused.{stopped}"
         click.echo(
-            f"Wrote {summary.candidates} candidate(s) for {summary.prompts} prompt(s): "
+            f"Wrote {count(summary.candidates, 'candidate')} for {count(summary.prompts, 'prompt')}: "
             f"{summary.tokens} tokens in {summary.seconds:.1f} s "
             f"({summary.tokens_per_second:.1f} tok/s).{stopped}"
         )
@@ -390,8 +392,8 @@ def export_command(
     else:
         split = f" (train {summary.train_rows}, test {summary.test_rows})" if test_fraction else ""
         click.echo(
-            f"Wrote {summary.rows} {fmt} row(s){split} from {summary.judgments} judgment(s) of "
-            f"{summary.prompts} prompt(s) to {', '.join(str(f) for f in summary.files)}."
+            f"Wrote {count(summary.rows, f'{fmt} row')}{split} from {count(summary.judgments, 'judgment')} of "
+            f"{count(summary.prompts, 'prompt')} to {', '.join(str(f) for f in summary.files)}."
         )
         for line in [summary.dropped_text(), *summary.notes]:
             if line:
@@ -435,7 +437,7 @@ def _stats_text(stats: dict, db: Path) -> str:
                 f"{d.get('pairs', 0):>9,}{d.get('tutors', 0):>8,}"
             )
     for why, n in (stats.get("dropped") or {}).items():
-        lines.append(f"  left out: {n:,} {why}")
+        lines.append(f"  left out: {counted(n, why)}")
     agreement = stats.get("agreement")
     if agreement and agreement.get("units"):
         def num(v: float | None) -> str:
@@ -445,7 +447,7 @@ def _stats_text(stats: dict, db: Path) -> str:
             "",
             f"  agreement   Krippendorff alpha {num(agreement.get('krippendorff_alpha'))}, "
             f"Kendall tau {num(agreement.get('kendall_tau'))} "
-            f"({agreement.get('units', 0)} unit(s) judged by several tutors)",
+            f"({count(agreement.get('units', 0), 'unit')} judged by several tutors)",
         ]
     lines += _models_text(stats.get("models") or {})
     return "\n".join(lines)

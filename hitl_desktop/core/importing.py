@@ -59,6 +59,7 @@ from hitl_desktop.core.types import (
     Tutor,
     now_iso,
 )
+from hitl_desktop.core.wording import count
 
 ROLES = ("system", "user", "assistant")
 DEFAULT_TUTOR = "imported"
@@ -91,7 +92,7 @@ class ImportFileError(Exception):
         self.errors = errors
         first = errors[0]
         where = f"{self.path}:{first.line}" if first.line else self.path
-        more = f" (and {len(errors) - 1} more bad line(s))" if len(errors) > 1 else ""
+        more = f" (and {count(len(errors) - 1, 'more bad line')})" if len(errors) > 1 else ""
         msg = f"{where}: {first.field}: {first.message}" if first.field else f"{where}: {first.message}"
         super().__init__(msg + more + "; nothing was imported")
 

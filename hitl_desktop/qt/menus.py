@@ -104,7 +104,7 @@ class ImportErrorsDialog(QDialog):
         errors = getattr(error, "errors", [])
         head = QLabel(
             f"<b>{html.escape(Path(path).name or 'The file')}</b> was refused as a whole: "
-            f"{len(errors) or 'an'} error(s) below. Nothing was imported; fix the lines and import "
+            f"{count(len(errors), 'error') if errors else 'an error'} below. Nothing was imported; fix the lines and import "
             "it again."
         )
         head.setWordWrap(True)

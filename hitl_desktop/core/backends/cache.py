@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hitl_desktop.core.backends.base import ModelError, ProgressCallback
+from hitl_desktop.core.wording import count
 
 CACHE_ENV = "HITL_DESKTOP_CACHE_DIR"
 #: Written last into a converted folder: what it was made from. A folder without it is not used.
@@ -318,7 +319,7 @@ def weight_files(folder: Path) -> list[Path]:
         if missing:
             raise ModelError(
                 f"{folder}: incomplete model: {missing[0]} is missing"
-                + (f" (and {len(missing) - 1} more weight file(s))" if len(missing) > 1 else "")
+                + (f" (and {count(len(missing) - 1, 'more weight file')})" if len(missing) > 1 else "")
             )
         return [folder / name for name in shards]
     for single in ("model.safetensors", "pytorch_model.bin"):
