@@ -74,9 +74,10 @@ def _launch_once(tree: Path | None, *, bytecode_cache: bool = True) -> tuple[flo
     """Spawn ``hitl-desktop`` (the command's own code path: cli.main -> app.run, a fresh
     database and settings in a temp folder) and time it until its window is first exposed.
 
-    With ``bytecode_cache`` (the default) Python may keep compiled modules (``__pycache__``),
-    as an installed app has them (pip compiles on install); without it every module is
-    compiled at every launch, as under PYTHONDONTWRITEBYTECODE=1 in a checkout."""
+    With ``bytecode_cache`` (the default) Python may write compiled modules (``__pycache__``),
+    as an installed app has them (pip compiles on install). Without it PYTHONDONTWRITEBYTECODE
+    is left as it is: in a checkout that has no ``__pycache__`` yet, with it set, the app's
+    modules are compiled at every launch."""
     tmp = Path(tempfile.mkdtemp())
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE" or not bytecode_cache}
     env.update(
@@ -263,7 +264,7 @@ def main() -> None:
     parser.add_argument("--launch-runs", type=int, default=5)
     parser.add_argument("--launch-only", action="store_true", help="measure the launch only")
     parser.add_argument(
-        "--no-bytecode-cache", action="store_true", help="launch with every module compiled afresh (no __pycache__)"
+        "--no-bytecode-cache", action="store_true", help="keep PYTHONDONTWRITEBYTECODE (no __pycache__ is written)"
     )
     parser.add_argument(
         "--baseline", type=Path, default=None, help="another checkout (e.g. main) to launch alternately, for a ratio"
