@@ -251,7 +251,11 @@ def test_end_loading_stops_a_load_in_its_thread_at_once():
     def load() -> None:
         outcome["thread"] = threading.get_ident()
         try:
-            open_local_backend("big", loader="engine_loaders:never_ready", on_progress=lambda f, m: loading.set())
+            open_local_backend(
+                "big",
+                loader="engine_loaders:never_ready",
+                on_progress=lambda f, m: loading.set() if m == "reading the weights" else None,  # the child's
+            )
         except EngineDied as e:
             outcome["error"] = str(e)
 
