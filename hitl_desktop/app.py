@@ -1,16 +1,19 @@
 """Wires the desktop app: QApplication, Store, main window, model loading in the background.
 
 ``run(db_path, model_path, argv)`` is what ``hitl-desktop`` (no subcommand) calls. The window
-shows at once; torch and transformers are imported later, in the model thread.
+shows at once; torch and transformers are imported later, in the model process. Nothing that
+the first window does not draw runs before it is on screen: the model process starts, and the
+first-run dialog asks, once the window is exposed (``when_exposed``); sqlite-utils comes without
+pandas and numpy (see core/sqlitelib.py), markdown-it with the first rendered answer.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QCoreApplication, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from hitl_desktop.core.backup import CorruptDatabase, restore
 from hitl_desktop.core.store import Store, StoreError
@@ -50,6 +53,45 @@ def create_window(
     )
     theme.follow_system(QApplication.instance(), lambda _t: window.apply_theme())  # type: ignore[arg-type]
     return window
+
+
+#: Start anyway after this long when the window is not reported exposed (a platform that
+#: never sends the event, a window started minimised).
+EXPOSE_FALLBACK_MS = 2000
+
+
+class _FirstExpose(QObject):
+    def __init__(self, window: QWidget, then: Callable[[], None]) -> None:
+        super().__init__(window)
+        self._window, self._then = window, then
+        self._done = False
+        QTimer.singleShot(EXPOSE_FALLBACK_MS, self, self._fire)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Expose and obj.isWindowType() and obj.isExposed():  # type: ignore[attr-defined]
+            QTimer.singleShot(0, self, self._fire)  # after this first frame is drawn
+        return False
+
+    def _fire(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        handle = self._window.windowHandle()
+        if handle is not None:
+            handle.removeEventFilter(self)
+        self._then()
+
+
+def when_exposed(window: QWidget, then: Callable[[], None]) -> None:
+    """Call ``then`` once, on the GUI thread, right after ``window`` (shown) is first on
+    screen, or after EXPOSE_FALLBACK_MS if that is never reported; work queued before the
+    first frame (starting the model process, a dialog) would only delay it."""
+    watcher = _FirstExpose(window, then)
+    handle = window.windowHandle()
+    if handle is None or handle.isExposed():
+        QTimer.singleShot(0, watcher, watcher._fire)
+    else:
+        handle.installEventFilter(watcher)
 
 
 def begin(window: MainWindow, *, ask: bool = True) -> None:
@@ -114,7 +156,7 @@ def run(db_path: str | None, model_path: str | None, argv: Sequence[str] | None 
     try:
         window = create_window(store=store, model_path=model_path)
         window.show()
-        QTimer.singleShot(0, lambda: begin(window))
+        when_exposed(window, lambda: begin(window))
         app.aboutToQuit.connect(window.shutdown)
         return app.exec()
     finally:

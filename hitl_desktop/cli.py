@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hitl_desktop.core.wording import count, counted
+
 if TYPE_CHECKING:
     from hitl_desktop.core.store import Store
 
@@ -25,19 +27,8 @@ IMPORT_LAYOUTS = "records, judgments, trl-preference, trl-preference-chat, hh-rl
 
 
 def _store_module():
-    """``hitl_desktop.core.store``, imported on first use so that ``--help`` stays instant.
-
-    sqlite-utils imports pandas when it is installed (it is, for ``datasets``), which costs
-    about a second and a half and is only used there for inserting pandas timestamps, which the
-    store never does; so pandas is hidden while sqlite-utils is first imported (it treats it as
-    absent). Anything importing pandas later gets it as usual.
-    """
-    if "sqlite_utils" not in sys.modules and "pandas" not in sys.modules:
-        sys.modules["pandas"] = None  # type: ignore[assignment]  # "import pandas" -> ImportError
-        try:
-            import sqlite_utils  # noqa: F401
-        finally:
-            del sys.modules["pandas"]
+    """``hitl_desktop.core.store``, imported on first use so that ``--help`` stays instant
+    (sqlite-utils is imported without pandas, see core/sqlitelib.py)."""
     from hitl_desktop.core import store
 
     return store
@@ -126,15 +117,15 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
         click.echo(json.dumps(summary.__dict__, ensure_ascii=False))
     else:
         click.echo(
-            f"Imported {summary.records} record(s) from {file}: {summary.prompts} new prompt(s)"
-            f" ({summary.prompts_reused} already there), {summary.candidates} candidate(s),"
-            f" {summary.judgments} judgment(s) ({summary.corrections} with a correction,"
+            f"Imported {count(summary.records, 'record')} from {file}: {count(summary.prompts, 'new prompt')}"
+            f" ({summary.prompts_reused} already there), {count(summary.candidates, 'candidate')},"
+            f" {count(summary.judgments, 'judgment')} ({summary.corrections} with a correction,"
             f" {summary.judgments_skipped} already there), {summary.queued} queued."
         )
         if summary.corrections_ignored:
-            click.echo(f"  {summary.corrections_ignored} unchanged correction(s) ignored.")
+            click.echo(f"  {count(summary.corrections_ignored, 'unchanged correction')} ignored.")
         if summary.fields_not_kept:
-            kept = ", ".join(f"{k} ({n} row(s))" for k, n in summary.fields_not_kept.items())
+            kept = ", ".join(f"{k} ({count(n, 'row')})" for k, n in summary.fields_not_kept.items())
             click.echo(f"  Fields with no place in a judgment, not kept: {kept}.")
 
 
@@ -230,9 +221,9 @@ def generate_command(
     elif summary:
         stopped = " Stopped early." if summary.stopped else ""
         if summary.skipped:
-            stopped = f" Skipped {len(summary.skipped)} prompt(s) the model refused.{stopped}"
+            stopped = f" Skipped {count(len(summary.skipped), 'prompt')} the model refused.{stopped}"
         click.echo(
-            f"Wrote {summary.candidates} candidate(s) for {summary.prompts} prompt(s): "
+            f"Wrote {count(summary.candidates, 'candidate')} for {count(summary.prompts, 'prompt')}: "
             f"{summary.tokens} tokens in {summary.seconds:.1f} s "
             f"({summary.tokens_per_second:.1f} tok/s).{stopped}"
         )
@@ -401,8 +392,8 @@ def export_command(
     else:
         split = f" (train {summary.train_rows}, test {summary.test_rows})" if test_fraction else ""
         click.echo(
-            f"Wrote {summary.rows} {fmt} row(s){split} from {summary.judgments} judgment(s) of "
-            f"{summary.prompts} prompt(s) to {', '.join(str(f) for f in summary.files)}."
+            f"Wrote {count(summary.rows, f'{fmt} row')}{split} from {count(summary.judgments, 'judgment')} of "
+            f"{count(summary.prompts, 'prompt')} to {', '.join(str(f) for f in summary.files)}."
         )
         for line in [summary.dropped_text(), *summary.notes]:
             if line:
@@ -446,7 +437,7 @@ def _stats_text(stats: dict, db: Path) -> str:
                 f"{d.get('pairs', 0):>9,}{d.get('tutors', 0):>8,}"
             )
     for why, n in (stats.get("dropped") or {}).items():
-        lines.append(f"  left out: {n:,} {why}")
+        lines.append(f"  left out: {counted(n, why)}")
     agreement = stats.get("agreement")
     if agreement and agreement.get("units"):
         def num(v: float | None) -> str:
@@ -456,7 +447,7 @@ def _stats_text(stats: dict, db: Path) -> str:
             "",
             f"  agreement   Krippendorff alpha {num(agreement.get('krippendorff_alpha'))}, "
             f"Kendall tau {num(agreement.get('kendall_tau'))} "
-            f"({agreement.get('units', 0)} unit(s) judged by several tutors)",
+            f"({count(agreement.get('units', 0), 'unit')} judged by several tutors)",
         ]
     lines += _models_text(stats.get("models") or {})
     return "\n".join(lines)

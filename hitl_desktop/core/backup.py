@@ -199,9 +199,9 @@ def check_backup(path: str | os.PathLike[str]) -> None:
         problem = _check_result(conn.execute("PRAGMA integrity_check(1)").fetchall())
         if problem is not None:
             raise StoreError(f"{p}: the backup is damaged ({problem})")
-        from sqlite_utils import Database
+        from hitl_desktop.core.sqlitelib import database
 
-        applied = {m.name for m in migrations.applied(Database(conn))}
+        applied = {m.name for m in migrations.applied(database(conn))}
         known = {m.name for m in migrations._migrations}
         if migrations._migrations[0].name not in applied:
             raise NotAHitlDatabase(f"{p}: has no hitl-desktop schema")

@@ -124,6 +124,7 @@ from hitl_desktop.core.types import (
     Message,
     PreferencePair,
 )
+from hitl_desktop.core.wording import counted
 
 FORMATS: tuple[str, ...] = (
     "trl-preference",
@@ -171,8 +172,8 @@ class ExportSummary:
     notes: list[str] = field(default_factory=list)
 
     def dropped_text(self) -> str:
-        """``"2 unchanged correction(s) ignored; 1 ..."``, or "" when nothing was dropped."""
-        return "; ".join(f"{n} {why}" for why, n in sorted(self.dropped.items()) if n)
+        """``"2 unchanged corrections ignored; 1 ..."``, or "" when nothing was dropped."""
+        return "; ".join(counted(n, why) for why, n in sorted(self.dropped.items()) if n)
 
 
 # -- columns: names, types and descriptions (types keep Parquet / datasets consistent) -------

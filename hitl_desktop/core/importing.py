@@ -61,6 +61,7 @@ from hitl_desktop.core.types import (
     Tutor,
     now_iso,
 )
+from hitl_desktop.core.wording import count
 
 ROLES = ("system", "user", "assistant")
 DEFAULT_TUTOR = "imported"
@@ -100,7 +101,7 @@ class ImportFileError(Exception):
         self.errors = errors
         first = errors[0]
         where = f"{self.path}:{first.line}" if first.line else self.path
-        more = f" (and {len(errors) - 1} more bad line(s))" if len(errors) > 1 else ""
+        more = f" (and {count(len(errors) - 1, 'more bad line')})" if len(errors) > 1 else ""
         msg = f"{where}: {first.field}: {first.message}" if first.field else f"{where}: {first.message}"
         super().__init__(msg + more + "; nothing was imported")
 
@@ -293,7 +294,7 @@ def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text
         if not 0 <= corrected_index < len(candidates):
             raise _RecordError(
                 "corrected_index",
-                f"{corrected_index} is out of range: the record has {len(candidates)} candidate(s)",
+                f"{corrected_index} is out of range: the record has {count(len(candidates), 'candidate')}",
             )
     if correction is not None and ranking is None:
         raise _RecordError("correction", "given without a ranking of the candidates")

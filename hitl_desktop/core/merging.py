@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from hitl_desktop.core.store import NotAHitlDatabase, Store, StoreError
+from hitl_desktop.core.wording import count
 
 #: on_progress(fraction 0..1, message), as in backends.base.ProgressCallback.
 ProgressCallback = Callable[[float, str], None]
@@ -103,7 +104,7 @@ class MergeSummary:
             + (f" ({self.skipped[t]} already there)" if self.skipped[t] else "")
             for t in TABLES
         ]
-        return f"merged {len(self.sources)} database(s): " + ", ".join(parts)
+        return f"merged {count(len(self.sources), 'database')}: " + ", ".join(parts)
 
 
 def open_sources(target: Store, sources: Sequence[str | os.PathLike[str]]) -> list[Store]:

@@ -7,7 +7,7 @@ that has shipped is never edited. Each step runs in one transaction with its rec
 
 from __future__ import annotations
 
-from sqlite_utils import Database, Migrations
+from hitl_desktop.core.sqlitelib import Database, Migrations
 
 #: Written into the SQLite header (PRAGMA application_id) so that a hitl-desktop database is
 #: known as one, and any other SQLite file is refused rather than modified. "HITL" in ASCII.

@@ -29,6 +29,7 @@ from pathlib import Path
 from hitl_desktop.core.guidelines import GuidelineLibrary
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import Prompt, Tutor, now_iso
+from hitl_desktop.core.wording import count
 from hitl_desktop.core.workflow import PACK_TUTOR_KEY
 
 DEFAULT_OVERLAP = 2
@@ -55,9 +56,9 @@ class AssignSummary:
     short: int = 0  # prompts that could not get ``overlap`` tutors (too few left who had not judged them)
 
     def __str__(self) -> str:
-        parts = [f"{p.tutor}: {len(p.prompts)} prompt(s) + {len(p.gold)} gold -> {p.path}" for p in self.packs]
-        tail = f"; {self.short} prompt(s) short of {self.overlap} tutors" if self.short else ""
-        return f"wrote {len(self.packs)} pack(s) (overlap {self.overlap}): " + "; ".join(parts) + tail
+        parts = [f"{p.tutor}: {count(len(p.prompts), 'prompt')} + {len(p.gold)} gold -> {p.path}" for p in self.packs]
+        tail = f"; {count(self.short, 'prompt')} short of {self.overlap} tutors" if self.short else ""
+        return f"wrote {count(len(self.packs), 'pack')} (overlap {self.overlap}): " + "; ".join(parts) + tail
 
 
 def _key(*parts: str) -> str:
@@ -91,7 +92,7 @@ def plan_assignment(
     if overlap < 1:
         raise PackError("--overlap: must be at least 1")
     if overlap > len(names):
-        raise PackError(f"--overlap {overlap}: more than the {len(names)} tutor(s) named")
+        raise PackError(f"--overlap {overlap}: more than the {count(len(names), 'tutor')} named")
     prompts = [p for p in lab.all_prompts(domain=domain) if p.parent_judgment_id is None]
     gold_ids = lab.gold_prompt_ids()
     tutor_names = {t.id: t.name for t in lab.tutors()}
@@ -138,7 +139,7 @@ def assign(
     if missing:
         example = _prompt_key(missing[0])
         raise PackError(
-            f"{len(missing)} prompt(s) have no candidates (e.g. {example}); run "
+            f"{count(len(missing), 'prompt')} {'has' if len(missing) == 1 else 'have'} no candidates (e.g. {example}); run "
             f"`hitl-desktop generate --db {lab.path}` first, so every tutor judges the lab's candidates"
         )
     out = Path(out_dir)

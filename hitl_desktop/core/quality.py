@@ -54,6 +54,7 @@ from hitl_desktop.core.agreement import (
 from hitl_desktop.core.models_compared import model_figures
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import JudgedItem, Tutor
+from hitl_desktop.core.wording import count
 
 ALL_DOMAINS = None
 
@@ -205,8 +206,8 @@ def report_markdown(summary: dict[str, Any]) -> str:
         "# Quality report",
         "",
         f"Database `{summary['database']}`, {scope}, generated {summary['generated_at']}: "
-        f"{summary['judgments']} judgments, {len(summary['tutors'])} tutors, "
-        f"{summary['gold_prompts']} gold item(s) judged.",
+        f"{count(summary['judgments'], 'judgment')}, {count(len(summary['tutors']), 'tutor')}, "
+        f"{count(summary['gold_prompts'], 'gold item')} judged.",
         "",
         "## Agreement between tutors",
         "",

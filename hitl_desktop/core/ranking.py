@@ -47,6 +47,7 @@ from hitl_desktop.core.types import (
     Judgment,
     PreferencePair,
 )
+from hitl_desktop.core.wording import count
 
 
 class RankingError(ValueError):
@@ -85,7 +86,8 @@ def validate_judgment(judgment: Judgment, candidate_ids: Sequence[str]) -> None:
         raise RankingError("ranking: no candidate is ranked")
     unknown = set(judgment.ranks) - known
     if unknown:
-        raise RankingError(f"ranking: {len(unknown)} ranked candidate(s) do not belong to this prompt")
+        verb = "does" if len(unknown) == 1 else "do"
+        raise RankingError(f"ranking: {count(len(unknown), 'ranked candidate')} {verb} not belong to this prompt")
     for cid, r in judgment.ranks.items():
         if isinstance(r, bool) or not isinstance(r, int) or r < 1:
             raise RankingError(f"ranking: rank {r!r} of candidate {cid} is not a positive integer")
@@ -96,7 +98,7 @@ def validate_judgment(judgment: Judgment, candidate_ids: Sequence[str]) -> None:
             raise RankingError(f"flags: candidate {cid} is not ranked")
         bad = [f for f in flags if f not in FLAGS]
         if bad:
-            raise RankingError(f"flags: unknown flag(s) {bad}; known: {list(FLAGS)}")
+            raise RankingError(f"flags: unknown {'flag' if len(bad) == 1 else 'flags'} {bad}; known: {list(FLAGS)}")
     for cid, ratings in judgment.ratings.items():
         if cid not in judgment.ranks:
             raise RankingError(f"ratings: candidate {cid} is not ranked")

@@ -26,8 +26,10 @@ import difflib
 import html
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:  # imported on first render: markdown-it costs ~0.1 s before the window shows
+    from markdown_it import MarkdownIt
 
 #: Longest text rendered; longer text is cut with a visible note (keeps the GUI responsive).
 MAX_RENDER_CHARS = 200_000
@@ -307,6 +309,8 @@ def _render_code_block(self, tokens, idx, options, env) -> str:
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.inline.ruler.before("escape", "math_inline", _math_rule)

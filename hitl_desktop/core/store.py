@@ -20,8 +20,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from hitl_desktop.core import backup
 from hitl_desktop.core.dbfile import (  # noqa: F401  (re-exported: store.StoreError etc.)
     BUSY_MESSAGE,
@@ -36,6 +34,7 @@ from hitl_desktop.core.dbfile import (  # noqa: F401  (re-exported: store.StoreE
     default_db_path,
 )
 from hitl_desktop.core.migrations import APPLICATION_ID, gold_rows_from_positions, migrations
+from hitl_desktop.core.sqlitelib import Database, database
 from hitl_desktop.core.types import (
     Adjudication,
     Candidate,
@@ -260,7 +259,7 @@ class Store:
             )
         except sqlite3.Error as e:
             raise StoreError(f"{p}: cannot open database ({e})") from e
-        store = cls(Database(conn), p)
+        store = cls(database(conn), p)
         try:
             if exists:
                 store._check_integrity()  # reliability: CorruptDatabase, file untouched
@@ -277,7 +276,7 @@ class Store:
     @classmethod
     def memory(cls) -> Store:
         """A fresh in-memory database (tests, scratch work)."""
-        store = cls(Database(sqlite3.connect(":memory:")), None)
+        store = cls(database(sqlite3.connect(":memory:")), None)
         store._configure(wal=False)
         store._migrate()
         return store
@@ -1029,7 +1028,7 @@ class Store:
             conn = cls._connect_readonly(p)
         except sqlite3.Error as e:
             raise StoreError(f"{p}: cannot open database read-only ({e})") from e
-        store = cls(Database(conn), p)
+        store = cls(database(conn), p)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA query_only = ON")

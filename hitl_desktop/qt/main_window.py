@@ -35,11 +35,9 @@ from PySide6.QtWidgets import (
 )
 
 from hitl_desktop.core.backends.base import GenerationResult
-from hitl_desktop.core.backends.served import is_url
 from hitl_desktop.core.backup import BackupScheduler, backup_database
 from hitl_desktop.core.engine import candidates_from_result
 from hitl_desktop.core.guidelines import Guideline, GuidelineLibrary, resources_dir
-from hitl_desktop.core.importing import ImportFileError
 from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.ranking import RankingError
 from hitl_desktop.core.store import Store, StoreError
@@ -73,6 +71,8 @@ def _model_label(spec: str | None) -> str:
     """A model's short name for the status bar: a folder or file name, a server's URL as is."""
     if not spec:
         return "Gemma 3 270M (embedded)"
+    from hitl_desktop.core.backends.served import is_url  # here: not needed before the window shows
+
     return spec if is_url(spec) else Path(spec).name
 
 
@@ -882,6 +882,8 @@ class MainWindow(QMainWindow):
         if self.session is None or self.workflow.samples_path() is None:
             self.show_error("There are no sample prompts for this domain.")
             return 0
+        from hitl_desktop.core.importing import ImportFileError  # imported on first use
+
         try:
             added = self.workflow.load_samples()
         except (WorkflowError, ImportFileError, OSError, *DB_ERRORS) as e:

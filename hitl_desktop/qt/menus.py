@@ -29,7 +29,6 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +104,7 @@ class ImportErrorsDialog(QDialog):
         errors = getattr(error, "errors", [])
         head = QLabel(
             f"<b>{html.escape(Path(path).name or 'The file')}</b> was refused as a whole: "
-            f"{len(errors) or 'an'} error(s) below. Nothing was imported; fix the lines and import "
+            f"{count(len(errors), 'error') if errors else 'an error'} below. Nothing was imported; fix the lines and import "
             "it again."
         )
         head.setWordWrap(True)
@@ -131,6 +130,8 @@ class AboutDialog(QDialog):
         self.setWindowTitle("About hitl-desktop")
         self.setMinimumWidth(520)
         layout = QVBoxLayout(self)
+        from importlib import metadata  # here: importlib.metadata costs ~50 ms at launch
+
         try:
             version = metadata.version("hitl-desktop")
         except metadata.PackageNotFoundError:

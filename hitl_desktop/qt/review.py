@@ -60,7 +60,8 @@ def _tau(v: float | None) -> str:
 class DisagreementModel(QAbstractTableModel):
     """The prompts to review, most disagreement first (``core.review.Disagreement`` rows)."""
 
-    HEADERS = ("τ-b mean", "τ-b min", "Tutors", "Domain", "Prompt", "")
+    HEADERS = ("τ-b mean", "τ-b min", "Tutors", "Domain", "Done", "Prompt")
+    DONE, PROMPT = 4, 5  # the prompt is last: it stretches to the table's right edge
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -93,22 +94,28 @@ class DisagreementModel(QAbstractTableModel):
                 _tau(d.min_tau),
                 str(len(d.tutors)),
                 d.domain,
+                "✓" if d.adjudicated else "",
                 " ".join(d.prompt.text.split()),
-                "adjudicated" if d.adjudicated else "",
             )[col]
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"{', '.join(d.tutors)}\n\n{d.prompt.text[:1500]}"
         if role == Qt.ItemDataRole.TextAlignmentRole and col < 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == self.DONE:
+            return int(Qt.AlignmentFlag.AlignCenter)
+        if role == Qt.ItemDataRole.AccessibleTextRole and col == self.DONE:
+            return "adjudicated" if d.adjudicated else "not adjudicated"
         if role == Qt.ItemDataRole.ForegroundRole and col == 0 and d.mean_tau is not None and d.mean_tau < 0:
             return QColor(theme.current()["danger"])
-        if role == Qt.ItemDataRole.ForegroundRole and col == 5:
+        if role == Qt.ItemDataRole.ForegroundRole and col == self.DONE:
             return QColor(theme.current()["success"])
         return None
 
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return self.HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section == self.DONE:
+            return "✓: a lead has adjudicated this prompt"
         return None
 
 
@@ -284,7 +291,7 @@ class ReviewView(QDialog):
         self.list_view = self._table(self.list_model, "DisagreementTable")
         self.list_view.setAccessibleName("Prompts by disagreement")
         self.list_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list_view.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.list_view.horizontalHeader().setSectionResizeMode(DisagreementModel.PROMPT, QHeaderView.ResizeMode.Stretch)
         self.list_view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.show_row(cur.row()))
         splitter.addWidget(self._panel("Most disagreement first (mean Kendall τ-b between tutors)", self.list_view))
 

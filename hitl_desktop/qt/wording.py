@@ -1,8 +1,8 @@
-"""Counts in words for the window's labels: ``1 item``, ``3 items``, never ``3 item(s)``."""
+"""Counts in words for the window's labels: ``1 item``, ``3 items``, never ``3 item(s)``
+(the rule lives in ``core/wording.py``; the views import it from here)."""
 
 from __future__ import annotations
 
+from hitl_desktop.core.wording import count, counted
 
-def count(n: int, noun: str, plural: str = "") -> str:
-    """``n`` with ``noun``, singular for exactly one, else ``plural`` (default: noun + s)."""
-    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+__all__ = ["count", "counted"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from hitl_desktop.core.backends.base import (
     ProgressCallback,
     SamplingParams,
 )
-from hitl_desktop.core.backends.process import TokenCoalescer
+from hitl_desktop.core.backends.process import TokenCoalescer, end_loading
 from hitl_desktop.core.types import Message
 
 #: backend_factory(model spec or None, on_progress) -> ModelBackend. A spec is a local path, a
@@ -125,10 +126,12 @@ class ModelWorker(QObject):
         self._factory = factory
         self.backend: ModelBackend | None = None
         self.stop_upto = 0  # requests with an id <= this are asked to stop
+        self.thread_id: int | None = None  # threading.get_ident() of the model thread, once known
 
     @Slot(object)
     def load(self, what: tuple[Any, dict[str, Any]]) -> None:
         path, options = what
+        self.thread_id = threading.get_ident()
         self.close_backend()  # a model loaded before (restart, another model): its process ends
         kwargs = _factory_options(self._factory, options)
         try:
@@ -260,6 +263,8 @@ class ModelController(QObject):
         if not self._started:
             return True
         self._thread.quit()
+        if self.state == "loading" and self._worker.thread_id is not None:
+            end_loading(self._worker.thread_id)  # the thread waits for the model process: end that wait now
         ok = self._thread.wait(timeout_ms)
         self._started = not ok
         if ok:

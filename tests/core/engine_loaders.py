@@ -96,3 +96,10 @@ def flaky_tiny(path, *, device=None, on_progress=None):
 
     backend.generate = flaky
     return backend
+
+
+def never_ready(path, *, device=None, on_progress=None):
+    """A load that does not finish (a big model on a slow disk): only ending the process stops it."""
+    on_progress(0.1, "reading the weights")
+    time.sleep(600)
+    raise ModelError("never reached")

@@ -34,7 +34,7 @@ def jsonl(tmp_path):
 def test_import_then_stats_json(runner, jsonl, db_path):
     result = runner.invoke(cli, ["import", str(jsonl), "--db", str(db_path)])
     assert result.exit_code == 0, result.output
-    assert "3 record(s)" in result.output
+    assert "Imported 3 records from" in result.output
     result = runner.invoke(cli, ["stats", "--db", str(db_path), "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.output)

@@ -236,3 +236,36 @@ def test_bad_arguments_are_the_child_backends_value_error(tiny_model_dir):
         assert len(ok.candidates) == 2
     finally:
         backend.close()
+
+
+def test_end_loading_stops_a_load_in_its_thread_at_once():
+    """Closing the app mid-load: the thread waiting for the model process returns at once,
+    with a message that says why, and a load in another thread is left alone."""
+    import threading
+
+    from hitl_desktop.core.backends.process import end_loading
+
+    outcome: dict[str, object] = {}
+    loading = threading.Event()
+
+    def load() -> None:
+        outcome["thread"] = threading.get_ident()
+        try:
+            open_local_backend(
+                "big",
+                loader="engine_loaders:never_ready",
+                on_progress=lambda f, m: loading.set() if m == "reading the weights" else None,  # the child's
+            )
+        except EngineDied as e:
+            outcome["error"] = str(e)
+
+    t = threading.Thread(target=load)
+    t.start()
+    assert loading.wait(60), "the child never reported progress"
+    assert end_loading(threading.get_ident()) == 0  # not this thread's load
+    t0 = time.monotonic()
+    assert end_loading(outcome["thread"]) == 1
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - t0 < 5
+    assert outcome["error"] == "big: loading stopped, the app is closing"
+    assert end_loading(outcome["thread"]) == 0  # nothing left loading

@@ -148,7 +148,7 @@ def test_validate_judgment_refuses_foreign_candidates_and_bad_fields():
     ids = [c.id for c in item.candidates]
     j = item.judgment
     validate_judgment(j, ids)
-    with pytest.raises(RankingError, match="do not belong"):
+    with pytest.raises(RankingError, match="1 ranked candidate does not belong"):
         validate_judgment(j, ids[:1])
     j.strength = 7
     with pytest.raises(RankingError, match="strength"):

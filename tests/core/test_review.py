@@ -134,7 +134,7 @@ def test_adjudication_is_recorded_and_a_new_one_supersedes_it(lab):
 @pytest.mark.parametrize(
     ("ranks", "rationale", "adjudicator", "message"),
     [
-        ("unknown", "why", "lead", "do not belong to this prompt"),
+        ("unknown", "why", "lead", "1 ranked candidate does not belong to this prompt"),
         ([0, 1, 2, 3], "why", "lead", "not a positive integer"),
         ([True, 1, 2, 3], "why", "lead", "not a positive integer"),
         ([1, 2, 3, 4], "   ", "lead", "rationale"),

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from hitl_desktop.core.importing import import_file
 from hitl_desktop.core.store import Store
 from hitl_desktop.qt import theme
+from hitl_desktop.qt.review import DisagreementModel
 
 TEXTS = ["alpha answer", "beta answer", "gamma answer", "delta answer"]
 RANKINGS = {
@@ -311,7 +312,7 @@ def test_review_mode_records_an_adjudication_that_export_uses(qtbot, win, tmp_pa
     ids = [c.id for c in win.store.candidates_for(adj.prompt_id)]
     assert adj.ranks == dict(zip(ids, [2, 3, 3, 1], strict=True))
     assert adj.adjudicator == win.settings.tutor_name == "lead"
-    assert view.list_model.index(0, 5).data() == "adjudicated"
+    assert view.list_model.index(0, DisagreementModel.DONE).data() == "✓"
     assert "Adjudicated by lead" in view.status.text()
 
     # File → Export with "adjudicated": the ruling is the prompt's only ranking judgment

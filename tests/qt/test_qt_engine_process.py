@@ -125,3 +125,23 @@ def test_the_window_loads_the_model_on_the_settings_device(qtbot, file_store, ap
     assert asked == [(None, "cpu")]
     assert not window.restart_button.isVisibleTo(window)
     window.close()
+
+
+def test_shutdown_mid_load_ends_the_load_at_once(qtbot, monkeypatch):
+    """Closing the window while the model loads: no 15 s wait, the thread ends (a QThread
+    destroyed while running aborts the app)."""
+    import time
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "core"))
+
+    def factory(path, on_progress, *, device=None):
+        return open_local_backend(path, device=device, on_progress=on_progress, loader="engine_loaders:never_ready")
+
+    ctl = ModelController(factory)
+    with qtbot.waitSignal(ctl.load_progressed, timeout=30000, check_params_cb=lambda f, m: m == "reading the weights"):
+        ctl.load("big", device="cpu")
+    assert ctl.state == "loading"
+    t0 = time.monotonic()
+    assert ctl.shutdown(timeout_ms=15000)
+    assert time.monotonic() - t0 < 5
+    assert not ctl.is_running()

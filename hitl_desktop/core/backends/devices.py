@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hitl_desktop.core.backends.base import ModelError
+from hitl_desktop.core.wording import count
 
 #: What --device and Settings accept.
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -81,7 +82,7 @@ def choose_device(requested: str | None = None, torch: Any = None) -> DeviceChoi
             raise ModelError(f"--device {name}: {why}; use --device cpu or auto")
         if index >= cuda_count:
             raise ModelError(
-                f"--device {name}: there are only {cuda_count} CUDA device(s) (cuda:0..cuda:{cuda_count - 1})"
+                f"--device {name}: there are only {count(cuda_count, 'CUDA device')} (cuda:0..cuda:{cuda_count - 1})"
             )
         return DeviceChoice(f"cuda:{index}", _cuda_dtype(torch, index))
     if name == "mps":

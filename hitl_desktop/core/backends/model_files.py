@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hitl_desktop.core.backends import gguf_files
 from hitl_desktop.core.backends.base import ModelError
+from hitl_desktop.core.wording import count
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -26,7 +27,7 @@ def weight_files(folder: Path) -> list[Path]:
         if missing:
             raise ModelError(
                 f"{folder}: incomplete model: {missing[0]} is missing"
-                + (f" (and {len(missing) - 1} more weight file(s))" if len(missing) > 1 else "")
+                + (f" (and {count(len(missing) - 1, 'more weight file')})" if len(missing) > 1 else "")
             )
         return [folder / name for name in shards]
     for single in ("model.safetensors", "pytorch_model.bin"):

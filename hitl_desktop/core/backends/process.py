@@ -24,7 +24,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import importlib
-import multiprocessing
 import os
 import queue
 import signal
@@ -382,6 +381,8 @@ def open_local_backend(
     """
     progress = on_progress or (lambda f, m: None)
     progress(0.0, "Starting the model process")
+    import multiprocessing  # here, not at import: the window shows first
+
     context = multiprocessing.get_context("spawn")
     parent_conn, child_conn = context.Pipe(duplex=True)
     process = context.Process(
@@ -390,7 +391,9 @@ def open_local_backend(
         name="hitl-model",
         daemon=True,
     )
-    process.start()
+    with _LOADING_LOCK:
+        process.start()
+        _LOADING[process] = threading.get_ident()
     child_conn.close()  # only the child holds its end: its death reads as EOF here
     label = str(path) if path else "the embedded model"
     proxy = ProcessBackend(process, parent_conn, name=label)
@@ -415,9 +418,32 @@ def open_local_backend(
                 proxy.pid = int(message["pid"])
                 return proxy
     except EngineDied as e:
+        if getattr(process, "ended_by_app", False):
+            raise EngineDied(f"{label}: loading stopped, the app is closing") from None
         raise EngineDied(f"{label}: the model process ended while loading ({proxy._died})") from e
     except BaseException:
         if process.is_alive():
             process.kill()
         raise
+    finally:
+        with _LOADING_LOCK:
+            _LOADING.pop(process, None)
+
+
+#: Model processes still loading -> the thread that waits for them in ``open_local_backend``.
+_LOADING: dict[Any, int] = {}
+_LOADING_LOCK = threading.Lock()
+
+
+def end_loading(thread_id: int) -> int:
+    """Kill the model processes still loading for the thread ``thread_id``
+    (``threading.get_ident()``), so that it returns at once (with EngineDied) instead of when
+    the model is in memory: for closing the app mid-load. Returns how many were ended."""
+    with _LOADING_LOCK:
+        loading = [process for process, waiter in _LOADING.items() if waiter == thread_id]
+    for process in loading:
+        process.ended_by_app = True
+        with contextlib.suppress(Exception):
+            process.kill()
+    return len(loading)
 

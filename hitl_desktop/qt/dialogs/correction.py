@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 from hitl_desktop.core import rendering
 from hitl_desktop.core.ranking import is_unchanged_correction
 from hitl_desktop.qt.markdown_view import SafeTextView
+from hitl_desktop.qt.wording import count
 
 
 class CorrectionDialog(QDialog):
@@ -84,7 +85,7 @@ class CorrectionDialog(QDialog):
     def update_diff(self) -> None:
         self.diff_view.set_safe_html(rendering.diff_html(self.original, self.text()))
         ins, dele = rendering.diff_stats(self.original, self.text())
-        self.stats.setText(f"{ins} word(s) added · {dele} removed" if ins or dele else "No changes yet")
+        self.stats.setText(f"{count(ins, 'word')} added · {dele} removed" if ins or dele else "No changes yet")
 
     def _accept(self) -> None:
         if not self.text().strip():

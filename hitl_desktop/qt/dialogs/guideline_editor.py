@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from hitl_desktop.core.guidelines import Guideline
 from hitl_desktop.qt.markdown_view import SafeTextView
+from hitl_desktop.qt.wording import count
 
 
 class GuidelineEditorDialog(QDialog):
@@ -25,7 +26,7 @@ class GuidelineEditorDialog(QDialog):
         self.resize(980, 680)
         layout = QVBoxLayout(self)
         info = QLabel(
-            f"Version {guideline.version} ({history} version(s) so far). Markdown. Saving makes a "
+            f"Version {guideline.version} ({count(history, 'version')} so far). Markdown. Saving makes a "
             "new version; judgments keep the version they were made under."
         )
         info.setObjectName("Muted")

@@ -1,0 +1,110 @@
+"""The look-through's leftovers: the review list's prompt column reaches the table's right edge,
+and dialogs count in words ("1 version", "3 errors", never "version(s)")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
+
+from hitl_desktop.core.guidelines import Guideline
+from hitl_desktop.core.importing import ImportFileError, LineError, import_file
+from hitl_desktop.qt.dialogs.correction import CorrectionDialog
+from hitl_desktop.qt.dialogs.guideline_editor import GuidelineEditorDialog
+from hitl_desktop.qt.menus import ImportErrorsDialog
+from hitl_desktop.qt.review import DisagreementModel
+
+TEXTS = ["Avoid ibuprofen with warfarin.", "Ibuprofen is fine.", "Use topical diclofenac.", "Take it with food."]
+
+
+@pytest.fixture
+def review_view(fake_window, qtbot, tmp_path):
+    lines = []
+    for ext, by_tutor in {
+        "med-1": {"ann": [1, 2, 3, 4], "bob": [4, 3, 2, 1]},
+        "med-2": {"ann": [1, 2, 3, 4], "bob": [2, 1, 3, 4], "cem": [1, 3, 2, 4]},
+    }.items():
+        for tutor, ranking in by_tutor.items():
+            lines.append(json.dumps({"id": ext, "prompt": f"A 68-year-old on warfarin asks about knee pain ({ext})",
+                                     "domain": "medicine", "candidates": TEXTS, "ranking": ranking, "tutor": tutor}))  # fmt: skip
+    (tmp_path / "lab.jsonl").write_text("\n".join(lines) + "\n")
+    import_file(fake_window.store, tmp_path / "lab.jsonl")
+    fake_window.start_session(tutor_name="lead", domain="medicine")
+    m = fake_window.lab_menus
+    m.lead_action.setChecked(True)
+    m.open_review()
+    view = m.review_view
+    qtbot.waitExposed(view)
+    return view
+
+
+def _prompt_right_edge(view) -> tuple[int, int]:
+    header = view.list_view.horizontalHeader()
+    col = DisagreementModel.PROMPT
+    return header.sectionPosition(col) + header.sectionSize(col), view.list_view.viewport().width()
+
+
+def test_the_prompt_column_is_last_and_stretches_to_the_right_edge(review_view, qtbot):
+    view = review_view
+    model = view.list_model
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert headers[-1] == "Prompt" and all(headers), f"a column without a heading: {headers}"
+    narrow_then_wide = []
+    for width in (1100, 1700):
+        view.resize(width, 800)
+        qtbot.waitUntil(lambda: _prompt_right_edge(view)[0] == _prompt_right_edge(view)[1], timeout=3000)
+        narrow_then_wide.append(view.list_view.horizontalHeader().sectionSize(DisagreementModel.PROMPT))
+    assert narrow_then_wide[1] > narrow_then_wide[0], "the prompt column does not take the extra width"
+    # after a refresh (the model is reset) it still stretches
+    view.domain_box.setCurrentIndex(view.domain_box.findData("medicine"))
+    view.resize(1300, 800)
+    qtbot.waitUntil(lambda: _prompt_right_edge(view)[0] == _prompt_right_edge(view)[1], timeout=3000)
+
+
+def test_the_done_column_marks_adjudicated_prompts(review_view, qtbot):
+    view = review_view
+    done = view.list_model.index(0, DisagreementModel.DONE)
+    assert done.data() == "" and done.data(Qt.ItemDataRole.AccessibleTextRole) == "not adjudicated"
+    view.rationale_edit.setPlainText("A is safe.")
+    with qtbot.waitSignal(view.adjudicated, timeout=3000):
+        view.record_button.click()
+    row = view.list_model.row_of(view.item.prompt.id)
+    done = view.list_model.index(row, DisagreementModel.DONE)
+    assert done.data() == "✓" and done.data(Qt.ItemDataRole.AccessibleTextRole) == "adjudicated"
+
+
+def _labels(dialog) -> str:
+    return "\n".join(lb.text() for lb in dialog.findChildren(QLabel))
+
+
+@pytest.mark.parametrize(("history", "expected"), [(1, "(1 version so far)"), (3, "(3 versions so far)")])
+def test_guideline_editor_counts_versions_in_words(qtbot, history, expected):
+    g = Guideline(domain="medicine", text="# Medicine\n", number=history, path=None, edited=history > 1)
+    d = GuidelineEditorDialog(guideline=g, history=history)
+    qtbot.addWidget(d)
+    assert expected in _labels(d) and "(s)" not in _labels(d)
+
+
+def test_correction_dialog_counts_words_in_words(qtbot):
+    d = CorrectionDialog(original="Take 500 mg.", position=0)
+    qtbot.addWidget(d)
+    d.editor.setPlainText("Take 500 mg daily.")
+    d.update_diff()
+    assert d.stats.text().startswith("1 word added")
+    d.editor.setPlainText("Take 500 mg daily with food.")
+    d.update_diff()
+    assert d.stats.text().startswith("3 words added") and "(s)" not in d.stats.text()
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected", "more"),
+    [(1, "1 error below", ""), (2, "2 errors below", " (and 1 more bad line)"), (3, "3 errors below", " (and 2 more bad lines)")],
+)
+def test_import_errors_dialog_counts_errors_in_words(qtbot, errors, expected, more):
+    error = ImportFileError("/data/lab.jsonl", [LineError(i + 1, "prompt", "missing") for i in range(errors)])
+    d = ImportErrorsDialog(None, error=error)
+    qtbot.addWidget(d)
+    assert expected in _labels(d) and "(s)" not in _labels(d)
+    assert str(error) == f"/data/lab.jsonl:1: prompt: missing{more}; nothing was imported"
