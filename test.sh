@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh --dev
 export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-.venv/bin/ruff check hitl_desktop tests benchmarks
+.venv/bin/ruff check hitl_desktop tests benchmarks scripts
 .venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"
