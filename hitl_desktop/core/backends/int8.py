@@ -20,10 +20,10 @@ product (:meth:`Int8Linear.pack`), about twice as fast as ``_weight_int8pack_mm`
 CPU. Its activations are quantized to 7 bits with one scale for the whole batch, which would
 make a candidate depend on the others and loses precision; instead each row is scaled to
 [-63, 63] and split into its rounded value and the remainder (times 126), both exact small
-integers for fbgemm, and two pinned columns (+-63.5, against zero weights) fix fbgemm's scale
-to 1. The two halves are one product with twice the rows (the weights are read once), and
-recombined per row: about 13 bits of precision per activation (better than bf16), and each
-row's result depends on that row alone (integer sums are exact).
+integers for fbgemm, and one more row pinned at +-63.5 fixes fbgemm's scale to 1. The halves
+are one product with twice the rows (the weights are read once), recombined per row: about
+13 bits of precision per activation (better than bf16), and each row's result depends on
+that row alone (integer sums are exact).
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ _SLICE = 4096
 #: (at most 0.5) is scaled by _LO into the same range (see the module doc).
 _HI = 63.0
 _LO = 126.0
-#: The pinned columns' values: fbgemm's 7-bit activation range is then exactly [-63.5, 63.5],
+#: The pinned row's values: fbgemm's 7-bit activation range is then exactly [-63.5, 63.5],
 #: scale 1, zero point 64, for every batch.
 _PIN = 63.5
+#: Output rows packed at a time (bounds the temporaries while packing the output layer).
+_PACK_ROWS = 32768
 
 
 def supported(dtype: torch.dtype) -> bool:
@@ -124,45 +126,53 @@ def _fbgemm_engine() -> str | None:
     return next((e for e in ("fbgemm", "x86") if e in engines), None)
 
 
-def _fbgemm_pack(q: torch.Tensor, scales: torch.Tensor) -> Any:
-    """fbgemm's packed form of int8 weights [out, in] (per-channel scales) with two zero
-    columns appended (for the pinned activations); None where torch cannot."""
+def _fbgemm_pack(q: torch.Tensor, scales: torch.Tensor) -> list[Any] | None:
+    """fbgemm's packed form of int8 weights [out, in] with per-channel scales, in slices of
+    :data:`_PACK_ROWS` output rows; None where torch cannot."""
     engine = _fbgemm_engine()
     if engine is None or q.device.type != "cpu" or not hasattr(torch.ops.quantized, "linear_dynamic"):
         return None
-    out_features, in_features = q.shape
-    padded = torch.zeros(out_features, in_features + 2, dtype=torch.int8)
-    padded[:, :in_features] = q
     old = torch.backends.quantized.engine
+    packed = []
     # quantized tensors are deprecated in newer torch (a warning): only the packing uses one
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             torch.backends.quantized.engine = engine
-            weight = torch._make_per_channel_quantized_tensor(
-                padded, scales.double(), torch.zeros(out_features, dtype=torch.long), 0
-            )
-            return torch.ops.quantized.linear_prepack(weight, None)
+            for start in range(0, q.shape[0], _PACK_ROWS):
+                part = q[start : start + _PACK_ROWS]
+                weight = torch._make_per_channel_quantized_tensor(
+                    part,
+                    scales[start : start + _PACK_ROWS].double(),
+                    torch.zeros(part.shape[0], dtype=torch.long),
+                    0,
+                )
+                packed.append(torch.ops.quantized.linear_prepack(weight, None))
+                del weight
         except (RuntimeError, AttributeError, NotImplementedError):
             return None
         finally:
             torch.backends.quantized.engine = old
+    return packed
 
 
-def _fbgemm_mm(x: torch.Tensor, packed: Any) -> torch.Tensor:
+def _fbgemm_mm(x: torch.Tensor, packed: list[Any]) -> torch.Tensor:
     """``x [rows, in] @ W.T`` (float32) through fbgemm, each row exact to ~13 bits and
     independent of the other rows (see the module doc)."""
     rows, width = x.shape
     x = x.float()
     a = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30)
     scaled = x * (_HI / a)
-    inp = torch.empty(2 * rows, width + 2)
-    hi = torch.round(scaled, out=inp[:rows, :width])
-    torch.sub(scaled, hi, out=inp[rows:, :width]).mul_(_LO)
-    inp[:, width] = _PIN
-    inp[:, width + 1] = -_PIN
-    out = torch.ops.quantized.linear_dynamic(inp, packed, True)
-    return out[:rows].add_(out[rows:], alpha=1.0 / _LO).mul_(a / _HI)
+    inp = torch.zeros(2 * rows + 1, width)
+    hi = torch.round(scaled, out=inp[:rows])
+    torch.sub(scaled, hi, out=inp[rows : 2 * rows]).mul_(_LO)
+    inp[-1, 0] = _PIN
+    inp[-1, 1] = -_PIN
+    if len(packed) == 1:
+        out = torch.ops.quantized.linear_dynamic(inp, packed[0], True)
+    else:
+        out = torch.cat([torch.ops.quantized.linear_dynamic(inp, p, True) for p in packed], dim=1)
+    return out[:rows].add_(out[rows : 2 * rows], alpha=1.0 / _LO).mul_(a / _HI)
 
 
 class Int8Embedding(torch.nn.Module):
