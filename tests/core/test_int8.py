@@ -156,3 +156,12 @@ def test_generation_restores_the_thread_count_and_texts_do_not_depend_on_it(
         texts.append([c.text for c in result.candidates])
         assert torch.get_num_threads() == before
     assert texts[0] == texts[1]
+
+
+def test_readme_documents_the_thread_setting():
+    from pathlib import Path
+
+    from hitl_desktop.core.backends.transformers_backend import THREADS_ENV
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"`{THREADS_ENV}`" in readme and "fbgemm" in readme
