@@ -170,7 +170,7 @@ def child_naive(k: int, tokens: int, spawned: float) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from hitl_desktop.core.backends.cache import default_gguf_path
+    from hitl_desktop.core.backends.gguf_files import default_gguf_path
 
     path = default_gguf_path()
     t1 = time.perf_counter()
@@ -214,7 +214,7 @@ def child_llamacpp(k: int, tokens: int, spawned: float, reps: int = 3, threads: 
         from llama_cpp import Llama
     except ImportError:
         return {"skipped": "llama_cpp is not installed (pip install llama-cpp-python)"}
-    from hitl_desktop.core.backends.cache import default_gguf_path
+    from hitl_desktop.core.backends.gguf_files import default_gguf_path
 
     threads = threads or os.cpu_count() or 1
     t1 = time.perf_counter()

@@ -242,7 +242,7 @@ def generate_command(
 
 def _check_model(model_path: str) -> None:
     from hitl_desktop.core.backends.base import ModelError
-    from hitl_desktop.core.backends.cache import check_model_path
+    from hitl_desktop.core.backends.model_files import check_model_path
 
     try:
         check_model_path(model_path)

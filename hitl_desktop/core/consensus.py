@@ -44,7 +44,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
 from hitl_desktop.core.agreement import latest_by_tutor
-from hitl_desktop.core.ranking import ABSTAINED, effective_correction, ranked_nothing
+from hitl_desktop.core.ranking import (
+    ABSTAINED,
+    UNCHANGED_CORRECTION,
+    effective_correction,
+    ranked_nothing,
+)
 from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem, Judgment, Majority
 
 #: Namespace of consensus judgment ids.
@@ -125,7 +130,10 @@ def consensus_items(
 ) -> list[JudgedItem]:
     """One consensus item per prompt several tutors judged; see the module docstring.
 
-    ``dropped`` (optional) counts the abstaining all-bad judgments (``ranking.ABSTAINED``).
+    ``dropped`` (optional) counts what the consensus of several tutors leaves out: abstaining
+    all-bad judgments (``ranking.ABSTAINED``) and members' unchanged corrections
+    (``ranking.UNCHANGED_CORRECTION``; a prompt one tutor judged passes through, and its
+    exporter counts them).
     """
     items = [i for i in items if i.tutor_name != CONSENSUS_TUTOR]
     first_seen: dict[str, int] = {}
@@ -139,8 +147,9 @@ def consensus_items(
             out.append(members[0])
             continue
         voters = [m for m in members if not ranked_nothing(m.judgment)]
-        if dropped is not None and len(voters) < len(members):
-            dropped[ABSTAINED] += len(members) - len(voters)
+        if dropped is not None:
+            _count(dropped, ABSTAINED, len(members) - len(voters))
+            _count(dropped, UNCHANGED_CORRECTION, count_unchanged_corrections(members))
         if voters:
             out.append(_consensus_item(members, voters))
         out.extend(
@@ -149,6 +158,16 @@ def consensus_items(
             if effective_correction(m) is not None
         )
     return out
+
+
+def _count(dropped: Counter[str], why: str, n: int) -> None:
+    if n:
+        dropped[why] += n
+
+
+def count_unchanged_corrections(members: Iterable[JudgedItem]) -> int:
+    """How many of these judgments hold a correction equal to the candidate it corrects."""
+    return sum(1 for m in members if m.judgment.correction is not None and effective_correction(m) is None)
 
 
 def _consensus_item(members: list[JudgedItem], voters: list[JudgedItem]) -> JudgedItem:

@@ -18,6 +18,7 @@ from hitl_desktop.core.backends.base import (
     ModelError,
     SamplingParams,
 )
+from hitl_desktop.core.candidate_sets import WorkflowError, store_generated
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import Candidate, Prompt
 
@@ -87,11 +88,13 @@ def fill_queue(
     on_prompt_skipped: Callable[[Prompt, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> GenerateSummary:
-    """Write K candidates for every queued prompt that has none; each prompt is saved at once.
+    """Write K candidates for every queued prompt that has none; each prompt is saved at once,
+    through ``candidate_sets.store_generated`` (the rules the app's workflow uses too).
 
     A prompt the model refuses (a ModelError from ``generate``: a conversation longer than its
     context, a chat template that rejects it) is skipped and reported through
-    ``on_prompt_skipped(prompt, reason)`` and ``summary.skipped``; the others go on. A
+    ``on_prompt_skipped(prompt, reason)`` and ``summary.skipped``; the others go on. So is a
+    prompt whose protected candidates arrived while the model wrote (never mixed into them). A
     BackendUnavailableError (a served model's server down) and every other exception
     propagate (what was saved stays saved).
     """
@@ -121,9 +124,15 @@ def fill_queue(
         if result.stopped:
             summary.stopped = True
             break
-        store.add_candidates(candidates_from_result(prompt, result))
+        try:  # stored by the app's rules (core/candidate_sets.py)
+            stored = store_generated(store, prompt, candidates_from_result(prompt, result))
+        except WorkflowError as e:  # its own candidates came in meanwhile (an import, a merge)
+            summary.skipped.append((prompt, str(e)))
+            if on_prompt_skipped:
+                on_prompt_skipped(prompt, str(e))
+            continue
         summary.prompts += 1
-        summary.candidates += len(result.candidates)
+        summary.candidates += len(stored)
         summary.tokens += result.tokens
         if on_prompt_done:
             on_prompt_done(n, len(prompts), result)

@@ -53,7 +53,9 @@ its ratings. Otherwise from the ranking: with ``L`` distinct rank levels among t
 ``L + 1``, so ``score_chosen - score_rejected`` is the dense rank distance.
 
 Nectar ranks: the tutor's ranks made dense (1, 3, 3 -> 1, 2, 2; ties keep equal ranks), so
-every rank fits the row's answers. A correction
+every rank fits the row's answers. Answers are written best first; answers that share a rank
+in the order the tutor saw them (the judgment's display order; for an imported Nectar row,
+the row's own order), then in generated order. A correction
 is added as an answer with rank 1 and every candidate's rank moves down by one; its model is
 ``"tutor:<tutor>"`` (a correction identical to a candidate's text is not added again). An all-bad judgment keeps its ranks and has ``all_bad = true``.
 
@@ -97,7 +99,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -439,8 +441,11 @@ def _ultrafeedback_rows(
             return float(levels + 1)
         return float(levels - dense[answer_id] + 1)
 
+    kept = j.source_values.get("scores") or {}  # an imported row's own scores, as they were
     for p in pairs:
-        if p.chosen_ratings and p.rejected_ratings:
+        if p.chosen_id in kept and p.rejected_id in kept:
+            scores = (float(kept[p.chosen_id]), float(kept[p.rejected_id]))
+        elif p.chosen_ratings and p.rejected_ratings:
             scores = (_rating_score(p.chosen_ratings), _rating_score(p.rejected_ratings))
         else:
             scores = (score(p.chosen_id), score(p.rejected_id))
@@ -476,7 +481,8 @@ def _nectar_rows(item: JudgedItem, tutor: str) -> Iterator[dict[str, Any]]:
     j = item.judgment
     msgs = item.prompt.messages
     cands = [c for c in item.candidates if c.id in j.ranks]
-    cands.sort(key=lambda c: (j.ranks[c.id], c.index))
+    shown = {cid: i for i, cid in enumerate(j.display_order)}  # ties: as the tutor saw them
+    cands.sort(key=lambda c: (j.ranks[c.id], shown.get(c.id, len(shown)), c.index))
     corr = effective_correction(item)
     with_corr = corr is not None and all(c.text != corr.text for c in cands)
     if item.correction_only and not with_corr:
@@ -555,10 +561,14 @@ def build_rows(
     include_top_ranked: bool = False,
     dropped: Counter[str] | None = None,
     sessions: dict[str, dict[str, Any]] | None = None,
+    origins: Mapping[str, tuple[str, str | None]] | None = None,
+    is_pseudonym: Callable[[str], bool] = lambda name: False,
 ) -> list[dict[str, Any]]:
     """The rows of one format for these judged items (pure: no file, no database).
 
-    ``dropped`` (optional) counts what the rules left out (keys in ``core.ranking``)."""
+    ``dropped`` (optional) counts what the rules left out (keys in ``core.ranking``).
+    ``judgments`` only: ``sessions`` by id, candidate ``origins`` (id -> (origin, set id)),
+    ``is_pseudonym(exported tutor name)``."""
     _check_format(fmt)
     rows: list[dict[str, Any]] = []
     pair_rows = _PAIR_ROWS.get(fmt)
@@ -572,7 +582,8 @@ def build_rows(
             rows.extend(_nectar_rows(item, tutor))
         elif fmt == "judgments":
             sid = item.judgment.session_id
-            rows.append(judgment_row(item, tutor, (sessions or {}).get(sid) if sid else None))
+            session = (sessions or {}).get(sid) if sid else None
+            rows.append(judgment_row(item, tutor, session, origins=origins, pseudonymised=is_pseudonym(tutor)))
         else:
             rows.extend(_completion_rows(fmt, item, tutor, include_top_ranked, dropped))
     return rows
@@ -834,13 +845,17 @@ def export_dataset(
     items: Iterable[JudgedItem] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     consensus: bool = False,
+    assembled: Mapping[str, int] | None = None,
+    consensus_prompts: int | None = None,
 ) -> ExportSummary:
     """Write the judgments (filtered) in one format to ``out``; see the module docstring.
 
     ``items``: pre-selected judged items to export instead of the store's (the filters still
     apply to them). ``consensus``: one consensus per prompt several tutors judged
     (``core.consensus``), applied after the filters. ``on_progress(done, total)``: ``total`` is the number of judgments plus one
-    for writing the files; ``done == total`` once everything is in place.
+    for writing the files; ``done == total`` once everything is in place. ``assembled``: what
+    assembling ``items`` already left out (e.g. ``review.export_items``), added to the summary;
+    ``consensus_prompts``: how many prompts of a consensus assembled so had two or more tutors.
     """
     _check_format(fmt)
     out_path = Path(out).expanduser()
@@ -873,8 +888,7 @@ def export_dataset(
             and (not until_s or it.judgment.created_at < until_s)
         ]
 
-    dropped: Counter[str] = Counter()
-    consensus_prompts = None
+    dropped: Counter[str] = Counter(assembled or {})
     if consensus:
         from hitl_desktop.core.consensus import consensus_items, several_tutor_prompts
 
@@ -898,9 +912,15 @@ def export_dataset(
                 p = cache[name] = store.pseudonym(name)
             return p
 
-    sessions = None
+    sessions = origins = None
+    already: set[str] = set()  # names imported as pseudonyms: written as they are
     if fmt == "judgments" and store is not None:
         sessions = store.sessions_by_id({it.judgment.session_id for it in selected if it.judgment.session_id})
+        origins = store.origins_by_candidate({c.id for it in selected for c in it.candidates})
+        already = store.pseudonymised_tutors()
+
+    def is_pseudonym(name: str) -> bool:
+        return not keep_tutor_names or name in already
     n = len(selected)
     total = n + 1
     test_ids = split_conversations(selected, test_fraction=test_fraction, seed=seed)
@@ -914,7 +934,7 @@ def export_dataset(
     for i, it in enumerate(selected, start=1):
         rows = build_rows(
             fmt, (it,), tutor_name=tutor_name, include_top_ranked=include_top_ranked, dropped=dropped,
-            sessions=sessions,
+            sessions=sessions, origins=origins, is_pseudonym=is_pseudonym,
         )
         if is_paired:
             pairs += len(rows)

@@ -30,7 +30,9 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +46,7 @@ from hitl_desktop.core.ranking import (
     validate_ranks,
     without_unchanged_correction,
 )
-from hitl_desktop.core.store import Store
+from hitl_desktop.core.store import ORIGINS, Store
 from hitl_desktop.core.types import (
     DEFAULT_STRENGTH,
     FLAGS,
@@ -70,8 +72,15 @@ IMPORT_NAMESPACE = uuid.UUID("3d0c8f7e-5a1b-5e2c-8f4d-9b6a7c2e1f30")
 def imported_judgment_id(external_id: str, tutor: str) -> str:
     """The id of a tutor's imported judgment of a prompt: the same on every workstation that
     imports that record, so a merge of their databases keeps one copy (as an import does)."""
-    return str(uuid.uuid5(IMPORT_NAMESPACE, json.dumps([external_id, tutor], ensure_ascii=False)))
+    return str(uuid.uuid5(IMPORT_NAMESPACE, _to_json([external_id, tutor])))
 MAX_ERRORS_SHOWN = 20
+
+#: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call (ids are
+#: hashes of this text: it must never change)
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+#: a JSON escape that can make a lone UTF-16 surrogate (\ud800-\udfff): only a line holding
+#: one needs its strings checked (a UTF-8 line cannot hold a surrogate otherwise)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 ProgressCallback = Callable[[int, int], None]  # (bytes read, total bytes)
 
@@ -152,12 +161,16 @@ class _Record:
     full_prompt: Prompt | None = None
     full_candidates: list[Candidate] | None = None
     full_session: Session | None = None
+    origins: dict[str, tuple[str, str | None]] | None = None  # a judgments row's candidates
+    pseudonymised: bool = False  # a judgments row's tutor name is a pseudonym
+    #: a pair row's margin and scores (layouts.py; scores by candidate position, chosen first)
+    source_values: dict[str, Any] | None = None
 
 
 def content_id(domain: str, messages: list[Message], prompt: str) -> str:
     """The id of a record that names none: its content's hash, so that importing the same
     prompt twice (or on two workstations) gives one prompt, not two."""
-    payload = json.dumps([domain, [m.to_dict() for m in messages], prompt], ensure_ascii=False)
+    payload = _to_json([domain, [m.to_dict() for m in messages], prompt])
     return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -176,7 +189,7 @@ def _check_text(value: Any, path: str) -> None:
     """Refuse strings SQLite cannot store: JSON escapes can make lone UTF-16 surrogates."""
     if path == "":
         try:  # the usual case, in one C call; walk the record only to name the bad field
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            _to_json(value).encode("utf-8")
             return
         except UnicodeEncodeError:
             pass
@@ -193,10 +206,11 @@ def _check_text(value: Any, path: str) -> None:
             _check_text(v, f"{path}[{i}]")
 
 
-def _parse_record(obj: Any, line: int, default_domain: str | None) -> _Record:
+def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text: bool = True) -> _Record:
     if not isinstance(obj, dict):
         raise _RecordError("", f"a record must be a JSON object, not {type(obj).__name__}")
-    _check_text(obj, "")
+    if check_text:
+        _check_text(obj, "")
     prompt = _expect(obj, "prompt", str, "a string")
     if prompt is None or not prompt.strip():
         raise _RecordError("prompt", "is missing or empty")
@@ -368,21 +382,24 @@ def _read_jsonl(
         except json.JSONDecodeError as e:
             errors.append(LineError(lineno, "", f"bad JSON: {e.msg} (column {e.colno})"))
             continue
-        layout = _add_object(obj, lineno, default_domain, layout, unkept, records, errors)
+        check_text = _SURROGATE_ESCAPE.search(raw) is not None
+        layout = _add_object(obj, lineno, default_domain, layout, unkept, records, errors, check_text)
         if len(errors) >= MAX_ERRORS_SHOWN:
             break
     return records, layout
 
 
-def _add_object(obj, lineno, default_domain, layout, unkept, records, errors) -> str | None:  # noqa: ANN001
+def _add_object(obj, lineno, default_domain, layout, unkept, records, errors, check_text=True) -> str | None:  # noqa: ANN001
     """One record (a JSONL line or a Parquet row) in the file's layout; returns the layout
     (found from this record's fields when not known yet)."""
     try:
         if layout is None:
             layout = detect_layout(obj)
         obj, judgment_key = to_record(layout, obj, unkept)
-        rec = _parse_record(obj, lineno, default_domain)
+        rec = _parse_record(obj, lineno, default_domain, check_text=check_text)
         rec.judgment_key = judgment_key
+        if judgment_key is not None:
+            rec.source_values = obj.get("source_values")
         if layout == "judgments":
             _parse_full(obj, rec)
         records.append(rec)
@@ -677,10 +694,21 @@ class _Plan:
                 display_order=list(ids),
                 correction=correction,
                 ratings={cid: r for cid, r in zip(ids, rec.ratings or []) if r},
+                source_values=_by_candidate(rec.source_values, ids),
                 **({"created_at": rec.created_at} if rec.created_at else {}),
             )
         )
         s.judgments += 1
+
+
+def _by_candidate(values: dict[str, Any] | None, ids: list[str]) -> dict[str, Any]:
+    """A row's source values with its scores (by position) given to its candidates' ids."""
+    if not values:
+        return {}
+    out = dict(values)
+    if "scores" in out:
+        out["scores"] = dict(zip(ids, out["scores"], strict=True))
+    return out
 
 
 # -- the ``judgments`` layout: everything, ids included (core/judgment_records.py) -------------
@@ -732,6 +760,18 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
     ids = [c.id for c in cands]
     if len(set(ids)) != len(ids):
         raise _RecordError("candidates", "two candidates have the same id")
+    rec.origins = {}
+    for i, c in enumerate(raw):
+        origin, set_id = c.get("origin", "imported"), c.get("set_id")
+        if origin not in ORIGINS:
+            raise _RecordError(f"candidates[{i}].origin", f"must be one of {', '.join(ORIGINS)}, not {origin!r}")
+        if set_id is not None and (not isinstance(set_id, str) or not set_id):
+            raise _RecordError(f"candidates[{i}].set_id", "must be a string or null")
+        rec.origins[ids[i]] = (origin, set_id)
+    pseudonymised = obj.get("tutor_pseudonymised", False)
+    if not isinstance(pseudonymised, bool):
+        raise _RecordError("tutor_pseudonymised", "must be true or false")
+    rec.pseudonymised = pseudonymised
     order = obj.get("display_order") or []
     if not isinstance(order, list):
         raise _RecordError("display_order", "must be a list of candidate ids")
@@ -790,9 +830,36 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
         correction=correction,
         created_at=_str(obj, "created_at"),
         supersedes=_str(obj, "supersedes", required=False),
+        source_values=_source_values(obj.get("source_values"), ids),
     )
     if rec.ranking is None:
         raise _RecordError("ranking", "is missing (a judgments row is a finished judgment)")
+
+
+def _source_values(values: Any, ids: list[str]) -> dict[str, Any]:
+    """A ``judgments`` row's ``source_values``: {margin: number, scores: {candidate id: number}}."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict) or set(values) - {"margin", "scores"}:
+        raise _RecordError("source_values", "must be an object with margin and/or scores")
+    out: dict[str, Any] = {}
+
+    def number(value: Any, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _RecordError(path, "must be a finite number")
+        return float(value)
+
+    if "margin" in values:
+        out["margin"] = number(values["margin"], "source_values.margin")
+    if "scores" in values:
+        scores = values["scores"]
+        if not isinstance(scores, dict):
+            raise _RecordError("source_values.scores", "must map candidate ids to numbers")
+        for cid in scores:
+            if cid not in ids:
+                raise _RecordError(f"source_values.scores.{cid}", "names a candidate the row does not hold")
+        out["scores"] = {cid: number(v, f"source_values.scores.{cid}") for cid, v in scores.items()}
+    return out
 
 
 def _missing(field: str) -> str:
@@ -814,6 +881,8 @@ def _import_full(store: Store, path, records: list[_Record], s: ImportSummary) -
     }
     by_ext = store.prompt_ids_by_external_id({r.full_prompt.external_id for r in records if r.full_prompt.external_id})
     new_tutors: list[Tutor] = []
+    pseudonyms: list[str] = []  # ids of new tutors whose names are pseudonyms
+    origins: dict[str, tuple[str, str | None]] = {}
     new: dict[str, list] = {"prompts": [], "candidates": [], "judgments": [], "sessions": []}
     errors: list[LineError] = []
     for rec in records:
@@ -827,6 +896,8 @@ def _import_full(store: Store, path, records: list[_Record], s: ImportSummary) -
         if name not in tutors:
             tutors[name] = j.tutor_id
             new_tutors.append(Tutor(name=name, id=j.tutor_id))
+            if rec.pseudonymised:
+                pseudonyms.append(j.tutor_id)
             s.tutors += 1
         j.tutor_id = tutors[name]
         if rec.full_session is not None:
@@ -848,6 +919,7 @@ def _import_full(store: Store, path, records: list[_Record], s: ImportSummary) -
                             by_ext[p.external_id] = p.id
                     elif table == "candidates":
                         s.candidates += 1
+                        origins[row.id] = rec.origins[row.id]
                 elif table == "prompts" and row is p:
                     s.prompts_reused += 1
         j = without_unchanged_correction(j, rec.full_candidates)
@@ -866,5 +938,7 @@ def _import_full(store: Store, path, records: list[_Record], s: ImportSummary) -
         prompts=new["prompts"],
         candidates=new["candidates"],
         judgments=new["judgments"],
+        candidate_origins=origins,
+        pseudonymised=pseudonyms,
     )
     return s

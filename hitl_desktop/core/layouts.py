@@ -27,15 +27,18 @@ A pair row is one finished judgment of two candidates, chosen ranked 1 and rejec
 Nectar row one judgment of its answers with their ranks. Our own metadata columns are read
 back: ``tutor``, ``domain``, ``chosen_model`` / ``rejected_model``, ``chosen_seed`` /
 ``rejected_seed``, ``chosen_flags`` / ``rejected_flags``, ``chosen_ratings`` /
-``rejected_ratings``, ``rationale``, ``created_at``; ``margin`` becomes the strength
-(``margin = strength / 2`` for a pair: 0.5, 1 or 1.5). Fields that have no place in a judgment
-(a public dataset's ``source``, a margin or score the ranks cannot express...) are not kept,
-and the import summary names them with their counts: nothing is dropped silently.
+``rejected_ratings``, ``rationale``, ``created_at``. What the two ranks of a pair cannot
+express is kept with the judgment (``judgments.source_values``) and written back on export:
+any ``margin`` (0.5, 1 and 1.5 also set the strength, ``margin = strength / 2``), and
+UltraFeedback's ``score_chosen`` / ``score_rejected`` (when both are given). Fields that have
+no place in a judgment (a public dataset's ``source``, one score without the other...) are not
+kept, and the import summary names them with their counts: nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from typing import Any
@@ -67,18 +70,21 @@ _PAIR_META = frozenset(
     }
 )  # fmt: skip
 
-#: Fields that are derived again on export (not kept, not reported).
+#: Fields read into the judgment or derived again on export (not reported as not kept).
 _DERIVED = {
     "trl-preference": frozenset({"margin"}),
     "trl-preference-chat": frozenset({"margin"}),
-    "hh-rlhf": frozenset(),
-    "ultrafeedback": frozenset({"prompt", "prompt_id", "messages", "score_chosen", "score_rejected"}),
+    "hh-rlhf": frozenset({"margin"}),
+    "ultrafeedback": frozenset({"prompt", "prompt_id", "messages", "score_chosen", "score_rejected", "margin"}),
     "nectar": frozenset({"num_responses", "turns", "all_bad", "judgment_id", "prompt_id", "domain",
                          "tutor", "source", "created_at", "rationale"}),
 }  # fmt: skip
 
 #: Namespace of the ids of judgments imported from pair and Nectar rows.
 ROW_NAMESPACE = uuid.UUID("9a4c2e61-7d3b-5f80-a1c9-3e5b7d2f4c18")
+
+#: ``json.dumps(value, ensure_ascii=False)`` without an encoder per call (the row keys hash it)
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
 
 _TURN = re.compile(r"\n\n(Human|Assistant|System):[ ]?")
 _ROLE = {"Human": "user", "Assistant": "assistant", "System": "system"}
@@ -168,16 +174,37 @@ def _answer(turns: list[dict[str, str]], field: str) -> tuple[list[dict[str, str
     return turns[:-1], turns[-1]["content"]
 
 
-def _strength(margin: Any, unkept: dict[str, int]) -> int | None:
-    if margin is None:
+def _number(obj: dict[str, Any], key: str) -> float | None:
+    value = obj.get(key)
+    if value is None:
         return None
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
-        raise RowError("margin", f"must be a number, not {type(margin).__name__}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RowError(key, f"must be a number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise RowError(key, f"must be a finite number, not {value}")
+    return float(value)
+
+
+def _keep_margin(obj: dict[str, Any], record: dict[str, Any]) -> None:
+    """A pair's ``margin`` is kept as the source said it (``source_values``, written back on
+    export); 0.5, 1 and 1.5 also give the judgment's strength (``margin = strength / 2``)."""
+    margin = _number(obj, "margin")
+    if margin is None:
+        return
     for strength in (1, 2, 3):
         if margin == strength / 2:
-            return strength
-    unkept["margin"] = unkept.get("margin", 0) + 1  # a pair's two ranks cannot carry it
-    return None
+            record["strength"] = strength
+    record.setdefault("source_values", {})["margin"] = margin
+
+
+def _keep_scores(obj: dict[str, Any], record: dict[str, Any], unkept: dict[str, int]) -> None:
+    """UltraFeedback's ``score_chosen`` and ``score_rejected`` are kept as the source said them
+    (``source_values``, by candidate: chosen first) when both are given; one alone is reported."""
+    scores = [_number(obj, "score_chosen"), _number(obj, "score_rejected")]
+    if None not in scores:
+        record.setdefault("source_values", {})["scores"] = scores
+    elif scores != [None, None]:
+        unkept["score_chosen/score_rejected"] = unkept.get("score_chosen/score_rejected", 0) + 1
 
 
 def _meta(obj: dict[str, Any], record: dict[str, Any], prefix: tuple[str, str]) -> None:
@@ -258,12 +285,10 @@ def to_record(layout: str, obj: Any, unkept: dict[str, int]) -> tuple[dict[str, 
                 raise RowError("rejected", "its conversation before the answer differs from chosen's")
             earlier, prompt = _split_conversation(c_conv, "chosen")
             record = _pair_record(obj, earlier, prompt, c_ans, r_ans)
-            _unkept_scores(obj, unkept)
+            _keep_scores(obj, record, unkept)
         else:
             raise RowError("", f"unknown layout {layout!r}; layouts: {', '.join(LAYOUTS)}")
-        strength = _strength(obj.get("margin"), unkept)
-        if strength is not None:
-            record["strength"] = strength
+        _keep_margin(obj, record)
         known = {"prompt", "chosen", "rejected"} | _DERIVED[layout] | _PAIR_META
     if obj.get("created_at"):
         record["created_at"] = obj["created_at"]
@@ -271,21 +296,11 @@ def to_record(layout: str, obj: Any, unkept: dict[str, int]) -> tuple[dict[str, 
         ours = key != "source" or obj[key] in ("ranking", "correction", "consensus")
         if key not in known or not ours:  # a public dataset's own "source" is reported
             unkept[key] = unkept.get(key, 0) + 1
-    key = json.dumps(
+    key = _to_json(
         [record.get("tutor"), record.get("messages"), record["prompt"],
-         [c["text"] for c in record["candidates"]], record["ranking"], obj.get("judgment_id")],
-        ensure_ascii=False,
+         [c["text"] for c in record["candidates"]], record["ranking"], obj.get("judgment_id")]
     )  # fmt: skip
     return record, str(uuid.uuid5(ROW_NAMESPACE, key))
-
-
-def _unkept_scores(obj: dict[str, Any], unkept: dict[str, int]) -> None:
-    """Scores are derived again on export (from the ratings, else the ranks: 2 and 1); other
-    scores are reported as not kept."""
-    if obj.get("chosen_ratings") and obj.get("rejected_ratings"):
-        return
-    if (obj.get("score_chosen"), obj.get("score_rejected")) not in ((None, None), (2, 1)):
-        unkept["score_chosen/score_rejected"] = unkept.get("score_chosen/score_rejected", 0) + 1
 
 
 def _nectar(obj: dict[str, Any]) -> dict[str, Any]:

@@ -242,3 +242,19 @@ def m0005_adjudications(db: Database) -> None:
         foreign_keys=[("prompt_id", "prompts", "id")],
     )
     db["adjudications"].create_index(["prompt_id", "created_at"])
+
+
+@migrations()
+def m0006_source_values(db: Database) -> None:
+    """Fidelity of imported data (README "Dataset rules", docs/data-rules.md).
+
+    - ``judgments.source_values``: JSON, what an imported row said that its ranking cannot
+      carry, written back on export: ``{"margin": float}`` (a pair row's margin) and
+      ``{"scores": {candidate id: float}}`` (UltraFeedback's ``score_chosen`` /
+      ``score_rejected``). NULL for judgments made here.
+    - ``tutors.pseudonymised``: 1 for a tutor whose name is already a pseudonym (imported from
+      a pseudonymised ``judgments`` export): an export writes it as it is, never pseudonymised
+      twice, so the default round trip keeps every pseudonym.
+    """
+    db["judgments"].add_column("source_values", str)
+    db["tutors"].add_column("pseudonymised", int, not_null_default=0)

@@ -23,7 +23,9 @@ Then::
     margin = (dense_rank(rejected) - dense_rank(chosen)) * strength / 2
 
 where ``strength`` is the tutor's stated strength of preference: 1 slightly, 2 clearly (the
-default, so the margin is the plain rank distance), 3 much better. The margin is always > 0.
+default, so the margin is the plain rank distance), 3 much better. The margin is always > 0,
+except an imported pair's own margin (``Judgment.source_values["margin"]``, core/layouts.py):
+its ranking pair is written with the margin the source gave, whatever it was.
 """
 
 from __future__ import annotations
@@ -229,12 +231,13 @@ def pairs_for_item(item: JudgedItem, dropped: Counter[str] | None = None) -> lis
                     consensus_margin(m.votes_for, m.votes_against), "consensus")  # fmt: skip
     elif not j.all_bad:
         ordered = sorted(ranks, key=lambda cid: (ranks[cid], by_id[cid].index))
+        kept = j.source_values.get("margin")  # an imported pair's own margin, as it was
         for a, b in combinations(ordered, 2):
             if ranks[a] == ranks[b]:
                 continue
             ca = by_id[a]
             add(ca.text, ca.id, ca.model, ca.seed, by_id[b],
-                margin(dense[b] - dense[a], j.strength), "ranking")  # fmt: skip
+                margin(dense[b] - dense[a], j.strength) if kept is None else float(kept), "ranking")  # fmt: skip
     corr = effective_correction(item)
     if corr is None and j.correction is not None:
         _count(dropped, UNCHANGED_CORRECTION)

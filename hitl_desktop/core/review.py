@@ -38,14 +38,20 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 from hitl_desktop.core.agreement import latest_by_tutor, tau_b
-from hitl_desktop.core.consensus import consensus_items, ranked_pairs
+from hitl_desktop.core.consensus import (
+    consensus_items,
+    count_unchanged_corrections,
+    ranked_pairs,
+    several_tutor_prompts,
+)
 from hitl_desktop.core.ranking import (
+    UNCHANGED_CORRECTION,
     RankingError,
     effective_correction,
     ranked_nothing,
@@ -281,11 +287,14 @@ def adjudicated_items(
     candidates: Mapping[str, Sequence[Candidate]],
     *,
     consensus: bool = False,
+    dropped: Counter[str] | None = None,
 ) -> list[JudgedItem]:
     """The items ``export --adjudicated`` writes (module docstring).
 
     ``adjudications``: the current ones; ``candidates``: prompt id -> its candidates.
-    Output: prompts in the order they first appear in ``items``."""
+    ``dropped`` (optional) counts what assembling them left out: the unchanged corrections of
+    a ruled prompt's tutors, and what the consensus leaves out (``consensus_items``); the
+    exporter counts the rest. Output: prompts in the order they first appear in ``items``."""
     items = list(items)
     current = {a.prompt_id: a for a in adjudications}
     by_prompt: dict[str, list[JudgedItem]] = defaultdict(list)
@@ -293,7 +302,7 @@ def adjudicated_items(
         by_prompt[item.prompt.id].append(item)
     rest = [i for i in items if i.prompt.id not in current]
     if consensus:
-        rest = consensus_items(rest)
+        rest = consensus_items(rest, dropped)
     rest_by_prompt: dict[str, list[JudgedItem]] = defaultdict(list)
     for item in rest:
         rest_by_prompt[item.prompt.id].append(item)
@@ -309,6 +318,8 @@ def adjudicated_items(
         if not members:
             continue
         out.append(_adjudicated_item(a, members, candidates.get(pid, ())))
+        if dropped is not None and (n := count_unchanged_corrections(members)):
+            dropped[UNCHANGED_CORRECTION] += n
         # each tutor's correction carried alone, as in a consensus (core/consensus.py)
         out.extend(dataclasses.replace(m, correction_only=True) for m in members if effective_correction(m) is not None)
     return out
@@ -322,13 +333,18 @@ def export_items(
     since: str | None = None,
     until: str | None = None,
     consensus: bool = False,
-) -> list[JudgedItem]:
-    """The store's judgments (filtered) with the current adjudications applied."""
+    dropped: Counter[str] | None = None,
+) -> tuple[list[JudgedItem], int | None]:
+    """The store's judgments (filtered) with the current adjudications applied, and (with
+    ``consensus``) how many prompts without a ruling two or more tutors judged. ``dropped``:
+    as ``adjudicated_items``."""
     items = list(store.judged_items(domain=domain, tutor=tutor, since=since, until=until))
     pids = sorted({i.prompt.id for i in items})
     adjudications = store.adjudications(prompt_ids=pids)
     cands = store.candidates_by_prompt(sorted({a.prompt_id for a in adjudications}))
-    return adjudicated_items(items, adjudications, cands, consensus=consensus)
+    ruled = {a.prompt_id for a in adjudications}
+    several = several_tutor_prompts(i for i in items if i.prompt.id not in ruled) if consensus else None
+    return adjudicated_items(items, adjudications, cands, consensus=consensus, dropped=dropped), several
 
 
 def describe_ranks(ranks: Mapping[str, int], candidates: Sequence[Candidate]) -> str:

@@ -174,8 +174,9 @@ def _judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], d
         "guideline_version": j.guideline_version,
         "created_at": j.created_at,
     }
-    if j.supersedes is not None:
-        judgment["supersedes"] = j.supersedes
+    # every row names the same columns: a bulk insert takes them from its first row
+    judgment["supersedes"] = j.supersedes
+    judgment["source_values"] = _dumps(j.source_values) if j.source_values else None
     rankings = [
         {
             "judgment_id": j.id,
@@ -219,6 +220,7 @@ class Store:
         self.db = db
         self.path = path
         self._lab: bool | None = None
+        self._m0006: bool | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -314,6 +316,12 @@ class Store:
         if self._lab is None:
             self._lab = "supersedes" in {c.name for c in self.db["judgments"].columns}
         return self._lab
+
+    def _has_source_values(self) -> bool:
+        """Whether step m0006 (judgments.source_values, tutors.pseudonymised) is applied."""
+        if self._m0006 is None:
+            self._m0006 = "source_values" in {c.name for c in self.db["judgments"].columns}
+        return self._m0006
 
     def schema_version(self) -> list[str]:
         return [m.name for m in migrations.applied(self.db)]
@@ -582,6 +590,14 @@ class Store:
             )
         }
 
+    def origins_by_candidate(self, candidate_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """candidate id -> (origin, set id) for these candidates (a database from before step
+        m0004, read without migration: as that step would set them)."""
+        cols = "origin, set_id" if self._has_lab_schema() else (
+            "case when seed is null then 'imported' else 'generated' end, null")  # fmt: skip
+        sql = f"select id, {cols} from candidates where id in ({{marks}})"
+        return {cid: (o, sid) for cid, o, sid in self._rows_in(sql, candidate_ids)}
+
     def current_candidates(self, prompt_id: str) -> list[Candidate]:
         """The candidate set on the bench: the newest further set when there is one, else the
         prompt's own candidates."""
@@ -703,11 +719,20 @@ class Store:
         candidates: Sequence[Candidate] = (),
         judgments: Sequence[Judgment] = (),
         gold_rankings: Mapping[str, Mapping[str, int]] | None = None,
+        candidate_origins: Mapping[str, tuple[str, str | None]] | None = None,
+        pseudonymised: Iterable[str] = (),
     ) -> None:
         """Insert many records in ONE transaction: all of them, or (on any error) none.
 
         Gold ranks: the new prompts' ``gold_ranking`` and ``gold_rankings`` (prompt id ->
-        candidate id -> rank) for prompts already stored."""
+        candidate id -> rank) for prompts already stored. ``candidate_origins``: candidate id
+        -> (origin, set id) (default: ``imported``, the prompt's own set). ``pseudonymised``:
+        ids of the new tutors whose names are already pseudonyms (``m0006_source_values``)."""
+        cand_rows = [_candidate_to_row(c) for c in candidates]
+        if candidate_origins:
+            for row in cand_rows:
+                row["origin"], row["set_id"] = candidate_origins.get(row["id"], ("imported", None))
+        marked = set(pseudonymised)
         rankings: list[dict[str, Any]] = []
         corrections: list[dict[str, Any]] = []
         judgment_rows: list[dict[str, Any]] = []
@@ -720,7 +745,9 @@ class Store:
         with self.db.atomic():
             self._insert_many(
                 "tutors",
-                [{"id": t.id, "name": t.name, "domains": _dumps(t.domains), "created_at": t.created_at} for t in tutors],
+                [{"id": t.id, "name": t.name, "domains": _dumps(t.domains), "created_at": t.created_at,
+                  **({"pseudonymised": int(t.id in marked)} if marked else {})}
+                 for t in tutors],  # fmt: skip
             )
             self._insert_many(
                 "sessions",
@@ -731,7 +758,7 @@ class Store:
                 ],
             )  # fmt: skip
             self._insert_many("prompts", [_prompt_to_row(p) for p in prompts])
-            self._insert_many("candidates", [_candidate_to_row(c) for c in candidates])
+            self._insert_many("candidates", cand_rows)
             self._insert_many("judgments", judgment_rows)
             self._insert_many("rankings", rankings)
             self._insert_many("corrections", corrections)
@@ -797,7 +824,8 @@ class Store:
         jrows = ex(
             "select j.id, j.prompt_id, j.tutor_id, j.session_id, j.all_bad, j.rationale, j.strength, "
             "j.seconds_spent, j.display_order, j.guideline_version, j.created_at, "
-            "t.name, coalesce(s.domain, p.domain), " + ("j.supersedes " if lab else "null ") + base + " order by j.created_at, j.rowid",
+            "t.name, coalesce(s.domain, p.domain), " + ("j.supersedes, " if lab else "null, ")
+            + ("j.source_values " if self._has_source_values() else "null ") + base + " order by j.created_at, j.rowid",
             args,
         ).fetchall()
         if not jrows:
@@ -830,7 +858,8 @@ class Store:
         ):
             cands[r[1]].append(_row_to_candidate(r))
         for (jid, prompt_id, tutor_id, session_id, all_bad, rationale, strength, seconds_spent,
-             display_order, guideline_version, created_at, tutor_name, item_domain, supersedes) in jrows:  # fmt: skip
+             display_order, guideline_version, created_at, tutor_name, item_domain, supersedes,
+             source_values) in jrows:  # fmt: skip
             rr = ranks.get(jid, ())
             judgment = Judgment(
                 id=jid,
@@ -849,6 +878,7 @@ class Store:
                 correction=corrections.get(jid),
                 created_at=created_at,
                 supersedes=supersedes,
+                source_values=_loads(source_values, {}),
             )
             yield JudgedItem(
                 judgment=judgment,
@@ -878,8 +908,20 @@ class Store:
         with self.db.atomic():
             self.db["settings"].upsert({"key": key, "value": value}, pk="key")
 
+    def pseudonymised_tutors(self) -> set[str]:
+        """Names of the tutors whose name is already a pseudonym (``m0006_source_values``)."""
+        if not self._has_source_values():
+            return set()
+        return {r[0] for r in self.db.execute("select name from tutors where pseudonymised = 1")}
+
     def pseudonym(self, tutor_name: str) -> str:
-        """A stable stand-in for a tutor's name: an HMAC with this database's own salt."""
+        """A stable stand-in for a tutor's name: an HMAC with this database's own salt. A name
+        that is already a pseudonym (``tutors.pseudonymised``: imported from a pseudonymised
+        export) is its own stand-in, so it never changes on export."""
+        if self._has_source_values() and self.db.execute(
+            "select 1 from tutors where name = ? and pseudonymised = 1", [tutor_name]
+        ).fetchone():
+            return tutor_name
         salt = self.setting("pseudonym_salt") or ""
         digest = hmac.new(salt.encode(), tutor_name.encode(), hashlib.sha256).hexdigest()
         return f"tutor-{digest[:10]}"

@@ -6,7 +6,8 @@ the exporters write them.
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -41,13 +42,40 @@ DEFAULT_DOMAINS: tuple[str, ...] = ("medicine", "finance", "stem", "coding", "la
 
 
 def new_id() -> str:
-    """A fresh UUID4 as text: databases from several workstations merge without clashes."""
-    return str(uuid.uuid4())
+    """A fresh UUID as text (RFC 9562 version 7): databases from several workstations merge
+    without clashes (62 random bits beside a sub-millisecond time), and ids made one after
+    another sort in that order.
+
+    Time-ordered ids keep an import's or a session's new rows next to each other in every
+    index on an id (primary keys, ``candidates.prompt_id``...): a bulk insert of 100 000 rows
+    writes far fewer B-tree pages than with random (version 4) ids. Layout: 48 bits of Unix
+    time in ms, the version 7, 12 bits of the sub-millisecond fraction, the variant, 62
+    random bits."""
+    ms, sub = divmod(time.time_ns(), 1_000_000)
+    value = (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (sub * 4096 // 1_000_000) << 64
+        | 0b10 << 62
+        | int.from_bytes(os.urandom(8), "big") >> 2
+    )
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_second: tuple[int, str] = (-1, "")  # (Unix second, its "YYYY-MM-DDTHH:MM:SS")
 
 
 def now_iso() -> str:
-    """Current UTC time, ISO 8601 with microseconds (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    """Current UTC time, ISO 8601 with microseconds (sorts as text), exactly as
+    ``datetime.now(timezone.utc).isoformat(timespec="microseconds")`` writes it; the date and
+    time of the current second are formatted once (an import makes a few per row)."""
+    global _second
+    second, micro = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{micro:06d}+00:00"
 
 
 @dataclass(frozen=True)
@@ -149,6 +177,9 @@ class Judgment:
     id: str = field(default_factory=new_id)
     created_at: str = field(default_factory=now_iso)
     supersedes: str | None = None  # the judgment this one re-judges (kept for audit)
+    #: what an imported row said that its ranking cannot carry, written back on export:
+    #: ``{"margin": float}`` (a pair's), ``{"scores": {candidate id: float}}`` (UltraFeedback)
+    source_values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

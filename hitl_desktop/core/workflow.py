@@ -36,6 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.candidate_sets import (  # the rules on protected candidates live there
+    WorkflowError,
+    is_protected,
+    store_generated,
+)
 from hitl_desktop.core.engine import seeds_for
 from hitl_desktop.core.guidelines import Guideline, GuidelineLibrary, resources_dir
 from hitl_desktop.core.judging import JudgingState
@@ -44,13 +49,7 @@ from hitl_desktop.core.types import Candidate, Judgment, Message, Prompt, Sessio
 
 #: settings keys a lab's work pack carries (see core/packs.py)
 PACK_TUTOR_KEY = "pack_tutor"
-#: origins of candidates that came with their prompt: never deleted or replaced
-PROTECTED_ORIGINS = frozenset({"imported", "pack"})
 DEFAULT_UNDO_LIMIT = 100
-
-
-class WorkflowError(Exception):
-    """A request the workflow refuses, with a one-line message a tutor can act on."""
 
 
 @dataclass
@@ -101,18 +100,6 @@ def generation_seeds(prompt: Prompt, *, k: int, base_seed: int | None) -> list[i
     return random_seeds(k)
 
 
-def is_protected(store: Store, prompt: Prompt) -> bool:
-    """Whether the prompt's candidates came with it (imported, a pack's, a gold item's)."""
-    origins = store.candidate_origins(prompt.id)
-    if not origins:
-        return False
-    return (
-        prompt.gold_ranking is not None
-        or bool(store.gold_rankings([prompt.id]))  # gold ranks live in gold_rankings (m0003)
-        or any(o in PROTECTED_ORIGINS for o, _ in origins.values())
-    )
-
-
 def import_prompts(
     store: Store,
     path: str | os.PathLike[str],
@@ -155,16 +142,17 @@ def export_judgments(
 
     if fmt == "judgments" and adjudicated:  # as export_dataset refuses --consensus
         raise export.ExportError("the judgments format holds each tutor's own judgments; drop --adjudicated")
-    items = None
-    filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
-    if adjudicated:
-        from hitl_desktop.core.review import export_items
+    if not adjudicated:  # the consensus itself (core/consensus.py) is assembled by export_dataset
+        return export.export_dataset(store, fmt=fmt, out=out, consensus=consensus, **options)
+    from collections import Counter
 
-        items = export_items(store, consensus=consensus, **filters)
-    # the consensus itself (core/consensus.py) is assembled by export_dataset, which counts
-    # what it leaves out; with --adjudicated, export_items has applied it already
+    from hitl_desktop.core.review import export_items
+
+    filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
+    assembled: Counter[str] = Counter()  # what the rulings and the consensus left out
+    items, several = export_items(store, consensus=consensus, dropped=assembled, **filters)
     return export.export_dataset(
-        store, fmt=fmt, out=out, items=items, consensus=consensus and not adjudicated, **options
+        store, fmt=fmt, out=out, items=items, assembled=assembled, consensus_prompts=several, **options
     )
 
 
@@ -389,18 +377,13 @@ class TutorWorkflow:
         return GenerationPlan(prompt=item.prompt, k=1, seeds=random_seeds(1), replaces=old.id, first_index=old.index)
 
     def accept_candidates(self, plan: GenerationPlan, candidates: Iterable[Candidate]) -> list[Candidate]:
-        """Store what the model wrote for ``plan``: a candidate stopped before it wrote
-        anything is dropped (an empty answer the model chose to give is kept). A full set
-        needs two; one regenerated candidate replaces the old one. Returns those stored."""
-        kept = [c for c in candidates if c.text.strip() or c.params.get("finish_reason") != "stopped"]
-        if plan.replaces is not None:
-            if not kept:
-                return []
-            self.store.replace_candidate(plan.replaces, kept[0])
-        else:
-            if len(kept) < 2:
-                return []
-            self.store.add_candidates(kept, origin="generated", set_id=plan.set_id)
+        """Store what the model wrote for ``plan`` by the rules of ``candidate_sets.store_generated``
+        (shared with ``hitl-desktop generate``): a candidate stopped before it wrote anything is
+        dropped, a full set needs two, one regenerated candidate replaces the old one, and a
+        protected prompt's candidates are never added to or replaced. Returns those stored."""
+        kept = store_generated(self.store, plan.prompt, candidates, set_id=plan.set_id, replaces=plan.replaces)
+        if not kept:
+            return []
         if self.item is not None and self.item.prompt.id == plan.prompt.id:
             self.item.candidates = self.store.current_candidates(plan.prompt.id)
         return kept

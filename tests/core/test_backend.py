@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hitl_desktop.core.backends import cache
+from hitl_desktop.core.backends import cache, gguf_files, memory
 from hitl_desktop.core.backends.base import (
     GenerationResult,
     ModelBackend,
@@ -587,7 +587,7 @@ def test_unreadable_model_file_is_a_model_error(tmp_path, monkeypatch):
     def denied(*a, **kw):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cache, "read_gguf_info", denied)
+    monkeypatch.setattr(gguf_files, "read_gguf_info", denied)
     with pytest.raises(ModelError) as err:
         TransformersBackend.load(path)
     assert_names(err, path, "permission denied")
@@ -606,7 +606,7 @@ def test_a_model_that_loads_but_does_not_run_is_a_model_error(tiny_model_dir, mo
 
 
 def test_model_too_large_for_memory(tiny_model_dir, tiny_chat_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "available_memory", lambda: 1000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000)
     with pytest.raises(ModelError) as err:
         TransformersBackend.load(tiny_model_dir)
     assert_names(err, tiny_model_dir, "memory")
@@ -621,7 +621,7 @@ def test_model_too_large_for_memory(tiny_model_dir, tiny_chat_model_dir, tmp_pat
 
 def test_gguf_loads_directly_like_the_original(tiny_chat_model_dir, tmp_path):
     path = build_tiny_gguf(tmp_path / "tiny-chat.gguf", model_dir=tiny_chat_model_dir)
-    info = cache.read_gguf_info(path)
+    info = gguf_files.read_gguf_info(path)
     assert info.architecture == "llama" and info.data_end == info.file_size
     direct = TransformersBackend.load(path, dtype="float32")
     original = TransformersBackend.load(tiny_chat_model_dir, dtype="float32")
@@ -643,8 +643,8 @@ def test_gguf_is_converted_once_then_loaded_from_the_cache(
     root = tmp_path / "cache"
     monkeypatch.setenv(cache.CACHE_ENV, str(root))
     conversions = []
-    real = cache.convert_gguf
-    monkeypatch.setattr(cache, "convert_gguf", lambda *a: conversions.append(a) or real(*a))
+    real = gguf_files.convert_gguf
+    monkeypatch.setattr(gguf_files, "convert_gguf", lambda *a: conversions.append(a) or real(*a))
     progress: list[float] = []
     first = load_backend(path, on_progress=lambda f, m: progress.append(f))
     assert len(conversions) == 1
@@ -729,11 +729,27 @@ def real_backend(real_cache):
 @pytest.mark.slow
 def test_real_model_provenance(real_backend):
     assert real_backend.name == "gemma-3-270m-q4_k_m"
-    assert real_backend.revision == cache.DEFAULT_SHA256
+    assert real_backend.revision == gguf_files.DEFAULT_SHA256
     assert real_backend.dtype == "bfloat16"
     assert real_backend.prompt_format == "plain"  # a base model
     assert 1 in real_backend.eos_ids  # <eos>
     assert real_backend.tokenizer.convert_tokens_to_ids("<end_of_turn>") in real_backend.eos_ids
+    # the conversion found tokenizer.json alone equal to the original: loads take the fast path
+    assert cache.read_source(Path(real_backend.path))["fast_tokenizer"] is True
+    from transformers import PreTrainedTokenizerFast
+
+    assert type(real_backend.tokenizer) is PreTrainedTokenizerFast  # not AutoTokenizer's class
+
+
+@pytest.mark.slow
+def test_real_gguf_header_check_is_fast(real_backend):
+    """The 262k-token vocabulary is skipped, not decoded (gguf.GGUFReader takes ~30 s here)."""
+    path = gguf_files.default_gguf_path()
+    start = time.perf_counter()
+    info = gguf_files.read_gguf_info(path)
+    assert time.perf_counter() - start < 1.0
+    assert (info.architecture, info.tensor_count, info.parameters) == ("gemma3", 236, 268098176)
+    assert info.data_end == info.file_size == path.stat().st_size
 
 
 @pytest.mark.slow
@@ -747,7 +763,7 @@ def test_real_model_generates_reproducibly(real_backend):
     assert all(0 < c.tokens <= 16 for c in result.candidates)
     assert any(c.text for c in result.candidates)
     assert all(streamed.get(c.index, "") == c.text for c in result.candidates)
-    assert result.model_revision == cache.DEFAULT_SHA256
+    assert result.model_revision == gguf_files.DEFAULT_SHA256
     alone = real_backend.generate(CONV, k=1, params=params, seeds=[2])
     assert alone.candidates[0].text == result.candidates[1].text
 
@@ -759,7 +775,7 @@ def test_real_model_second_load_comes_from_the_cache(real_backend, real_cache, m
     def no_conversion(*a):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(cache, "convert_gguf", no_conversion)
+    monkeypatch.setattr(gguf_files, "convert_gguf", no_conversion)
     start = time.perf_counter()
     again = load_backend(None)
     assert time.perf_counter() - start < 15

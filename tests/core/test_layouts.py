@@ -115,16 +115,15 @@ def test_export_import_export_keeps_the_trainer_fields(fmt, specs):
         b = _rows(tmp / "b.jsonl")
     fields = TRAINER_FIELDS[fmt]
 
-    def trainer(r):  # answers that share a rank are unordered (a tie)
-        return [sorted(r[f], key=lambda x: (x["rank"], x["answer"])) if f == "answers" else r[f] for f in fields]
+    def trainer(r):  # answers in the row's order, ties included
+        return [r[f] for f in fields]
 
     assert [trainer(r) for r in b] == [trainer(r) for r in a]
     # and our metadata comes back too
-    keep = ("tutor", "chosen_model", "rejected_model", "chosen_flags", "rejected_flags", "margin")
+    keep = ("tutor", "chosen_model", "rejected_model", "chosen_flags", "rejected_flags", "margin",
+            "score_chosen", "score_rejected")  # fmt: skip
     for ra, rb in zip(a, b, strict=True):
         for f in keep:
-            if f == "margin" and ra.get(f) not in (0.5, 1.0, 1.5):
-                continue  # a pair's two ranks carry strengths 1-3 only (the import says so)
             if f in ra:
                 assert rb[f] == ra[f], f
 
@@ -172,12 +171,11 @@ def test_ultrafeedback_binarized(store, tmp_path):
     }  # fmt: skip
     s = import_file(store, _write(tmp_path / "uf.jsonl", [row]))
     assert s.layout == "ultrafeedback" and s.judgments == 1
-    assert s.fields_not_kept == {"score_chosen/score_rejected": 1}  # said, not silent
+    assert s.fields_not_kept == {}  # the scores are kept with the judgment
     export_dataset(store, fmt="ultrafeedback", out=tmp_path / "o.jsonl", keep_tutor_names=True)
     (out,) = _rows(tmp_path / "o.jsonl")
-    assert [out[f] for f in ("prompt", "chosen", "rejected", "messages")] == [
-        row[f] for f in ("prompt", "chosen", "rejected", "messages")
-    ]
+    fields = ("prompt", "chosen", "rejected", "messages", "score_chosen", "score_rejected")
+    assert [out[f] for f in fields] == [row[f] for f in fields]
 
 
 def test_nectar(store, tmp_path):
@@ -263,3 +261,91 @@ def test_a_parquet_file_imports_like_its_jsonl(store, tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(ImportFileError, match="bad.parquet: cannot be read as Parquet"):
         import_file(store, bad)
+
+
+def test_nectar_ties_come_back_in_the_rows_order(store, tmp_path):
+    """Answers that share a rank keep the source row's order through import -> export, even
+    when an earlier row of the same prompt listed them the other way round."""
+    prompt = "\n\nHuman: Best pet?\n\nAssistant:"
+    rows = [
+        {"prompt": prompt, "answers": [{"answer": "a dog", "model": "m", "rank": 1},
+                                       {"answer": "a cat", "model": "m", "rank": 2},
+                                       {"answer": "a rock", "model": "m", "rank": 3}]},
+        {"prompt": prompt, "answers": [{"answer": "a rock", "model": "m", "rank": 1},
+                                       {"answer": "a cat", "model": "m", "rank": 2},
+                                       {"answer": "a dog", "model": "m", "rank": 2}]},
+        {"prompt": prompt, "answers": [{"answer": "a cat", "model": "m", "rank": 1},
+                                       {"answer": "a rock", "model": "m", "rank": 1},
+                                       {"answer": "a dog", "model": "m", "rank": 1}]},
+    ]  # fmt: skip
+    s = import_file(store, _write(tmp_path / "n.jsonl", rows))
+    assert (s.prompts, s.candidates, s.judgments) == (1, 3, 3)
+    export_dataset(store, fmt="nectar", out=tmp_path / "o.jsonl", keep_tutor_names=True)
+    out = _rows(tmp_path / "o.jsonl")
+    assert sorted(json.dumps(r["answers"]) for r in out) == sorted(json.dumps(r["answers"]) for r in rows)
+
+
+# -- what two ranks cannot say is kept: any margin, fine-grained scores ------------------------
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(words, words, words, st.one_of(st.none(), finite), finite, finite),
+        min_size=1, max_size=6, unique_by=lambda t: t[:3],
+    ).filter(lambda ps: all(c != r for _, c, r, *_ in ps))
+)
+def test_public_pairs_round_trip_with_their_margins_and_scores(pairs):
+    """trl-preference with arbitrary float margins and ultrafeedback with fine-grained scores:
+    import -> export gives the same rows (trainer fields, margin, scores), row for row."""
+    trl = [
+        {"prompt": "q " + p, "chosen": c, "rejected": r, **({} if m is None else {"margin": m})}
+        for p, c, r, m, _, _ in pairs
+    ]
+    uf = []
+    for p, c, r, _, sc, sr in pairs:
+        conv = [{"role": "user", "content": "q " + p}]
+        uf.append({"prompt": "q " + p, "chosen": [*conv, {"role": "assistant", "content": c}],
+                   "rejected": [*conv, {"role": "assistant", "content": r}], "score_chosen": sc, "score_rejected": sr})  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for fmt, rows, fields in (
+            ("trl-preference", trl, ("prompt", "chosen", "rejected", "margin")),
+            ("ultrafeedback", uf, ("prompt", "chosen", "rejected", "score_chosen", "score_rejected")),
+        ):
+            with Store.memory() as store:
+                s = import_file(store, _write(tmp / f"{fmt}.jsonl", rows))
+                assert s.layout == fmt and s.fields_not_kept == {}
+                export_dataset(store, fmt=fmt, out=tmp / f"{fmt}-out.jsonl", keep_tutor_names=True)
+            out = _rows(tmp / f"{fmt}-out.jsonl")
+            got = [[r[f] for f in fields] for r in out]
+            want = [[r.get(f, 1.0) for f in fields] for r in rows]  # no margin: strength 2, so 1.0
+            assert got == want
+
+
+def test_a_margin_or_score_that_is_no_number_is_refused_by_line_and_field(store, tmp_path):
+    conv = [{"role": "user", "content": "q"}]
+    for rows, where in (
+        ([{"prompt": "q", "chosen": "a", "rejected": "b", "margin": "big"}], ":1: margin: must be a number"),
+        ([{"prompt": "q", "chosen": "a", "rejected": "b"}, {"prompt": "q", "chosen": "a", "rejected": "c", "margin": float("nan")}],
+         ":2: margin: must be a finite number"),
+        ([{"prompt": "q", "chosen": [*conv, {"role": "assistant", "content": "a"}],
+           "rejected": [*conv, {"role": "assistant", "content": "b"}], "score_chosen": 8, "score_rejected": [1]}],
+         ":1: score_rejected: must be a number"),
+    ):  # fmt: skip
+        before = _counts(store)
+        with pytest.raises(ImportFileError, match=where):
+            import_file(store, _write(tmp_path / "bad.jsonl", rows))
+        assert _counts(store) == before
+
+
+def test_one_score_without_the_other_is_reported(store, tmp_path):
+    conv = [{"role": "user", "content": "q"}]
+    row = {"chosen": [*conv, {"role": "assistant", "content": "a"}], "rejected": [*conv, {"role": "assistant", "content": "b"}],
+           "score_chosen": 8.5}  # fmt: skip
+    s = import_file(store, _write(tmp_path / "one.jsonl", [row]))
+    assert s.fields_not_kept == {"score_chosen/score_rejected": 1}
+    (item,) = store.judged_items()
+    assert item.judgment.source_values == {}

@@ -68,3 +68,19 @@ def test_readme_command_line_block_names_only_real_commands_and_options():
             have = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
             assert options <= have, (command.name, options - have)
     assert seen >= {None, "import", "generate", "export", "stats", "merge", "assign", "review", "adjudicate"}
+
+
+def test_data_rules_name_every_judgments_field_and_source_value():
+    """docs/data-rules.md's `judgments` section names every field the format writes, and the
+    README and the rules name what an import keeps of a pair row (margin, scores)."""
+    from hitl_desktop.core.judgment_records import FIELDS
+
+    rules = (ROOT / "docs/data-rules.md").read_text(encoding="utf-8")
+    section = rules.split("## The `judgments` format", 1)[1].split("\n## ", 1)[0]
+    assert [f for f in FIELDS if f"`{f}`" not in section] == []
+    for name in ("`origin`", "`set_id`", "`tutors.pseudonymised`"):
+        assert name in section
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for text in (readme, rules):
+        assert "`judgments.source_values`" in text and "`score_chosen`" in text
+    assert "with or without `--keep-tutor-names`" in readme

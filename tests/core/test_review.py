@@ -376,3 +376,53 @@ def test_consensus_start_is_ranked_pairs_and_an_unranked_all_bad_abstains():
     assert review.consensus_ranks(item) == {a: 1, b: 1}  # it puts no candidate in the ranking
     item = dataclasses.replace(item, judged=[*two, judged("t3", [1, 3, 2])])
     assert review.consensus_ranks(item) == {a: 1, b: 2, c: 3}
+
+
+def test_adjudicated_consensus_summary_counts_every_drop(tmp_path):
+    """``--adjudicated --consensus``: the summary counts what the rulings and the consensus
+    left out (abstaining all-bad judgments, unchanged corrections), as computed here from the
+    records themselves; the rows are those of the rulings and the majorities."""
+    import sqlite3
+
+    from hitl_desktop.core import ranking
+    from hitl_desktop.core.workflow import export_judgments
+
+    path = write_lab_file(tmp_path / "lab.jsonl", corrections={("p2", "b"): "A careful answer.", ("p3", "c"): "Fixed."})
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    extra = [  # d says all bad on p1 and p3 without ranking anything; e on p2 (ruled)
+        {"id": pid, "prompt": f"Question {pid}: is warfarin safe with ibuprofen?", "domain": "medicine",
+         "candidates": TEXTS, "ranking": [1, 1, 1, 1], "all_bad": True, "tutor": t}
+        for pid, t in (("p1", "d"), ("p3", "d"), ("p2", "e"))
+    ]  # fmt: skip
+    records += extra
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    store = Store.open(tmp_path / "lab.db")
+    import_file(store, path)
+    # as a version that stored them would have: both corrections equal the text they correct
+    store.close()
+    with sqlite3.connect(tmp_path / "lab.db") as con:
+        for pid, tutor in (("p2", "b"), ("p3", "c")):
+            rec = next(r for r in records if r["id"] == pid and r["tutor"] == tutor)
+            con.execute("update corrections set text = ? where text = ?", [rec["candidates"][rec["corrected_index"]], rec["correction"]])
+    store = Store.open(tmp_path / "lab.db")
+    review.adjudicate(store, prompt_id=pid_of(store, "p2"), ranks=dict(zip(cand_ids(store, "p2"), [1, 2, 3, 4], strict=True)),
+                      rationale="a is right", adjudicator="lead")  # fmt: skip
+    ruled = {"p2"}
+    tutors_of: dict[str, set[str]] = {}
+    for r in records:
+        tutors_of.setdefault(r["id"], set()).add(r["tutor"])
+    several = {pid for pid, ts in tutors_of.items() if len(ts) >= 2}
+    want_abstained = sum(1 for r in records if r["id"] in several - ruled and r.get("all_bad") and len(set(r["ranking"])) == 1)
+    want_unchanged = sum(1 for r in records if r["id"] in several and "correction" in r)  # both made unchanged above
+    assert (want_abstained, want_unchanged) == (2, 2)
+
+    summary = export_judgments(store, fmt="trl-preference", out=tmp_path / "o.jsonl", keep_tutor_names=True,
+                               adjudicated=True, consensus=True)  # fmt: skip
+    assert summary.dropped == {ranking.ABSTAINED: want_abstained, ranking.UNCHANGED_CORRECTION: want_unchanged}
+    assert summary.consensus_prompts == len(several - ruled) and not summary.notes
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert {r["source"] for r in rows} == {"ranking", "consensus"}  # no correction rows: both unchanged
+    # the plain consensus counts the same drops where nothing is ruled
+    plain = export_judgments(store, fmt="trl-preference", out=tmp_path / "k.jsonl", consensus=True)
+    assert plain.dropped == {ranking.ABSTAINED: want_abstained + 1, ranking.UNCHANGED_CORRECTION: want_unchanged}
+    store.close()

@@ -25,6 +25,18 @@ class ModelError(Exception):
     """A model could not be loaded or run; the message names the path and the cause."""
 
 
+class NotEnoughMemory(ModelError):
+    """The model does not fit in the memory available (converting it again will not help)."""
+
+
+def short_error(e: BaseException) -> str:
+    """``Type: first line of the message`` (at most 300 characters of it), for a ModelError's cause."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 class BackendUnavailableError(ModelError):
     """The backend as a whole failed (a server unreachable, refusing the key, erring): not one
     prompt's fault, so the engine stops instead of skipping prompt after prompt."""

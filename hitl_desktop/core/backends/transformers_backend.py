@@ -4,13 +4,13 @@ Public API (no Qt here; the GUI wraps it in a worker thread):
 
 * :func:`load_backend` ``(path=None, *, on_progress=None, dtype="bfloat16") -> TransformersBackend``:
   the embedded Gemma 3 270M when ``path`` is None; a ``.gguf`` file goes through the
-  conversion cache (converted once to a bf16 folder, see :mod:`.cache`); a folder loads as is.
+  conversion cache (converted once to a bf16 folder, see :mod:`.cache` and :mod:`.gguf_files`);
+  a folder loads as is.
 * :meth:`TransformersBackend.load` ``(path, *, dtype="bfloat16", on_progress=None, cache_dir=None)``:
   a model folder, or a ``.gguf`` file (dequantised by transformers on every load unless
   ``cache_dir`` is given). Offline only.
 * :meth:`TransformersBackend.generate` ``(conversation, *, k, params, seeds, on_token=None,
   should_stop=None) -> GenerationResult``.
-* :func:`default_model_path` ``() -> Path``: the embedded GGUF (assembled on first use).
 
 How generation works:
 
@@ -48,7 +48,6 @@ How generation works:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -72,16 +71,19 @@ import torch  # noqa: E402
 
 # PreTrainedModel: imports transformers' model-loading machinery now, not during the first load
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel  # noqa: E402,F401
+from transformers.utils import logging as _hf_logging  # noqa: E402
 
-from hitl_desktop.core.backends import cache  # noqa: E402
+from hitl_desktop.core.backends import cache, gguf_files, memory, model_files  # noqa: E402
 from hitl_desktop.core.backends.base import (  # noqa: E402
     GeneratedText,
     GenerationResult,
     ModelError,
+    NotEnoughMemory,
     ProgressCallback,
     SamplingParams,
     StopCallback,
     TokenCallback,
+    short_error,
 )
 from hitl_desktop.core.backends.devices import choose_device  # noqa: E402
 from hitl_desktop.core.backends.int8 import quantize_linears, supported  # noqa: E402
@@ -92,7 +94,6 @@ __all__ = [
     "DTYPES",
     "PLAIN_FORMAT_DOC",
     "TransformersBackend",
-    "default_model_path",
     "format_plain",
     "load_backend",
 ]
@@ -120,11 +121,11 @@ END_OF_TURN_TOKENS = (
 _NUCLEUS_STEPS = (256, 4096)
 #: A static KV cache (CUDA fast path) is sized in steps of this many tokens.
 STATIC_CACHE_STEP = 256
-#: The embedded model's name (the GGUF file's stem).
-DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
 
 # all cores (torch's default is the physical ones, and interop threads are not used)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
+# no tqdm bars of transformers' own while loading: on_progress reports instead
+_hf_logging.disable_progress_bar()
 #: Threads for one generate() call on the CPU: a number, or "auto" (:func:`_cpu_threads`).
 THREADS_ENV = "HITL_CPU_THREADS"
 
@@ -251,14 +252,14 @@ class TransformersBackend:
         progress = on_progress or (lambda f, m: None)
         path = Path(path).expanduser()
         root = Path(cache_dir).expanduser() if cache_dir is not None else None
-        info = cache.check_model_path(path)  # ModelError: missing, not a model, truncated...
+        info = model_files.check_model_path(path)  # ModelError: missing, not a model, truncated...
         try:
             if info is None:  # a folder
                 return cls._load_folder(path, dtype, progress, warmup, root, device=device)
             if root is None:
                 return cls._load_gguf(path, info, dtype, progress, warmup, device=device)
             need = int(info.parameters * DTYPES[dtype].itemsize * 1.2)
-            cache.check_memory(path, need, "loading it")
+            memory.check_memory(path, need, "loading it")
             sha = cache.file_sha256(path, root=root)
             return cls._load_cached(
                 lambda: path, sha, path.stem, root, dtype, progress, warmup, device=device
@@ -288,11 +289,16 @@ class TransformersBackend:
                 if attempt == 1:
                     first(0.0, f"Preparing {name}")
                 folder = cache.ensure_converted(
-                    gguf(), sha256=sha, root=root, on_progress=first, name=name
+                    gguf(),
+                    converter=gguf_files.convert_gguf,
+                    sha256=sha,
+                    root=root,
+                    on_progress=first,
+                    name=name,
                 )
             try:
                 return cls._load_folder(folder, dtype, then, warmup, root, device=device)
-            except cache.NotEnoughMemory:
+            except NotEnoughMemory:
                 raise
             except ModelError:
                 if attempt == 2:
@@ -311,8 +317,8 @@ class TransformersBackend:
         *,
         device: str = "cpu",
     ) -> TransformersBackend:
-        weights, params = cache.folder_weights(path)  # ModelError: not a model folder...
-        cache.check_memory(path, int(params * DTYPES[dtype].itemsize * 1.2), "loading it")
+        weights, params = model_files.folder_weights(path)  # ModelError: not a model folder...
+        memory.check_memory(path, int(params * DTYPES[dtype].itemsize * 1.2), "loading it")
         source = cache.read_source(path)
         if source and source.get("sha256"):
             name, revision = str(source.get("name") or path.name), str(source["sha256"])
@@ -327,21 +333,17 @@ class TransformersBackend:
                 raise ModelError(f"{path}: cannot read the model files: {e}") from None
         try:
             progress(0.05, f"Loading the tokenizer of {name}")
-            if source and source.get("fast_tokenizer"):
-                tokenizer = cache.fast_tokenizer(
-                    path, source.get("tokenizer_kwargs") or {}, _chat_template_of(path)
-                )
-            else:
-                tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            tokenizer = gguf_files.converted_tokenizer(path, source) or (
+                AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            )
             progress(0.6, f"Loading {name}")
-            with cache.quiet_progress_bars():
-                model = AutoModelForCausalLM.from_pretrained(
-                    str(path), local_files_only=True, dtype=DTYPES[dtype]
-                )
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, dtype=DTYPES[dtype]
+            )
         except MemoryError:
-            raise cache.NotEnoughMemory(f"{path}: too large for this computer's memory") from None
+            raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
         except Exception as e:  # noqa: BLE001 - many failure modes inside transformers
-            raise ModelError(f"{path}: cannot load the model ({_short(e)})") from None
+            raise ModelError(f"{path}: cannot load the model ({short_error(e)})") from None
         return cls._finish(
             model,
             tokenizer,
@@ -358,17 +360,17 @@ class TransformersBackend:
     def _load_gguf(
         cls,
         path: Path,
-        info: cache.GgufInfo,
+        info: gguf_files.GgufInfo,
         dtype: str,
         progress: ProgressCallback,
         warmup: bool,
         *,
         device: str = "cpu",
     ) -> TransformersBackend:
-        cache.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
+        memory.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
         progress(0.0, f"Checking {path.name}")
         revision = cache.file_sha256(path)
-        model, tokenizer = cache.read_gguf(path, info, dtype=DTYPES[dtype], progress=progress)
+        model, tokenizer = gguf_files.read_gguf(path, dtype=DTYPES[dtype], progress=progress)
         return cls._finish(
             model,
             tokenizer,
@@ -407,7 +409,7 @@ class TransformersBackend:
             try:
                 model.to(device)
             except Exception as e:  # noqa: BLE001 - out of device memory, a missing kernel...
-                raise ModelError(f"{path}: cannot move the model to {device} ({_short(e)})") from None
+                raise ModelError(f"{path}: cannot move the model to {device} ({short_error(e)})") from None
         tokenizer.padding_side = "left"
         backend = cls(
             model, tokenizer, name=name, revision=revision, dtype=dtype, path=path, device=device
@@ -418,9 +420,9 @@ class TransformersBackend:
             try:
                 backend.warmup()
             except MemoryError:
-                raise cache.NotEnoughMemory(f"{path}: too large for this computer's memory") from None
+                raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
             except Exception as e:  # noqa: BLE001
-                raise ModelError(f"{path}: the model loads but does not run ({_short(e)})") from None
+                raise ModelError(f"{path}: the model loads but does not run ({short_error(e)})") from None
         progress(1.0, f"{name} ready")
         return backend
 
@@ -460,7 +462,7 @@ class TransformersBackend:
                 except Exception:  # noqa: BLE001 - report the first refusal
                     pass
             raise ModelError(
-                f"{self.path or self.name}: the chat template refused the conversation ({_short(e)})"
+                f"{self.path or self.name}: the chat template refused the conversation ({short_error(e)})"
             ) from None
 
     def _apply_template(self, messages: list[dict[str, str]]) -> str:
@@ -878,18 +880,6 @@ def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]] | None:
     return [{"role": "user", "content": text}, *rest]
 
 
-def _chat_template_of(folder: Path) -> str | None:
-    jinja = folder / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text(encoding="utf-8")
-    try:
-        cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    tpl = cfg.get("chat_template")
-    return tpl if isinstance(tpl, str) else None
-
-
 def _forward_keywords(model: Any) -> tuple[dict[str, Any], str]:
     """({"logits_to_keep": 1} where the model takes it, the KV cache's keyword): transformers
     5.x names the cache ``cache`` (``past_key_values`` is deprecated there), 4.x
@@ -937,19 +927,7 @@ def _two_stages(progress: ProgressCallback) -> tuple[ProgressCallback, ProgressC
     return first, then
 
 
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 # ------------------------------------------------------------------------------- default model
-
-
-def default_model_path() -> Path:
-    """The embedded Gemma 3 270M GGUF (a base model), assembled into the cache on first use."""
-    return cache.default_gguf_path()
 
 
 def load_backend(
@@ -977,9 +955,9 @@ def load_backend(
     root = cache.cache_root()
     if path is None:
         backend = TransformersBackend._load_cached(
-            default_model_path,
-            cache.DEFAULT_SHA256,
-            DEFAULT_MODEL_NAME,
+            gguf_files.default_gguf_path,
+            gguf_files.DEFAULT_SHA256,
+            Path(gguf_files.DEFAULT_GGUF_NAME).stem,
             root,
             dtype,
             progress,
