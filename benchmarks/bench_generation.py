@@ -31,6 +31,15 @@ ours/naive x8.6 whole process, x6.6 generation alone; cold load (conversion) 33 
 (Those figures predate the CPU's int8 weights. ``--bf16-weights``, same run, load average
 1.7-1.9: int8 114 ms per decoding step = 35.2 tok/s against bf16 193 ms = 20.7 tok/s, x1.70;
 peak RSS 0.77 GB against 1.03 GB.)
+
+llama.cpp: the same GGUF through llama_cpp, the K candidates one after another (its Python
+API has no batch of sequences), at all cores and at 1 thread; "generation alone" is the median
+of --reps runs after the first, for ours and for it; the ratio is against its better thread
+count. Two runs, 2-core machine shared with other work (int8 linears through fbgemm, threads =
+idle cores, which was 1 in both): ours 32.0 / 31.8 tok/s (125 ms per step), llama.cpp 2 threads
+11.8 / 39.5 tok/s, 1 thread 25.8 / 26.0 tok/s: x1.24 / x0.80 of its best; whole process
+(start to K candidates) 18.4 s / 21.4 s against 11.3 s / 7.2 s; peak RSS 1.1-1.2 GB (model
+process 1.1-1.3 GB) against 0.4 GB.
 """
 
 from __future__ import annotations
