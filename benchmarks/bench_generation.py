@@ -31,6 +31,15 @@ ours/naive x8.6 whole process, x6.6 generation alone; cold load (conversion) 33 
 (Those figures predate the CPU's int8 weights. ``--bf16-weights``, same run, load average
 1.7-1.9: int8 114 ms per decoding step = 35.2 tok/s against bf16 193 ms = 20.7 tok/s, x1.70;
 peak RSS 0.77 GB against 1.03 GB.)
+
+llama.cpp: the same GGUF through llama_cpp, the K candidates one after another (its Python
+API has no batch of sequences), at all cores and at 1 thread; "generation alone" is the median
+of --reps runs after the first, for ours and for it; the ratio is against its better thread
+count. Two runs, 2-core machine shared with other work (int8 linears through fbgemm, threads =
+idle cores, which was 1 in both): ours 32.0 / 31.8 tok/s (125 ms per step), llama.cpp 2 threads
+11.8 / 39.5 tok/s, 1 thread 25.8 / 26.0 tok/s: x1.24 / x0.80 of its best; whole process
+(start to K candidates) 18.4 s / 21.4 s against 11.3 s / 7.2 s; peak RSS 1.1-1.2 GB (model
+process 1.1-1.3 GB) against 0.4 GB.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,7 +63,17 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def child_ours(k: int, tokens: int, spawned: float) -> dict:
+def _median_of(reps: int, run) -> tuple[float, list[float]]:  # noqa: ANN001
+    """(median seconds, all seconds) of ``reps`` calls of ``run``."""
+    times = []
+    for _ in range(max(1, reps)):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times
+
+
+def child_ours(k: int, tokens: int, spawned: float, reps: int = 3) -> dict:
     t0 = time.perf_counter()
     from hitl_desktop.core.backends.base import SamplingParams
     from hitl_desktop.core.backends.transformers_backend import load_backend
@@ -69,8 +89,12 @@ def child_ours(k: int, tokens: int, spawned: float) -> dict:
     params = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=tokens)
     t2 = time.perf_counter()
     result = backend.generate(conv, k=k, params=params, seeds=list(range(1, k + 1)))
-    t_gen = time.perf_counter() - t2
+    t_first = time.perf_counter() - t2
     whole = time.time() - spawned  # from the parent starting this process to the last token
+    # generation alone: the median of --reps more runs (the first one above is the warm-up)
+    t_gen, gens = _median_of(
+        reps, lambda: backend.generate(conv, k=k, params=params, seeds=list(range(1, k + 1)))
+    )
     # time to the first streamed token, model loaded (best of 3)
     firsts = []
     for _ in range(3):
@@ -93,6 +117,9 @@ def child_ours(k: int, tokens: int, spawned: float) -> dict:
         "import_s": t_import,
         "load_s": t_load,
         "gen_s": t_gen,
+        "gen_runs_s": gens,
+        "first_gen_s": t_first,
+        "threads": _threads_used(),
         "tokens": result.tokens,
         "whole_s": whole,
         "first_token_s": min(firsts),
@@ -130,6 +157,12 @@ def child_engine(k: int, tokens: int, spawned: float) -> dict:
         "engine_rss_mb": child_rss,
         "device": result.device,
     }
+
+
+def _threads_used() -> int:
+    from hitl_desktop.core.backends.transformers_backend import _cpu_threads
+
+    return _cpu_threads()
 
 
 def _engine_loader(path, *, device=None, on_progress=None):  # noqa: ANN001, ANN202
@@ -181,37 +214,55 @@ def child_naive(k: int, tokens: int, spawned: float) -> dict:
     }
 
 
-def child_llamacpp(k: int, tokens: int, spawned: float) -> dict:
+def child_llamacpp(k: int, tokens: int, spawned: float, reps: int = 3, threads: int = 0) -> dict:
+    """llama.cpp on the same GGUF: the K candidates as K completions one after another (the
+    high-level API has no batch of sequences; this is what a Python user gets for K answers
+    with a seed each), ``threads`` threads for decoding and for the prompt, EOS banned so
+    that every candidate writes exactly ``tokens`` tokens."""
     try:
         from llama_cpp import Llama
     except ImportError:
         return {"skipped": "llama_cpp is not installed (pip install llama-cpp-python)"}
     from hitl_desktop.core.backends.gguf_files import default_gguf_path
 
+    threads = threads or os.cpu_count() or 1
     t1 = time.perf_counter()
     llm = Llama(
-        model_path=str(default_gguf_path()), n_threads=os.cpu_count(), n_ctx=512, verbose=False
+        model_path=str(default_gguf_path()),
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_ctx=512,
+        verbose=False,
     )
     t_load = time.perf_counter() - t1
-    n = 0
+    count = [0]
+
+    def run() -> None:
+        count[0] = 0
+        for seed in range(1, k + 1):
+            out = llm(
+                f"User: {PROMPT}\n\nAssistant:",
+                max_tokens=tokens,
+                temperature=0.8,
+                top_p=0.95,
+                seed=seed,
+                logit_bias={llm.token_eos(): -1e9},
+            )
+            count[0] += out["usage"]["completion_tokens"]
+
     t2 = time.perf_counter()
-    for seed in range(1, k + 1):
-        out = llm(
-            f"User: {PROMPT}\n\nAssistant:",
-            max_tokens=tokens,
-            temperature=0.8,
-            top_p=0.95,
-            seed=seed,
-            logit_bias={llm.token_eos(): -1e9},
-        )
-        n += out["usage"]["completion_tokens"]
-    t_gen = time.perf_counter() - t2
+    run()  # the first K candidates: the end of the whole process (and the warm-up)
+    t_first = time.perf_counter() - t2
     whole = time.time() - spawned
+    t_gen, gens = _median_of(reps, run)
     return {
         "load_s": t_load,
         "gen_s": t_gen,
+        "gen_runs_s": gens,
+        "first_gen_s": t_first,
         "whole_s": whole,
-        "tokens": n,
+        "tokens": count[0],
+        "threads": threads,
         "peak_rss_mb": _peak_rss_mb(),
     }
 
@@ -224,7 +275,9 @@ def child_cold() -> dict:
     return {"cold_load_s": time.perf_counter() - t1, "peak_rss_mb": _peak_rss_mb()}
 
 
-def run_child(kind: str, args: argparse.Namespace, env: dict | None = None) -> dict:
+def run_child(
+    kind: str, args: argparse.Namespace, env: dict | None = None, threads: int = 0
+) -> dict:
     cmd = [
         sys.executable,
         __file__,
@@ -234,8 +287,11 @@ def run_child(kind: str, args: argparse.Namespace, env: dict | None = None) -> d
         str(args.k),
         "--tokens",
         str(args.tokens),
+        "--reps",
+        str(args.reps),
         "--spawned",
         repr(time.time()),
+        *(["--threads", str(threads)] if threads else []),
     ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
@@ -272,6 +328,18 @@ def main() -> None:
         action="store_true",
         help="also run ours with bf16 weights (HITL_CPU_INT8=0): int8 against bf16, same run",
     )
+    ap.add_argument(
+        "--reps",
+        type=int,
+        default=3,
+        help="timed repetitions after the first K candidates (median; default 3)",
+    )
+    ap.add_argument(
+        "--llama-threads",
+        default="",
+        help="llama.cpp's thread counts, comma separated (default: all cores, then 1)",
+    )
+    ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--spawned", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -280,10 +348,12 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.child:
         out = {
-            "ours": lambda: child_ours(args.k, args.tokens, args.spawned),
+            "ours": lambda: child_ours(args.k, args.tokens, args.spawned, args.reps),
             "engine": lambda: child_engine(args.k, args.tokens, args.spawned),
             "naive": lambda: child_naive(args.k, args.tokens, args.spawned),
-            "llamacpp": lambda: child_llamacpp(args.k, args.tokens, args.spawned),
+            "llamacpp": lambda: child_llamacpp(
+                args.k, args.tokens, args.spawned, args.reps, args.threads
+            ),
             "cold": child_cold,
         }[args.child]()
         print(json.dumps(out))
@@ -316,6 +386,11 @@ def main() -> None:
     ours_gen = total / ours["gen_s"]
     print(
         f"  whole process {ours['whole_s']:.1f} s -> {ours_whole:.1f} tok/s; generation alone {ours_gen:.1f} tok/s"
+    )
+    print(
+        f"  generation alone: median of {len(ours['gen_runs_s'])} runs after the first, "
+        f"{1000 * ours['gen_s'] / args.tokens:.0f} ms per decoding step, "
+        f"{ours['threads']} thread(s) (HITL_CPU_THREADS, else the idle cores)"
     )
     print(f"  first streamed token (model loaded): {ours['first_token_s'] * 1000:.0f} ms")
     print(f"  peak RSS {ours['peak_rss_mb']:.0f} MB")
@@ -370,17 +445,36 @@ def main() -> None:
             f"  whole process x{ours_whole / naive_whole:.1f}   generation alone x{ours_gen / naive_gen:.1f}"
         )
 
-    llama = run_child("llamacpp", args)
-    if "skipped" in llama:
-        print(f"\nllama.cpp: skipped ({llama['skipped']})")
+    cores = os.cpu_count() or 1
+    wanted = [int(t) for t in args.llama_threads.split(",") if t.strip()] or sorted({cores, 1}, reverse=True)
+    llamas = [run_child("llamacpp", args, threads=t) for t in wanted]
+    if "skipped" in llamas[0]:
+        print(f"\nllama.cpp: skipped ({llamas[0]['skipped']})")
     else:
-        n = llama["tokens"]
-        print("\nllama.cpp (llama_cpp, candidates one after another):")
         print(
-            f"  load {llama['load_s']:.2f} s, generation {n / llama['gen_s']:.1f} tok/s, "
-            f"whole process {n / llama['whole_s']:.1f} tok/s, peak RSS {llama['peak_rss_mb']:.0f} MB"
+            "\nllama.cpp (llama_cpp, same GGUF, the K candidates one after another, EOS banned; "
+            "generation alone: median of the runs after the first):"
         )
-        print(f"  ours / llama.cpp (generation alone): x{ours_gen / (n / llama['gen_s']):.2f}")
+        for llama in llamas:
+            n = llama["tokens"]
+            print(
+                f"  {llama['threads']} thread(s): load {llama['load_s']:.2f} s, generation "
+                f"{n / llama['gen_s']:.1f} tok/s ({1000 * llama['gen_s'] / n:.1f} ms per token), "
+                f"whole process {llama['whole_s']:.1f} s -> {n / llama['whole_s']:.1f} tok/s, "
+                f"peak RSS {llama['peak_rss_mb']:.0f} MB"
+            )
+        best = max(llamas, key=lambda r: r["tokens"] / r["gen_s"])
+        fastest = min(llamas, key=lambda r: r["whole_s"])
+        n = best["tokens"]
+        print(
+            f"  ours / llama.cpp (generation alone, its best: {best['threads']} thread(s)): "
+            f"x{ours_gen / (n / best['gen_s']):.2f}"
+        )
+        print(
+            f"  ours / llama.cpp (whole process, start to K candidates): "
+            f"x{fastest['whole_s'] / ours['whole_s']:.2f} ({ours['whole_s']:.1f} s against "
+            f"{fastest['whole_s']:.1f} s)"
+        )
 
     if not args.skip_served:
         from bench_served import print_served, served_figures  # beside this script
