@@ -6,8 +6,10 @@ other the other way round: ``store`` -> ``backup`` -> ``dbfile``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
@@ -54,28 +56,27 @@ class BusyAwareConnection(sqlite3.Connection):
     def execute(self, sql, parameters=(), /):  # type: ignore[override]
         if sql == "BEGIN":  # sqlite_utils' db.atomic()
             sql = "BEGIN IMMEDIATE"
-        try:
+        with _busy_raises():
             return super().execute(sql, parameters)
-        except sqlite3.OperationalError as e:
-            if _is_busy(e):
-                raise DatabaseBusy(BUSY_MESSAGE) from e
-            raise
 
     def executemany(self, sql, parameters, /):  # type: ignore[override]
-        try:
+        with _busy_raises():
             return super().executemany(sql, parameters)
-        except sqlite3.OperationalError as e:
-            if _is_busy(e):
-                raise DatabaseBusy(BUSY_MESSAGE) from e
-            raise
 
     def commit(self) -> None:
-        try:
+        with _busy_raises():
             super().commit()
-        except sqlite3.OperationalError as e:
-            if _is_busy(e):
-                raise DatabaseBusy(BUSY_MESSAGE) from e
-            raise
+
+
+@contextlib.contextmanager
+def _busy_raises() -> Iterator[None]:
+    """SQLite's "database is locked" (another program holds the write lock) as ``DatabaseBusy``."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if _is_busy(e):
+            raise DatabaseBusy(BUSY_MESSAGE) from e
+        raise
 
 
 def default_db_path() -> Path:
