@@ -613,7 +613,7 @@ class BenchView(QWidget):
 
     def _order_text(self) -> str:
         if self.state is None:
-            if self.prompt is None:
+            if self.phase != "generating":  # no prompt, or no answers (generation failed or stopped)
                 return ""
             return '<span style="color:gray">Candidates are being written… (Esc stops)</span>'
         pos_of = {self._cid(p): p + 1 for p in range(len(self.cards))}

@@ -98,6 +98,8 @@ def test_generation_failure_is_shown(fake_window, fake_backend, qtbot):
         w.add_prompt("What is duration?")
     assert "out of memory" in w.messages.text()
     assert w.bench.phase == "idle" and w.model.state == "ready"
+    # nothing is being written any more: the footer must not say so (it did, until Ctrl+G)
+    assert "being written" not in w.bench.order_label.text()
     fake_backend.fail = False
     press(qtbot, w, Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)  # try again
     wait_ready(qtbot, w)
