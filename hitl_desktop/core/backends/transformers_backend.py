@@ -1,4 +1,5 @@
-"""The generation engine: a local transformers model writing K candidates in one batch, on CPU.
+"""The generation engine: a local transformers model writing K candidates in one batch, on the
+CPU or a GPU.
 
 Public API (no Qt here; the GUI wraps it in a worker thread):
 
@@ -31,6 +32,10 @@ How generation works:
   because CPU matmul kernels give bit-identical rows for any batch of 2 or more but not for a
   batch of 1. So candidate i's text depends only on (prompt, params, seed i): not on K or the
   other seeds.
+* On CUDA (``fast_decode``) the KV cache is static, sized in powers of two, and the decoding
+  step is compiled with CUDA graphs while the model loads (:meth:`compile_fast_path`); the
+  sampling's whole-vocabulary work stays on the GPU and only the few tokens a row draws from
+  come to the CPU. Figures on H100 and H200 cards: the README's "GPU figures".
 * Each row stops at its own end token: the tokenizer's EOS, the EOS ids of the model's config
   and generation config (Llama 3 lists ``<|eot_id|>`` there), the token the chat template
   writes after an assistant turn (found by rendering one: ``<end_of_turn>``, ``<|im_end|>``,
@@ -119,8 +124,9 @@ END_OF_TURN_TOKENS = (
 
 #: First candidates considered for top-p before widening to the whole vocabulary.
 _NUCLEUS_STEPS = (256, 4096)
-#: A static KV cache (CUDA fast path) is sized in steps of this many tokens.
-STATIC_CACHE_STEP = 256
+#: The smallest static KV cache (CUDA fast path), in tokens; a larger one doubles it until the
+#: prompt and the answer fit (see TransformersBackend._prefill).
+STATIC_CACHE_MIN = 256
 
 # all cores (torch's default is the physical ones, and interop threads are not used)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -207,10 +213,11 @@ class TransformersBackend:
         self.revision = revision
         self.dtype = dtype
         self.path = path
-        #: Where the model runs ("cpu", "cuda:0", "mps"); the sampling runs on the CPU.
+        #: Where the model runs ("cpu", "cuda:0", "mps"); each row's draw is made on the CPU.
         self.device = device
-        #: CUDA fast path (None = on for CUDA): a static KV cache and a compiled decoding step.
-        self.fast_decode = device.startswith("cuda") if fast_decode is None else bool(fast_decode)
+        #: CUDA fast path: a static KV cache and a compiled decoding step. None = on for CUDA,
+        #: unless ``HITL_FAST_DECODE`` says ``0`` (off) or ``1`` (on, any device).
+        self.fast_decode = _fast_decode_default(device) if fast_decode is None else bool(fast_decode)
         self._compiled: Any = None
         self._static_cache: tuple[tuple[int, int], Any] | None = None  # ((width, size), StaticCache)
         #: How the linear layers' weights are held: the dtype, or "int8" (CPU, see :mod:`.int8`).
@@ -423,6 +430,11 @@ class TransformersBackend:
                 raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"{path}: the model loads but does not run ({short_error(e)})") from None
+            if backend.fast_decode and device.startswith("cuda"):
+                progress(0.92, f"Compiling {name} for the GPU (the first time on a computer: a minute)")
+                failed = backend.compile_fast_path()
+                if failed:
+                    progress(0.98, f"{name}: the GPU fast path is off ({failed}); decoding eagerly")
         progress(1.0, f"{name} ready")
         return backend
 
@@ -430,6 +442,29 @@ class TransformersBackend:
         """One tiny prompt and decoding step: the CPU kernels get set up before the first request."""
         with self._lock:
             _warm_up(self.model, self.device, self._cache_kw)
+
+    def compile_fast_path(self) -> str | None:
+        """Compile the fast path's decoding step now (while the model loads), not at the first
+        request. Where it cannot be compiled here, the fast path is turned off (eager decoding
+        still works) and the reason is returned; None when it is ready.
+
+        Two shapes (2 lines and the smallest cache, then 3 lines and the next cache size) make
+        torch.compile treat the batch and the cache length as dynamic, so later requests of any
+        K and prompt length only record their CUDA graph (under a second) instead of compiling
+        (20-35 s each on an H100 or H200; see the README's GPU figures)."""
+        with self._lock, torch.inference_mode():
+            try:
+                for width, length in ((2, 8), (3, STATIC_CACHE_MIN)):
+                    prompt = [self.pad_id] * length
+                    _, past = self._prefill(prompt, width, 2)
+                    for _ in range(3):  # CUDA graphs are recorded at the second or third call
+                        _, past = self._step([self.pad_id] * width, past)
+                self._static_cache = None  # not kept: a request makes its own
+            except Exception as e:  # noqa: BLE001 - an old card, a missing compiler: eager still works
+                self.fast_decode, self._compiled, self._static_cache = False, None, None
+                # torch.compile wraps the compiler's own error, whose message says what failed
+                return short_error(getattr(e, "inner_exception", None) or e)
+        return None
 
     # --------------------------------------------------------------------------------- prompt
 
@@ -563,13 +598,13 @@ class TransformersBackend:
         logits, past = self._prefill(prompt, len(batch), max_new)
         seen: torch.Tensor | None = None  # tokens each line has seen (repetition penalty)
         if params.repetition_penalty != 1.0:
-            seen = torch.zeros(len(batch), logits.shape[-1], dtype=torch.bool)
-            seen[:, torch.tensor(prompt)] = True
+            seen = torch.zeros(len(batch), logits.shape[-1], dtype=torch.bool, device=logits.device)
+            seen[:, torch.tensor(prompt, device=logits.device)] = True
 
         while True:
             live = [b for b, i in enumerate(batch) if i is not None and rows[i].finish is None]
             if len(live) < len(batch):  # only the lines still writing are sampled
-                lines = torch.tensor(live)
+                lines = torch.tensor(live, device=logits.device)
                 logits = logits.index_select(0, lines)
                 live_seen = seen.index_select(0, lines) if seen is not None else None
             else:
@@ -613,7 +648,7 @@ class TransformersBackend:
                 batch = [batch[b] for b in keep]
                 tokens = [tokens[b] for b in keep]
                 if seen is not None:
-                    seen = seen.index_select(0, torch.tensor(keep))
+                    seen = seen.index_select(0, torch.tensor(keep, device=seen.device))
             logits, past = self._step(tokens, past)
         return self._result(result, rows, start, stopped)
 
@@ -622,14 +657,16 @@ class TransformersBackend:
         return not hasattr(past, "batch_select_indices") or type(past).__name__ == "StaticCache"
 
     def _forward(self, input_ids: torch.Tensor, past: Any, *, compiled: bool = False) -> tuple[torch.Tensor, Any]:
-        """One forward pass: the last position's logits (float32, on the CPU) and the cache."""
+        """One forward pass: the last position's logits (float32, where the model runs: the
+        sampling narrows them there and brings only the few tokens it draws from to the CPU) and
+        the cache."""
         model = self._compiled if compiled and self._compiled is not None else self.model
         kw = {self._cache_kw: past} if past is not None else {}
         out = model(input_ids=input_ids, use_cache=True, **kw, **self._keep_kw)
         cache_out = getattr(out, "cache", None)
         if cache_out is None:
             cache_out = getattr(out, "past_key_values", None)
-        return out.logits[:, -1, :].float().cpu(), cache_out
+        return out.logits[:, -1, :].float(), cache_out
 
     def _step(self, tokens: list[int], past: Any) -> tuple[torch.Tensor, Any]:
         """One decoding step: one token for every line of the batch."""
@@ -639,14 +676,20 @@ class TransformersBackend:
     def _prefill(self, prompt: list[int], width: int, max_new: int) -> tuple[torch.Tensor, Any]:
         """Run the prompt once and give its KV cache ``width`` lines: (last logits, cache).
 
-        With ``fast_decode`` the cache is a StaticCache sized for the answer (rounded up to
-        :data:`STATIC_CACHE_STEP` tokens) and the decoding step is compiled on first use. The
-        last StaticCache is kept and reset for the next request of the same shape: the same
-        tensors at the same addresses, so the compiled step and its CUDA graph are reused."""
+        With ``fast_decode`` the cache is a StaticCache sized for the prompt and the answer,
+        rounded up to a power of two from :data:`STATIC_CACHE_MIN` tokens (so a session meets
+        few sizes, and attention reads at most twice the tokens it needs), and the decoding step
+        is compiled (on CUDA) on first use: by :meth:`compile_fast_path` while the model loads.
+        The compiled step treats sizes as static until a second size comes, then compiles once
+        for any size (torch.compile's automatic dynamic shapes). The last StaticCache is
+        kept and reset for the next request of the same shape: the same tensors at the same
+        addresses, so the compiled step and its CUDA graph are reused."""
         if self.fast_decode:
             from transformers import StaticCache
 
-            size = -(-(len(prompt) + max_new + 1) // STATIC_CACHE_STEP) * STATIC_CACHE_STEP
+            size = STATIC_CACHE_MIN
+            while size < len(prompt) + max_new + 1:
+                size *= 2
             if self.max_positions:
                 size = min(size, int(self.max_positions))
             if self._static_cache is not None and self._static_cache[0] == (width, size):
@@ -654,10 +697,10 @@ class TransformersBackend:
                 past.reset()
             else:
                 self._static_cache = None  # one static cache at a time (its memory)
-                past = StaticCache(config=self.model.config, max_cache_len=size)
+                past = StaticCache(config=_all_layers_full(self.model.config), max_cache_len=size)
                 self._static_cache = ((width, size), past)
             if self._compiled is None and self.device.startswith("cuda"):
-                self._compiled = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
+                self._compiled = torch.compile(self.model, mode="reduce-overhead")
             ids = torch.tensor([prompt] * width, device=self.device)
             logits, _ = self._forward(ids, past)
             return logits, past
@@ -696,11 +739,17 @@ class TransformersBackend:
         seen: torch.Tensor | None,
     ) -> list[int]:
         """One token per row: bias, repetition penalty, temperature, top-k, top-p, then one draw
-        from the row's own generator (inverse CDF over the kept tokens, most likely first)."""
+        from the row's own generator (inverse CDF over the kept tokens, most likely first).
+
+        The whole-vocabulary work runs where the logits are (the GPU for a model on one); only
+        the kept tokens (top-k, or the nucleus's first 256...) come to the CPU for the draw, so
+        a step moves a few kilobytes, not the K x vocabulary logits."""
+        where = logits.device
         if self.logit_bias:
-            ids = torch.tensor(list(self.logit_bias), dtype=torch.long)
+            ids = torch.tensor(list(self.logit_bias), dtype=torch.long, device=where)
             logits = logits.clone()
-            logits[:, ids] += torch.tensor(list(self.logit_bias.values()), dtype=logits.dtype)
+            bias = torch.tensor(list(self.logit_bias.values()), dtype=logits.dtype, device=where)
+            logits[:, ids] += bias
         if seen is not None:
             p = float(params.repetition_penalty)
             logits = torch.where(seen, torch.where(logits > 0, logits / p, logits * p), logits)
@@ -714,12 +763,13 @@ class TransformersBackend:
         if top_k == 0 and top_p >= 1.0:  # the whole distribution, in vocabulary order
             probs = torch.softmax(logits, dim=-1)
             cdf = probs.cumsum(dim=-1)
-            u = torch.tensor(draws, dtype=cdf.dtype).unsqueeze(1) * cdf[:, -1:]
+            u = torch.tensor(draws, dtype=cdf.dtype, device=where).unsqueeze(1) * cdf[:, -1:]
             picks = torch.searchsorted(cdf, u, right=True).clamp_(max=vocab - 1)
             return picks.squeeze(1).tolist()
         if top_k:
             vals, idx = logits.topk(top_k, dim=-1)
-            probs = torch.softmax(vals, dim=-1)  # top-p then applies to the renormalised top-k
+            # top-p then applies to the renormalised top-k
+            probs, idx = torch.softmax(vals, dim=-1).cpu(), idx.cpu()
             return [self._draw(probs[r], idx[r], top_p, draws[r]) for r in range(len(draws))]
         # top-p: look at the most likely 256 tokens first, further only for rows that need it
         lse = torch.logsumexp(logits, dim=-1, keepdim=True)
@@ -731,6 +781,7 @@ class TransformersBackend:
             vals, idx = sub.topk(n, dim=-1) if n < vocab else sub.sort(dim=-1, descending=True)
             probs = torch.exp(vals - lse[rows_left])
             mass = probs.sum(dim=-1).tolist()
+            probs, idx = probs.cpu(), idx.cpu()
             still = []
             for j, r in enumerate(rows_left):
                 if mass[j] >= top_p or n == vocab:
@@ -880,6 +931,31 @@ def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]] | None:
     return [{"role": "user", "content": text}, *rest]
 
 
+def _all_layers_full(config: Any) -> Any:
+    """``config`` with every sliding-window (or chunked) layer's cache made a full one, for a
+    StaticCache that a compiled step can reuse.
+
+    transformers' static sliding-window cache layer counts its length in a Python int, which
+    torch.compile guards on: a model with such layers (Gemma 3, the embedded model) recompiled
+    at every step until it gave up, 2.5 minutes on an H200, and then ran eager. A full static
+    layer counts in a tensor; the model's own sliding-window mask still hides the tokens out of
+    the window, so the attention is the same; the cost is that those layers keep the whole
+    prompt and answer rather than the window's last tokens (for Gemma 3 270M, one KV head of
+    256: 18 kB per token and line over all layers)."""
+    import copy
+
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    types = getattr(text, "layer_types", None)
+    if not types or all(t == "full_attention" for t in types):
+        return config
+    full = copy.deepcopy(text)
+    full.layer_types = ["full_attention" if t in _WINDOWED else t for t in types]
+    return full
+
+
+_WINDOWED = ("sliding_attention", "chunked_attention")
+
+
 def _forward_keywords(model: Any) -> tuple[dict[str, Any], str]:
     """({"logits_to_keep": 1} where the model takes it, the KV cache's keyword): transformers
     5.x names the cache ``cache`` (``past_key_values`` is deprecated there), 4.x
@@ -954,7 +1030,7 @@ def load_backend(
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
     root = cache.cache_root()
     if path is None:
-        backend = TransformersBackend._load_cached(
+        return TransformersBackend._load_cached(
             gguf_files.default_gguf_path,
             gguf_files.DEFAULT_SHA256,
             Path(gguf_files.DEFAULT_GGUF_NAME).stem,
@@ -964,11 +1040,13 @@ def load_backend(
             True,
             device=choice.device,
         )
-    else:
-        backend = TransformersBackend.load(
-            path, dtype=dtype, on_progress=progress, cache_dir=root, device=choice.device
-        )
+    return TransformersBackend.load(
+        path, dtype=dtype, on_progress=progress, cache_dir=root, device=choice.device
+    )
+
+
+def _fast_decode_default(device: str) -> bool:
     switch = os.environ.get("HITL_FAST_DECODE", "").strip()
     if switch in ("0", "1"):
-        backend.fast_decode = switch == "1"
-    return backend
+        return switch == "1"
+    return device.startswith("cuda")
