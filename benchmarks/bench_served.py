@@ -32,17 +32,13 @@ import argparse
 import glob
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PROMPT = "Explain in a few sentences why the sky is blue."
-SERVE = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'transformers'; sys.exit(main())"
 
 
 def embedded_model_dir() -> Path | None:
@@ -56,28 +52,6 @@ def embedded_model_dir() -> Path | None:
         except (OSError, ValueError):
             continue
     return None
-
-
-def start_server(model_dir: Path) -> tuple[subprocess.Popen, str, float]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-         "--device", "cpu", "--log-level", "error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/models", timeout=2):
-                return proc, url, time.perf_counter() - start
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"transformers serve failed: {proc.stderr.read().decode()[-2000:]}") from None
-            time.sleep(0.2)
 
 
 def has_chat_template(model_dir: Path) -> bool:
@@ -110,12 +84,6 @@ def plain_one(client, model: str, tokens: int, seed: int, *, completions: bool) 
 
 
 def served_figures(*, k: int, tokens: int, model_dir: Path | None = None, rounds: int = 3) -> dict:
-    import openai
-
-    from hitl_desktop.core.backends.base import SamplingParams
-    from hitl_desktop.core.backends.served import ServedBackend
-    from hitl_desktop.core.types import Message
-
     tmp = None
     if str(model_dir) == "embedded":
         model_dir = embedded_model_dir()
@@ -126,50 +94,60 @@ def served_figures(*, k: int, tokens: int, model_dir: Path | None = None, rounds
 
         tmp = tempfile.mkdtemp(prefix="hitl-bench-tiny-")
         model_dir = build_tiny_model(Path(tmp) / "tiny", chat=True)
-    proc, url, startup = start_server(model_dir)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
+    from transformers_serve import ServerDidNotStart, serving
+
     try:
-        completions = not has_chat_template(model_dir)  # a base model: plain completions
-        backend = ServedBackend(url, completions=completions)
-        client = openai.OpenAI(base_url=url, api_key="none")
-        seeds = list(range(1, k + 1))
-        params = SamplingParams(max_new_tokens=tokens)
-        conv = [Message("user", PROMPT)]
-
-        def ours() -> tuple[int, float, float | None]:
-            t = time.perf_counter()
-            r = backend.generate(conv, k=k, params=params, seeds=seeds)
-            return r.tokens, time.perf_counter() - t, r.first_token_seconds
-
-        def sequential() -> tuple[int, float, float | None]:
-            t = time.perf_counter()
-            runs = [plain_one(client, backend.name, tokens, s, completions=completions) for s in seeds]
-            return sum(n for n, _ in runs), time.perf_counter() - t, runs[0][1]
-
-        def concurrent() -> tuple[int, float, float | None]:
-            t = time.perf_counter()
-            with ThreadPoolExecutor(k) as pool:
-                runs = list(pool.map(lambda s: plain_one(client, backend.name, tokens, s, completions=completions), seeds))
-            firsts = [f for _, f in runs if f is not None]
-            return sum(n for n, _ in runs), time.perf_counter() - t, min(firsts) if firsts else None
-
-        out: dict = {"url": url, "model": backend.name, "server_start_s": startup, "k": k, "tokens": tokens,
-                     "api": "completions" if completions else "chat"}
-        for name, fn in (("ours", ours), ("plain_sequential", sequential), ("plain_concurrent", concurrent)):
-            fn()  # warm-up
-            best = min((fn() for _ in range(rounds)), key=lambda r: r[1])
-            out[name] = {"tokens": best[0], "seconds": best[1], "tok_s": best[0] / best[1],
-                         "first_token_s": best[2]}
-        return out
+        with serving(model_dir) as (url, startup):
+            return _figures(url, startup, model_dir, k=k, tokens=tokens, rounds=rounds)
+    except ServerDidNotStart as e:
+        raise SystemExit(str(e)) from None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         if tmp:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _figures(url: str, startup: float, model_dir: Path, *, k: int, tokens: int, rounds: int) -> dict:
+    import openai
+
+    from hitl_desktop.core.backends.base import SamplingParams
+    from hitl_desktop.core.backends.served import ServedBackend
+    from hitl_desktop.core.types import Message
+
+    completions = not has_chat_template(model_dir)  # a base model: plain completions
+    backend = ServedBackend(url, completions=completions)
+    client = openai.OpenAI(base_url=url, api_key="none")
+    seeds = list(range(1, k + 1))
+    params = SamplingParams(max_new_tokens=tokens)
+    conv = [Message("user", PROMPT)]
+
+    def ours() -> tuple[int, float, float | None]:
+        t = time.perf_counter()
+        r = backend.generate(conv, k=k, params=params, seeds=seeds)
+        return r.tokens, time.perf_counter() - t, r.first_token_seconds
+
+    def sequential() -> tuple[int, float, float | None]:
+        t = time.perf_counter()
+        runs = [plain_one(client, backend.name, tokens, s, completions=completions) for s in seeds]
+        return sum(n for n, _ in runs), time.perf_counter() - t, runs[0][1]
+
+    def concurrent() -> tuple[int, float, float | None]:
+        t = time.perf_counter()
+        with ThreadPoolExecutor(k) as pool:
+            runs = list(pool.map(lambda s: plain_one(client, backend.name, tokens, s, completions=completions), seeds))
+        firsts = [f for _, f in runs if f is not None]
+        return sum(n for n, _ in runs), time.perf_counter() - t, min(firsts) if firsts else None
+
+    out: dict = {"url": url, "model": backend.name, "server_start_s": startup, "k": k, "tokens": tokens,
+                 "api": "completions" if completions else "chat"}
+    for name, fn in (("ours", ours), ("plain_sequential", sequential), ("plain_concurrent", concurrent)):
+        fn()  # warm-up
+        best = min((fn() for _ in range(rounds)), key=lambda r: r[1])
+        out[name] = {"tokens": best[0], "seconds": best[1], "tok_s": best[0] / best[1],
+                     "first_token_s": best[2]}
+    return out
 
 
 def print_served(fig: dict) -> None:

@@ -6,12 +6,9 @@ plain completions, provenance, and the CLI writing a served model's candidates."
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,12 +21,11 @@ from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import Message
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
-from openai_stub import free_port  # noqa: E402
+from transformers_serve import ServerDidNotStart, serving  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 CONV = [Message("user", "The patient was given")]
-SERVE = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'transformers'; sys.exit(main())"
 
 
 @pytest.fixture(scope="module")
@@ -40,36 +36,12 @@ def served(tiny_chat_model_dir, tmp_path_factory):
     shutil.copytree(tiny_chat_model_dir, model)
     config = json.loads((model / "generation_config.json").read_text())
     (model / "generation_config.json").write_text(json.dumps({**config, "do_sample": True}))
-    port = free_port()
     log = tmp_path_factory.mktemp("served-log") / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, "serve", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--device", "cpu", "--log-level", "warning"],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"transformers serve did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.25)
-        yield url, str(model)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with serving(model, log=log) as (url, _):
+            yield url, str(model)
+    except ServerDidNotStart as e:
+        pytest.fail(str(e))
 
 
 def test_k_concurrent_streams_with_provenance(served):
