@@ -431,7 +431,7 @@ class TransformersBackend:
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"{path}: the model loads but does not run ({short_error(e)})") from None
             if backend.fast_decode and device.startswith("cuda"):
-                progress(0.92, f"Compiling {name} for the GPU (the first time on a computer: a minute)")
+                progress(0.92, f"Compiling {name} for the GPU (up to a minute the first time)")
                 failed = backend.compile_fast_path()
                 if failed:
                     progress(0.98, f"{name}: the GPU fast path is off ({failed}); decoding eagerly")
