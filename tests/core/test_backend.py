@@ -84,6 +84,14 @@ def spy_forward(backend: TransformersBackend) -> list[tuple[int, int]]:
         return forward(*args, **kwargs)
 
     backend.model.forward = spy
+    if backend.lean is not None:  # the lean decoding step (a Gemma 3 on the CPU) skips forward
+        step = backend.lean.step
+
+        def lean_spy(tokens, cache):
+            calls.append((tokens.shape[0], 1))
+            return step(tokens, cache)
+
+        backend.lean.step = lean_spy
     return calls
 
 
