@@ -102,18 +102,34 @@ class LeanCache:
 
 
 class _Norm:
-    """Gemma's RMSNorm, ``x * rsqrt(mean(x^2) + eps) * (1 + w)`` in float32, cast back."""
+    """Gemma's RMSNorm, ``x * rsqrt(mean(x^2) + eps) * (1 + w)`` in float32, cast back
+    (torch's rms_norm: the same operations, one call)."""
 
-    __slots__ = ("eps", "scale")
+    __slots__ = ("eps", "scale", "shape")
 
     def __init__(self, module: Any) -> None:
         self.eps = float(module.eps)
         self.scale = 1.0 + module.weight.detach().float()
+        self.shape = tuple(self.scale.shape)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (out * self.scale).to(x.dtype)
+        return torch.rms_norm(x.float(), self.shape, self.scale, self.eps).to(x.dtype)
+
+
+class _HeadNorms:
+    """The query and key norms of a layer, over the heads of both at once ([rows, query
+    heads + kv heads, head dim]): each head normalised alone, times its own (1 + w)."""
+
+    __slots__ = ("eps", "scale", "shape")
+
+    def __init__(self, q_norm: Any, k_norm: Any, heads: int, kv_heads: int) -> None:
+        self.eps = float(q_norm.eps)
+        q, k = 1.0 + q_norm.weight.detach().float(), 1.0 + k_norm.weight.detach().float()
+        self.scale = torch.cat((q.expand(heads, -1), k.expand(kv_heads, -1)))
+        self.shape = tuple(q.shape)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.rms_norm(x.float(), self.shape, None, self.eps) * self.scale).to(x.dtype)
 
 
 class _Layer:
@@ -124,9 +140,8 @@ class _Layer:
         "ff_in",
         "ff_out",
         "gate_up",
-        "k_norm",
         "o_proj",
-        "q_norm",
+        "qk_norm",
         "qkv",
         "sliding",
         "act",
@@ -181,7 +196,7 @@ class LeanGemma3:
             layer.attn_out = _Norm(module.post_attention_layernorm)
             layer.ff_in = _Norm(module.pre_feedforward_layernorm)
             layer.ff_out = _Norm(module.post_feedforward_layernorm)
-            layer.q_norm, layer.k_norm = _Norm(attn.q_norm), _Norm(attn.k_norm)
+            layer.qk_norm = _HeadNorms(attn.q_norm, attn.k_norm, self.heads, self.kv_heads)
             layer.qkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj]) or (
                 attn.q_proj,
                 attn.k_proj,
@@ -220,22 +235,27 @@ class LeanGemma3:
 
     def _rotary(self, position: int, dtype: torch.dtype) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
         """(cos, sin) of one position for the sliding (True) and full (False) layers, as
-        transformers computes them; sin has rotate_half's signs folded in."""
+        transformers computes them; sin has rotate_half's signs folded in (its first half
+        negated), so that the rotation is ``x * cos + swap_halves(x) * sin``."""
         out = {}
         pos = torch.tensor([float(position)])
+        half = self.head_dim // 2
         for t, (inv_freq, scaling) in self.inv_freq.items():
             freqs = pos[:, None] * inv_freq[None, :]
             emb = torch.cat((freqs, freqs), dim=-1)
             cos = (emb.cos() * scaling).to(dtype)
             sin = (emb.sin() * scaling).to(dtype)
+            sin[:, :half] = -sin[:, :half]
             out[t == "sliding_attention"] = (cos, sin)
         return out
 
     @staticmethod
     def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-        return (x * cos) + (rotated * sin)
+        """transformers' ``x * cos + rotate_half(x) * sin``, where rotate_half(x) is
+        (-second half, first half): the halves swapped, the sign in ``sin``."""
+        *lead, dim = x.shape
+        swapped = x.reshape(*lead, 2, dim // 2).flip(-2).reshape(x.shape)
+        return (x * cos) + (swapped * sin)
 
     def step(self, tokens: torch.Tensor, cache: LeanCache) -> torch.Tensor:
         """One token per row (``tokens``: [rows]): the next logits [rows, vocab] (float32),
@@ -250,17 +270,18 @@ class LeanGemma3:
         for i, layer in enumerate(self.layers):
             x = layer.attn_in(h)
             if isinstance(layer.qkv, tuple):
-                q, k, v = (proj(x) for proj in layer.qkv)
+                qkv = torch.cat([proj(x) for proj in layer.qkv], dim=-1)
             else:
-                q, k, v = layer.qkv(x).split((q_width, kv_width, kv_width), dim=-1)
+                qkv = layer.qkv(x)
+            # queries and keys: normed and rotated together, [rows, heads + kv heads, head dim]
+            qk = layer.qk_norm(qkv[:, : q_width + kv_width].reshape(rows, heads + kv_heads, head_dim))
+            qk = self._rope(qk, *rotary[layer.sliding])
             # the query heads that share a key/value head are that head's "queries" (GQA
             # without repeating keys; torch's CPU attention is 3-10x slower with enable_gqa)
-            q = layer.q_norm(q.reshape(rows, kv_heads, heads // kv_heads, head_dim))
-            k = layer.k_norm(k.reshape(rows, kv_heads, 1, head_dim))
-            cos, sin = rotary[layer.sliding]
-            q = self._rope(q, cos, sin)
-            k = self._rope(k, cos, sin)
-            keys, values = self._store(cache, i, layer.sliding, k, v.reshape(rows, kv_heads, 1, head_dim))
+            q = qk[:, :heads].reshape(rows, kv_heads, heads // kv_heads, head_dim)
+            k = qk[:, heads:].reshape(rows, kv_heads, 1, head_dim)
+            v = qkv[:, q_width + kv_width :].reshape(rows, kv_heads, 1, head_dim)
+            keys, values = self._store(cache, i, layer.sliding, k, v)
             o = torch.nn.functional.scaled_dot_product_attention(q, keys, values, scale=self.scaling)
             o = layer.o_proj(o.reshape(rows, q_width))
             h = h + layer.attn_out(o)
