@@ -777,6 +777,23 @@ def test_real_model_generates_reproducibly(real_backend):
 
 
 @pytest.mark.slow
+def test_real_model_lean_step_writes_what_transformers_step_writes(real_backend):
+    """The embedded model decodes with the lean step (core/backends/lean_gemma3.py); its
+    logits are transformers' step's to a bf16 rounding, so greedy answers are the same."""
+    assert real_backend.lean is not None
+    params = SamplingParams(temperature=0.0, max_new_tokens=40)
+    convs = [CONV, [Message("user", "Write a short poem about the sea.")]]
+    lean = [texts(real_backend.generate(c, k=2, params=params, seeds=[1, 2])) for c in convs]
+    real_backend.lean, saved = None, real_backend.lean
+    try:
+        plain = [texts(real_backend.generate(c, k=2, params=params, seeds=[1, 2])) for c in convs]
+    finally:
+        real_backend.lean = saved
+    assert lean == plain
+    assert all(t for pair in lean for t in pair)
+
+
+@pytest.mark.slow
 def test_real_model_second_load_comes_from_the_cache(real_backend, real_cache, monkeypatch):
     monkeypatch.setenv(cache.CACHE_ENV, str(real_cache))
 

@@ -233,3 +233,11 @@ def test_on_the_lean_path_a_candidate_depends_only_on_its_seed():
     assert [c.text for c in alone] == [c.text for c in four]
     mixed = b.generate(conv, k=3, params=params, seeds=[99, 13, 11]).candidates
     assert mixed[1].text == four[2].text and mixed[2].text == four[0].text
+
+
+def test_the_readme_names_the_switch_and_the_module():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"`{lean_gemma3.ENV}=0` turns it off" in readme
+    assert "core/backends/lean_gemma3.py" in readme
