@@ -329,6 +329,12 @@ def main() -> None:
         help="also run ours with bf16 weights (HITL_CPU_INT8=0): int8 against bf16, same run",
     )
     ap.add_argument(
+        "--transformers-step",
+        action="store_true",
+        help="also run ours with transformers' decoding step (HITL_LEAN_DECODE=0): the lean "
+        "Gemma 3 step against it, same run",
+    )
+    ap.add_argument(
         "--reps",
         type=int,
         default=3,
@@ -408,6 +414,20 @@ def main() -> None:
                 f"peak RSS {r['peak_rss_mb']:.0f} MB"
             )
         print(f"  int8 / bf16: generation x{ours_gen / old_gen:.2f}")
+
+    if args.transformers_step:
+        hf = run_child("ours", args, {"HITL_LEAN_DECODE": "0"})
+        hf_gen = hf["tokens"] / hf["gen_s"]
+        print(
+            f"\nours with transformers' decoding step (HITL_LEAN_DECODE=0), load average {os.getloadavg()[0]:.1f}:"
+        )
+        for label, r in (("transformers' step", hf), ("lean step", ours)):
+            print(
+                f"  {label}: generation {1000 * r['gen_s'] / args.tokens:.0f} ms/step, "
+                f"{r['tokens'] / r['gen_s']:.1f} tok/s, {r['threads']} thread(s), "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB"
+            )
+        print(f"  lean / transformers' step: generation x{ours_gen / hf_gen:.2f}")
 
     engine = run_child("engine", args)
     e_total = engine["tokens"]
