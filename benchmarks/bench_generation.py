@@ -307,6 +307,22 @@ def run_child(
     return data
 
 
+def _against(
+    args: argparse.Namespace, ours: dict, env: dict, what: str, labels: tuple[str, str]
+) -> None:
+    """Ours again with ``env`` (the code before a change), printed against ``ours``."""
+    old = run_child("ours", args, env)
+    switch = ", ".join(f"{k}={v}" for k, v in env.items())
+    print(f"\nours with {what} ({switch}), load average {os.getloadavg()[0]:.1f}:")
+    for label, r in zip(labels, (old, ours)):
+        print(
+            f"  {label}: generation {1000 * r['gen_s'] / args.tokens:.0f} ms/step, "
+            f"{r['tokens'] / r['gen_s']:.1f} tok/s, {r['threads']} thread(s), "
+            f"whole process {r['whole_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
+    print(f"  {labels[1]} / {labels[0]}: generation x{old['gen_s'] / ours['gen_s']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -406,32 +422,12 @@ def main() -> None:
     print(f"  peak RSS {ours['peak_rss_mb']:.0f} MB")
     print(f"  sample: {ours['sample']!r}")
     if args.bf16_weights:
-        old = run_child("ours", args, {"HITL_CPU_INT8": "0"})
-        old_gen = old["tokens"] / old["gen_s"]
-        print(
-            f"\nours with bf16 weights (HITL_CPU_INT8=0, before int8), load average {os.getloadavg()[0]:.1f}:"
-        )
-        for label, r in (("bf16", old), ("int8", ours)):
-            print(
-                f"  {label}: generation {1000 * r['gen_s'] / args.tokens:.0f} ms/step, "
-                f"{r['tokens'] / r['gen_s']:.1f} tok/s, whole process {r['whole_s']:.1f} s, "
-                f"peak RSS {r['peak_rss_mb']:.0f} MB"
-            )
-        print(f"  int8 / bf16: generation x{ours_gen / old_gen:.2f}")
-
+        _against(args, ours, {"HITL_CPU_INT8": "0"}, "bf16 weights", ("bf16", "int8"))
     if args.transformers_step:
-        hf = run_child("ours", args, {"HITL_LEAN_DECODE": "0"})
-        hf_gen = hf["tokens"] / hf["gen_s"]
-        print(
-            f"\nours with transformers' decoding step (HITL_LEAN_DECODE=0), load average {os.getloadavg()[0]:.1f}:"
+        _against(
+            args, ours, {"HITL_LEAN_DECODE": "0"}, "transformers' decoding step",
+            ("transformers' step", "lean step"),
         )
-        for label, r in (("transformers' step", hf), ("lean step", ours)):
-            print(
-                f"  {label}: generation {1000 * r['gen_s'] / args.tokens:.0f} ms/step, "
-                f"{r['tokens'] / r['gen_s']:.1f} tok/s, {r['threads']} thread(s), "
-                f"peak RSS {r['peak_rss_mb']:.0f} MB"
-            )
-        print(f"  lean / transformers' step: generation x{ours_gen / hf_gen:.2f}")
 
     engine = run_child("engine", args)
     e_total = engine["tokens"]
