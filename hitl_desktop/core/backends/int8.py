@@ -159,7 +159,11 @@ def _fbgemm_pack(q: torch.Tensor, scales: torch.Tensor) -> list[Any] | None:
 
 #: Batches up to this many rows reuse their fbgemm input buffer (decoding steps).
 _REUSED_ROWS = 16
-_buffers = threading.local()
+#: The reused buffers, by (thread, rows, width): a plain dict, not threading.local, whose
+#: data a Qt thread's state drops at every slot call (PySide then crashed, seen in the GUI
+#: tests). Emptied when it holds this many (threads come and go).
+_inputs: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+_MAX_INPUTS = 256
 
 
 def _fbgemm_input(rows: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -168,13 +172,13 @@ def _fbgemm_input(rows: int, width: int) -> tuple[torch.Tensor, torch.Tensor, to
     makes some 70 products: building it each time cost more than the product for small layers)."""
     if rows > _REUSED_ROWS:
         return _new_input(rows, width)
-    cache = getattr(_buffers, "inputs", None)
-    if cache is None:
-        cache = _buffers.inputs = {}
-    found = cache.get((rows, width))
+    key = (threading.get_ident(), rows, width)
+    found = _inputs.get(key)
     if found is None:
+        if len(_inputs) >= _MAX_INPUTS:
+            _inputs.clear()
         with torch.inference_mode(False):  # a plain tensor: written in and out of inference mode
-            found = cache[(rows, width)] = _new_input(rows, width)
+            found = _inputs[key] = _new_input(rows, width)
     return found
 
 
