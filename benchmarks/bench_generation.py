@@ -40,10 +40,11 @@ idle cores, which was 1 in both): ours 32.0 / 31.8 tok/s (125 ms per step), llam
 11.8 / 39.5 tok/s, 1 thread 25.8 / 26.0 tok/s: x1.24 / x0.80 of its best; whole process
 (start to K candidates) 18.4 s / 21.4 s against 11.3 s / 7.2 s; peak RSS 1.1-1.2 GB (model
 process 1.1-1.3 GB) against 0.4 GB.
-With the lean Gemma 3 decoding step (core/backends/lean_gemma3.py), two runs, load average
-0.6-1.2, 2 threads: ours 49.6 / 45.7 tok/s (81 / 88 ms per step) against llama.cpp 36.4 /
-34.5 tok/s: x1.36 / x1.32; ``--transformers-step`` (HITL_LEAN_DECODE=0, same run as the
-second): 30.5 tok/s, 131 ms per step (lean x1.50).
+With the lean Gemma 3 decoding step (core/backends/lean_gemma3.py), three runs, load average
+0.1-1.2, 2 threads: ours 49.6 / 45.7 / 45.5 tok/s (81 / 88 / 88 ms per step) against
+llama.cpp 36.4 / 34.5 / 36.4 tok/s: x1.36 / x1.32 / x1.25; ``--transformers-step``
+(HITL_LEAN_DECODE=0, same runs as the last two): 30.5 / 32.4 tok/s, 131 / 123 ms per step
+(lean x1.50 / x1.40).
 """
 
 from __future__ import annotations
