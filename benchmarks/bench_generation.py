@@ -40,6 +40,11 @@ idle cores, which was 1 in both): ours 32.0 / 31.8 tok/s (125 ms per step), llam
 11.8 / 39.5 tok/s, 1 thread 25.8 / 26.0 tok/s: x1.24 / x0.80 of its best; whole process
 (start to K candidates) 18.4 s / 21.4 s against 11.3 s / 7.2 s; peak RSS 1.1-1.2 GB (model
 process 1.1-1.3 GB) against 0.4 GB.
+With the lean Gemma 3 decoding step (core/backends/lean_gemma3.py), three runs, load average
+0.1-1.2, 2 threads: ours 49.6 / 45.7 / 45.5 tok/s (81 / 88 / 88 ms per step) against
+llama.cpp 36.4 / 34.5 / 36.4 tok/s: x1.36 / x1.32 / x1.25; ``--transformers-step``
+(HITL_LEAN_DECODE=0, same runs as the last two): 30.5 / 32.4 tok/s, 131 / 123 ms per step
+(lean x1.50 / x1.40).
 """
 
 from __future__ import annotations
@@ -303,6 +308,22 @@ def run_child(
     return data
 
 
+def _against(
+    args: argparse.Namespace, ours: dict, env: dict, what: str, labels: tuple[str, str]
+) -> None:
+    """Ours again with ``env`` (the code before a change), printed against ``ours``."""
+    old = run_child("ours", args, env)
+    switch = ", ".join(f"{k}={v}" for k, v in env.items())
+    print(f"\nours with {what} ({switch}), load average {os.getloadavg()[0]:.1f}:")
+    for label, r in zip(labels, (old, ours)):
+        print(
+            f"  {label}: generation {1000 * r['gen_s'] / args.tokens:.0f} ms/step, "
+            f"{r['tokens'] / r['gen_s']:.1f} tok/s, {r['threads']} thread(s), "
+            f"whole process {r['whole_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
+    print(f"  {labels[1]} / {labels[0]}: generation x{old['gen_s'] / ours['gen_s']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -327,6 +348,12 @@ def main() -> None:
         "--bf16-weights",
         action="store_true",
         help="also run ours with bf16 weights (HITL_CPU_INT8=0): int8 against bf16, same run",
+    )
+    ap.add_argument(
+        "--transformers-step",
+        action="store_true",
+        help="also run ours with transformers' decoding step (HITL_LEAN_DECODE=0): the lean "
+        "Gemma 3 step against it, same run",
     )
     ap.add_argument(
         "--reps",
@@ -396,18 +423,12 @@ def main() -> None:
     print(f"  peak RSS {ours['peak_rss_mb']:.0f} MB")
     print(f"  sample: {ours['sample']!r}")
     if args.bf16_weights:
-        old = run_child("ours", args, {"HITL_CPU_INT8": "0"})
-        old_gen = old["tokens"] / old["gen_s"]
-        print(
-            f"\nours with bf16 weights (HITL_CPU_INT8=0, before int8), load average {os.getloadavg()[0]:.1f}:"
+        _against(args, ours, {"HITL_CPU_INT8": "0"}, "bf16 weights", ("bf16", "int8"))
+    if args.transformers_step:
+        _against(
+            args, ours, {"HITL_LEAN_DECODE": "0"}, "transformers' decoding step",
+            ("transformers' step", "lean step"),
         )
-        for label, r in (("bf16", old), ("int8", ours)):
-            print(
-                f"  {label}: generation {1000 * r['gen_s'] / args.tokens:.0f} ms/step, "
-                f"{r['tokens'] / r['gen_s']:.1f} tok/s, whole process {r['whole_s']:.1f} s, "
-                f"peak RSS {r['peak_rss_mb']:.0f} MB"
-            )
-        print(f"  int8 / bf16: generation x{ours_gen / old_gen:.2f}")
 
     engine = run_child("engine", args)
     e_total = engine["tokens"]

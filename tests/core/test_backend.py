@@ -84,6 +84,14 @@ def spy_forward(backend: TransformersBackend) -> list[tuple[int, int]]:
         return forward(*args, **kwargs)
 
     backend.model.forward = spy
+    if backend.lean is not None:  # the lean decoding step (a Gemma 3 on the CPU) skips forward
+        step = backend.lean.step
+
+        def lean_spy(tokens, cache):
+            calls.append((tokens.shape[0], 1))
+            return step(tokens, cache)
+
+        backend.lean.step = lean_spy
     return calls
 
 
@@ -766,6 +774,23 @@ def test_real_model_generates_reproducibly(real_backend):
     assert result.model_revision == gguf_files.DEFAULT_SHA256
     alone = real_backend.generate(CONV, k=1, params=params, seeds=[2])
     assert alone.candidates[0].text == result.candidates[1].text
+
+
+@pytest.mark.slow
+def test_real_model_lean_step_writes_what_transformers_step_writes(real_backend):
+    """The embedded model decodes with the lean step (core/backends/lean_gemma3.py); its
+    logits are transformers' step's to a bf16 rounding, so greedy answers are the same."""
+    assert real_backend.lean is not None
+    params = SamplingParams(temperature=0.0, max_new_tokens=40)
+    convs = [CONV, [Message("user", "Write a short poem about the sea.")]]
+    lean = [texts(real_backend.generate(c, k=2, params=params, seeds=[1, 2])) for c in convs]
+    real_backend.lean, saved = None, real_backend.lean
+    try:
+        plain = [texts(real_backend.generate(c, k=2, params=params, seeds=[1, 2])) for c in convs]
+    finally:
+        real_backend.lean = saved
+    assert lean == plain
+    assert all(t for pair in lean for t in pair)
 
 
 @pytest.mark.slow

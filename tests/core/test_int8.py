@@ -109,6 +109,43 @@ def test_packed_int8_linear_is_near_exact_and_each_row_independent_of_the_batch(
 
 
 @fbgemm
+def test_fbgemm_products_reuse_inputs_per_thread_and_in_slices():
+    """A few rows reuse one input buffer per thread (threads at once stay apart), in and out
+    of inference mode; an output layer packed in several slices gives the same numbers."""
+    import threading
+
+    from hitl_desktop.core.backends import int8
+
+    g = torch.Generator().manual_seed(2)
+    layer = Int8Linear.from_linear(torch.randn(200, 64, generator=g).to(torch.bfloat16), None)
+    whole = Int8Linear(layer.weight.clone(), layer.scales.clone(), None)
+    assert layer.pack() and whole.pack()
+    layer._packed = int8._fbgemm_pack(layer.weight[:90], layer.scales[:90]) + int8._fbgemm_pack(
+        layer.weight[90:], layer.scales[90:]
+    )
+    xs = [torch.randn(r, 64, generator=g).to(torch.bfloat16) for r in (1, 2, 4, 4, 40)]
+    expected = [whole(x) for x in xs]
+    assert all(torch.equal(layer(x), e) for x, e in zip(xs, expected))  # two slices, same numbers
+    with torch.inference_mode():
+        assert all(torch.equal(layer(x), e) for x, e in zip(xs, expected))
+    wrong = []
+
+    def run() -> None:
+        for _ in range(30):
+            for x, e in zip(xs, expected):
+                if not torch.equal(whole(x), e):
+                    wrong.append(x.shape)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
+    assert {key[1] for key in int8._inputs} >= {1, 2, 4} and 40 not in {key[1] for key in int8._inputs}
+
+
+@fbgemm
 def test_quantize_linears_packs_and_keeps_only_the_embedding_table(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 

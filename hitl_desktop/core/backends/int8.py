@@ -28,6 +28,7 @@ that row alone (integer sums are exact).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -108,7 +109,7 @@ class Int8Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         if self._packed is not None:
-            y = _fbgemm_mm(x.reshape(-1, self.in_features), self._packed).to(self.scales.dtype)
+            y = _fbgemm_mm(x.reshape(-1, self.in_features), self._packed, self.scales.dtype)
         else:
             x2 = x.reshape(-1, self.in_features).to(self.scales.dtype).contiguous()
             y = torch.ops.aten._weight_int8pack_mm(x2, self.weight, self.scales)
@@ -156,23 +157,60 @@ def _fbgemm_pack(q: torch.Tensor, scales: torch.Tensor) -> list[Any] | None:
     return packed
 
 
-def _fbgemm_mm(x: torch.Tensor, packed: list[Any]) -> torch.Tensor:
-    """``x [rows, in] @ W.T`` (float32) through fbgemm, each row exact to ~13 bits and
-    independent of the other rows (see the module doc)."""
+#: Batches up to this many rows reuse their fbgemm input buffer (decoding steps).
+_REUSED_ROWS = 16
+#: The reused buffers, by (thread, rows, width): a plain dict, not threading.local, whose
+#: data a Qt thread's state drops at every slot call (PySide then crashed, seen in the GUI
+#: tests). Emptied when it holds this many (threads come and go).
+_inputs: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+_MAX_INPUTS = 256
+
+
+def _fbgemm_input(rows: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """fbgemm's input [2 rows + 1, width] with its pinned last row, and its two halves (the
+    rounded rows and their remainders). Reused per thread for a few rows (a decoding step
+    makes some 70 products: building it each time cost more than the product for small layers)."""
+    if rows > _REUSED_ROWS:
+        return _new_input(rows, width)
+    key = (threading.get_ident(), rows, width)
+    found = _inputs.get(key)
+    if found is None:
+        if len(_inputs) >= _MAX_INPUTS:
+            _inputs.clear()
+        with torch.inference_mode(False):  # a plain tensor: written in and out of inference mode
+            found = _inputs[key] = _new_input(rows, width)
+    return found
+
+
+def _new_input(rows: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    inp = torch.zeros(2 * rows + 1, width)
+    inp[-1, 0] = _PIN
+    inp[-1, 1] = -_PIN
+    return inp, inp[:rows], inp[rows : 2 * rows]
+
+
+def _fbgemm_mm(
+    x: torch.Tensor, packed: list[Any], dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``x [rows, in] @ W.T`` through fbgemm, each row exact to ~13 bits and independent of
+    the other rows (see the module doc); computed in float32, returned in ``dtype``."""
     rows, width = x.shape
     x = x.float()
     a = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30)
     scaled = x * (_HI / a)
-    inp = torch.zeros(2 * rows + 1, width)
-    hi = torch.round(scaled, out=inp[:rows])
-    torch.sub(scaled, hi, out=inp[rows : 2 * rows]).mul_(_LO)
-    inp[-1, 0] = _PIN
-    inp[-1, 1] = -_PIN
+    inp, hi, lo = _fbgemm_input(rows, width)
+    torch.round(scaled, out=hi)
+    torch.sub(scaled, hi, out=lo).mul_(_LO)
+    back = a / _HI
     if len(packed) == 1:
         out = torch.ops.quantized.linear_dynamic(inp, packed[0], True)
-    else:
-        out = torch.cat([torch.ops.quantized.linear_dynamic(inp, p, True) for p in packed], dim=1)
-    return out[:rows].add_(out[rows : 2 * rows], alpha=1.0 / _LO).mul_(a / _HI)
+        return out[:rows].add_(out[rows : 2 * rows], alpha=1.0 / _LO).mul_(back).to(dtype)
+    # slice by slice into the result (no concatenation of the float32 halves)
+    parts = []
+    for p in packed:
+        out = torch.ops.quantized.linear_dynamic(inp, p, True)
+        parts.append(out[:rows].add_(out[rows : 2 * rows], alpha=1.0 / _LO).mul_(back).to(dtype))
+    return torch.cat(parts, dim=1)
 
 
 class Int8Embedding(torch.nn.Module):

@@ -92,6 +92,9 @@ from hitl_desktop.core.backends.base import (  # noqa: E402
 )
 from hitl_desktop.core.backends.devices import choose_device  # noqa: E402
 from hitl_desktop.core.backends.int8 import quantize_linears, supported  # noqa: E402
+from hitl_desktop.core.backends.lean_gemma3 import LeanCache, LeanGemma3  # noqa: E402
+from hitl_desktop.core.backends.lean_gemma3 import enabled as _lean_enabled  # noqa: E402
+from hitl_desktop.core.backends.lean_gemma3 import supports as _lean_supports  # noqa: E402
 from hitl_desktop.core.backends.plain import PLAIN_STOPS, format_plain, held_back
 from hitl_desktop.core.types import Message  # noqa: E402
 
@@ -234,6 +237,11 @@ class TransformersBackend:
         self.pad_id = self._first_int(tokenizer.pad_token_id, *sorted(self.eos_ids), 0)
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
         self._keep_kw, self._cache_kw = _forward_keywords(model)
+        #: The lean CPU decoding step of a Gemma 3 text model (:mod:`.lean_gemma3`); None:
+        #: transformers' step (other models, other devices, ``HITL_LEAN_DECODE=0``).
+        self.lean: LeanGemma3 | None = None
+        if not self.fast_decode and _lean_enabled() and _lean_supports(model, device):
+            self.lean = LeanGemma3(model)
 
     # ----------------------------------------------------------------------------------- load
 
@@ -442,6 +450,10 @@ class TransformersBackend:
         """One tiny prompt and decoding step: the CPU kernels get set up before the first request."""
         with self._lock:
             _warm_up(self.model, self.device, self._cache_kw)
+            if self.lean is not None:
+                with torch.inference_mode():
+                    _, past = self._prefill([self.pad_id] * 2, 2, 1)
+                    self._step([self.pad_id] * 2, past)
 
     def compile_fast_path(self) -> str | None:
         """Compile the fast path's decoding step now (while the model loads), not at the first
@@ -672,6 +684,8 @@ class TransformersBackend:
 
     def _step(self, tokens: list[int], past: Any) -> tuple[torch.Tensor, Any]:
         """One decoding step: one token for every line of the batch."""
+        if isinstance(past, LeanCache) and self.lean is not None:
+            return self.lean.step(torch.tensor(tokens), past), past
         ids = torch.tensor(tokens, device=self.device).unsqueeze(1)
         return self._forward(ids, past, compiled=self.fast_decode)
 
@@ -707,6 +721,8 @@ class TransformersBackend:
             logits, _ = self._forward(ids, past)
             return logits, past
         logits, past = self._forward(torch.tensor([prompt], device=self.device), None)
+        if self.lean is not None and hasattr(past, "layers"):
+            return logits.expand(width, -1), self.lean.cache_from(past, width, max_new + 1)
         if hasattr(past, "batch_repeat_interleave"):
             past.batch_repeat_interleave(width)
             return logits.expand(width, -1), past

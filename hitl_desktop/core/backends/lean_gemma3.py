@@ -1,0 +1,323 @@
+"""A lean decoding step for Gemma 3 text models on the CPU.
+
+transformers' Gemma 3 forward spends more time on its per-step machinery than on the
+decoder's arithmetic when it decodes one token for a few rows on a CPU: attention masks
+built at every step, rotary tables per layer type, the DynamicCache's concatenations, the
+output classes and decorators of 18 layers, and its attention's grouped-query path (torch's
+CPU attention with ``enable_gqa`` is 3-10x slower than with the queries of a key head packed
+together). Measured on the embedded 270M model, 2-core machine, K=4: 131 ms per step with
+transformers' step against 81-88 ms with this one (the README's figures; about 25 ms of each
+is the 262k-token output layer). :class:`LeanGemma3` runs the same arithmetic in
+plain torch, with the loaded model's own modules and weights (its int8 linear layers where
+the CPU backend made them, :mod:`.int8`), in the same dtypes and the same order, so its
+logits are those of transformers' step (equal in float32, to the last bf16 rounding
+otherwise; the tests compare them):
+
+* the prompt still runs through transformers (batch 1); its DynamicCache is copied into
+  preallocated KV buffers per layer ([rows, kv heads, length, head dim]: :class:`LeanCache`);
+* each step writes one key/value per row and layer in place, and attends over a slice of
+  the buffer: the whole sequence for a full-attention layer, the last ``sliding_window``
+  tokens for a sliding one. No mask is built: every row is one sequence and all rows have
+  the same length (they share the prompt), so a decoding step needs none;
+* the query/key/value projections of a layer are one matrix product, and so are the MLP's
+  gate and up projections, when the layers are int8 (the output channels of an int8
+  product do not depend on each other, so the fused product gives the same numbers);
+* finished rows are dropped with :meth:`LeanCache.batch_select_indices`, as with
+  transformers' cache.
+
+Only :func:`supports` models run here (Gemma 3's text model, default rotary or a static
+scaling of it, no attention soft-capping, causal attention, on the CPU); other
+architectures and devices keep transformers' step. ``HITL_LEAN_DECODE=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from hitl_desktop.core.backends.int8 import Int8Linear
+
+__all__ = ["ENV", "LeanCache", "LeanGemma3", "enabled", "supports"]
+
+#: The switch: ``HITL_LEAN_DECODE=0`` keeps transformers' step for every model.
+ENV = "HITL_LEAN_DECODE"
+#: Rotary types whose tables do not change with the sequence length (transformers'
+#: ``dynamic``/``longrope`` ones do, and keep transformers' step).
+_STATIC_ROPE = ("default", "linear", "llama3", "yarn")
+
+
+def enabled() -> bool:
+    """Whether the lean step may be used (``HITL_LEAN_DECODE`` is not ``0``)."""
+    return os.environ.get(ENV, "").strip() != "0"
+
+
+def supports(model: Any, device: str = "cpu") -> bool:
+    """Whether :class:`LeanGemma3` computes this model's decoding step."""
+    if device != "cpu" or type(model).__name__ != "Gemma3ForCausalLM":
+        return False
+    config = model.config
+    if getattr(config, "attn_logit_softcapping", None) is not None:
+        return False
+    if getattr(config, "use_bidirectional_attention", False):
+        return False
+    types = getattr(config, "layer_types", None)
+    if not types or any(t not in ("full_attention", "sliding_attention") for t in types):
+        return False
+    rope = getattr(config, "rope_parameters", None) or {}
+    for t in set(types):
+        params = rope.get(t) if isinstance(rope, dict) else None
+        if not isinstance(params, dict) or params.get("rope_type", "default") not in _STATIC_ROPE:
+            return False
+    return hasattr(model.model, "rotary_emb") and hasattr(model.model.rotary_emb, "full_attention_inv_freq")
+
+
+class LeanCache:
+    """Per-layer KV buffers for rows that all hold the same number of tokens.
+
+    ``keys[i]``/``values[i]``: [rows, kv heads, capacity, head dim]; the layer's tokens are the
+    first ``filled[i]`` positions of the buffer, the sequence's last ``filled[i]`` tokens
+    (all of them for a full-attention layer; at least the window's for a sliding one, whose
+    buffer is shifted back when it fills up). ``length``: the tokens in each row's sequence.
+    """
+
+    def __init__(
+        self,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        filled: list[int],
+        length: int,
+    ) -> None:
+        self.keys, self.values, self.filled, self.length = keys, values, filled, length
+
+    @property
+    def rows(self) -> int:
+        return self.keys[0].shape[0]
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep only the rows ``indices`` (finished rows are dropped), as transformers' cache."""
+        self.keys = [k.index_select(0, indices) for k in self.keys]
+        self.values = [v.index_select(0, indices) for v in self.values]
+
+
+class _Norm:
+    """Gemma's RMSNorm, ``x * rsqrt(mean(x^2) + eps) * (1 + w)`` in float32, cast back
+    (torch's rms_norm: the same operations, one call)."""
+
+    __slots__ = ("eps", "scale", "shape")
+
+    def __init__(self, module: Any) -> None:
+        self.eps = float(module.eps)
+        self.scale = 1.0 + module.weight.detach().float()
+        self.shape = tuple(self.scale.shape)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.rms_norm(x.float(), self.shape, self.scale, self.eps).to(x.dtype)
+
+
+class _HeadNorms:
+    """The query and key norms of a layer, over the heads of both at once ([rows, query
+    heads + kv heads, head dim]): each head normalised alone, times its own (1 + w)."""
+
+    __slots__ = ("eps", "scale", "shape")
+
+    def __init__(self, q_norm: Any, k_norm: Any, heads: int, kv_heads: int) -> None:
+        self.eps = float(q_norm.eps)
+        q, k = 1.0 + q_norm.weight.detach().float(), 1.0 + k_norm.weight.detach().float()
+        self.scale = torch.cat((q.expand(heads, -1), k.expand(kv_heads, -1)))
+        self.shape = tuple(q.shape)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.rms_norm(x.float(), self.shape, None, self.eps) * self.scale).to(x.dtype)
+
+
+class _Layer:
+    __slots__ = (
+        "attn_in",
+        "attn_out",
+        "down",
+        "ff_in",
+        "ff_out",
+        "gate_up",
+        "o_proj",
+        "qk_norm",
+        "qkv",
+        "sliding",
+        "act",
+    )
+
+
+def _fuse(parts: list[Any]) -> Any:
+    """One product for several linear layers fed the same input: an int8 layer whose output
+    channels are theirs, one after another (channels are independent, so the numbers are
+    the same); None when they are not all int8 (fbgemm-packed) layers without bias."""
+    if not all(isinstance(p, Int8Linear) and p.bias is None and p._packed is not None for p in parts):
+        return None
+    weights, scales = [], []
+    for p in parts:
+        for packed in p._packed:
+            w, _ = torch.ops.quantized.linear_unpack(packed)
+            weights.append(w.int_repr())
+            scales.append(w.q_per_channel_scales().to(p.scales.dtype))
+    fused = Int8Linear(torch.cat(weights), torch.cat(scales), None)
+    if not fused.pack(keep_table=False):
+        return None
+    return fused
+
+
+class LeanGemma3:
+    """The decoding step of a loaded Gemma 3 text model (see the module doc)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        text = model.model
+        config = model.config
+        self.embed = text.embed_tokens
+        self.final_norm = _Norm(text.norm)
+        self.lm_head = model.lm_head
+        self.softcap = getattr(config, "final_logit_softcapping", None)
+        self.heads = int(config.num_attention_heads)
+        self.kv_heads = int(config.num_key_value_heads)
+        self.head_dim = int(config.head_dim)
+        self.window = int(config.sliding_window)
+        self.scaling = float(config.query_pre_attn_scalar) ** -0.5
+        rotary = text.rotary_emb
+        self.inv_freq = {
+            t: (getattr(rotary, f"{t}_inv_freq").float(), float(getattr(rotary, f"{t}_attention_scaling")))
+            for t in set(config.layer_types)
+        }
+        self.layers: list[_Layer] = []
+        for i, module in enumerate(text.layers[: config.num_hidden_layers]):
+            attn, mlp = module.self_attn, module.mlp
+            layer = _Layer()
+            layer.sliding = config.layer_types[i] == "sliding_attention"
+            layer.attn_in = _Norm(module.input_layernorm)
+            layer.attn_out = _Norm(module.post_attention_layernorm)
+            layer.ff_in = _Norm(module.pre_feedforward_layernorm)
+            layer.ff_out = _Norm(module.post_feedforward_layernorm)
+            layer.qk_norm = _HeadNorms(attn.q_norm, attn.k_norm, self.heads, self.kv_heads)
+            layer.qkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj]) or (
+                attn.q_proj,
+                attn.k_proj,
+                attn.v_proj,
+            )
+            layer.o_proj = attn.o_proj
+            layer.gate_up = _fuse([mlp.gate_proj, mlp.up_proj]) or (mlp.gate_proj, mlp.up_proj)
+            layer.down = mlp.down_proj
+            layer.act = mlp.act_fn
+            self.layers.append(layer)
+
+    # ------------------------------------------------------------------------------ cache
+
+    def cache_from(self, past: Any, rows: int, room: int) -> LeanCache:
+        """The KV buffers for ``rows`` rows from transformers' cache of one row (the prompt),
+        with room for ``room`` more tokens."""
+        length = int(past.get_seq_length())
+        keys, values, filled = [], [], []
+        for i, layer in enumerate(self.layers):
+            k, v = past.layers[i].keys, past.layers[i].values
+            n = k.shape[2]
+            capacity = length + room
+            if layer.sliding:
+                capacity = max(n + 1, min(capacity, 2 * self.window))
+            shape = (rows, self.kv_heads, capacity, self.head_dim)
+            kb = torch.empty(shape, dtype=k.dtype)
+            vb = torch.empty(shape, dtype=v.dtype)
+            kb[:, :, :n] = k
+            vb[:, :, :n] = v
+            keys.append(kb)
+            values.append(vb)
+            filled.append(n)
+        return LeanCache(keys, values, filled, length)
+
+    # ------------------------------------------------------------------------------- step
+
+    def _rotary(self, position: int, dtype: torch.dtype) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
+        """(cos, sin) of one position for the sliding (True) and full (False) layers, as
+        transformers computes them; sin has rotate_half's signs folded in (its first half
+        negated), so that the rotation is ``x * cos + swap_halves(x) * sin``."""
+        out = {}
+        pos = torch.tensor([float(position)])
+        half = self.head_dim // 2
+        for t, (inv_freq, scaling) in self.inv_freq.items():
+            freqs = pos[:, None] * inv_freq[None, :]
+            emb = torch.cat((freqs, freqs), dim=-1)
+            cos = (emb.cos() * scaling).to(dtype)
+            sin = (emb.sin() * scaling).to(dtype)
+            sin[:, :half] = -sin[:, :half]
+            out[t == "sliding_attention"] = (cos, sin)
+        return out
+
+    @staticmethod
+    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """transformers' ``x * cos + rotate_half(x) * sin``, where rotate_half(x) is
+        (-second half, first half): the halves swapped, the sign in ``sin``."""
+        *lead, dim = x.shape
+        swapped = x.reshape(*lead, 2, dim // 2).flip(-2).reshape(x.shape)
+        return (x * cos) + (swapped * sin)
+
+    def step(self, tokens: torch.Tensor, cache: LeanCache) -> torch.Tensor:
+        """One token per row (``tokens``: [rows]): the next logits [rows, vocab] (float32),
+        the token's keys and values written into ``cache``."""
+        rows = tokens.shape[0]
+        h = self.embed(tokens)  # [rows, hidden]
+        dtype = h.dtype
+        rotary = self._rotary(cache.length, dtype)
+        heads, kv_heads, head_dim = self.heads, self.kv_heads, self.head_dim
+        q_width = heads * head_dim
+        kv_width = kv_heads * head_dim
+        for i, layer in enumerate(self.layers):
+            x = layer.attn_in(h)
+            if isinstance(layer.qkv, tuple):
+                qkv = torch.cat([proj(x) for proj in layer.qkv], dim=-1)
+            else:
+                qkv = layer.qkv(x)
+            # queries and keys: normed and rotated together, [rows, heads + kv heads, head dim]
+            qk = layer.qk_norm(qkv[:, : q_width + kv_width].reshape(rows, heads + kv_heads, head_dim))
+            qk = self._rope(qk, *rotary[layer.sliding])
+            # the query heads that share a key/value head are that head's "queries" (GQA
+            # without repeating keys; torch's CPU attention is 3-10x slower with enable_gqa)
+            q = qk[:, :heads].reshape(rows, kv_heads, heads // kv_heads, head_dim)
+            k = qk[:, heads:].reshape(rows, kv_heads, 1, head_dim)
+            v = qkv[:, q_width + kv_width :].reshape(rows, kv_heads, 1, head_dim)
+            keys, values = self._store(cache, i, layer.sliding, k, v)
+            o = torch.nn.functional.scaled_dot_product_attention(q, keys, values, scale=self.scaling)
+            o = layer.o_proj(o.reshape(rows, q_width))
+            h = h + layer.attn_out(o)
+            x = layer.ff_in(h)
+            if isinstance(layer.gate_up, tuple):
+                gate, up = (proj(x) for proj in layer.gate_up)
+            else:
+                gate, up = layer.gate_up(x).chunk(2, dim=-1)
+            x = layer.down(layer.act(gate) * up)
+            h = h + layer.ff_out(x)
+        cache.length += 1
+        logits = self.lm_head(self.final_norm(h))
+        if self.softcap is not None:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits.float()
+
+    def _store(
+        self, cache: LeanCache, i: int, sliding: bool, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new key and value of layer ``i``; the keys and values it attends to."""
+        kb, vb, n = cache.keys[i], cache.values[i], cache.filled[i]
+        if n == kb.shape[2] and sliding and n >= self.window:
+            # a sliding layer's buffer is full: keep the window's last tokens
+            keep = self.window - 1
+            kb[:, :, :keep] = kb[:, :, n - keep : n].clone()
+            vb[:, :, :keep] = vb[:, :, n - keep : n].clone()
+            n = keep
+        elif n == kb.shape[2]:  # more tokens than the room asked for: grow
+            kb = cache.keys[i] = torch.cat((kb, torch.empty_like(kb)), dim=2)
+            vb = cache.values[i] = torch.cat((vb, torch.empty_like(vb)), dim=2)
+        kb[:, :, n : n + 1] = k
+        vb[:, :, n : n + 1] = v
+        n += 1
+        cache.filled[i] = n
+        start = max(0, n - self.window) if sliding else 0
+        return kb[:, :, start:n], vb[:, :, start:n]
