@@ -329,26 +329,7 @@ def main() -> int:
     progress(f"{name}, torch {torch.__version__}, transformers {transformers.__version__}")
 
     if not args.skip_llama:
-        backend, params, weight_bytes = random_llama(args.layers, device)
-        progress(f"llama built: {params / 1e9:.2f} B parameters")
-        floor_ms = weight_bytes / bandwidth * 1000 if bandwidth else None
-        llama = {"parameters": params, "weight_bytes": weight_bytes, "floor_ms_per_step": floor_ms}
-        llama.update(
-            run_pair(
-                backend,
-                k=args.k,
-                tokens=args.tokens,
-                runs=args.runs,
-                compile_runs=args.compile_runs,
-            )
-        )
-        if floor_ms:
-            for way in ("eager", "fast"):
-                if "ms_per_step" in llama[way]:
-                    llama[way]["fraction_of_floor"] = round(floor_ms / llama[way]["ms_per_step"], 3)
-            llama["floor_tok_per_s"] = round(args.k * 1000 / floor_ms, 1)
-        figures["llama_8b_random"] = llama
-        del backend
+        figures["llama_8b_random"] = llama_figures(args, device, bandwidth, layers=args.layers)
         torch.cuda.empty_cache()
 
     if not args.skip_embedded:
@@ -358,25 +339,54 @@ def main() -> int:
             embedded = random_model(args.embedded_config, device)
         else:
             embedded = load_backend(None, device=device)
-        figures["embedded"] = {"name": embedded.name, "dtype": embedded.dtype}
-        figures["embedded"].update(
-            run_pair(
-                embedded,
-                k=args.k,
-                tokens=args.tokens,
-                runs=args.runs,
-                compile_runs=args.compile_runs,
-            )
-        )
-        if not args.skip_cache_sizes:
-            try:
-                figures["embedded"]["cache_sizes"] = cache_sizes(
-                    embedded, k=args.k, tokens=args.tokens
-                )
-            except Exception as e:  # noqa: BLE001
-                figures["embedded"]["cache_sizes"] = [{"error": f"{type(e).__name__}: {e}"[:500]}]
+        figures["embedded"] = embedded_figures(embedded, args, sizes=not args.skip_cache_sizes)
     report(figures, args)
     return 0
+
+
+def llama_figures(
+    args: argparse.Namespace,
+    device: str,
+    bandwidth: float | None,
+    *,
+    layers: int,
+    overrides: dict | None = None,
+    sizes: bool = False,
+) -> dict:
+    """The random Llama's figures, eager and fast, against the weight-read floor."""
+    backend, params, weight_bytes = random_llama(layers, device, overrides)
+    progress(f"llama built: {params / 1e9:.2f} B parameters")
+    floor_ms = weight_bytes / bandwidth * 1000 if bandwidth else None
+    llama = {"parameters": params, "weight_bytes": weight_bytes, "floor_ms_per_step": floor_ms}
+    llama.update(
+        run_pair(
+            backend, k=args.k, tokens=args.tokens, runs=args.runs, compile_runs=args.compile_runs
+        )
+    )
+    if sizes:
+        llama["cache_sizes"] = cache_sizes(backend, k=args.k, tokens=args.tokens)
+    if floor_ms:
+        for way in ("eager", "fast"):
+            if "ms_per_step" in llama[way]:
+                llama[way]["fraction_of_floor"] = round(floor_ms / llama[way]["ms_per_step"], 3)
+        llama["floor_tok_per_s"] = round(args.k * 1000 / floor_ms, 1)
+    return llama
+
+
+def embedded_figures(embedded, args: argparse.Namespace, *, sizes: bool) -> dict:
+    """The embedded model's figures, eager and fast, and (``sizes``) at growing prompts."""
+    out = {"name": embedded.name, "dtype": embedded.dtype}
+    out.update(
+        run_pair(
+            embedded, k=args.k, tokens=args.tokens, runs=args.runs, compile_runs=args.compile_runs
+        )
+    )
+    if sizes:
+        try:
+            out["cache_sizes"] = cache_sizes(embedded, k=args.k, tokens=args.tokens)
+        except Exception as e:  # noqa: BLE001 - a benchmark reports what failed and goes on
+            out["cache_sizes"] = [{"error": f"{type(e).__name__}: {e}"[:500]}]
+    return out
 
 
 def report(figures: dict, args: argparse.Namespace) -> None:
@@ -444,33 +454,17 @@ def smoke(args: argparse.Namespace) -> int:
         num_key_value_heads=2,
         vocab_size=512,
     )
-    backend, params, weight_bytes = random_llama(2, "cpu", tiny)
-    llama = {
-        "parameters": params,
-        "weight_bytes": weight_bytes,
-        "floor_ms_per_step": weight_bytes / 1e11 * 1000,
-    }
-    llama.update(run_pair(backend, k=args.k, tokens=args.tokens, runs=1, compile_runs=1))
-    llama["cache_sizes"] = cache_sizes(backend, k=args.k, tokens=args.tokens)
-    for way in ("eager", "fast"):
-        if "ms_per_step" in llama[way]:
-            llama[way]["fraction_of_floor"] = round(
-                llama["floor_ms_per_step"] / llama[way]["ms_per_step"], 3
-            )
-    llama["floor_tok_per_s"] = round(args.k * 1000 / llama["floor_ms_per_step"], 1)
+    args.runs = args.compile_runs = 1
     figures = {
         "card": "cpu (smoke)",
         "bandwidth_bytes_per_s": 1e11,
         "k": args.k,
         "tokens": args.tokens,
-        "llama_8b_random": llama,
+        "llama_8b_random": llama_figures(args, "cpu", 1e11, layers=2, overrides=tiny, sizes=True),
     }
     if args.embedded_config:
         embedded = random_model(args.embedded_config, "cpu")
-        figures["embedded"] = {"name": embedded.name, "dtype": embedded.dtype}
-        figures["embedded"].update(
-            run_pair(embedded, k=args.k, tokens=args.tokens, runs=1, compile_runs=1)
-        )
+        figures["embedded"] = embedded_figures(embedded, args, sizes=False)
     report(figures, args)
     failed = [
         w

@@ -16,7 +16,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hitl_desktop.core.backends.base import SamplingParams  # noqa: E402
-from hitl_desktop.core.backends.tiny import build_tiny_tokenizer  # noqa: E402
 from hitl_desktop.core.backends.transformers_backend import (  # noqa: E402
     STATIC_CACHE_MIN,
     TransformersBackend,
@@ -24,26 +23,6 @@ from hitl_desktop.core.backends.transformers_backend import (  # noqa: E402
 from hitl_desktop.core.types import Message  # noqa: E402
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=12)
-
-
-def sliding_window_model():
-    """A tiny Gemma 3: three sliding-window layers (window 8) and one full-attention layer."""
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    config = Gemma3TextConfig(
-        vocab_size=1000,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        sliding_window=8,
-        layer_types=["sliding_attention"] * 3 + ["full_attention"],
-        max_position_embeddings=4096,
-    )
-    torch.manual_seed(0)
-    return Gemma3ForCausalLM(config).eval()
 
 
 class Counted:
@@ -58,18 +37,17 @@ class Counted:
 
 
 @pytest.fixture
-def backend(monkeypatch):
+def backend(monkeypatch, tiny_model_dir):
+    """The tiny Gemma 3 (sliding-window layers, window 8), its step compiled as on CUDA."""
     # generate() sets the CPU threads, and dynamo guards on them: keep them what they are
     monkeypatch.setenv("HITL_CPU_THREADS", str(torch.get_num_threads()))
     monkeypatch.delenv("HITL_FAST_DECODE", raising=False)
     torch._dynamo.reset()
-    model = sliding_window_model()
-    b = TransformersBackend(
-        model, build_tiny_tokenizer(chat=True), name="tiny-gemma3", revision="r", dtype="float32"
-    )
+    b = TransformersBackend.load(tiny_model_dir, dtype="float32")
+    assert "sliding_attention" in b.model.config.layer_types
     b.logit_bias = {i: float("-inf") for i in b.eos_ids}  # every row runs to the length
     counted = Counted()
-    b._compiled = torch.compile(model, backend=counted)  # what _prefill makes on CUDA
+    b._compiled = torch.compile(b.model, backend=counted)  # what _prefill makes on CUDA
     yield b, counted
     torch._dynamo.reset()
 
@@ -141,11 +119,11 @@ def test_a_fast_path_that_cannot_compile_is_turned_off_and_generation_still_work
     ("switch", "device", "expected"),
     [("", "cuda:0", True), ("", "cpu", False), ("0", "cuda:0", False), ("1", "cpu", True)],
 )
-def test_fast_decode_default_and_switch(monkeypatch, switch, device, expected):
+def test_fast_decode_default_and_switch(monkeypatch, tiny_model_dir, switch, device, expected):
     monkeypatch.setenv("HITL_FAST_DECODE", switch)
+    loaded = TransformersBackend.load(tiny_model_dir, dtype="float32")
     b = TransformersBackend(
-        sliding_window_model(), build_tiny_tokenizer(chat=True), name="t", revision="r",
-        dtype="float32", device=device,
+        loaded.model, loaded.tokenizer, name="t", revision="r", dtype="float32", device=device
     )
     assert b.fast_decode is expected
 
