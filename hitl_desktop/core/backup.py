@@ -199,17 +199,11 @@ def check_backup(path: str | os.PathLike[str]) -> None:
         problem = _check_result(conn.execute("PRAGMA integrity_check(1)").fetchall())
         if problem is not None:
             raise StoreError(f"{p}: the backup is damaged ({problem})")
-        from hitl_desktop.core.sqlitelib import database
+        from hitl_desktop.core.dbschema import applied_steps, check_schema
 
-        applied = {m.name for m in migrations.applied(database(conn))}
-        known = {m.name for m in migrations._migrations}
-        if migrations._migrations[0].name not in applied:
+        if migrations._migrations[0].name not in applied_steps(conn):
             raise NotAHitlDatabase(f"{p}: has no hitl-desktop schema")
-        newer = sorted(applied - known)
-        if newer:
-            raise NotAHitlDatabase(
-                f"{p}: was written by a newer hitl-desktop (schema steps {', '.join(newer)})"
-            )
+        check_schema(conn, p)  # a newer schema, or a trigger, view or table we did not make
     except sqlite3.DatabaseError as e:
         raise StoreError(f"{p}: the backup is damaged ({e})") from e
     finally:
@@ -301,7 +295,7 @@ def check_integrity(store: Store, *, for_work: bool = True) -> None:
 
 def _copy(source: sqlite3.Connection, dest_path: Path, *, verify: bool) -> None:
     """Copy ``source`` into the new file ``dest_path`` (single-file, rollback-journal mode)."""
-    dest = sqlite3.connect(str(dest_path))
+    dest = _store.connect(str(dest_path))
     try:
         source.backup(dest)
         dest.execute("PRAGMA journal_mode = DELETE")
@@ -560,7 +554,7 @@ def restore(
     try:
         if state == "healthy":
             try:
-                dest = sqlite3.connect(str(db), timeout=_timeout())
+                dest = _store.connect(str(db), timeout=_timeout())
             except sqlite3.Error as e:
                 raise StoreError(f"{db}: cannot open the database ({e}); nothing restored") from e
             try:

@@ -18,6 +18,11 @@ from hitl_desktop.core.migrations import APPLICATION_ID
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
+#: The largest string, blob or row any connection loads (``SQLITE_LIMIT_LENGTH``), and the largest
+#: row a database may hold to be opened (``dbschema.check_schema``). A candidate or a guideline
+#: is kilobytes; a crafted multi-gigabyte field is refused instead of filling the memory. Tests
+#: lower it to exercise the refusal with small files.
+MAX_VALUE_BYTES = 64 * 1024 * 1024
 
 
 class StoreError(Exception):
@@ -35,6 +40,29 @@ BUSY_MESSAGE = (
 )
 
 
+def harden(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """What every connection hitl-desktop opens runs with: ``PRAGMA trusted_schema = OFF`` (no
+    function with side effects runs from a file's views, triggers, defaults or checks) and the
+    length limit ``MAX_VALUE_BYTES``."""
+    conn.execute("PRAGMA trusted_schema = OFF")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    return conn
+
+
+class HardenedConnection(sqlite3.Connection):
+    """A connection that is ``harden``-ed as it opens (``sqlite3.connect(..., factory=...)``)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        harden(self)
+
+
+def connect(database: str, **kwargs) -> sqlite3.Connection:  # type: ignore[no-untyped-def]
+    """``sqlite3.connect`` with a hardened connection (``factory`` defaults to ``HardenedConnection``)."""
+    kwargs.setdefault("factory", HardenedConnection)
+    return sqlite3.connect(database, **kwargs)
+
+
 class DatabaseBusy(StoreError, sqlite3.OperationalError):
     """Another connection held the write lock beyond the busy timeout. Also an
     ``sqlite3.OperationalError``, so code that handles SQLite errors still sees one."""
@@ -48,7 +76,7 @@ def _is_busy(e: sqlite3.Error) -> bool:
     return "database is locked" in msg or "database is busy" in msg
 
 
-class BusyAwareConnection(sqlite3.Connection):
+class BusyAwareConnection(HardenedConnection):
     """The Store's connection: ``BEGIN`` is ``BEGIN IMMEDIATE`` (a write transaction takes the
     write lock up front, waiting up to the busy timeout, instead of failing at once when it
     upgrades a stale read snapshot), and "database is locked" becomes ``DatabaseBusy``."""
@@ -112,7 +140,7 @@ def check_database_file(path: str | os.PathLike[str]) -> bool:
         # The header on disk can lag behind: after a crash (or while another window has it
         # open) the first pages may still be in the -wal file. Ask SQLite, read-only.
         try:
-            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+            conn = connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
             try:
                 app_id = conn.execute("pragma application_id").fetchone()[0]
                 tables = [r[0] for r in conn.execute("select name from sqlite_master")]

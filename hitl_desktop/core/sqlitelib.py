@@ -43,5 +43,8 @@ __all__ = ["Database", "Migrations", "database"]
 
 
 def database(conn: sqlite3.Connection) -> Database:
-    """A sqlite-utils ``Database`` on ``conn``, without sqlite-utils plugins."""
+    """A sqlite-utils ``Database`` on ``conn``, without sqlite-utils plugins, with
+    ``PRAGMA trusted_schema = OFF`` (a file's views and triggers run no function with side
+    effects; ``core/dbschema.py`` refuses a file holding any it did not make)."""
+    conn.execute("PRAGMA trusted_schema = OFF")
     return Database(conn, execute_plugins=False)

@@ -20,7 +20,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from hitl_desktop.core import backup
+from hitl_desktop.core import backup, dbfile, dbschema
 from hitl_desktop.core.dbfile import (  # noqa: F401  (re-exported: store.StoreError etc.)
     BUSY_MESSAGE,
     BUSY_TIMEOUT_MS,
@@ -33,6 +33,7 @@ from hitl_desktop.core.dbfile import (  # noqa: F401  (re-exported: store.StoreE
     check_database_file,
     default_db_path,
 )
+from hitl_desktop.core.dbschema import UntrustedDatabase  # noqa: F401  (re-exported)
 from hitl_desktop.core.migrations import APPLICATION_ID, gold_rows_from_positions, migrations
 from hitl_desktop.core.sqlitelib import Database, database
 from hitl_desktop.core.types import (
@@ -238,13 +239,7 @@ class Store:
         if read_only:
             if not p.exists():
                 raise StoreError(f"{p}: no such database")
-            store = cls.open_readonly(p)
-            try:
-                backup.check_integrity(store, for_work=False)  # a damaged file names its backup
-            except BaseException:
-                store.close()
-                raise
-            return store
+            return cls.open_readonly(p)
         exists = check_database_file(p)
         if not exists and not create:
             raise StoreError(f"{p}: no such database")
@@ -263,8 +258,8 @@ class Store:
         try:
             if exists:
                 store._check_integrity()  # reliability: CorruptDatabase, file untouched
+                store._check_schema()  # untrusted files: UntrustedDatabase, file untouched
             store._configure(wal=True)
-            store._check_version()
             if exists:
                 store._backup_before_use()  # reliability: "migrate" / "open" backups
             store._migrate()
@@ -276,7 +271,7 @@ class Store:
     @classmethod
     def memory(cls) -> Store:
         """A fresh in-memory database (tests, scratch work)."""
-        store = cls(database(sqlite3.connect(":memory:")), None)
+        store = cls(database(dbfile.connect(":memory:")), None)
         store._configure(wal=False)
         store._migrate()
         return store
@@ -295,15 +290,17 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: {e}") from e
 
-    def _check_version(self) -> None:
-        applied = {m.name for m in migrations.applied(self.db)}
-        known = {m.name for m in migrations._migrations}
-        newer = sorted(applied - known)
-        if newer:
-            raise NotAHitlDatabase(
-                f"{self.path}: was written by a newer hitl-desktop (schema steps {', '.join(newer)}); "
-                "update hitl-desktop to open it"
-            )
+    def _check_schema(self) -> None:
+        """Refuse a file holding a trigger, view, table or index hitl-desktop's migrations do
+        not make, a migration this version does not know, or an oversized row (``dbschema``)."""
+        try:
+            dbschema.check_schema(self.db.conn, self.path)
+        except StoreError:
+            raise
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and _is_busy(e):
+                raise DatabaseBusy(f"{self.path}: {BUSY_MESSAGE}") from e
+            raise NotAHitlDatabase(f"{self.path}: cannot be read as a hitl-desktop database ({e})") from e
 
     def _migrate(self) -> None:
         if migrations.pending(self.db):
@@ -1010,7 +1007,8 @@ class Store:
 
         Nothing is ever written to the file (``mode=ro``, ``query_only``, no migration). Raises
         ``NotAHitlDatabase`` for a missing or empty file, another application's file, a file of
-        a newer schema, or one without the base schema.
+        a newer schema, or one without the base schema; ``UntrustedDatabase`` for one holding
+        what hitl-desktop did not make; ``backup.CorruptDatabase`` for a damaged one.
         """
         p = Path(path)
         try:
@@ -1032,7 +1030,14 @@ class Store:
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA query_only = ON")
-            store._check_version()
+            try:
+                backup.check_integrity(store, for_work=False)  # a damaged file names its backup
+            except StoreError as e:
+                cause = e.__cause__
+                if isinstance(cause, sqlite3.OperationalError) and _is_busy(cause):
+                    raise DatabaseBusy(f"{p}: {BUSY_MESSAGE}") from cause
+                raise
+            store._check_schema()
             first = migrations._migrations[0].name
             if first not in store.schema_version():
                 raise NotAHitlDatabase(f"{p}: has no hitl-desktop schema (step {first} missing)")
@@ -1053,13 +1058,13 @@ class Store:
         or -shm beside it, so reading writes nothing at all."""
         uri = p.resolve().as_uri()
         if _read_only_file(p):
-            return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
-        return sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+            return dbfile.connect(f"{uri}?mode=ro&immutable=1", uri=True)
+        return dbfile.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
 
     @staticmethod
     def _application_id_is_ours(p: Path) -> bool:
         try:
-            conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+            conn = dbfile.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
             try:
                 return conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
             finally:
@@ -1077,7 +1082,7 @@ class Store:
             raise StoreError(f"{dest}: already exists; a backup never overwrites a file")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(dest))
+            conn = dbfile.connect(str(dest))
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"{dest}: cannot create backup ({e})") from e
         try:
