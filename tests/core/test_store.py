@@ -268,3 +268,111 @@ def test_database_whose_header_is_still_in_the_wal_opens(tmp_path):
     s = Store.open(crashed)
     assert s.tutor_by_name("dr-a") is not None
     s.close()
+
+
+# -- the store's shape: one row mapping per record, one judged-items query ----------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from hitl_desktop.core.store import JudgedItemsQuery  # noqa: E402
+from hitl_desktop.core.store.rows import JUDGMENT_COLUMNS, judgment_rows, row_to_judgment  # noqa: E402
+
+
+def test_a_judgment_row_maps_back_to_the_same_judgment():
+    j = Judgment(
+        prompt_id="p", tutor_id="t", session_id="s", ranks={"a": 1, "b": 2, "c": 2}, all_bad=False,
+        flags={"b": ["incorrect"]}, ratings={"a": {"helpful": 5}}, rationale="why", strength=3,
+        seconds_spent=12.5, display_order=["c", "a", "b"], guideline_version="v1",
+        correction=Correction(text="better", candidate_id="b"), supersedes="old",
+        source_values={"margin": 0.5},
+    )  # fmt: skip
+    jrow, rrows, crow = judgment_rows(j)
+    assert set(jrow) == set(JUDGMENT_COLUMNS)
+    rankings = [(r["judgment_id"], r["candidate_id"], r["rank"], r["flags"], r["ratings"]) for r in rrows]
+    assert row_to_judgment(jrow, rankings, j.correction) == j
+    assert crow is not None and crow["judgment_id"] == j.id
+
+
+def test_the_judgment_columns_are_the_judgments_table():
+    """A new judgment column (a migration step) fails here until the row mapping carries it."""
+    s = Store.memory()
+    assert {c.name for c in s.db["judgments"].columns} == set(JUDGMENT_COLUMNS)
+    s.close()
+
+
+TUTORS = ("ann", "bob")
+DOMAINS = ("law", "medicine")
+TEXTS = ("Is aspirin safe?", "What is a TRUST?", "tax law_100%")
+FLAGS = ("incorrect", "unsafe")
+
+
+@pytest.fixture(scope="module")
+def judged_store():
+    """Judgments across tutors, sessions of two domains, prompt texts, flags, times and one
+    re-judged version, to query every way."""
+    s = Store.memory()
+    tutors = {n: s.ensure_tutor(n) for n in TUTORS}
+    sessions = {(n, d): s.start_session(tutor_id=t.id, domain=d) for n, t in tutors.items() for d in DOMAINS}
+    made = []
+    for i in range(12):
+        p = s.add_prompt(Prompt(text=TEXTS[i % 3], domain=DOMAINS[i % 2]))
+        cands = [Candidate(prompt_id=p.id, text=f"{i}-{k}", index=k) for k in range(2)]
+        s.add_candidates(cands)
+        name = TUTORS[i % 2]
+        session = sessions[(name, DOMAINS[(i // 2) % 2])] if i % 4 else None
+        j = Judgment(
+            prompt_id=p.id, tutor_id=tutors[name].id, session_id=session.id if session else None,
+            ranks={cands[0].id: 1, cands[1].id: 2}, flags={cands[1].id: [FLAGS[i % 2]]} if i % 3 else {},
+            created_at=f"2026-03-{1 + i:02d}T10:00:00.000000+00:00",
+        )  # fmt: skip
+        s.save_judgment(j)
+        made.append(j)
+    again = made[0]
+    s.save_judgment(Judgment(prompt_id=again.prompt_id, tutor_id=again.tutor_id, ranks=dict(again.ranks),
+                             supersedes=again.id, created_at="2026-03-20T10:00:00.000000+00:00"))  # fmt: skip
+    yield s
+    s.close()
+
+
+queries = st.builds(
+    JudgedItemsQuery,
+    domain=st.sampled_from((None, *DOMAINS)),
+    tutor=st.sampled_from((None, *TUTORS, "nobody")),
+    since=st.sampled_from((None, "2026-03-04", "2026-03-09T10:00:00.000000+00:00")),
+    until=st.sampled_from((None, "2026-03-07", "2026-03-21")),
+    text=st.sampled_from((None, "trust", "ASPIRIN", "_100%", "law_")),
+    flag=st.sampled_from((None, *FLAGS)),
+    include_superseded=st.booleans(),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=queries)
+def test_one_query_for_judged_items_history_and_items_in_memory(judged_store, q):
+    """judged_items (SQL), judgment_history (the same SQL) and ``matches`` (items already read,
+    as an export handed its items filters them) select the same judgments."""
+    s = judged_store
+    by_sql = [it.judgment.id for it in s.judged_items(query=q)]
+    every = s.judged_items(include_superseded=q.include_superseded)
+    in_memory = [it.judgment.id for it in every if q.matches(it)]
+    assert by_sql == in_memory
+    assert [row["id"] for row in s.judgment_history(query=q)] == by_sql[::-1]
+    # the keyword filters are the same query
+    kw = {k: getattr(q, k) for k in ("domain", "tutor", "since", "until", "include_superseded")}
+    assert [it.judgment.id for it in s.judged_items(**kw)] == [
+        it.judgment.id for it in s.judged_items(query=JudgedItemsQuery(**kw))
+    ]
+    hkw = {k: getattr(q, k) for k in ("domain", "tutor", "text", "flag", "include_superseded")}
+    assert s.judgment_history(**hkw) == s.judgment_history(query=JudgedItemsQuery(**hkw))
+
+
+def test_the_query_filters_really_select(judged_store):
+    """Not vacuous: each filter keeps some judgments and drops others."""
+    everything = {it.judgment.id for it in judged_store.judged_items()}
+    assert len(everything) == 12  # the re-judged one is replaced by its new version
+    for q in (JudgedItemsQuery(domain="law"), JudgedItemsQuery(tutor="ann"), JudgedItemsQuery(text="trust"),
+              JudgedItemsQuery(flag="unsafe"), JudgedItemsQuery(since="2026-03-05", until="2026-03-09")):  # fmt: skip
+        some = {it.judgment.id for it in judged_store.judged_items(query=q)}
+        assert some and some < everything, q
+    assert len(list(judged_store.judged_items(include_superseded=True))) == 13
