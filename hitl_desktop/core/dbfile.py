@@ -1,6 +1,6 @@
 """The database file and its errors: what a hitl-desktop database is, before any SQL.
 
-Shared by ``core/store.py`` and ``core/backup.py`` (which import this module, never each
+Shared by ``core/store/`` and ``core/backup.py`` (which import this module, never each
 other the other way round: ``store`` -> ``backup`` -> ``dbfile``).
 """
 
