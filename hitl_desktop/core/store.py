@@ -34,6 +34,7 @@ from hitl_desktop.core.dbfile import (  # noqa: F401  (re-exported: store.StoreE
     default_db_path,
 )
 from hitl_desktop.core.migrations import APPLICATION_ID, gold_rows_from_positions, migrations
+from hitl_desktop.core.rubric_store import RUBRIC_TABLES, RubricStore
 from hitl_desktop.core.sqlitelib import Database, database
 from hitl_desktop.core.types import (
     Adjudication,
@@ -321,6 +322,11 @@ class Store:
         if self._m0006 is None:
             self._m0006 = "source_values" in {c.name for c in self.db["judgments"].columns}
         return self._m0006
+
+    @property
+    def rubrics(self) -> RubricStore:
+        """Rubrics, criteria and grades (core/rubric_store.py)."""
+        return RubricStore(self.db)
 
     def schema_version(self) -> list[str]:
         return [m.name for m in migrations.applied(self.db)]
@@ -698,6 +704,7 @@ class Store:
             ).fetchone():
                 raise StoreError("this judgment has a continued conversation; it cannot be undone")
             self.db.execute("delete from corrections where judgment_id = ?", [judgment_id])
+            self.rubrics.delete_judgment_grades(judgment_id)  # rubcore: its grades go with it
             self.db.execute("delete from rankings where judgment_id = ?", [judgment_id])
             self.db.execute("delete from judgments where id = ?", [judgment_id])
 
@@ -1002,6 +1009,7 @@ class Store:
         "gold_rankings",
         "guidelines",
         "adjudications",
+        *RUBRIC_TABLES,
     )
 
     @classmethod
