@@ -256,17 +256,24 @@ class CriteriaView(QTableView):
     """The criteria table; its keys are the panel's (see the module docstring)."""
 
     KEYS = keys("Ctrl+N", "Ctrl+S", "Delete", "Alt+Up", "Alt+Down", "Return", "Enter", "F2",
-                "Up", "Down", "Left", "Right", "Home", "End", "Escape", "Backspace")
+                "Up", "Down", "Left", "Right", "Home", "End", "Backspace")
+
+    def _panel(self) -> RubricPanel | None:
+        panel = self.parent()
+        while panel is not None and not isinstance(panel, RubricPanel):
+            panel = panel.parent()
+        return panel
 
     def event(self, event: QEvent) -> bool:
-        if claim_shortcut_override(event, self.KEYS):
+        # Escape is the panel's only while there is something to drop (an editor, a draft)
+        panel = self._panel()
+        escape = self.state() == QAbstractItemView.State.EditingState or (panel is not None and panel.dirty)
+        if claim_shortcut_override(event, self.KEYS + (keys("Escape") if escape else ())):
             return True
         return super().event(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
-        panel = self.parent()
-        while panel is not None and not isinstance(panel, RubricPanel):
-            panel = panel.parent()
+        panel = self._panel()
         if panel is not None and panel.handle_key(event):
             event.accept()
             return
