@@ -114,6 +114,10 @@ class GradeGridModel(QAbstractTableModel):
         self._wanted_order = list(candidate_ids) if candidate_ids is not None else None
         self.reload()
 
+    def prefer_order(self, candidate_ids: Sequence[str]) -> None:
+        """Like :meth:`set_order`, taking effect at the next :meth:`reload`."""
+        self._wanted_order = list(candidate_ids)
+
     def reload(self) -> None:
         """The criteria or the candidates changed: rebuild the table."""
         self.beginResetModel()

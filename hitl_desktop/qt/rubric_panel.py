@@ -303,6 +303,8 @@ class RubricPanel(QWidget):
         self.domain = "general"
         self.rubric: Rubric | None = None
         self.dirty = False
+        self.from_template = False  # the criteria shown are a template the core offered, unsaved
+        self._shown: list[Criterion] = []  # what Escape goes back to
         self._drafts: dict[str, list[Criterion]] = {}  # unsaved drafts of other prompts
 
         self.model = CriteriaModel(self)
@@ -378,9 +380,12 @@ class RubricPanel(QWidget):
         if author is not None:
             self.author = author
         self.prompt_id = new_prompt
-        self.rubric = rubric
+        # a rubric of version 0 is not stored: the core shows a domain template until it is saved
+        self.from_template = rubric is not None and rubric.version == 0
+        self.rubric = None if self.from_template else rubric
         draft = self._drafts.pop(new_prompt, None) if new_prompt is not None else None
-        self.model.set_criteria(draft if draft is not None else (rubric.criteria if rubric else []))
+        self._shown = list(rubric.criteria) if rubric else []
+        self.model.set_criteria(draft if draft is not None else self._shown)
         self.dirty = draft is not None
         self.setEnabled(new_prompt is not None)
         self._refresh(show_rules=False)
@@ -394,7 +399,12 @@ class RubricPanel(QWidget):
         n = len(crit)
         parts = [f"{n} criteri{'on' if n == 1 else 'a'}", f"{positive_points(crit):g} positive points"]
         if self.rubric is not None:
-            parts.append(f"version {self.rubric.version} ({self.rubric.status})")
+            r = self.rubric
+            mine = not self.author or r.author == self.author
+            whose = "" if mine else f", by {r.author}" if r.author else ""
+            parts.append(f"version {r.version} ({r.status}{whose})")
+        elif self.from_template:
+            parts.append(f"from the {self.domain} template, not saved yet")
         else:
             parts.append("not saved yet")
         if self.dirty:
@@ -408,7 +418,7 @@ class RubricPanel(QWidget):
     def _refresh(self, *, show_rules: bool) -> None:
         self.version_label.setText(self.version_text())
         self.remove_button.setEnabled(self.model.rowCount() > 0)
-        self.save_button.setEnabled(self.dirty and self._save is not None)
+        self.save_button.setEnabled((self.dirty or self.from_template) and self._save is not None)
         problem = self.problem()
         if problem and show_rules:
             self._say(problem, "warning")
@@ -491,7 +501,7 @@ class RubricPanel(QWidget):
 
     def revert(self) -> None:
         """Back to the saved version, dropping the unsaved changes."""
-        self.model.set_criteria(self.rubric.criteria if self.rubric else [])
+        self.model.set_criteria(self._shown)
         self.dirty = False
         self._refresh(show_rules=False)
         if self.model.rowCount():
