@@ -209,7 +209,9 @@ class GradeGridModel(QAbstractTableModel):
                 return ("Points", "Criterion")[section] if section < FIRST else None
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"Candidate {self.label(cid)}\n{score_text(self.scores().get(cid))}"
+            left = self.left_to_grade(cid)
+            more = f" · {left} left" if left and left < len(self._criteria) else ""
+            return f"Candidate {self.label(cid)}\n{score_text(self.scores().get(cid))}{more}"
         if role == Qt.ItemDataRole.ToolTipRole:
             return self.score_tooltip(cid)
         if role == Qt.ItemDataRole.TextAlignmentRole:
@@ -218,6 +220,11 @@ class GradeGridModel(QAbstractTableModel):
             s = self.scores().get(cid)
             return QColor(theme.current()["danger"]) if s is not None and s < 0 else None
         return None
+
+    def left_to_grade(self, candidate_id: str) -> int:
+        if self.source is None:
+            return 0
+        return sum(1 for k in self._criteria if self.source.cell(candidate_id, k.id).met is None)
 
     def score_tooltip(self, candidate_id: str) -> str:
         crits = self._criteria
@@ -324,6 +331,7 @@ class GradeCellDelegate(QStyledItemDelegate):
             painter.restore()
             return
         met = index.data(MET_ROLE)
+        painter.fillRect(rect, QColor(t["surface"]))  # over the style's selection fill
         pill = rect.adjusted(6, 5, -6, -5)
         path = QPainterPath()
         path.addRoundedRect(pill, 6, 6)
@@ -542,7 +550,10 @@ class GradingGrid(QWidget):
         else:
             graded = sum(1 for c in self.model.order if self.model.source.graded(c))
             self.summary.setText(f"{graded} of {n} candidates graded · {done} of {total} cells")
-        self.ranking_label.setText(self.proposed_text())
+        text = self.proposed_text()
+        if self.proposed_ranks() and not self.complete():
+            text += "  (grade every cell to use it)"
+        self.ranking_label.setText(text)
         self.accept_button.setEnabled(self.complete() and len(self.model.order) >= 2)
 
     def accept_ranking(self) -> dict[str, int] | None:

@@ -23,6 +23,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QFont
@@ -232,6 +233,11 @@ class CriteriaDelegate(QStyledItemDelegate):
             editor.setPlaceholderText("free tags, comma-separated")
         return editor
 
+    def sizeHint(self, option, index):  # noqa: N802
+        hint = super().sizeHint(option, index)
+        hint.setHeight(hint.height() + 10)  # air between criteria
+        return hint
+
     def setEditorData(self, editor, index) -> None:  # noqa: N802
         value = index.data(Qt.ItemDataRole.EditRole)
         if isinstance(editor, PointsSpinBox):
@@ -324,7 +330,15 @@ class RubricPanel(QWidget):
         h.setSectionResizeMode(TEXT, QHeaderView.ResizeMode.Stretch)
         h.setSectionResizeMode(AXIS, QHeaderView.ResizeMode.ResizeToContents)
         h.setSectionResizeMode(TAGS, QHeaderView.ResizeMode.ResizeToContents)
-        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # rows fit their wrapped text at the criterion column's real width (ResizeToContents
+        # measures before the stretch and leaves rows far too tall)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self.view.resizeRowsToContents)
+        h.sectionResized.connect(lambda *_: self._fit_timer.start())
+        for sig in (self.model.modelReset, self.model.rowsInserted, self.model.dataChanged, self.model.rowsMoved):
+            sig.connect(lambda *_: self._fit_timer.start())
 
         self.title = QLabel("<b>Rubric</b>")
         self.version_label = QLabel()
