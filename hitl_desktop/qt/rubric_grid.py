@@ -510,7 +510,11 @@ class GradingGrid(QWidget):
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._unsubscribe = events.subscribe(self.on_changes)
-        self.destroyed.connect(lambda *_: self._unsubscribe and self._unsubscribe())
+
+    def unfollow(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     def on_changes(self, changes: Any) -> None:
         if any(p in changes for p in (Change.RUBRIC, Change.ITEM, Change.CANDIDATES)):

@@ -54,7 +54,8 @@ class Window(QMainWindow):
         super().__init__()
         self.setCentralWidget(widget)
         self.fired: list[str] = []
-        for key in ("Up", "Down", "Left", "Right", "Space", "N", "Y", "X", "Return", "Backspace", "Delete"):
+        for key in ("Up", "Down", "Left", "Right", "Space", "N", "Y", "X", "Return", "Backspace", "Delete",
+                    "Ctrl+Return", "Escape"):
             sc = QShortcut(QKeySequence(key), self)
             sc.setContext(Qt.ShortcutContext.WindowShortcut)
             sc.activated.connect(lambda key=key: self.fired.append(key))
@@ -99,6 +100,11 @@ def test_three_candidates_graded_by_keyboard_show_their_scores_and_the_proposed_
     press(qtbot, g, K.Key_Right, K.Key_Up, K.Key_Up, K.Key_Up)
     press(qtbot, g, K.Key_Space, K.Key_Down, K.Key_Space, K.Key_Down, K.Key_X, K.Key_X)
     assert window.fired == [], "no window shortcut fired while the grid had the keys"
+    # the bench's submit and stop still reach the window from the grid
+    qtbot.keyClick(g.view, K.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(g.view, K.Key_Escape)
+    assert window.fired == ["Ctrl+Return", "Escape"]
+    window.fired.clear()
 
     cands = g.model.order
     assert [bench.cell(cands[1], c.id).met for c in bench.criteria] == [True, True, False, False]

@@ -46,7 +46,8 @@ class Window(QMainWindow):
         super().__init__()
         self.setCentralWidget(panel)
         self.fired: list[str] = []
-        for key in ("Ctrl+N", "Up", "Down", "Left", "Right", "Delete", "Backspace", "Ctrl+S", "Escape"):
+        for key in ("Ctrl+N", "Up", "Down", "Left", "Right", "Delete", "Backspace", "Ctrl+S", "Escape",
+                    "Ctrl+Return"):
             sc = QShortcut(QKeySequence(key), self)
             sc.setContext(Qt.ShortcutContext.WindowShortcut)
             sc.activated.connect(lambda key=key: self.fired.append(key))
@@ -137,6 +138,10 @@ def test_a_rubric_is_written_reordered_and_saved_by_keyboard(setup, qtbot):
     # the panel now shows the stored criteria (their ids), so the next save is a new version of them
     assert [c.id for c in panel.criteria()] == [c.id for c in store.versions[0].criteria]
     assert window.fired == [], "no window shortcut fired while the panel had the keys"
+    # with nothing to drop, Escape is the window's again; Ctrl+Enter (submit) always is
+    key(qtbot, panel, Qt.Key.Key_Escape)
+    key(qtbot, panel, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert window.fired == ["Escape", "Ctrl+Return"]
 
 
 def test_the_rules_show_inline_and_a_bad_draft_is_refused_with_its_criterion_selected(setup, qtbot):
