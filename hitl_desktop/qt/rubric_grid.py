@@ -9,7 +9,8 @@ score live (HealthBench's, may be negative: "62 %").
 
 Keys in the grid (taken before the window's one-key shortcuts): arrows move, Space toggles
 met / not met, Y met and X not met (then down to the next criterion), Delete back to
-ungraded, N or Enter writes a note on the cell. A click toggles a cell.
+ungraded, N or Enter writes a note on the cell, P uses the proposed ranking. A click
+toggles a cell.
 
 Penalised criteria (negative points) are drawn apart: their points in the danger colour
 with a red bar, and a candidate that *meets* one (shows the behaviour) is marked in red, not
@@ -298,6 +299,16 @@ def _mix(a: QColor, b: QColor, t: float) -> QColor:
                   round(a.blue() * (1 - t) + b.blue() * t))
 
 
+def cell_colours(met: bool | None, negative: bool, t: theme.Theme) -> tuple[str, str]:
+    """``(fill, ink)`` of a cell: met is green, or red on a penalty (the candidate shows the
+    behaviour); not met is a neutral chip; to grade is an outline on the surface."""
+    if met is True:
+        return (t["danger_bg"], t["danger"]) if negative else (t["success_bg"], t["success"])
+    if met is False:
+        return t["chip"], t["muted"]
+    return t["surface"], t["muted"]
+
+
 class GradeCellDelegate(QStyledItemDelegate):
     """Paints a cell as a pill in the theme's colours (met / not met / to grade, penalties in
     red), the current cell with an accent ring, and edits a cell's note in a line edit."""
@@ -330,21 +341,20 @@ class GradeCellDelegate(QStyledItemDelegate):
                              index.data() or "")
             painter.restore()
             return
-        met = index.data(MET_ROLE)
+        # the model's own method, not index.data(MET_ROLE): no QVariant round trip per cell
+        # (PySide6 6.12.0 on CPython 3.11 drops a reference to None on each one that is empty)
+        model = index.model()
+        met = model.met(index.row(), col) if isinstance(model, GradeGridModel) else index.data(MET_ROLE)
         painter.fillRect(rect, QColor(t["surface"]))  # over the style's selection fill
         pill = rect.adjusted(6, 5, -6, -5)
         path = QPainterPath()
         path.addRoundedRect(pill, 6, 6)
-        if met is True:
-            fill, ink = (t["danger_bg"], t["danger"]) if negative else (t["success_bg"], t["success"])
-            painter.fillPath(path, QColor(fill))
-        elif met is False:
-            fill, ink = t["chip"], t["muted"]
-            painter.fillPath(path, QColor(fill))
-        else:
-            ink = t["disabled"]
-            painter.setPen(QPen(QColor(t["border"]), 1, Qt.PenStyle.DashLine))
+        fill, ink = cell_colours(met, negative, t)
+        if met is None:  # to grade: an outline only, so that what is left stands out
+            painter.setPen(QPen(QColor(ink), 1, Qt.PenStyle.DashLine))
             painter.drawPath(path)
+        else:
+            painter.fillPath(path, QColor(fill))
         font = QFont(option.font)
         if met is True:
             font.setWeight(QFont.Weight.DemiBold)
@@ -382,7 +392,7 @@ class GradeGridView(QTableView):
     """The grid's keys (see the module docstring); the cursor stays on candidate columns."""
 
     KEYS = keys("Up", "Down", "Left", "Right", "Home", "End", "PgUp", "PgDown", "Space", "N", "Y",
-                "X", "Return", "Enter", "Delete", "Backspace", "Tab", "Shift+Tab")
+                "X", "P", "Return", "Enter", "Delete", "Backspace", "Tab", "Shift+Tab")
     EDITING_KEYS = KEYS + keys("Escape")  # Escape drops a note being written, else it is the window's
 
     def __init__(self, parent=None) -> None:
@@ -453,6 +463,8 @@ class GradeGridView(QTableView):
                 self.setCurrentIndex(m.index(index.row() + 1, index.column()))
         elif on_cell and matches(event, keys("Delete", "Backspace")):
             m.set_met(index, None)
+        elif matches(event, keys("P")) and isinstance(self.parent(), GradingGrid):
+            self.parent().accept_ranking()
         else:
             super().keyPressEvent(event)
             return
@@ -475,13 +487,13 @@ class GradingGrid(QWidget):
         self.summary.setObjectName("muted")
         self.legend = QLabel(
             f"{MET_MARK} · {NOT_MET_MARK} · {TO_GRADE_MARK} to grade · red rows penalise: meeting them "
-            "lowers the score · Space toggle · Y / X met / not met · N note · click toggles")
+            "lowers the score · Space toggle · Y / X met / not met · N note · P use the ranking")
         self.legend.setObjectName("muted")
         self.legend.setWordWrap(True)
         self.ranking_label = QLabel()
         self.ranking_label.setAccessibleName("Proposed ranking")
         self.ranking_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.accept_button = QPushButton("Use this ranking")
+        self.accept_button = QPushButton("Use this ranking (P)")
         self.accept_button.setToolTip("Put the ranking proposed from the scores on the bench; you can still change it")
         self.accept_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.accept_button.clicked.connect(self.accept_ranking)

@@ -360,6 +360,7 @@ class RubricPanel(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setAccessibleName("Rubric message")
+        self.message.setProperty("tone", "muted")  # never read back unset: see rubric_grid.paint
         self.hint = QLabel("Ctrl+N add · Enter edit · Delete remove · Alt+↑/↓ move · Ctrl+S save")
         self.hint.setObjectName("muted")
 
@@ -446,6 +447,11 @@ class RubricPanel(QWidget):
         except RubricError as e:
             return str(e)
         return None
+
+    def apply_theme(self) -> None:
+        """The theme changed: recolour the message and the points."""
+        self._say(self.message.text(), self.message.property("tone") or "muted")
+        self.view.viewport().update()
 
     def _say(self, text: str, tone: str) -> None:
         t = theme.current()

@@ -55,6 +55,11 @@ class RubricViews(QObject):
         """The bench's display order of the cards: the grid's columns follow it."""
         self.grid.model.set_order(candidate_ids)
 
+    def apply_theme(self) -> None:
+        """Call after ``theme.apply`` (the window's theme switch)."""
+        self.panel.apply_theme()
+        self.grid.apply_theme()
+
     def _tutor(self) -> str:
         tutor = getattr(self.workflow, "tutor", None)
         return getattr(tutor, "name", "") or ""

@@ -54,7 +54,7 @@ class Window(QMainWindow):
         super().__init__()
         self.setCentralWidget(widget)
         self.fired: list[str] = []
-        for key in ("Up", "Down", "Left", "Right", "Space", "N", "Y", "X", "Return", "Backspace", "Delete",
+        for key in ("Up", "Down", "Left", "Right", "Space", "N", "Y", "X", "P", "Return", "Backspace", "Delete",
                     "Ctrl+Return", "Escape"):
             sc = QShortcut(QKeySequence(key), self)
             sc.setContext(Qt.ShortcutContext.WindowShortcut)
@@ -133,7 +133,9 @@ def test_three_candidates_graded_by_keyboard_show_their_scores_and_the_proposed_
     g.ranking_accepted.connect(accepted.append)
     assert g.accept_button.isEnabled()
     g.accept_button.click()
-    assert accepted == [{cands[0]: 1, cands[1]: 3, cands[2]: 1}]
+    press(qtbot, g, K.Key_P)  # the same by keyboard
+    assert accepted == [{cands[0]: 1, cands[1]: 3, cands[2]: 1}] * 2
+    assert window.fired == []
 
 
 def test_a_click_toggles_a_note_is_written_and_delete_clears(grid, bench, qtbot):
@@ -223,3 +225,30 @@ def test_the_grid_model_passes_qt_model_checks(qtmodeltester, bench, wf):
     empty = GradeGridModel(None)
     qtmodeltester.check(empty, force_py=True)
     assert Change.GRADES  # the events the grid follows exist in core
+
+
+def _contrast(a: str, b: str) -> float:
+    def lum(h: str) -> float:
+        r, g, b_ = (int(h[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        f = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b_)]
+        return 0.2126 * f[0] + 0.7152 * f[1] + 0.0722 * f[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("palette", [theme.LIGHT, theme.DARK], ids=["light", "dark"])
+def test_every_cell_state_is_legible_in_both_themes(palette):
+    from hitl_desktop.qt.rubric_grid import cell_colours
+
+    t = theme.Theme("x", palette)
+    seen = set()
+    for met in (True, False, None):
+        for negative in (False, True):
+            fill, ink = cell_colours(met, negative, t)
+            assert _contrast(fill, ink) >= 4.5, (met, negative, fill, ink)  # WCAG AA for text
+            seen.add((fill, ink))
+    # met on a penalty never looks like met on a good criterion
+    assert cell_colours(True, True, t) != cell_colours(True, False, t)
+    assert len(seen) == 4
+
