@@ -360,7 +360,6 @@ def export_command(
 ) -> None:
     """Export judgments as training data (preference pairs and other formats)."""
     from hitl_desktop.core import export
-
     from hitl_desktop.core.rubric_export import RUBRIC_FORMATS
 
     if fmt not in export.FORMATS and fmt not in RUBRIC_FORMATS:
