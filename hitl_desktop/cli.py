@@ -404,6 +404,44 @@ def export_command(
                 click.echo(f"  {line[0].upper()}{line[1:]}.")
 
 
+@cli.command("grade", short_help="Grade candidates against their rubrics with a model.")
+@click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
+@click.option("--grader", required=True, metavar="MODEL|URL", help="A local model folder, or an OpenAI-compatible server's URL.")
+@click.option("--served-model", default=None, metavar="NAME", help="The served model to use (a server serving several).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="At most N candidates.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N", help="Requests at a time (served: 16; a local model: 1).")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line {grader, graded, ungraded, seconds}.")
+def grade_command(db_path: str | None, grader: str, served_model: str | None, limit: int | None,
+                  workers: int | None, as_json: bool) -> None:
+    """Grade every (candidate, criterion) the grader has not graded yet (HealthBench's grader
+    request); a reply that is not the JSON asked for is asked again once, then left ungraded."""
+    from hitl_desktop.core.backends.base import ModelError
+    from hitl_desktop.core.backends.registry import open_backend
+    from hitl_desktop.core.backends.served import is_url
+    from hitl_desktop.core.grading import DEFAULT_WORKERS, grade_store
+
+    store = _open_store(_db(db_path), create=False)
+    try:
+        try:
+            backend = open_backend(grader, served_model=served_model)
+        except ModelError as e:
+            raise click.ClickException(f"grader {grader}: {e}; nothing was graded") from None
+        try:
+            served = is_url(grader)
+            summary = grade_store(store, backend, limit=limit,
+                                  workers=workers or (DEFAULT_WORKERS if served else 1),
+                                  provenance={"grader": grader.split("#")[0] if served else grader})
+        finally:
+            backend.close()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(summary.line()))
+    else:
+        click.echo(f"Graded {count(summary.graded, 'criterion', 'criteria')} of {count(summary.candidates, 'candidate')} with "
+                   f"{summary.grader} in {summary.seconds:.1f} s; {summary.ungraded} ungraded.")
+
+
 @cli.command("stats", short_help="Counts per domain, and agreement between tutors.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
