@@ -274,6 +274,9 @@ def m0007_rubrics(db: Database) -> None:
     - ``grades``: one per (candidate, criterion, grader); a tutor's carries the ``judgment_id``
       it was submitted with (deleted with it on undo); a model's carries ``run_id``, a row of
       ``grader_runs`` (model, parameters, grader prompt version).
+    - ``prompts.rubric_meta``: JSON, what a rubrics file (HealthBench's layout) said of the prompt
+      that has no other place, written back on export: ``example_tags`` and
+      ``ideal_completions_data`` as given. NULL for prompts from elsewhere.
     - ``judgments.departs_from_scores``: 1 when a graded judgment's ranking departs from the
       scores, 0 when it follows them, NULL for a judgment without grades.
     """
@@ -357,3 +360,4 @@ def m0007_rubrics(db: Database) -> None:
     db["grades"].create_index(["judgment_id"])
     db["grades"].create_index(["grader", "grader_kind"])
     db["judgments"].add_column("departs_from_scores", int)
+    db["prompts"].add_column("rubric_meta", str)

@@ -147,8 +147,10 @@ class RubricStore:
         status: str = PROPOSED,
         approved_by: str | None = None,
         created_at: str | None = None,
+        version: int | None = None,
     ) -> Rubric:
         """A new version of the prompt's rubric (one transaction); see the module docstring.
+        ``version``: the number to give it (an import) when the prompt has none of that number.
 
         Raises :class:`RubricError` for criteria that break the rules (``check_criteria``)."""
         check_criteria(criteria)
@@ -167,9 +169,13 @@ class RubricStore:
         )
         when = created_at or now_iso()
         with self.db.atomic():
-            version = 1 + self.db.execute(
-                "select coalesce(max(version), 0) from rubrics where prompt_id = ?", [prompt_id]
-            ).fetchone()[0]
+            taken = version is None or self.db.execute(
+                "select 1 from rubrics where prompt_id = ? and version = ?", [prompt_id, version]
+            ).fetchone()
+            if taken:
+                version = 1 + self.db.execute(
+                    "select coalesce(max(version), 0) from rubrics where prompt_id = ?", [prompt_id]
+                ).fetchone()[0]
             rubric = Rubric(
                 prompt_id=prompt_id, criteria=[], version=version, author=author, created_at=when,
                 status=status, approved_by=approved_by if status == APPROVED else None,
@@ -199,6 +205,13 @@ class RubricStore:
                 )
             self.db["criteria"].insert_all(rows)
         return rubric
+
+    def same_version(self, prompt_id: str, criteria: Sequence[Criterion]) -> Rubric | None:
+        """A version of the prompt's rubric with exactly these criteria (text, points, tags, order)."""
+        for r in self.versions(prompt_id):
+            if _same(r.criteria, criteria):
+                return r
+        return None
 
     def approve(self, rubric_id: str, *, lead: str) -> Rubric:
         """Make this version the prompt's lab rubric (a lead's decision, as an adjudication)."""
@@ -286,6 +299,12 @@ class RubricStore:
         cur = self.db.execute(f"select {cols} from grades g where {' and '.join(where)} order by g.rowid", args)
         for r in cur:
             yield _grade(r)
+
+    def has_grades(self, candidate_id: str, rubric_id: str, grader: str) -> bool:
+        return self.db.execute(
+            "select 1 from grades where candidate_id = ? and rubric_id = ? and grader = ? limit 1",
+            [candidate_id, rubric_id, grader],
+        ).fetchone() is not None
 
     def graded_pairs(self, grader: str) -> set[tuple[str, str]]:
         """(candidate id, criterion id) that ``grader`` has graded already."""

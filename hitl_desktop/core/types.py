@@ -206,6 +206,9 @@ class JudgedItem:
     majorities: tuple[Majority, ...] | None = None
     #: A consensus member's correction carried alone: only its correction rows are exported.
     correction_only: bool = False
+    #: A graded judgment's rubric scores, candidate id -> score (core/rubric_export.py
+    #: ``attach_rubric_scores``): its ranking pairs' margin is score(chosen) - score(rejected).
+    rubric_scores: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
