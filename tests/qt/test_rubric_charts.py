@@ -99,3 +99,42 @@ def test_the_pair_takes_the_whole_rubrics_dict(qtbot):
     charts.set_stats({})
     assert charts.agreement.bars == [] and charts.graders.graders == {}
     shown(qtbot, charts, 1000, 300)
+
+
+def test_the_charts_show_the_cores_figures_from_a_database(qtbot, store):
+    """Two tutors and a model grade the same candidates: the charts show rubric_stats' and
+    disagreed_criteria's figures, worked out here by hand."""
+    from hitl_desktop.core.rubric_agreement import disagreed_criteria, rubric_stats
+    from hitl_desktop.core.rubrics import MODEL, Criterion, Grade
+    from hitl_desktop.core.types import Candidate, Prompt
+
+    p = store.add_prompt(Prompt(text="eGFR 28 and metformin?", domain="medicine"))
+    cands = [Candidate(prompt_id=p.id, text=f"answer {i}", index=i) for i in range(4)]
+    store.add_candidates(cands)
+    rubric = store.rubrics.save_rubric(p.id, [
+        Criterion("Stops metformin", 8, ["axis:accuracy"]),
+        Criterion("Explains why", 3, ["axis:communication_quality"])], author="ann")
+    stop, why = rubric.criteria
+    ann = {stop.id: [1, 1, 0, 0], why.id: [1, 0, 1, 0]}
+    bob = {stop.id: [1, 1, 0, 0], why.id: [0, 1, 0, 1]}  # agrees on "stops", never on "why"
+    model = {stop.id: [1, 0, 0, 0], why.id: [1, 1, 1, 1]}
+    grades = [Grade(candidate_id=c.id, criterion_id=k, rubric_id=rubric.id, met=bool(v[i]), grader=name,
+                    grader_kind=MODEL if name == "judge-7b" else "tutor")
+              for name, marks in (("ann", ann), ("bob", bob), ("judge-7b", model))
+              for k, v in marks.items() for i, c in enumerate(cands)]
+    store.rubrics.save_grades(grades)
+    stats = rubric_stats(store)
+    worst = disagreed_criteria(store)
+    charts = RubricCharts()
+    charts.set_stats(stats, by_criterion=worst)
+    shown(qtbot, charts, 1000, 300)
+    bars = charts.agreement.bars
+    assert [(b[0], b[1], b[2]) for b in bars] == [("Explains why", 0.0, 4), ("Stops metformin", 1.0, 4)]
+    assert charts.agreement.title().startswith("Tutors' agreement by criterion · raw 50 % ·")
+    assert "8 units" in charts.agreement.title()
+    # the model against the tutors' majority: "why" is a tie everywhere (left out); on "stops"
+    # it says met for answer 0 (tutors: met), not met for 1 (met), 2 and 3 (not met):
+    # met F1 = 2/3, not met F1 = 4/5, macro 11/15
+    assert charts.graders.value("judge-7b", "all") == (pytest.approx(11 / 15), 4)
+    assert charts.graders.value("judge-7b", "accuracy")[0] == pytest.approx(11 / 15)
+    assert charts.graders.axes() == ["all", "accuracy"]

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QHBoxLayout, QWidget
 from hitl_desktop.core.guidelines import GuidelineLibrary
 from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.rubric_bench import RubricBench
+from hitl_desktop.core.rubric_export import export_rubric_format
 from hitl_desktop.core.rubrics import score
 from hitl_desktop.core.workflow import TutorWorkflow, import_prompts
 from hitl_desktop.qt.rubric_grid import FIRST
@@ -70,7 +71,7 @@ def write(qtbot, text, *, ups=0, downs=0):
          K.Key_Return)
 
 
-def test_write_a_rubric_grade_three_candidates_take_the_ranking_and_submit(views, wf, store, qtbot):
+def test_write_a_rubric_grade_three_candidates_take_the_ranking_and_submit(views, wf, store, qtbot, tmp_path):
     panel, grid, bench = views.panel, views.grid, views.bench
     assert panel.prompt_id == wf.item.prompt.id and panel.author == "ann"
     assert grid.model.rowCount() == 0 and grid.model.columnCount() == FIRST + 3
@@ -102,12 +103,28 @@ def test_write_a_rubric_grade_three_candidates_take_the_ranking_and_submit(views
     grid.ranking_accepted.connect(state.set_levels_from_ranks)
     grid.accept_button.click()
     assert state.ranks() == {order[1]: 1, order[2]: 2, order[0]: 3}
+    texts = {c.id: c.text for c in wf.item.candidates}
     judgment = bench.submit(state, seconds_spent=40.0)
     grades = store.rubrics.grades_for_judgment(judgment.id)
     assert len(grades) == 9 and {g.rubric_id for g in grades} == {versions[0].id}
     assert {(g.candidate_id, g.criterion_id): g.met for g in grades}[(order[2], crits[2].id)] is True
     assert store.rubrics.departs(judgment.id) is False
     assert judgment.ranks == state.ranks()
+
+    # the exports hold it: the rubric in HealthBench's layout, one graded row per candidate
+    export_rubric_format(store, fmt="rubrics", out=tmp_path / "rubrics.jsonl")
+    [row] = [json.loads(x) for x in (tmp_path / "rubrics.jsonl").read_text().splitlines()]
+    assert row["prompt_id"] == "q1" and row["rubric_version"] == 1
+    assert [(r["criterion"], r["points"]) for r in row["rubrics"]] == [
+        (c.text, c.points) for c in versions[0].criteria]
+    export_rubric_format(store, fmt="rubric-grades", out=tmp_path / "grades.jsonl")
+    rows = [json.loads(x) for x in (tmp_path / "grades.jsonl").read_text().splitlines()]
+    by_completion = {r["completion"]: r for r in rows}
+    assert len(rows) == 3 and {r["grader_kind"] for r in rows} == {"tutor"}
+    for cid, s_ in zip(order, expected):
+        r = by_completion[texts[cid]]
+        assert r["score"] == pytest.approx(s_)
+        assert [g["criteria_met"] for g in r["grades"]] == [bench.cell(cid, c.id).met for c in crits]
 
     # undo puts the grades back on the grid for the same prompt
     bench.undo()
