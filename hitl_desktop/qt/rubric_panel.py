@@ -68,6 +68,7 @@ from hitl_desktop.qt.rubric_templates import RubricTemplates
 POINTS, TEXT, AXIS, TAGS = range(4)
 HEADERS = ("Points", "Criterion", "Axis", "Tags")
 NEW_POINTS = 5
+EMPTY_TEXT = "(empty: press Enter to write the criterion)"
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -146,6 +147,8 @@ class CriteriaModel(QAbstractTableModel):
         col = index.column()
         axis, free = split_tags(c.tags)
         if role == Qt.ItemDataRole.DisplayRole:
+            if col == TEXT and not c.text.strip():
+                return EMPTY_TEXT
             return (points_text(c.points), c.text, axis_label(axis), ", ".join(free))[col]
         if role == Qt.ItemDataRole.EditRole:
             return (c.points, c.text, axis or "", ", ".join(free))[col]
@@ -154,6 +157,8 @@ class CriteriaModel(QAbstractTableModel):
                 return "Penalised behaviour: meeting it lowers the score" if c.points < 0 else \
                     "Points earned when a candidate meets it"
             return c.text if col == TEXT else None
+        if role == Qt.ItemDataRole.ForegroundRole and col == TEXT and not c.text.strip():
+            return QColor(theme.current()["muted"])
         if role == Qt.ItemDataRole.ForegroundRole and col == POINTS:
             t = theme.current()
             return QColor(t["danger"] if c.points < 0 else t["success"])

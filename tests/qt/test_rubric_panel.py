@@ -232,3 +232,10 @@ def test_the_criteria_model_passes_qt_model_checks(qtmodeltester):
     assert not model.setData(model.index(0, POINTS), 0)
     assert not model.setData(model.index(0, POINTS), 11)
     assert not model.setData(model.index(0, AXIS), "style")
+
+
+def test_an_empty_criterion_says_how_to_fill_it():
+    model = CriteriaModel()
+    model.set_criteria([Criterion("", 5)])
+    assert "Enter" in model.data(model.index(0, TEXT))
+    assert model.data(model.index(0, TEXT), Qt.ItemDataRole.EditRole) == ""
