@@ -485,6 +485,9 @@ class GradingGrid(QWidget):
         self.view.setModel(self.model)
         self.summary = QLabel()
         self.summary.setObjectName("muted")
+        self.notice = QLabel()  # e.g. the rubric panel has unsaved changes
+        self.notice.setWordWrap(True)
+        self.notice.hide()
         self.legend = QLabel(
             f"{MET_MARK} · {NOT_MET_MARK} · {TO_GRADE_MARK} to grade · red rows penalise: meeting them "
             "lowers the score · Space toggle · Y / X met / not met · N note · P use the ranking")
@@ -509,6 +512,7 @@ class GradingGrid(QWidget):
         title.addWidget(QLabel("<b>Grades</b>"))
         title.addWidget(self.summary, 1)
         layout.addLayout(title)
+        layout.addWidget(self.notice)
         layout.addWidget(self.view, 1)
         layout.addLayout(row)
         layout.addWidget(self.legend)
@@ -579,6 +583,13 @@ class GradingGrid(QWidget):
         self.ranking_accepted.emit(ranks)
         return ranks
 
+    def set_notice(self, text: str) -> None:
+        """A line above the grid in the warning colour ("" hides it)."""
+        self.notice.setText(text)
+        self.notice.setStyleSheet(f"color: {theme.current()['warning']};")
+        self.notice.setVisible(bool(text))
+
     def apply_theme(self) -> None:
+        self.set_notice(self.notice.text())
         self.view.viewport().update()
         self.view.horizontalHeader().viewport().update()

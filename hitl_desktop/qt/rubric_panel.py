@@ -301,6 +301,7 @@ class RubricPanel(QWidget):
     calls it when the item or its rubric changes); ``rubric_saved`` fires after a save."""
 
     rubric_saved = Signal(object)  # the stored Rubric
+    dirty_changed = Signal(bool)  # the draft differs from what is saved (or no longer does)
 
     def __init__(self, *, save: Callable[[list[Criterion]], Rubric] | None = None,
                  templates: RubricTemplates | None = None, author: str = "",
@@ -313,7 +314,7 @@ class RubricPanel(QWidget):
         self.prompt_id: str | None = None
         self.domain = "general"
         self.rubric: Rubric | None = None
-        self.dirty = False
+        self._dirty = False
         self.from_template = False  # the criteria shown are a template the core offered, unsaved
         self._shown: list[Criterion] = []  # what Escape goes back to
         self._drafts: dict[str, list[Criterion]] = {}  # unsaved drafts of other prompts
@@ -385,6 +386,16 @@ class RubricPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.hint)
         self.show_rubric(None)
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        if value != self._dirty:
+            self._dirty = value
+            self.dirty_changed.emit(value)
 
     # -- what is shown ---------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class RubricViews(QObject):
         self.workflow = workflow if workflow is not None else getattr(bench, "workflow", None)
         self.panel = RubricPanel(save=bench.save_rubric, templates=templates)
         self.grid = GradingGrid(bench)
+        self.panel.dirty_changed.connect(self._draft_changed)
         self._unsubscribe = [bench.subscribe(self.on_changes)]
         if self.workflow is not None and hasattr(self.workflow, "subscribe") and self.workflow is not bench:
             self._unsubscribe.append(self.workflow.subscribe(self._on_workflow))
@@ -59,6 +60,11 @@ class RubricViews(QObject):
         """Call after ``theme.apply`` (the window's theme switch)."""
         self.panel.apply_theme()
         self.grid.apply_theme()
+
+    def _draft_changed(self, dirty: bool) -> None:
+        self.grid.set_notice(
+            "The rubric panel has unsaved changes: the grid grades the saved version until you "
+            "save (Ctrl+S in the panel)." if dirty else "")
 
     def _tutor(self) -> str:
         tutor = getattr(self.workflow, "tutor", None)

@@ -79,7 +79,9 @@ def test_write_a_rubric_grade_three_candidates_take_the_ranking_and_submit(views
     write(qtbot, "Says to stop metformin because eGFR is below 30", ups=4)     # +9
     write(qtbot, "Advises seeing a clinician about an alternative", downs=2)   # +3
     write(qtbot, "Advises stopping insulin without a clinician", downs=12)     # -8
+    assert grid.notice.isVisibleTo(grid) and "unsaved changes" in grid.notice.text()
     keys(qtbot, (K.Key_S, CTRL))
+    assert not grid.notice.isVisibleTo(grid)
     versions = store.rubrics.versions(wf.item.prompt.id)
     assert [v.version for v in versions] == [1] and versions[0].author == "ann"
     assert [(c.text, c.points) for c in versions[0].criteria] == [
