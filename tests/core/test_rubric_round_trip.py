@@ -20,7 +20,8 @@ from hitl_desktop.core.store import Store
 from hitl_desktop.core.workflow import TutorWorkflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
-from grader_stub import MODEL as GRADER, GraderStub  # noqa: E402
+from grader_stub import MODEL as GRADER  # noqa: E402
+from grader_stub import GraderStub
 from openai_stub import StubServer  # noqa: E402
 
 CRITERIA = [
