@@ -5,7 +5,8 @@ for the pairs of graded judgments. Layouts: README "Rubrics" and core/rubric_for
 by ``prompt_id``. ``ideal_completions_data`` is ``{"ideal_completion": …}`` from the newest
 correction of a current judgment of the prompt, else what an imported file gave, else null.
 
-``rubric-grades``: one row per graded candidate, grader and rubric version: the tutors' grades
+``rubric-grades``: one row per graded candidate, grader and rubric version, when every criterion
+of that version is graded (a model's ungraded items leave its row out): the tutors' grades
 (re-judged versions left out), or with ``grades_from`` those of that grader (a model or a tutor),
 sorted by ``prompt_id``, completion, grader and version; ``score`` is HealthBench's. Tutor names
 are pseudonymised unless ``keep_tutor_names``.
@@ -123,6 +124,14 @@ def grade_rows(
         "order by coalesce(p.external_id, p.id), c.text, c.idx, c.id, g.grader, r.version, k.position", args)
     pseudonyms: dict[str, str] = {}
     already = store.pseudonymised_tutors()
+    sizes: dict[str, int] = {}  # rubric id -> criteria: a row is written only when every one is graded
+
+    def complete(group: list[tuple]) -> bool:
+        rid = group[0][6]
+        if rid not in sizes:
+            sizes[rid] = store.db.execute("select count(*) from criteria where rubric_id = ?", [rid]).fetchone()[0]
+        return len(group) == sizes[rid]
+
     group: list[tuple] = []
     per_candidate: list[dict[str, Any]] = []  # sorted by the grader's name as written
 
@@ -133,12 +142,13 @@ def grade_rows(
 
     for row in cur:  # one output row per (candidate, grader, rubric version): consecutive rows
         if group and (group[-1][1], group[-1][4], group[-1][6]) != (row[1], row[4], row[6]):
-            per_candidate.append(_grade_row(store, group, pseudonyms, already, keep_tutor_names))
+            if complete(group):
+                per_candidate.append(_grade_row(store, group, pseudonyms, already, keep_tutor_names))
             if group[-1][1] != row[1]:
                 yield from flush()
             group = []
         group.append(row)
-    if group:
+    if group and complete(group):
         per_candidate.append(_grade_row(store, group, pseudonyms, already, keep_tutor_names))
     yield from flush()
 

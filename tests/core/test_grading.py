@@ -152,3 +152,20 @@ def test_an_unreachable_grader_is_one_line_and_the_database_is_unchanged(tmp_pat
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     with Store.open(path) as again:
         assert again.table_counts() == before
+
+
+def test_a_candidate_the_model_left_partly_ungraded_is_not_exported_until_complete(tmp_path):
+    from hitl_desktop.core.rubric_export import grade_rows
+
+    store, prompt, cands, rubric = make_db(tmp_path / "lab.db")
+    with GraderStub() as server:
+        grade_store(store, ServedBackend(server.url), workers=2)
+    first = cands[0].id
+    store.db.execute("delete from grades where candidate_id = ? and criterion_id = ?", [first, rubric.criteria[1].id])
+    rows = list(grade_rows(store, grades_from=MODEL))
+    assert sorted(r["completion"] for r in rows) == sorted(ANSWERS[1:])
+    with GraderStub() as server:  # the next run grades only what is missing
+        again = grade_store(store, ServedBackend(server.url), workers=2)
+        assert (again.graded, server.requests) == (1, 1)
+    assert len(list(grade_rows(store, grades_from=MODEL))) == 3
+    store.close()

@@ -121,3 +121,13 @@ class GraderStub:
                 self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
 
         return Handler
+
+
+if __name__ == "__main__":  # python grader_stub.py [MODE] [DELAY]: serve until killed, print the URL
+    import sys
+
+    with GraderStub(mode=sys.argv[1] if len(sys.argv) > 1 else "ok",
+                    delay=float(sys.argv[2]) if len(sys.argv) > 2 else 0.0) as server:
+        print(server.url, flush=True)
+        while True:
+            time.sleep(3600)
