@@ -31,9 +31,10 @@ from PySide6.QtCore import (
     QRectF,
     QSize,
     Qt,
+    QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -95,6 +96,7 @@ class GradeGridModel(QAbstractTableModel):
     """The grid as a table over a :class:`GradeSource` (see the module docstring)."""
 
     grades_changed = Signal()
+    scores_changed = Signal(int)  # the column whose score a grade set here changed
 
     def __init__(self, source: GradeSource | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -102,6 +104,8 @@ class GradeGridModel(QAbstractTableModel):
         self._criteria: list[Criterion] = []
         self._order: list[str] = []  # candidate ids, as the bench shows them
         self._wanted_order: list[str] | None = None
+        self._scores: dict[str, float | None] | None = None  # the source's, until a grade changes
+        self._writing = False  # a change this model is passing to the source
         self.reload()
 
     # -- following the source ------------------------------------------------------------------
@@ -129,11 +133,18 @@ class GradeGridModel(QAbstractTableModel):
             ids = list(self.source.candidate_ids)
             wanted = [c for c in (self._wanted_order or []) if c in ids]
             self._order = wanted + [c for c in ids if c not in wanted]
+        self._scores = None
         self.endResetModel()
         self.grades_changed.emit()
 
+    @property
+    def writing(self) -> bool:
+        """Whether the change being announced is one this model passed to the source."""
+        return self._writing
+
     def refresh_grades(self) -> None:
         """The grades changed (elsewhere: undo, reopen): redraw the cells and the scores."""
+        self._scores = None
         if self._criteria and self._order:
             self.dataChanged.emit(self.index(0, FIRST), self.index(len(self._criteria) - 1, self.columnCount() - 1))
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, FIRST, self.columnCount() - 1)
@@ -167,7 +178,11 @@ class GradeGridModel(QAbstractTableModel):
         return self.source.cell(cid, self._criteria[row].id).met
 
     def scores(self) -> dict[str, float | None]:
-        return {} if self.source is None else dict(self.source.scores())
+        if self.source is None:
+            return {}
+        if self._scores is None:  # headers ask many times per repaint: once per change
+            self._scores = dict(self.source.scores())
+        return self._scores
 
     def set_met(self, index: _Index, met: bool | None) -> bool:
         return self.setData(index, met, MET_ROLE)
@@ -280,16 +295,24 @@ class GradeGridModel(QAbstractTableModel):
         if cid is None or self.source is None or not 0 <= index.row() < len(self._criteria):
             return False
         crit = self._criteria[index.row()].id
-        if role == MET_ROLE:
-            if value not in (True, False, None):
-                return False
-            self.source.set_grade(cid, crit, value)
-        elif role in (NOTE_ROLE, Qt.ItemDataRole.EditRole):
-            self.source.set_grade(cid, crit, self.source.cell(cid, crit).met, str(value or "").strip())
-        else:
+        if role == MET_ROLE and value not in (True, False, None):
             return False
+        if role not in (MET_ROLE, NOTE_ROLE, Qt.ItemDataRole.EditRole):
+            return False
+        self._writing = True
+        try:
+            if role == MET_ROLE:
+                self.source.set_grade(cid, crit, value)
+            else:
+                self.source.set_grade(cid, crit, self.source.cell(cid, crit).met, str(value or "").strip())
+        finally:
+            self._writing = False
+            self._scores = None
         self.dataChanged.emit(index, index)
-        self.headerDataChanged.emit(Qt.Orientation.Horizontal, index.column(), index.column())
+        # the column's header (its score) changed too; not headerDataChanged, which makes a
+        # header re-measure itself and the table lay out and repaint every cell (30 ms at
+        # 30 x 9): the header's two lines keep their size, so a repaint of it is enough
+        self.scores_changed.emit(index.column())
         self.grades_changed.emit()
         return True
 
@@ -313,64 +336,94 @@ class GradeCellDelegate(QStyledItemDelegate):
     """Paints a cell as a pill in the theme's colours (met / not met / to grade, penalties in
     red), the current cell with an accent ring, and edits a cell's note in a line edit."""
 
+    CACHE_LIMIT = 4000
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._cache: dict[tuple, QPixmap] = {}
+
     def paint(self, painter: QPainter, option, index) -> None:
+        """Each cell is drawn once into a pixmap per look (theme, state, text, size, focus) and
+        then only copied: one call into Qt per cell and repaint. Besides being quicker, this
+        keeps PySide6 6.12.0 on CPython 3.11, which drops a reference to None on every call
+        that returns nothing, from draining None by a dozen per cell on every repaint."""
         t = theme.current()
         col = index.column()
         negative = bool(index.data(NEGATIVE_ROLE))
-        rect = QRectF(option.rect)
-        painter.save()
+        kind = min(col, FIRST)
+        met = None
+        if kind == FIRST:
+            # the model's own method, not index.data(MET_ROLE): no empty QVariant round trip
+            model = index.model()
+            met = model.met(index.row(), col) if isinstance(model, GradeGridModel) else index.data(MET_ROLE)
+        focused = kind == FIRST and bool(
+            option.state & (QStyle.StateFlag.State_HasFocus | QStyle.StateFlag.State_Selected))
+        rect = option.rect
+        dpr = painter.device().devicePixelRatioF()
+        key = (t.name, kind, met, negative, index.data() or "", rect.width(), rect.height(), focused, dpr,
+               option.font.key())
+        pixmap = self._cache.get(key)
+        if pixmap is None:
+            if len(self._cache) > self.CACHE_LIMIT:
+                self._cache.clear()
+            pixmap = self._cache[key] = self._render(key, option.font)
+        painter.drawPixmap(rect.topLeft(), pixmap)
+
+    def _render(self, key: tuple, base_font: QFont) -> QPixmap:
+        _, kind, met, negative, text, w, h, focused, dpr, _ = key
+        t = theme.current()
+        pixmap = QPixmap(max(1, round(w * dpr)), max(1, round(h * dpr)))
+        pixmap.setDevicePixelRatio(dpr)
+        pixmap.fill(QColor(t["surface"]))  # also covers the style's selection fill
+        painter = QPainter(pixmap)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        if col == POINTS:
+        rect = QRectF(0, 0, w, h)
+        if kind == POINTS:
             if negative:
                 painter.fillRect(rect, QColor(t["danger_bg"]))
-                painter.fillRect(QRectF(rect.left(), rect.top(), 3, rect.height()), QColor(t["danger"]))
-            font = QFont(option.font)
+                painter.fillRect(QRectF(0, 0, 3, h), QColor(t["danger"]))
+            font = QFont(base_font)
             font.setWeight(QFont.Weight.DemiBold)
             painter.setFont(font)
             painter.setPen(QColor(t["danger"] if negative else t["success"]))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, index.data())
-            painter.restore()
-            return
-        if col == CRITERION:
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        elif kind == CRITERION:
             if negative:
                 painter.fillRect(rect, _mix(QColor(t["surface"]), QColor(t["danger_bg"]), 0.45))
             painter.setPen(QColor(t["text"]))
-            painter.setFont(option.font)
+            painter.setFont(base_font)
             painter.drawText(rect.adjusted(8, 4, -8, -4),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
-                             index.data() or "")
-            painter.restore()
-            return
-        # the model's own method, not index.data(MET_ROLE): no QVariant round trip per cell
-        # (PySide6 6.12.0 on CPython 3.11 drops a reference to None on each one that is empty)
-        model = index.model()
-        met = model.met(index.row(), col) if isinstance(model, GradeGridModel) else index.data(MET_ROLE)
-        painter.fillRect(rect, QColor(t["surface"]))  # over the style's selection fill
-        pill = rect.adjusted(6, 5, -6, -5)
-        path = QPainterPath()
-        path.addRoundedRect(pill, 6, 6)
-        fill, ink = cell_colours(met, negative, t)
-        if met is None:  # to grade: an outline only, so that what is left stands out
-            painter.setPen(QPen(QColor(ink), 1, Qt.PenStyle.DashLine))
-            painter.drawPath(path)
+                             text)
         else:
-            painter.fillPath(path, QColor(fill))
-        font = QFont(option.font)
-        if met is True:
-            font.setWeight(QFont.Weight.DemiBold)
-        painter.setFont(font)
-        painter.setPen(QColor(ink))
-        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, index.data() or "")
-        if option.state & QStyle.StateFlag.State_HasFocus or option.state & QStyle.StateFlag.State_Selected:
-            ring = QPainterPath()
-            ring.addRoundedRect(rect.adjusted(2.5, 2.5, -2.5, -2.5), 8, 8)
-            painter.setPen(QPen(QColor(t["accent"]), 2))
-            painter.drawPath(ring)
-        painter.restore()
+            pill = rect.adjusted(6, 5, -6, -5)
+            path = QPainterPath()
+            path.addRoundedRect(pill, 6, 6)
+            fill, ink = cell_colours(met, negative, t)
+            if met is None:  # to grade: an outline only, so that what is left stands out
+                painter.setPen(QPen(QColor(ink), 1, Qt.PenStyle.DashLine))
+                painter.drawPath(path)
+            else:
+                painter.fillPath(path, QColor(fill))
+            font = QFont(base_font)
+            if met is True:
+                font.setWeight(QFont.Weight.DemiBold)
+            painter.setFont(font)
+            painter.setPen(QColor(ink))
+            painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
+            if focused:
+                ring = QPainterPath()
+                ring.addRoundedRect(rect.adjusted(2.5, 2.5, -2.5, -2.5), 8, 8)
+                painter.setPen(QPen(QColor(t["accent"]), 2))
+                painter.drawPath(ring)
+        painter.end()
+        return pixmap
 
     def sizeHint(self, option, index) -> QSize:  # noqa: N802
+        if index.column() >= FIRST:  # a pill: the same for every cell, no text to measure
+            return QSize(96, 34)
         hint = super().sizeHint(option, index)
-        return QSize(max(hint.width(), 96 if index.column() >= FIRST else hint.width()), max(hint.height(), 34))
+        return QSize(hint.width(), max(hint.height(), 34))
 
     def createEditor(self, parent, option, index):  # noqa: N802
         editor = QLineEdit(parent)
@@ -409,13 +462,23 @@ class GradeGridView(QTableView):
         h = self.horizontalHeader()
         h.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter)
         h.setMinimumSectionSize(44)
-        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # rows fit the criterion's wrapped text when the criteria or the widths change, not on
+        # every grade (ResizeToContents would measure every cell of every row on each one)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.verticalHeader().setVisible(False)
+        self._fit = QTimer(self)
+        self._fit.setSingleShot(True)
+        self._fit.setInterval(0)
+        self._fit.timeout.connect(self.resizeRowsToContents)
+        h.sectionResized.connect(lambda *_: self._fit.start())
 
     def setModel(self, model) -> None:  # noqa: N802
         super().setModel(model)
         model.modelReset.connect(self._layout_columns)
+        model.modelReset.connect(self._fit.start)
+        model.scores_changed.connect(lambda _col: self.horizontalHeader().viewport().update())
         self._layout_columns()
+        self._fit.start()
 
     def _layout_columns(self) -> None:
         m = self.model()
@@ -538,7 +601,8 @@ class GradingGrid(QWidget):
             self.model.reload()
             if where.isValid() and where.row() < self.model.rowCount() and where.column() < self.model.columnCount():
                 self.view.setCurrentIndex(self.model.index(where.row(), where.column()))
-        elif Change.GRADES in changes:
+        elif Change.GRADES in changes and not self.model.writing:
+            # a grade set from this grid has already redrawn its cell and column
             self.model.refresh_grades()
 
     def proposed_ranks(self) -> dict[str, int]:

@@ -252,3 +252,23 @@ def test_every_cell_state_is_legible_in_both_themes(palette):
     assert cell_colours(True, True, t) != cell_colours(True, False, t)
     assert len(seen) == 4
 
+
+
+def test_a_grade_redraws_its_columns_score_in_the_header(grid, qtbot):
+    g, _ = grid
+    header = g.view.horizontalHeader()
+    g.view.setCurrentIndex(g.model.index(0, FIRST))
+    qtbot.wait(20)
+    before = header.grab().toImage()
+    press(qtbot, g, Qt.Key.Key_Space)  # candidate 1 meets the +8 criterion: 50 %
+    qtbot.wait(20)
+    assert g.model.headerData(FIRST, Qt.Orientation.Horizontal).endswith("50 % · 3 left")
+    after = header.grab().toImage()
+    x0, x1 = header.sectionViewportPosition(FIRST), header.sectionViewportPosition(FIRST + 1)
+    ratio = after.width() / header.width()
+    changed = {x for x in range(int(x0 * ratio), int(x1 * ratio)) for y in range(after.height())
+               if after.pixel(x, y) != before.pixel(x, y)}
+    assert changed, "the first candidate's header shows the new score"
+    other = [x for x in range(int(x1 * ratio), int(header.sectionViewportPosition(FIRST + 2) * ratio))
+             for y in range(after.height()) if after.pixel(x, y) != before.pixel(x, y)]
+    assert not other, "the second candidate's header did not change"
