@@ -263,6 +263,17 @@ class RubricBench(Evented):
         """The workflow's submit, with the grid's grades and ``departs_from_scores``: one
         transaction. A template shown and graded is saved as this tutor's version first."""
         self._grades_to_save("check")  # refuse a half-graded candidate before anything is written
+        shown = (self.rubric, self.source, dict(self.cells))
+        try:
+            judgment = self._submit(state, seconds_spent)
+        except BaseException:
+            self.rubric, self.source, self.cells = shown  # nothing was written: the grid as it was
+            self._events.announce(Change.RUBRIC, Change.GRADES)
+            raise
+        self._events.announce(Change.GRADES)
+        return judgment
+
+    def _submit(self, state: Any, seconds_spent: float | None) -> Any:
         store = self.workflow.store
         with store.transaction():
             if self.source == TEMPLATE and self.cells and self.rubric is not None:
@@ -271,7 +282,6 @@ class RubricBench(Evented):
             grades = self._grades_to_save(judgment.id)
             store.rubrics.save_grades(grades)
             store.rubrics.set_departs(judgment.id, self.departs(judgment.ranks) if grades else None)
-        self._events.announce(Change.GRADES)
         return judgment
 
     def undo(self) -> Any:
