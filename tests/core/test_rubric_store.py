@@ -250,3 +250,15 @@ def test_a_refused_submit_leaves_the_grid_and_the_template_as_they_were(store, w
     assert store.db.execute("select count(*) from rubrics").fetchone()[0] == 0
     assert store.db.execute("select count(*) from judgments").fetchone()[0] == 0
     assert wf.history == []
+
+
+def test_general_template_stands_in_and_a_broken_one_shows_none(store, wf, tmp_path):
+    bench = RubricBench(wf, templates=tmp_path)
+    open_q(wf)
+    (tmp_path / "general.json").write_text(json.dumps({"domain": "general", "criteria": [
+        {"criterion": "Answers the question", "points": 5, "tags": ["axis:completeness"]}]}))
+    bench.load()
+    assert bench.source == TEMPLATE and [c.text for c in bench.criteria] == ["Answers the question"]
+    (tmp_path / "medicine.json").write_text(json.dumps({"criteria": [{"criterion": "x", "points": 0}]}))
+    bench.load()
+    assert bench.source == NONE and bench.rubric is None
