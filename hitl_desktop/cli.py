@@ -495,6 +495,9 @@ def _stats_text(stats: dict, db: Path) -> str:
             f"({count(agreement.get('units', 0), 'unit')} judged by several tutors)",
         ]
     lines += _models_text(stats.get("models") or {})
+    from hitl_desktop.core.rubric_agreement import rubric_stats_text
+
+    lines += rubric_stats_text(stats.get("rubrics") or {})  # rubcore
     return "\n".join(lines)
 
 

@@ -171,3 +171,19 @@ def disagreed_criteria(store: Any, *, limit: int = 20) -> list[dict[str, Any]]:
             "pairwise_raw": agg.agree / agg.pairs, "disagreeing_pairs": agg.pairs - agg.agree,
         })
     return out
+
+
+def rubric_stats_text(r: dict[str, Any]) -> list[str]:
+    """The ``stats`` command's lines on rubrics (none when no criterion is graded)."""
+    if not r or not r.get("graded_completions"):
+        return []
+
+    def num(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    ta = r["tutor_agreement"]
+    lines = ["", f"  rubrics     {r['criteria']} criteria, {r['graded_completions']} graded completions; tutors agree "
+             f"{num(ta['pairwise_raw'])} (alpha {num(ta['krippendorff_alpha'])}, {ta['units']} units)"]
+    for name, g in r.get("graders", {}).items():
+        lines.append(f"  grader      {name}: macro-F1 {num(g['macro_f1'])} against the tutors ({g['n']} units)")
+    return lines

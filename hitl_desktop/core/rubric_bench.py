@@ -21,6 +21,7 @@ sees anyone else's grades or a model's. Every mutation announces ``Change.RUBRIC
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ from hitl_desktop.core.rubrics import (
     score,
 )
 
+log = logging.getLogger(__name__)
+
 #: where the rubric comes from
 OWN, LAB, TEMPLATE, NONE = "own", "lab", "template", "none"
 
@@ -55,12 +58,33 @@ def templates_dir() -> Path:
     return resources_dir() / "rubrics"
 
 
+FALLBACK_TEMPLATE = "general"
+
+
+def template_path(domain: str, folder: Path | None = None) -> Path | None:
+    """The template file for a domain, as qt/rubric_templates.py finds it: the user's
+    (``<user data>/rubrics/<domain>.json``) before the shipped one, the domain's before
+    ``general``'s. With ``folder`` only that folder is looked in (tests, a lab's own set)."""
+    if folder is not None:
+        folders = [folder]
+    else:
+        import platformdirs
+
+        folders = [platformdirs.user_data_path("hitl-desktop", appauthor=False) / "rubrics", templates_dir()]
+    for name in dict.fromkeys((domain, FALLBACK_TEMPLATE)):
+        for f in folders:
+            path = f / f"{name}.json"
+            if path.is_file():
+                return path
+    return None
+
+
 def load_template(domain: str, folder: Path | None = None) -> list[Criterion]:
-    """A domain's template criteria: ``<folder>/<domain>.json`` holding a list of
-    ``{criterion|text, points, tags}`` or ``{"criteria": [...]}``; [] when there is none.
-    A template that breaks the rubric rules raises :class:`RubricError` naming the file."""
-    path = (folder or templates_dir()) / f"{domain}.json"
-    if not path.is_file():
+    """A domain's template criteria (see :func:`template_path`): a file holding
+    ``{"criteria": [{criterion, points, tags}, ...]}`` or that list itself; [] when there is
+    none. A template that breaks the rubric rules raises :class:`RubricError` naming the file."""
+    path = template_path(domain, folder)
+    if path is None:
         return []
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -156,7 +180,11 @@ class RubricBench(Evented):
         lab = self._rubrics.lab_rubric(prompt.id)
         if lab is not None:
             return lab, LAB
-        template = load_template(prompt.domain, self.templates)
+        try:
+            template = load_template(prompt.domain, self.templates)
+        except RubricError as e:  # a broken template file: no template, never a failed item
+            log.warning("rubric template not used: %s", e)
+            template = []
         if template:
             return Rubric(prompt_id=prompt.id, criteria=template, version=0, id=""), TEMPLATE
         return None, NONE
@@ -263,6 +291,17 @@ class RubricBench(Evented):
         """The workflow's submit, with the grid's grades and ``departs_from_scores``: one
         transaction. A template shown and graded is saved as this tutor's version first."""
         self._grades_to_save("check")  # refuse a half-graded candidate before anything is written
+        shown = (self.rubric, self.source, dict(self.cells))
+        try:
+            judgment = self._submit(state, seconds_spent)
+        except BaseException:
+            self.rubric, self.source, self.cells = shown  # nothing was written: the grid as it was
+            self._events.announce(Change.RUBRIC, Change.GRADES)
+            raise
+        self._events.announce(Change.GRADES)
+        return judgment
+
+    def _submit(self, state: Any, seconds_spent: float | None) -> Any:
         store = self.workflow.store
         with store.transaction():
             if self.source == TEMPLATE and self.cells and self.rubric is not None:
@@ -271,7 +310,6 @@ class RubricBench(Evented):
             grades = self._grades_to_save(judgment.id)
             store.rubrics.save_grades(grades)
             store.rubrics.set_departs(judgment.id, self.departs(judgment.ranks) if grades else None)
-        self._events.announce(Change.GRADES)
         return judgment
 
     def undo(self) -> Any:

@@ -48,6 +48,11 @@ from hitl_desktop.core.rubrics import (
 )
 
 RUBRICS, GRADES = "rubrics", "rubric-grades"
+#: the fields each layout reads; others are counted in ``fields_not_kept`` (never silent)
+RUBRIC_FIELDS = frozenset({"prompt_id", "prompt", "rubrics", "example_tags", "ideal_completions_data",
+                           "rubric_version", "rubric_author", "rubric_status", "approved_by"})
+GRADE_FIELDS = frozenset({"prompt_id", "completion", "model", "grader", "grader_kind", "rubric_version", "grades",
+                          "score", "grader_pseudonymised"})
 RUBRIC_LAYOUTS: tuple[str, ...] = (RUBRICS, GRADES)
 IMPORTED = "imported"
 ROLES = ("system", "user", "assistant", "developer")
@@ -275,6 +280,7 @@ def _import_rubrics(store: Any, p: Path, rows: list, errors: list, default_domai
             errors.append((line, e.field, e.message))
     _refuse(p, errors)
     summary = RubricImport(path=str(p), layout=RUBRICS, records=len(parsed))
+    _not_kept(summary, rows, RUBRIC_FIELDS)
     rs = store.rubrics
     with store.transaction():
         existing = store.prompts_by_external_id([r.external_id for r in parsed])
@@ -404,7 +410,16 @@ def _import_grades(store: Any, p: Path, rows: list, errors: list) -> RubricImpor
         except _Bad as e:
             errors.append((line, e.field, e.message))
     _refuse(p, errors)
-    return _write_grades(store, p, parsed)
+    summary = _write_grades(store, p, parsed)
+    _not_kept(summary, rows, GRADE_FIELDS)
+    return summary
+
+
+def _not_kept(summary: RubricImport, rows: list[tuple[int, dict[str, Any]]], known: frozenset[str]) -> None:
+    for _, obj in rows:
+        for key in obj:
+            if key not in known:
+                summary.fields_not_kept[key] = summary.fields_not_kept.get(key, 0) + 1
 
 
 def _judgment_id(prompt_key: str, tutor: str) -> str:

@@ -169,3 +169,20 @@ def test_a_candidate_the_model_left_partly_ungraded_is_not_exported_until_comple
         assert (again.graded, server.requests) == (1, 1)
     assert len(list(grade_rows(store, grades_from=MODEL))) == 3
     store.close()
+
+
+@pytest.mark.slow
+def test_a_local_model_grades_end_to_end_through_its_generation_process(tmp_path, tiny_model_dir):
+    """A tiny random model writes no JSON: every item is asked twice, then left ungraded."""
+    path = tmp_path / "lab.db"
+    store, *_ = make_db(path)
+    store.close()
+    result = CliRunner().invoke(cli, ["grade", "--db", str(path), "--grader", str(tiny_model_dir), "--limit", "1",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.output.strip().splitlines()[-1])
+    assert line["graded"] + line["ungraded"] == 3 and line["seconds"] > 0
+    with Store.open(path) as again:
+        n = again.db.execute("select count(*) from grades").fetchone()[0]
+        runs = again.db.execute("select count(*) from grader_runs").fetchone()[0]
+    assert n == line["graded"] and runs == (1 if n else 0)

@@ -47,6 +47,7 @@ def test_a_healthbench_file_imports_as_it_is_and_exports_in_its_layout(tmp_path)
     store = Store.memory()
     s = import_file(store, write(tmp_path / "hb.jsonl", [HB_ROW]), default_domain="medicine")
     assert (s.layout, s.prompts, s.rubrics, s.criteria) == ("rubrics", 1, 1, 3)
+    assert s.fields_not_kept == {"completion": 1}  # HealthBench's empty completion: said, not silent
     pid = store.prompts_by_external_id(["hb-0001"])["hb-0001"].id
     lab = store.rubrics.lab_rubric(pid)
     assert lab is not None and lab.author == "imported" and [c.points for c in lab.criteria] == [8, 4, -9]

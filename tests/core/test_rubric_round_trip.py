@@ -95,6 +95,8 @@ def test_rubric_round_trip(tmp_path):
     stats = json.loads(run("stats", "--db", lab, "--json"))["rubrics"]
     assert stats["graders"][GRADER]["n"] == 18 - disagreements  # tied units left out
     assert stats["graders"][GRADER]["macro_f1"] == 1.0  # the stub's rule is the tutors' rule
+    text = run("stats", "--db", lab)
+    assert "6 criteria, 6 graded completions" in text and f"{GRADER}: macro-F1 1.000" in text
     # exports
     run("export", "--db", lab, "--format", "rubrics", "--out", tmp_path / "r.jsonl")
     rubrics = read(tmp_path / "r.jsonl")

@@ -235,3 +235,30 @@ def store_file(store, tmp_path):
     path = tmp_path / "source.db"
     store.backup_to(path)
     return path
+
+
+def test_a_refused_submit_leaves_the_grid_and_the_template_as_they_were(store, wf, tmp_path):
+    (tmp_path / "medicine.json").write_text(json.dumps([{"criterion": "Safe", "points": 5}]))
+    bench = RubricBench(wf, templates=tmp_path)
+    open_q(wf)
+    bench.load()
+    grade_all(bench, {"A": [True], "B": [False], "C": [False]})
+    state = JudgingState(display_order=[c.id for c in wf.item.candidates])  # nothing ranked
+    with pytest.raises(Exception, match="no candidate is ranked"):
+        bench.submit(state)
+    assert bench.source == TEMPLATE and len(bench.cells) == 3
+    assert store.db.execute("select count(*) from rubrics").fetchone()[0] == 0
+    assert store.db.execute("select count(*) from judgments").fetchone()[0] == 0
+    assert wf.history == []
+
+
+def test_general_template_stands_in_and_a_broken_one_shows_none(store, wf, tmp_path):
+    bench = RubricBench(wf, templates=tmp_path)
+    open_q(wf)
+    (tmp_path / "general.json").write_text(json.dumps({"domain": "general", "criteria": [
+        {"criterion": "Answers the question", "points": 5, "tags": ["axis:completeness"]}]}))
+    bench.load()
+    assert bench.source == TEMPLATE and [c.text for c in bench.criteria] == ["Answers the question"]
+    (tmp_path / "medicine.json").write_text(json.dumps({"criteria": [{"criterion": "x", "points": 0}]}))
+    bench.load()
+    assert bench.source == NONE and bench.rubric is None
