@@ -162,6 +162,9 @@ class CriteriaModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and col == POINTS:
             t = theme.current()
             return QColor(t["danger"] if c.points < 0 else t["success"])
+        if role == Qt.ItemDataRole.BackgroundRole and c.points < 0:  # a penalty, as in the grid
+            t = theme.current()
+            return QColor(t["danger_bg"]) if col == POINTS else None
         if role == Qt.ItemDataRole.FontRole and col == POINTS:
             f = QFont()
             f.setWeight(QFont.Weight.DemiBold)

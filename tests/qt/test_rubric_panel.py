@@ -239,3 +239,18 @@ def test_an_empty_criterion_says_how_to_fill_it():
     model.set_criteria([Criterion("", 5)])
     assert "Enter" in model.data(model.index(0, TEXT))
     assert model.data(model.index(0, TEXT), Qt.ItemDataRole.EditRole) == ""
+
+
+def test_a_penalty_is_marked_in_the_danger_colours():
+    from PySide6.QtGui import QColor
+
+    from hitl_desktop.qt import theme
+
+    model = CriteriaModel()
+    model.set_criteria([Criterion("Names the red flags", 7), Criterion("Invents a trial", -8)])
+    t = theme.current()
+    assert model.data(model.index(1, POINTS)) == "\u22128"
+    assert model.data(model.index(1, POINTS), Qt.ItemDataRole.ForegroundRole) == QColor(t["danger"])
+    assert model.data(model.index(1, POINTS), Qt.ItemDataRole.BackgroundRole) == QColor(t["danger_bg"])
+    assert model.data(model.index(0, POINTS), Qt.ItemDataRole.BackgroundRole) is None
+    assert model.data(model.index(0, POINTS), Qt.ItemDataRole.ForegroundRole) == QColor(t["success"])
