@@ -80,7 +80,7 @@ def cli(ctx: click.Context, db_path: str | None, model_path: str | None) -> None
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--domain", default=None, help="Domain for records that name none.")
 @click.option("--tutor", default="imported", show_default=True, help="Tutor for rankings that name none.")
-@click.option("--format", "layout", default=None, metavar="LAYOUT", help=f"The file's layout (default: found from its fields): {IMPORT_LAYOUTS}.")
+@click.option("--format", "layout", default=None, metavar="LAYOUT", help=f"The file's layout (default: found from its fields): {IMPORT_LAYOUTS}, rubrics, rubric-grades.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def import_command(file: str, db_path: str | None, domain: str | None, tutor: str, layout: str | None, as_json: bool) -> None:
     """Import prompts (and finished judgments) from a JSONL or CSV file, all or nothing.
@@ -327,7 +327,7 @@ def _fill(store, backend, todo, *, k, limit, domain, seed, max_new_tokens, tempe
 
 @cli.command("export", short_help="Export judgments as training data.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
-@click.option("--format", "fmt", required=True, metavar="FORMAT", help=f"One of: {EXPORT_FORMATS}.")
+@click.option("--format", "fmt", required=True, metavar="FORMAT", help=f"One of: {EXPORT_FORMATS}, rubrics, rubric-grades.")
 @click.option("--out", required=True, type=click.Path(), help="Output: NAME.jsonl, NAME.parquet, or a folder (datasets save_to_disk).")
 @click.option("--domain", default=None, help="Only this domain.")
 @click.option("--tutor", default=None, help="Only this tutor (by name).")
@@ -339,6 +339,7 @@ def _fill(store, backend, todo, *, k, limit, domain, seed, max_new_tokens, tempe
 @click.option("--include-top-ranked", is_flag=True, help="sft: also the top-ranked answers, not only corrections.")
 @click.option("--consensus", is_flag=True, help="Where several tutors judged a prompt: its majority pairs (nectar: a ranking consistent with them); each tutor's correction still counts.")
 @click.option("--adjudicated", is_flag=True, help="A lead's adjudicated ranking where there is one (per-tutor or --consensus elsewhere).")
+@click.option("--grades-from", default=None, metavar="GRADER", help="rubric-grades: that grader's grades (a model or a tutor), not the tutors'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def export_command(
     db_path: str | None,
@@ -354,13 +355,15 @@ def export_command(
     include_top_ranked: bool,
     consensus: bool,
     adjudicated: bool,
+    grades_from: str | None,
     as_json: bool,
 ) -> None:
     """Export judgments as training data (preference pairs and other formats)."""
     from hitl_desktop.core import export
+    from hitl_desktop.core.rubric_export import RUBRIC_FORMATS
 
-    if fmt not in export.FORMATS:
-        raise click.ClickException(f"unknown format {fmt!r}; formats: {', '.join(export.FORMATS)}")
+    if fmt not in export.FORMATS and fmt not in RUBRIC_FORMATS:
+        raise click.ClickException(f"unknown format {fmt!r}; formats: {', '.join(export.FORMATS + RUBRIC_FORMATS)}")
     store = _open_store(_db(db_path), create=False, read_only=True)  # writes nothing
     try:
         from hitl_desktop.core.workflow import export_judgments
@@ -379,6 +382,7 @@ def export_command(
             seed=seed,
             keep_tutor_names=keep_tutor_names,
             include_top_ranked=include_top_ranked,
+            **({"grades_from": grades_from} if grades_from else {}),
         )
     except export.ExportError as e:
         raise click.ClickException(str(e)) from None
@@ -400,6 +404,44 @@ def export_command(
                 click.echo(f"  {line[0].upper()}{line[1:]}.")
 
 
+@cli.command("grade", short_help="Grade candidates against their rubrics with a model.")
+@click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
+@click.option("--grader", required=True, metavar="MODEL|URL", help="A local model folder, or an OpenAI-compatible server's URL.")
+@click.option("--served-model", default=None, metavar="NAME", help="The served model to use (a server serving several).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="At most N candidates.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N", help="Requests at a time (served: 16; a local model: 1).")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line {grader, graded, ungraded, seconds}.")
+def grade_command(db_path: str | None, grader: str, served_model: str | None, limit: int | None,
+                  workers: int | None, as_json: bool) -> None:
+    """Grade every (candidate, criterion) the grader has not graded yet (HealthBench's grader
+    request); a reply that is not the JSON asked for is asked again once, then left ungraded."""
+    from hitl_desktop.core.backends.base import ModelError
+    from hitl_desktop.core.backends.registry import open_backend
+    from hitl_desktop.core.backends.served import is_url
+    from hitl_desktop.core.grading import DEFAULT_WORKERS, grade_store
+
+    store = _open_store(_db(db_path), create=False)
+    try:
+        try:
+            backend = open_backend(grader, served_model=served_model)
+        except ModelError as e:
+            raise click.ClickException(f"grader {grader}: {e}; nothing was graded") from None
+        try:
+            served = is_url(grader)
+            summary = grade_store(store, backend, limit=limit,
+                                  workers=workers or (DEFAULT_WORKERS if served else 1),
+                                  provenance={"grader": grader.split("#")[0] if served else grader})
+        finally:
+            backend.close()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(summary.line()))
+    else:
+        click.echo(f"Graded {count(summary.graded, 'criterion', 'criteria')} of {count(summary.candidates, 'candidate')} with "
+                   f"{summary.grader} in {summary.seconds:.1f} s; {summary.ungraded} ungraded.")
+
+
 @cli.command("stats", short_help="Counts per domain, and agreement between tutors.")
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
@@ -415,6 +457,9 @@ def stats_command(db_path: str | None, as_json: bool) -> None:
         items = list(store.judged_items())  # read once for both
         stats["agreement"] = agreement_stats(store, items=items)
         stats.update(models_stats(store, items=items))
+        from hitl_desktop.core.rubric_agreement import rubric_stats
+
+        stats["rubrics"] = rubric_stats(store)  # rubcore: agreement on criteria, model graders
     finally:
         store.close()
     if as_json:
@@ -450,6 +495,9 @@ def _stats_text(stats: dict, db: Path) -> str:
             f"({count(agreement.get('units', 0), 'unit')} judged by several tutors)",
         ]
     lines += _models_text(stats.get("models") or {})
+    from hitl_desktop.core.rubric_agreement import rubric_stats_text
+
+    lines += rubric_stats_text(stats.get("rubrics") or {})  # rubcore
     return "\n".join(lines)
 
 

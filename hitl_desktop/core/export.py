@@ -116,6 +116,12 @@ from hitl_desktop.core.ranking import (
     pairs_for_item,
     split_conversations,
 )
+from hitl_desktop.core.rubric_export import (
+    RUBRIC_FORMATS,
+    attach_rubric_scores,
+    export_rubric_format,
+)
+from hitl_desktop.core.rubrics import RubricError
 from hitl_desktop.core.types import (
     CONSENSUS_TUTOR,
     RATING_SCALES,
@@ -848,6 +854,7 @@ def export_dataset(
     consensus: bool = False,
     assembled: Mapping[str, int] | None = None,
     consensus_prompts: int | None = None,
+    grades_from: str | None = None,
 ) -> ExportSummary:
     """Write the judgments (filtered) in one format to ``out``; see the module docstring.
 
@@ -858,6 +865,12 @@ def export_dataset(
     assembling ``items`` already left out (e.g. ``review.export_items``), added to the summary;
     ``consensus_prompts``: how many prompts of a consensus assembled so had two or more tutors.
     """
+    if fmt in RUBRIC_FORMATS:  # rubcore: the rubric layouts (core/rubric_export.py) have their own writer
+        try:
+            return export_rubric_format(store, fmt=fmt, out=out, domain=domain, grades_from=grades_from,
+                                        keep_tutor_names=keep_tutor_names)  # type: ignore[return-value]
+        except RubricError as e:
+            raise ExportError(str(e)) from None
     _check_format(fmt)
     out_path = Path(out).expanduser()
     kind = _output_kind(out_path)
@@ -889,6 +902,7 @@ def export_dataset(
             and (not until_s or it.judgment.created_at < until_s)
         ]
 
+    attach_rubric_scores(store, selected)  # rubcore: graded judgments' margins are score differences
     dropped: Counter[str] = Counter(assembled or {})
     if consensus:
         from hitl_desktop.core.consensus import consensus_items, several_tutor_prompts

@@ -521,6 +521,19 @@ def import_file(
     """Import a JSONL or CSV file into the store in one transaction, or refuse it whole.
 
     ``layout``: see ``read_records`` and core/layouts.py (pair files, Nectar, our records)."""
+    from hitl_desktop.core.rubric_formats import (
+        RUBRIC_LAYOUTS,
+        RubricFileError,
+        detect_rubric_layout,
+        import_rubric_file,
+    )
+
+    rubric_layout = layout if layout in RUBRIC_LAYOUTS else None if layout else detect_rubric_layout(path)
+    if rubric_layout:  # rubcore: the rubric layouts (core/rubric_formats.py)
+        try:
+            return import_rubric_file(store, path, layout=rubric_layout, default_domain=default_domain)
+        except RubricFileError as e:
+            raise ImportFileError(path, [LineError(*bad) for bad in e.errors[:MAX_ERRORS_SHOWN]]) from None
     plan = _Plan(store, str(path), default_tutor)
     records = read_records(
         path, default_domain=default_domain, on_progress=on_progress, layout=layout, summary=plan.summary

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.rubric_merge import RubricMergePlans
 from hitl_desktop.core.store import NotAHitlDatabase, Store, StoreError
 from hitl_desktop.core.wording import count
 
@@ -183,7 +184,7 @@ class _Progress:
             self.callback(fraction, message)
 
 
-class _Merger:
+class _Merger(RubricMergePlans):
     """Plans and inserts one source after another, inside the caller's transaction.
 
     Remapping tables (source id -> target id) only hold rows that were matched; every other id

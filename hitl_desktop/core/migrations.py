@@ -258,3 +258,106 @@ def m0006_source_values(db: Database) -> None:
     """
     db["judgments"].add_column("source_values", str)
     db["tutors"].add_column("pseudonymised", int, not_null_default=0)
+
+
+@migrations()
+def m0007_rubrics(db: Database) -> None:
+    """Rubrics (core/rubric_store.py, DESIGN.md 6b): criteria, their versions, and grades.
+
+    - ``rubrics``: one row per version of a prompt's rubric (versions count from 1 per prompt,
+      whoever wrote them); ``status`` ``proposed`` (a tutor's) or ``approved`` (a lab rubric:
+      the one with the latest ``approved_at`` is the prompt's lab rubric). Rows are never
+      deleted; approving sets the three ``approved`` columns of that version only.
+    - ``criteria``: immutable, one row per criterion of one version. A new version copies its
+      criteria with new ids; ``key`` is stable across versions (the id the criterion had in the
+      first version it appeared in), so a grade can be followed from one version to the next.
+    - ``grades``: one per (candidate, criterion, grader); a tutor's carries the ``judgment_id``
+      it was submitted with (deleted with it on undo); a model's carries ``run_id``, a row of
+      ``grader_runs`` (model, parameters, grader prompt version).
+    - ``prompts.rubric_meta``: JSON, what a rubrics file (HealthBench's layout) said of the prompt
+      that has no other place, written back on export: ``example_tags`` and
+      ``ideal_completions_data`` as given. NULL for prompts from elsewhere.
+    - ``judgments.departs_from_scores``: 1 when a graded judgment's ranking departs from the
+      scores, 0 when it follows them, NULL for a judgment without grades.
+    """
+    db["rubrics"].create(
+        {
+            "id": str,
+            "prompt_id": str,
+            "version": int,
+            "author": str,
+            "created_at": str,
+            "status": str,
+            "approved_by": str,
+            "approved_at": str,
+        },
+        pk="id",
+        not_null={"prompt_id", "version", "created_at", "status"},
+        foreign_keys=[("prompt_id", "prompts", "id")],
+        defaults={"author": "", "status": "proposed"},
+    )
+    db["rubrics"].create_index(["prompt_id", "version"], unique=True)
+    db["rubrics"].create_index(["prompt_id", "author"])
+    db["criteria"].create(
+        {
+            "id": str,
+            "rubric_id": str,
+            "key": str,
+            "position": int,
+            "text": str,
+            "points": float,
+            "tags": str,  # JSON list of tags
+            "author": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"rubric_id", "key", "position", "text", "points", "created_at"},
+        foreign_keys=[("rubric_id", "rubrics", "id")],
+        defaults={"tags": "[]", "author": ""},
+    )
+    db["criteria"].create_index(["rubric_id", "position"])
+    db["criteria"].create_index(["key"])
+    db["grader_runs"].create(
+        {
+            "id": str,
+            "grader": str,
+            "model": str,
+            "parameters": str,  # JSON
+            "prompt_version": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"grader", "created_at"},
+        defaults={"parameters": "{}", "model": "", "prompt_version": ""},
+    )
+    db["grades"].create(
+        {
+            "id": str,
+            "candidate_id": str,
+            "criterion_id": str,
+            "rubric_id": str,
+            "grader": str,
+            "grader_kind": str,
+            "met": int,
+            "note": str,
+            "judgment_id": str,
+            "run_id": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"candidate_id", "criterion_id", "rubric_id", "grader", "grader_kind", "met", "created_at"},
+        foreign_keys=[
+            ("candidate_id", "candidates", "id"),
+            ("criterion_id", "criteria", "id"),
+            ("rubric_id", "rubrics", "id"),
+            ("run_id", "grader_runs", "id"),
+        ],
+        defaults={"note": "", "grader_kind": "tutor"},
+    )
+    db["grades"].create_index(["candidate_id", "criterion_id", "grader"])
+    db["grades"].create_index(["criterion_id"])
+    db["grades"].create_index(["rubric_id"])
+    db["grades"].create_index(["judgment_id"])
+    db["grades"].create_index(["grader", "grader_kind"])
+    db["judgments"].add_column("departs_from_scores", int)
+    db["prompts"].add_column("rubric_meta", str)

@@ -11,7 +11,8 @@ A pack is an ordinary hitl-desktop database, ``DIR/<tutor>.db``, built fresh for
   telling source, all prompts in one order fixed by a hash (the file is written fresh, so no
   freed page holds a key either);
 - the domain guidelines with their versions (so a merged judgment's version resolves);
-- the tutor's name (setting ``pack_tutor``): the app opens the pack as that tutor.
+- the tutor's name (setting ``pack_tutor``): the app opens the pack as that tutor;
+- each prompt's lab rubric (the approved version, core/rubric_store.py), and no grade of anyone's.
 
 Re-assigning after some packs came back (merged into the lab's database) gives the
 remaining work only: a prompt already judged by ``overlap`` tutors is done, and no tutor gets
@@ -151,6 +152,7 @@ def assign(
     domains = sorted({p.domain for p in needed.values()})
     guideline_rows = _guidelines_for(lab, library, domains)
     lab_tutors = {t.name: t for t in lab.tutors()}
+    rubric_rows = lab.rubrics.lab_rubric_rows(needed)  # the approved rubrics, never a grade
     packs = []
     for name, mine in share.items():
         golds = [p for p in gold if not judged.get((p.id, name))]
@@ -161,6 +163,7 @@ def assign(
             prompts=[*mine, *golds],
             candidates=candidates,
             guideline_rows=guideline_rows,
+            rubric_rows=rubric_rows,
         )
         packs.append(pack)
     return AssignSummary(packs=packs, overlap=overlap, short=short)
@@ -185,6 +188,7 @@ def _write_pack(
     prompts: list[Prompt],
     candidates: dict[str, list],
     guideline_rows: list[dict[str, str]],
+    rubric_rows: dict[str, list[dict]] | None = None,
 ) -> int:
     """Build the pack in a new file (nothing of the lab's key was ever written to it), then
     move it into place."""
@@ -214,6 +218,13 @@ def _write_pack(
         for r in guideline_rows:
             store.save_guideline_version(domain=r["domain"], version=r["version"], text=r["text"])
         store.set_setting(PACK_TUTOR_KEY, tutor.name)
+        if rubric_rows:
+            ids = {p.id for p in ordered}
+            rubric_ids = {r["id"] for r in rubric_rows["rubrics"] if r["prompt_id"] in ids}
+            store.rubrics.insert_raw({
+                "rubrics": [r for r in rubric_rows["rubrics"] if r["id"] in rubric_ids],
+                "criteria": [c for c in rubric_rows["criteria"] if c["rubric_id"] in rubric_ids],
+            })
         store.vacuum()
     finally:
         store.close()

@@ -238,8 +238,11 @@ def pairs_for_item(item: JudgedItem, dropped: Counter[str] | None = None) -> lis
             if ranks[a] == ranks[b]:
                 continue
             ca = by_id[a]
-            add(ca.text, ca.id, ca.model, ca.seed, by_id[b],
-                margin(dense[b] - dense[a], j.strength) if kept is None else float(kept), "ranking")  # fmt: skip
+            value = margin(dense[b] - dense[a], j.strength) if kept is None else float(kept)
+            graded = item.rubric_scores  # a graded judgment: the score difference (README "Rubrics")
+            if graded and a in graded and b in graded:
+                value = graded[a] - graded[b]
+            add(ca.text, ca.id, ca.model, ca.seed, by_id[b], value, "ranking")  # fmt: skip
     corr = effective_correction(item)
     if corr is None and j.correction is not None:
         _count(dropped, UNCHANGED_CORRECTION)

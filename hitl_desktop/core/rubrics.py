@@ -52,6 +52,9 @@ class Criterion:
     id: str = field(default_factory=new_id)
     author: str = ""
     created_at: str = field(default_factory=now_iso)
+    #: stable across versions: the id this criterion had in the first version it appeared in
+    #: ("" until stored; the store sets it)
+    key: str = ""
 
     @property
     def axis(self) -> str | None:
@@ -73,6 +76,7 @@ class Rubric:
     created_at: str = field(default_factory=now_iso)
     status: str = PROPOSED
     approved_by: str | None = None
+    approved_at: str | None = None
 
     @property
     def positive_points(self) -> float:
@@ -92,6 +96,8 @@ class Grade:
     note: str = ""
     id: str = field(default_factory=new_id)
     created_at: str = field(default_factory=now_iso)
+    judgment_id: str | None = None  # a tutor's grade: the judgment it was submitted with
+    run_id: str | None = None  # a model's grade: its grader run (model, parameters, prompt version)
 
 
 def check_points(points: object, *, where: str = "points") -> float:

@@ -180,6 +180,9 @@ class Judgment:
     #: what an imported row said that its ranking cannot carry, written back on export:
     #: ``{"margin": float}`` (a pair's), ``{"scores": {candidate id: float}}`` (UltraFeedback)
     source_values: dict[str, Any] = field(default_factory=dict)
+    #: a graded judgment: whether the final ranking orders two candidates unlike their rubric
+    #: scores (core/rubrics.ranking_departs); None for a judgment made without grades
+    departs_from_scores: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,9 @@ class JudgedItem:
     majorities: tuple[Majority, ...] | None = None
     #: A consensus member's correction carried alone: only its correction rows are exported.
     correction_only: bool = False
+    #: A graded judgment's rubric scores, candidate id -> score (core/rubric_export.py
+    #: ``attach_rubric_scores``): its ranking pairs' margin is score(chosen) - score(rejected).
+    rubric_scores: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ def test_three_tutors_merge_onto_one_prompt_set(target, sources):
         "gold_rankings": 0,
         "guidelines": 0,
         "adjudications": 0,
+        **dict.fromkeys(("rubrics", "criteria", "grader_runs", "grades"), 0),  # none graded here
     }
     assert summary.added["tutors"] == 2 and summary.matched["tutors"] == 1  # ann by name
     assert summary.matched["prompts"] == 3 * 3  # each source's 3 shared prompts

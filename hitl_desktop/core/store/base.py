@@ -12,6 +12,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.rubric_store import RubricStore
 from hitl_desktop.core.sqlitelib import Database
 
 _CHUNK = 500  # ids per "in (...)" query: well under SQLite's limit on bound variables
@@ -40,6 +41,11 @@ class StoreBase:
         if self._m0006 is None:
             self._m0006 = "source_values" in {c.name for c in self.db["judgments"].columns}
         return self._m0006
+
+    @property
+    def rubrics(self) -> RubricStore:
+        """Rubrics, criteria and grades (core/rubric_store.py)."""
+        return RubricStore(self.db)
 
     def has_table(self, table: str) -> bool:
         """Whether the database has this table (an older schema may lack a newer one)."""

@@ -56,6 +56,7 @@ class Judgments(StoreBase):
             ).fetchone():
                 raise StoreError("this judgment has a continued conversation; it cannot be undone")
             self.db.execute("delete from corrections where judgment_id = ?", [judgment_id])
+            self.rubrics.delete_judgment_grades(judgment_id)  # its grades go with it
             self.db.execute("delete from rankings where judgment_id = ?", [judgment_id])
             self.db.execute("delete from judgments where id = ?", [judgment_id])
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from hitl_desktop.core.dbfile import StoreError
 from hitl_desktop.core.migrations import gold_rows_from_positions
+from hitl_desktop.core.rubric_store import RUBRIC_TABLES
 from hitl_desktop.core.store.base import StoreBase
 from hitl_desktop.core.store.rows import dumps, gold_rows, loads
 from hitl_desktop.core.types import Adjudication, Prompt
@@ -25,6 +26,7 @@ MERGE_TABLES: tuple[str, ...] = (
     "gold_rankings",
     "guidelines",
     "adjudications",
+    *RUBRIC_TABLES,
 )
 
 

@@ -132,7 +132,7 @@ def gold_rows(prompt_id: str, ranks: dict[str, int]) -> list[dict[str, Any]]:
 JUDGMENT_COLUMNS = (
     "id", "prompt_id", "tutor_id", "session_id", "all_bad", "rationale", "strength",
     "seconds_spent", "display_order", "guideline_version", "created_at", "supersedes",
-    "source_values",
+    "source_values", "departs_from_scores",
 )  # fmt: skip
 
 
@@ -167,6 +167,7 @@ def row_to_judgment(
         created_at=row["created_at"],
         supersedes=row["supersedes"],
         source_values=loads(row["source_values"], {}),
+        departs_from_scores=None if row["departs_from_scores"] is None else bool(row["departs_from_scores"]),
     )
 
 
@@ -187,6 +188,7 @@ def judgment_rows(j: Judgment) -> tuple[dict[str, Any], list[dict[str, Any]], di
         # every row names the same columns: a bulk insert takes them from its first row
         "supersedes": j.supersedes,
         "source_values": dumps(j.source_values) if j.source_values else None,
+        "departs_from_scores": None if j.departs_from_scores is None else int(j.departs_from_scores),
     }
     rankings = [
         {
