@@ -55,7 +55,7 @@ GRADE_FIELDS = frozenset({"prompt_id", "completion", "model", "grader", "grader_
                           "score", "grader_pseudonymised"})
 RUBRIC_LAYOUTS: tuple[str, ...] = (RUBRICS, GRADES)
 IMPORTED = "imported"
-ROLES = ("system", "user", "assistant", "developer")
+ROLES = ("system", "user", "assistant")
 
 
 #: ids of the judgments made from a tutor's imported grades: the same file gives the same ids
