@@ -7,6 +7,7 @@ palette below; the markdown views get a matching CSS.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -176,6 +177,9 @@ def apply(app: QApplication, *, dark: bool | None = None) -> Theme:
     return _current
 
 
+_followers: list = []  # the callables follow_system connected (stop_following lets them go)
+
+
 def follow_system(app: QApplication, on_change=None) -> None:
     """Re-apply the theme when the system switches between light and dark."""
 
@@ -185,6 +189,16 @@ def follow_system(app: QApplication, on_change=None) -> None:
             on_change(current())
 
     QGuiApplication.styleHints().colorSchemeChanged.connect(changed)
+    _followers.append(changed)
+
+
+def stop_following() -> None:
+    """Disconnect what follow_system connected (at quit: the callables hold the window)."""
+    hints = QGuiApplication.styleHints()
+    while _followers:
+        changed = _followers.pop()
+        with contextlib.suppress(RuntimeError, TypeError):
+            hints.colorSchemeChanged.disconnect(changed)
 
 
 def paint_card(widget) -> tuple[QPainter, Theme, QRectF]:
