@@ -128,15 +128,20 @@ def current() -> Theme:
 
 
 def style_sheet(theme: Theme) -> str:
+    """bench.qss with its tokens filled: ``@<colour>`` from the palette, ``@icons`` (the icons
+    folder, for the arrows' ``url()``s) and ``@theme`` ("light" or "dark": which arrows)."""
     path = resources_dir() / "styles" / "bench.qss"
     try:
         template = path.read_text(encoding="utf-8")
     except OSError:
         return ""
+    tokens = dict(theme.colors)
+    tokens["icons"] = (resources_dir() / "icons").resolve().as_posix()
+    tokens["theme"] = theme.name
     # longest tokens first so that @accent_bg is not read as @accent + "_bg"
-    keys = sorted(theme.colors, key=len, reverse=True)
+    keys = sorted(tokens, key=len, reverse=True)
     pattern = re.compile("@(" + "|".join(map(re.escape, keys)) + ")")
-    return pattern.sub(lambda m: theme.colors[m.group(1)], template)
+    return pattern.sub(lambda m: tokens[m.group(1)], template)
 
 
 def _palette(theme: Theme) -> QPalette:
