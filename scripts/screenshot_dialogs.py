@@ -100,9 +100,16 @@ def make_window(app: QApplication):
     window.start_model()
     wait(app, lambda: window.model.state == "ready")
     window.start_session(tutor_name="Dr. Amara", domain="medicine")
-    window.add_prompt("A 52-year-old man with type 2 diabetes has an eGFR of 28. Should he stay on metformin?")
-    wait(app, lambda: window.bench.phase == "judging" and not window.model.is_generating())
     bench = window.bench
+    window.add_prompt("Should metformin be stopped before a CT scan with contrast at an eGFR of 35?")
+    wait(app, lambda: bench.phase == "judging" and not window.model.is_generating())
+    for n in (3, 1, 4, 2):  # rank, flag, explain and submit one prompt: the history has a row
+        bench.press_position(n)
+    bench.rationale.setText("3 names the threshold and what to do instead.")
+    window.submit()
+    window.add_prompt("A 52-year-old man with type 2 diabetes has an eGFR of 28. Should he stay on metformin?")
+    wait(app, lambda: bench.phase == "judging" and not window.model.is_generating()
+         and bench.prompt is not None and "52-year-old" in bench.prompt.text)
     from hitl_desktop.core.types import Correction
 
     bench.set_correction(Correction(text=ANSWERS[2] + " Metformin is contraindicated below 30.",
