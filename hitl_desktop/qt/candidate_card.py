@@ -244,7 +244,15 @@ class CandidateCard(QFrame):
         self.status.setText(text)
 
     def text(self) -> str:
+        """The answer the card shows (the correction, when it shows one); "" while it shows a
+        placeholder ("Waiting for the model to load…"), which the bench may replace."""
+        if self._shown is not None and self._shown[0] == "plain":
+            return ""
         return self.view.raw_text()
+
+    def placeholder(self) -> str:
+        """The placeholder shown instead of an answer ("" when it shows one)."""
+        return self.view.raw_text() if self._shown is not None and self._shown[0] == "plain" else ""
 
     def set_rank(self, rank: int | None, *, tied: bool = False, best: bool = False) -> None:
         if rank is None:

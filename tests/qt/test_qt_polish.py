@@ -185,3 +185,55 @@ def test_an_unchecked_box_shows_its_outline_on_both_themes(qtbot, qapp, dark):
         assert any(_near(image.pixelColor(x, y), QColor(t["accent"]), 20) for x in range(0, 20) for y in range(image.height()))
     finally:
         theme.apply(qapp, dark=False)
+
+
+# -- the model's loading, in words and percent (issue 19 item 7) ------------------------------------
+
+import threading  # noqa: E402
+
+from fakes import FakeBackend  # noqa: E402
+
+from hitl_desktop.qt.load_progress import LoadProgress  # noqa: E402
+
+
+def test_load_progress_reads_as_words_and_percent():
+    p = LoadProgress()
+    assert p.status() == "loading…" and p.waiting() == "Waiting for the model to load…"
+    p.update(0.414, "Converting and dequantising gemma.gguf: tensor 98 of 236…")
+    assert p.status() == "loading · Converting and dequantising gemma.gguf: tensor 98 of 236 · 41 %"
+    assert p.waiting() == "Waiting for the model to load (41 %): Converting and dequantising gemma.gguf: tensor 98 of 236…"
+    p.update(1.7, "")
+    assert p.status() == "loading · 100 %"
+    p.reset()
+    assert p.percent is None
+
+
+def test_the_window_shows_the_conversion_in_words_and_percent(qtbot, file_store, app_settings, guideline_library):
+    from hitl_desktop.qt.main_window import MainWindow
+
+    release = threading.Event()
+
+    def converting(path, on_progress):
+        on_progress(0.05, "Reading the tokenizer of gemma-3-270m.gguf")
+        on_progress(0.41, "Converting and dequantising gemma-3-270m.gguf: tensor 98 of 236")
+        release.wait(20)
+        on_progress(1.0, "ready")
+        return FakeBackend()
+
+    window = MainWindow(store=file_store, settings=app_settings, guidelines=guideline_library, backend_factory=converting)
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        window.start_model()
+        window.start_session(tutor_name="Dr. Test", domain="medicine")
+        window.add_prompt("What are the first signs of dehydration?")  # its cards wait for the model
+        qtbot.waitUntil(lambda: "41 %" in window.state_label.text(), timeout=10000)
+        assert window.state_label.text() == "loading · Converting and dequantising gemma-3-270m.gguf: tensor 98 of 236 · 41 %"
+        waiting = [card.placeholder() for card in window.bench.cards]
+        assert waiting and all("(41 %)" in t and "dequantising" in t for t in waiting), waiting
+        window._update_status()  # a refresh while loading keeps the words and the percent
+        assert "41 %" in window.state_label.text()
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: window.model.state in ("ready", "generating"), timeout=20000)
+        window.close()
