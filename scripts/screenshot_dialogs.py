@@ -136,7 +136,9 @@ def dialogs(window) -> dict[str, QWidget]:
     out["export"] = ExportDialog(window, db_path=str(window.store.path), domains=["medicine", "law"],
                                  tutors=["Dr. Amara"], domain="medicine")
     correction = CorrectionDialog(window, original=ANSWERS[1], position=1)
-    correction.editor.setPlainText("With an eGFR of 28, a 52 year old patient should stop metformin.")
+    correction.editor.setPlainText(
+        "A 52 year old man with an eGFR of 28 should stop metformin: it is contraindicated below 30."
+    )
     correction.update_diff()
     out["correction"] = correction
     if window.guideline is not None:
