@@ -106,6 +106,7 @@ def make_window(app: QApplication):
     for n in (3, 1, 4, 2):  # rank, flag, explain and submit one prompt: the history has a row
         bench.press_position(n)
     bench.rationale.setText("3 names the threshold and what to do instead.")
+    settle(app, 2.0)  # a judgment takes a moment (the dashboard's items per hour)
     window.submit()
     window.add_prompt("A 52-year-old man with type 2 diabetes has an eGFR of 28. Should he stay on metformin?")
     wait(app, lambda: bench.phase == "judging" and not window.model.is_generating()
