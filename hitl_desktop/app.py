@@ -9,16 +9,18 @@ pandas and numpy (see core/sqlitelib.py), markdown-it with the first rendered an
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from hitl_desktop.core.backup import CorruptDatabase, restore
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import DEFAULT_DOMAINS
-from hitl_desktop.qt import theme
+from hitl_desktop.qt import refcounts, theme
 from hitl_desktop.qt.main_window import MainWindow
 from hitl_desktop.qt.settings import AppSettings
 from hitl_desktop.qt.workers import BackendFactory
@@ -28,6 +30,7 @@ APPLICATION = "hitl-desktop"
 
 
 def _application(argv: Sequence[str] | None) -> QApplication:
+    refcounts.guard()  # PySide6 6.12.0's emit() drains True: the abort on quit (qt/refcounts.py)
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(argv) if argv else [sys.argv[0] if sys.argv else "hitl-desktop"])
@@ -53,6 +56,25 @@ def create_window(
     )
     theme.follow_system(QApplication.instance(), lambda _t: window.apply_theme())  # type: ignore[arg-type]
     return window
+
+
+def tear_down(app: QApplication, window: MainWindow) -> None:
+    """After the event loop: end what outlives it, in PySide's order. The window's shutdown
+    (idempotent) stops the model thread and its process and waits for the background tasks;
+    then the Python callables connected to the application's signals are let go, the window
+    and its children are deleted while the QApplication still exists, and the events their
+    deletion posts are delivered, so that nothing Qt owns is left for the interpreter's
+    finalization to destroy in whatever order it takes."""
+    window.shutdown()
+    theme.stop_following()
+    with contextlib.suppress(RuntimeError, TypeError):
+        app.aboutToQuit.disconnect(window.shutdown)
+    window.hide()
+    app.processEvents()
+    if shiboken6.isValid(window):
+        shiboken6.delete(window)  # now, while the QApplication exists (its children with it)
+    app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
 
 
 #: Start anyway after this long when the window is not reported exposed (a platform that
@@ -158,7 +180,9 @@ def run(db_path: str | None, model_path: str | None, argv: Sequence[str] | None 
         window.show()
         when_exposed(window, lambda: begin(window))
         app.aboutToQuit.connect(window.shutdown)
-        return app.exec()
+        code = app.exec()
+        tear_down(app, window)
+        return code
     finally:
         store.close()
 

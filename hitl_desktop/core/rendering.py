@@ -22,7 +22,6 @@ The view must still refuse to open links or load resources (defence in depth); s
 
 from __future__ import annotations
 
-import difflib
 import html
 import re
 from functools import lru_cache
@@ -347,37 +346,126 @@ def render_plain(text: str) -> str:
 
 
 # -- diffs ------------------------------------------------------------------------------------
+#
+# A correction's diff reads as words inserted and deleted: the texts are cut into tokens
+# (words, runs of spaces, single punctuation marks), each distinct token becomes one character
+# (diff-match-patch's line-mode trick, applied to words), the character strings are diffed and
+# given diff-match-patch's semantic cleanup (small equalities between two changes are folded
+# into them, so "A 52 year old man" -> "With 52 year old man" is one deletion and one
+# insertion, not "AWith"), and the characters are turned back into their tokens.
 
 _TOKEN_RE = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+_WORD_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+#: The characters tokens are mapped to: the private use areas (never letters, digits or
+#: spaces, so the cleanup's boundary scoring moves nothing) -- 6,400 + 131,068 distinct tokens.
+_TOKEN_CHAR_RANGES = ((0xE000, 0xF8FF), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD))
+_MAX_TOKENS = sum(hi - lo + 1 for lo, hi in _TOKEN_CHAR_RANGES)
+#: Seconds the diff may take before it settles for a coarser answer (the editor re-diffs as
+#: the tutor types).
+DIFF_TIMEOUT_S = 0.5
+
+#: A diff segment: ("equal" | "del" | "ins", text).
+Segment = tuple[str, str]
+
+
+def _token_char(i: int) -> str:
+    for lo, hi in _TOKEN_CHAR_RANGES:
+        if i <= hi - lo:
+            return chr(lo + i)
+        i -= hi - lo + 1
+    raise ValueError("too many distinct tokens")
+
+
+def _tokens_to_chars(texts: tuple[str, ...]) -> tuple[list[str], list[str]] | None:
+    """Each text as a string of one character per token, and the token of each character
+    (by its index in the ranges); None when there are more distinct tokens than characters."""
+    index: dict[str, int] = {}
+    tokens: list[str] = []
+    encoded: list[str] = []
+    for text in texts:
+        chars = []
+        for token in _TOKEN_RE.findall(text):
+            i = index.get(token)
+            if i is None:
+                if len(tokens) >= _MAX_TOKENS:
+                    return None
+                i = index[token] = len(tokens)
+                tokens.append(token)
+            chars.append(_token_char(i))
+        encoded.append("".join(chars))
+    return encoded, tokens
+
+
+def _char_index(ch: str) -> int:
+    code = ord(ch)
+    base = 0
+    for lo, hi in _TOKEN_CHAR_RANGES:
+        if lo <= code <= hi:
+            return base + code - lo
+        base += hi - lo + 1
+    raise ValueError("not a token character")
+
+
+def diff_segments(original: str, revised: str) -> list[Segment]:
+    """The word-level diff of two texts, after semantic cleanup: a list of ("equal", text),
+    ("del", text) and ("ins", text) in reading order; a replaced stretch is its deletion
+    followed by its insertion. Joining the "equal" and "del" texts gives ``original``;
+    joining "equal" and "ins" gives ``revised``."""
+    from diff_match_patch import diff_match_patch  # here: only the correction editor needs it
+
+    dmp = diff_match_patch()
+    dmp.Diff_Timeout = DIFF_TIMEOUT_S
+    mapped = _tokens_to_chars((original, revised))
+    if mapped is None:  # an enormous text of distinct tokens: a character diff, cleaned up
+        diffs = dmp.diff_main(original, revised, False)
+        dmp.diff_cleanupSemantic(diffs)
+    else:
+        (chars_a, chars_b), tokens = mapped
+        diffs = dmp.diff_main(chars_a, chars_b, False)
+        dmp.diff_cleanupSemantic(diffs)
+        diffs = [(op, "".join(tokens[_char_index(c)] for c in text)) for op, text in diffs]
+    names = {dmp.DIFF_EQUAL: "equal", dmp.DIFF_DELETE: "del", dmp.DIFF_INSERT: "ins"}
+    segments: list[Segment] = []
+    for op, text in diffs:
+        if not text:
+            continue
+        kind = names[op]
+        if segments and segments[-1][0] == kind:
+            segments[-1] = (kind, segments[-1][1] + text)
+        else:
+            segments.append((kind, text))
+    # a replacement reads deletion first: put an insertion that precedes its deletion after it
+    for i in range(len(segments) - 1):
+        if segments[i][0] == "ins" and segments[i + 1][0] == "del":
+            segments[i], segments[i + 1] = segments[i + 1], segments[i]
+    return segments
 
 
 def diff_stats(original: str, revised: str) -> tuple[int, int]:
-    """(words inserted, words deleted) between two texts."""
-    a, b = _TOKEN_RE.findall(original), _TOKEN_RE.findall(revised)
+    """(words inserted, words deleted) between two texts (a punctuation mark counts as one)."""
     ins = dele = 0
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op in ("replace", "delete"):
-            dele += sum(1 for t in a[i1:i2] if not t.isspace())
-        if op in ("replace", "insert"):
-            ins += sum(1 for t in b[j1:j2] if not t.isspace())
+    for kind, text in diff_segments(original, revised):
+        if kind == "ins":
+            ins += len(_WORD_RE.findall(text))
+        elif kind == "del":
+            dele += len(_WORD_RE.findall(text))
     return ins, dele
 
 
 def diff_html(original: str, revised: str) -> str:
-    """A word-level diff as HTML: deletions in ``<span class="del">``, insertions in ``ins``.
+    """The word-level diff as HTML: deletions in ``<span class="del">``, insertions in
+    ``<span class="ins">`` (:func:`diff_segments`).
 
     Both texts are neutralised and escaped; line breaks are kept (the fragment is a
-    ``pre-wrap`` block). Style the classes in the view (red strike-through, green).
+    ``pre-wrap`` block). Style the classes in the view (struck through on red, underlined
+    on green: the theme's ``del_bg`` and ``ins_bg``).
     """
-    a = _TOKEN_RE.findall(neutralize(original))
-    b = _TOKEN_RE.findall(neutralize(revised))
     parts: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op == "equal":
-            parts.append(html.escape("".join(a[i1:i2])))
-            continue
-        if op in ("replace", "delete"):
-            parts.append(f'<span class="del">{html.escape("".join(a[i1:i2]))}</span>')
-        if op in ("replace", "insert"):
-            parts.append(f'<span class="ins">{html.escape("".join(b[j1:j2]))}</span>')
+    previous = ("equal", "")
+    for kind, text in diff_segments(neutralize(original), neutralize(revised)):
+        body = html.escape(text)
+        if previous[0] == "del" and kind == "ins" and not (previous[1][-1:].isspace() or text[:1].isspace()):
+            parts.append("\u2009")  # a thin space: "A" struck out, then "With", not "AWith"
+        parts.append(body if kind == "equal" else f'<span class="{kind}">{body}</span>')
+        previous = (kind, text)
     return f'<pre class="diff">{_style_markers("".join(parts))}</pre>'

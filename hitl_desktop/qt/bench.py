@@ -646,7 +646,7 @@ class BenchView(QWidget):
                 card.set_rank(rank, tied=state.is_tied(c.id), best=c.id in best_level)
                 card.set_flags(state.flags.get(c.id, set()))
                 card.set_ratings(state.ratings.get(c.id, {}))
-                card.set_corrected(state.correction is not None and state.correction.candidate_id == c.id)
+                card.set_corrected(state.correction is not None and state.correction.candidate_id == c.id, text=getattr(state.correction, "text", None))
             else:
                 card.set_rank(None)
                 card.set_flags(set())

@@ -113,9 +113,6 @@ class CandidateCard(QFrame):
         self.rank_badge = QLabel("unranked", self.header)
         self.rank_badge.setObjectName("RankBadge")
         self.rank_badge.setAccessibleName(f"Rank of candidate {position + 1}")
-        self.corrected_badge = QLabel("✎ corrected", self.header)
-        self.corrected_badge.setObjectName("CorrectedBadge")
-        self.corrected_badge.hide()
         self.status = ElidedLabel("", self.header)
         self.status.setObjectName("CardStatus")
         # the status gives way (it is also in its tooltip) so that every card keeps its width
@@ -139,12 +136,34 @@ class CandidateCard(QFrame):
         grip.setToolTip(self.header.toolTip())
         h.addWidget(self.position_label)
         h.addWidget(self.rank_badge)
-        h.addWidget(self.corrected_badge)
         h.addWidget(self.status, 1)
         h.addWidget(self.correct_button)
         h.addWidget(self.regen_button)
         h.addWidget(grip)
         outer.addWidget(self.header)
+
+        # after "Use correction": the card shows the rewrite (what is exported as chosen), says
+        # so on a line of its own (it wraps, it is never cut), and the original is one click away
+        self.correction_bar = QFrame(self)
+        self.correction_bar.setObjectName("CorrectionBar")
+        cb = QHBoxLayout(self.correction_bar)
+        cb.setContentsMargins(8, 4, 4, 4)
+        cb.setSpacing(8)
+        self.corrected_badge = QLabel("", self.correction_bar)
+        self.corrected_badge.setObjectName("CorrectedBadge")
+        self.corrected_badge.setWordWrap(True)
+        self.corrected_badge.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self.original_button = QToolButton(self.correction_bar)
+        self.original_button.setObjectName("CardAction")
+        self.original_button.setCheckable(True)
+        self.original_button.setAccessibleName(f"Show the original text of candidate {position + 1}")
+        self.original_button.toggled.connect(self._show_original)
+        cb.addWidget(self.corrected_badge, 1)
+        cb.addWidget(self.original_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.correction_bar.hide()
+        outer.addWidget(self.correction_bar)
+        self.correction_text: str | None = None  # the tutor's rewrite of this card, if any
+        self._shown: tuple[str, str] | None = None  # ("markdown", text) the view shows
 
         self.view = SafeTextView(
             self, accessible_name=f"Text of candidate {position + 1}", preferred_height=110
@@ -199,21 +218,41 @@ class CandidateCard(QFrame):
 
     def set_candidate(self, candidate: Candidate | None, *, status: str = "") -> None:
         self.candidate = candidate
-        self.view.set_markdown(candidate.text if candidate is not None else "")
+        self._forget_correction()
+        self._show("markdown", candidate.text if candidate is not None else "")
         self.set_status(status)
 
     def set_streaming_text(self, text: str) -> None:
-        self.view.set_markdown(text)
+        self._forget_correction()
+        self._show("markdown", text)
 
     def set_placeholder(self, text: str) -> None:
         self.candidate = None
-        self.view.set_plain(text)
+        self._forget_correction()
+        self._show("plain", text)
+
+    def _show(self, kind: str, text: str) -> None:
+        if self._shown == (kind, text):
+            return  # the bench refreshes often; the view renders only what changed
+        self._shown = (kind, text)
+        if kind == "plain":
+            self.view.set_plain(text)
+        else:
+            self.view.set_markdown(text)
 
     def set_status(self, text: str) -> None:
         self.status.setText(text)
 
     def text(self) -> str:
+        """The answer the card shows (the correction, when it shows one); "" while it shows a
+        placeholder ("Waiting for the model to load…"), which the bench may replace."""
+        if self._shown is not None and self._shown[0] == "plain":
+            return ""
         return self.view.raw_text()
+
+    def placeholder(self) -> str:
+        """The placeholder shown instead of an answer ("" when it shows one)."""
+        return self.view.raw_text() if self._shown is not None and self._shown[0] == "plain" else ""
 
     def set_rank(self, rank: int | None, *, tied: bool = False, best: bool = False) -> None:
         if rank is None:
@@ -250,8 +289,48 @@ class CandidateCard(QFrame):
         finally:
             self._updating = False
 
-    def set_corrected(self, on: bool) -> None:
-        self.corrected_badge.setVisible(on)
+    def set_corrected(self, on: bool, text: str | None = None) -> None:
+        """Whether the tutor's correction rewrites this card, and its text: the card then
+        shows the rewrite (the original stays a click away on ``original_button``)."""
+        if not on:
+            self._forget_correction()
+            if self.candidate is not None:
+                self._show("markdown", self.candidate.text)
+            return
+        if text is not None and text != self.correction_text:
+            self.correction_text = text
+            self.original_button.setChecked(False)
+        self.correction_bar.show()
+        self._show_original(self.original_button.isChecked())
+
+    def showing_original(self) -> bool:
+        """True while a corrected card shows the model's original text."""
+        return self.correction_text is not None and self.original_button.isChecked()
+
+    def _forget_correction(self) -> None:
+        self.correction_text = None
+        self.correction_bar.hide()
+        if self.original_button.isChecked():
+            self.original_button.blockSignals(True)
+            self.original_button.setChecked(False)
+            self.original_button.blockSignals(False)
+
+    def _show_original(self, original: bool) -> None:
+        if original or self.correction_text is None:
+            self.corrected_badge.setText(
+                "The model's original answer. Your correction replaces it as the chosen answer."
+            )
+            self.original_button.setText("Show your correction")
+            self.original_button.setToolTip("Show the corrected text again")
+            self._show("markdown", self.candidate.text if self.candidate is not None else "")
+        else:
+            self.corrected_badge.setText(
+                "✎ Your correction, shown here: it is exported as the chosen answer."
+            )
+            self.original_button.setText("Show the original")
+            self.original_button.setToolTip("Show the model's answer as it was written")
+            self._show("markdown", self.correction_text)
+        self.corrected_badge.setToolTip(self.corrected_badge.text())
 
     def set_judging_enabled(self, on: bool) -> None:
         for b in self.flag_buttons.values():

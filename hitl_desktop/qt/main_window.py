@@ -51,6 +51,7 @@ from hitl_desktop.core.workflow import (
 )
 from hitl_desktop.qt.bench import BenchView
 from hitl_desktop.qt.candidate_card import FLAG_KEYS
+from hitl_desktop.qt.load_progress import LoadProgress
 from hitl_desktop.qt.markdown_view import SafeTextView
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.models import PromptQueueModel, PromptRole
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self._closed = False
 
         self.model = ModelController(backend_factory, self)
+        self.load_state = LoadProgress()
         self.model.state_changed.connect(self._model_state_changed)
         self.model.load_progressed.connect(self._model_progress)
         self.model.model_loaded.connect(self._model_loaded)
@@ -472,6 +474,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText(" + ".join(_model_label(m) for m in models))
         self.load_progress.setValue(0)
         self.load_progress.show()
+        self.load_state.reset()
         self.model.load(
             models if len(models) > 1 else models[0],
             device=spec["device"],
@@ -487,7 +490,10 @@ class MainWindow(QMainWindow):
     def _model_progress(self, fraction: float, message: str) -> None:
         self.load_progress.show()
         self.load_progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
-        self.state_label.setText(f"loading · {message}" if message else "loading")
+        self.load_state.update(fraction, message)  # words and percent (qt/load_progress.py)
+        self.state_label.setText(self.load_state.status())
+        if self.bench.phase == "generating":
+            self.bench.set_waiting_text(self._waiting_text())
 
     def _model_loaded(self, backend) -> None:
         self.load_progress.hide()
@@ -505,7 +511,7 @@ class MainWindow(QMainWindow):
 
     def _waiting_text(self) -> str:
         if self.model.state == "loading":
-            return "Waiting for the model to load…"
+            return self.load_state.waiting()
         if self.model.state == "error":
             return "The model is not available."
         return "Writing…"
@@ -1180,7 +1186,7 @@ class MainWindow(QMainWindow):
 
     def _update_status(self) -> None:
         state = self.model.state
-        self.state_label.setText({"idle": "model: not loaded", "loading": "loading…"}.get(state, state))
+        self.state_label.setText({"idle": "model: not loaded", "loading": self.load_state.status()}.get(state, state))
         self.state_label.setProperty("state", state)
         self.state_label.style().unpolish(self.state_label)
         self.state_label.style().polish(self.state_label)

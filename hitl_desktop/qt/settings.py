@@ -178,6 +178,17 @@ class AppSettings:
             return [rng.randrange(2**31 - 1) for _ in range(k)]
         return [base + i for i in range(k)]
 
+    # -- export ----------------------------------------------------------------------------------
+
+    @property
+    def export_dir(self) -> str:
+        """The folder the last export went to ('' = none yet: exports start in the database's)."""
+        return self._get("export/dir", "", str)
+
+    @export_dir.setter
+    def export_dir(self, value: str) -> None:
+        self.q.setValue("export/dir", value or "")
+
     # -- window --------------------------------------------------------------------------------
 
     def save_state(self, key: str, data: QByteArray) -> None:

@@ -7,6 +7,7 @@ palette below; the markdown views get a matching CSS.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -127,15 +128,20 @@ def current() -> Theme:
 
 
 def style_sheet(theme: Theme) -> str:
+    """bench.qss with its tokens filled: ``@<colour>`` from the palette, ``@icons`` (the icons
+    folder, for the arrows' ``url()``s) and ``@theme`` ("light" or "dark": which arrows)."""
     path = resources_dir() / "styles" / "bench.qss"
     try:
         template = path.read_text(encoding="utf-8")
     except OSError:
         return ""
+    tokens = dict(theme.colors)
+    tokens["icons"] = (resources_dir() / "icons").resolve().as_posix()
+    tokens["theme"] = theme.name
     # longest tokens first so that @accent_bg is not read as @accent + "_bg"
-    keys = sorted(theme.colors, key=len, reverse=True)
+    keys = sorted(tokens, key=len, reverse=True)
     pattern = re.compile("@(" + "|".join(map(re.escape, keys)) + ")")
-    return pattern.sub(lambda m: theme.colors[m.group(1)], template)
+    return pattern.sub(lambda m: tokens[m.group(1)], template)
 
 
 def _palette(theme: Theme) -> QPalette:
@@ -176,6 +182,9 @@ def apply(app: QApplication, *, dark: bool | None = None) -> Theme:
     return _current
 
 
+_followers: list = []  # the callables follow_system connected (stop_following lets them go)
+
+
 def follow_system(app: QApplication, on_change=None) -> None:
     """Re-apply the theme when the system switches between light and dark."""
 
@@ -185,6 +194,16 @@ def follow_system(app: QApplication, on_change=None) -> None:
             on_change(current())
 
     QGuiApplication.styleHints().colorSchemeChanged.connect(changed)
+    _followers.append(changed)
+
+
+def stop_following() -> None:
+    """Disconnect what follow_system connected (at quit: the callables hold the window)."""
+    hints = QGuiApplication.styleHints()
+    while _followers:
+        changed = _followers.pop()
+        with contextlib.suppress(RuntimeError, TypeError):
+            hints.colorSchemeChanged.disconnect(changed)
 
 
 def paint_card(widget) -> tuple[QPainter, Theme, QRectF]:

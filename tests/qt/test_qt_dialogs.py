@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from fakes import press, wait_ready
 from PySide6.QtCore import Qt
 
@@ -114,3 +116,88 @@ def test_toolbar_dialogs_open_without_blocking(fake_window, qtbot):
     w.open_quality_dashboard()
     assert w.dashboard is not None and w.dashboard.isVisible()
     w.dashboard.close()
+
+
+# -- the export dialog's defaults (issue 19 item 4) -------------------------------------------------
+
+from PySide6.QtCore import QDate, QLocale  # noqa: E402
+
+from hitl_desktop.qt.dialogs import export_dialog  # noqa: E402
+
+
+def _export_dialog(qtbot, db, settings, **kw):
+    d = ExportDialog(None, db_path=str(db), domains=["medicine"], tutors=["Dr. Test"], settings=settings, **kw)
+    qtbot.addWidget(d)
+    return d
+
+
+def test_export_starts_in_the_database_folder_then_the_last_one_used(qtbot, tmp_path, app_settings, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    db = tmp_path / "work" / "tutor.db"
+    db.parent.mkdir()
+    d = _export_dialog(qtbot, db, app_settings, default_dir=str(home))
+    assert Path(d.out_edit.text()) == db.parent / "preferences.jsonl"  # not ~/preferences.jsonl
+    # an export made elsewhere: the next dialog starts there
+    elsewhere = tmp_path / "exports"
+    elsewhere.mkdir()
+    d.out_edit.setText(str(elsewhere / "round1.jsonl"))
+    d._remember_folder()
+    assert app_settings.export_dir == str(elsewhere.resolve())
+    d2 = _export_dialog(qtbot, db, app_settings)
+    assert Path(d2.out_edit.text()) == elsewhere.resolve() / "preferences.jsonl"
+    # an earlier export is never proposed for overwriting
+    (elsewhere / "preferences.jsonl").write_text("{}\n")
+    d3 = _export_dialog(qtbot, db, app_settings)
+    assert Path(d3.out_edit.text()) == elsewhere.resolve() / "preferences-2.jsonl"
+    # a remembered folder that is gone: back to the database's
+    (elsewhere / "preferences.jsonl").unlink()
+    elsewhere.rmdir()
+    d4 = _export_dialog(qtbot, db, app_settings)
+    assert Path(d4.out_edit.text()) == db.parent / "preferences.jsonl"
+
+
+def test_a_finished_export_remembers_its_folder(fake_window, qtbot, db_file, tmp_path, app_settings):
+    w = fake_window
+    w.start_session(tutor_name="Dr. Test", domain="medicine")
+    w.load_samples()
+    wait_ready(qtbot, w)
+    for key in (Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4):
+        press(qtbot, w, key)
+    w.submit()
+    w.open_export_dialog()
+    d = w.export_dialog
+    assert Path(d.out_edit.text()).parent == Path(db_file).parent  # the window's database's folder
+    out_dir = tmp_path / "round2"
+    out_dir.mkdir()
+    d.out_edit.setText(str(out_dir / "pairs.jsonl"))
+    with qtbot.waitSignal(d.runner.exported, timeout=20000):
+        d.start()
+    assert app_settings.export_dir == str(out_dir.resolve())
+    d.close()
+    w.open_export_dialog()
+    assert Path(w.export_dialog.out_edit.text()).parent == out_dir.resolve()
+    w.export_dialog.close()
+
+
+@pytest.mark.parametrize(
+    ("locale", "shown"),
+    [
+        (QLocale(QLocale.Language.C), "2026-11-01"),
+        (QLocale(QLocale.Language.English, QLocale.Country.UnitedStates), "11/1/2026"),
+        (QLocale(QLocale.Language.English, QLocale.Country.UnitedKingdom), "01/11/2026"),
+        (QLocale(QLocale.Language.German, QLocale.Country.Germany), "01.11.2026"),
+    ],
+)
+def test_export_dates_are_written_in_the_system_locale(locale, shown):
+    fmt = export_dialog.date_format(locale)
+    assert locale.toString(QDate(2026, 11, 1), fmt) == shown
+    assert locale.toString(QDate(2026, 11, 1), fmt) != "1 11 2026"
+
+
+def test_the_date_fields_use_that_format(qtbot, tmp_path, app_settings, monkeypatch):
+    monkeypatch.setattr(export_dialog, "date_format", lambda locale=None: "yyyy-MM-dd")
+    d = _export_dialog(qtbot, tmp_path / "x.db", app_settings)
+    d.since_edit.setDate(QDate(2026, 11, 1))
+    assert d.since_edit.text() == "2026-11-01" and d.until_edit.displayFormat() == "yyyy-MM-dd"

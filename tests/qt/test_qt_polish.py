@@ -108,3 +108,132 @@ def test_import_errors_dialog_counts_errors_in_words(qtbot, errors, expected, mo
     qtbot.addWidget(d)
     assert expected in _labels(d) and "(s)" not in _labels(d)
     assert str(error) == f"/data/lab.jsonl:1: prompt: missing{more}; nothing was imported"
+
+
+# -- controls drawn right in both themes (issue 19 item 4) ------------------------------------------
+
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from PySide6.QtGui import QColor  # noqa: E402
+from PySide6.QtWidgets import QCheckBox, QSpinBox, QStyle, QStyleOptionSpinBox  # noqa: E402
+
+from hitl_desktop.qt import theme  # noqa: E402
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_every_image_the_style_sheet_names_is_there(dark):
+    t = theme.Theme("dark", theme.DARK) if dark else theme.Theme("light", theme.LIGHT)
+    sheet = theme.style_sheet(t)
+    urls = re.findall(r'url\("([^"]+)"\)', sheet)
+    assert len(urls) >= 8 and "@" not in "".join(urls)  # every token was filled
+    for url in urls:
+        assert Path(url).is_file(), url
+        assert f"-{t.name}" in Path(url).name  # the theme's own arrows and ticks
+
+
+def _near(color: QColor, target: QColor, tolerance: int = 40) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(color.getRgb()[:3], target.getRgb()[:3]))
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_spin_box_arrows_are_drawn_as_arrows(qtbot, qapp, dark):
+    """The up and down buttons each hold an arrow in the theme's muted colour (a chevron is
+    wider than it is tall; the dash it was drawn as before had no height at all)."""
+    t = theme.apply(qapp, dark=dark)
+    try:
+        box = QSpinBox()
+        box.setRange(0, 10)
+        box.setValue(5)  # both arrows enabled
+        box.resize(120, 30)
+        qtbot.addWidget(box)
+        box.show()
+        qtbot.waitExposed(box)
+        image = box.grab().toImage()
+        opt = QStyleOptionSpinBox()
+        box.initStyleOption(opt)
+        for sub in (QStyle.SubControl.SC_SpinBoxUp, QStyle.SubControl.SC_SpinBoxDown):
+            rect = box.style().subControlRect(QStyle.ComplexControl.CC_SpinBox, opt, sub, box)
+            assert rect.width() >= 14 and rect.height() >= 8
+            hits = [(x, y) for x in range(rect.left(), rect.right() + 1) for y in range(rect.top(), rect.bottom() + 1)
+                    if _near(image.pixelColor(x, y), QColor(t["muted"]))]
+            assert hits, sub
+            xs, ys = {x for x, _ in hits}, {y for _, y in hits}
+            assert max(xs) - min(xs) >= 5 and max(ys) - min(ys) >= 2, (sub, sorted(xs), sorted(ys))
+            # a chevron's apex (top for up, bottom for down) is in its middle, not at an end
+            apex_y = min(ys) if sub == QStyle.SubControl.SC_SpinBoxUp else max(ys)
+            apex = [x for x, y in hits if y == apex_y]
+            third = (max(xs) - min(xs)) / 3
+            assert all(min(xs) + third <= x <= max(xs) - third for x in apex), (sub, apex, min(xs), max(xs))
+    finally:
+        theme.apply(qapp, dark=False)
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_an_unchecked_box_shows_its_outline_on_both_themes(qtbot, qapp, dark):
+    t = theme.apply(qapp, dark=dark)
+    try:
+        box = QCheckBox("Fixed seed")
+        qtbot.addWidget(box)
+        box.show()
+        qtbot.waitExposed(box)
+        image = box.grab().toImage()
+        outline = [image.pixelColor(x, y) for x in range(0, 20) for y in range(image.height())]
+        assert any(_near(c, QColor(t["muted"]), 30) for c in outline)
+        box.setChecked(True)
+        image = box.grab().toImage()
+        assert any(_near(image.pixelColor(x, y), QColor(t["accent"]), 20) for x in range(0, 20) for y in range(image.height()))
+    finally:
+        theme.apply(qapp, dark=False)
+
+
+# -- the model's loading, in words and percent (issue 19 item 7) ------------------------------------
+
+import threading  # noqa: E402
+
+from fakes import FakeBackend  # noqa: E402
+
+from hitl_desktop.qt.load_progress import LoadProgress  # noqa: E402
+
+
+def test_load_progress_reads_as_words_and_percent():
+    p = LoadProgress()
+    assert p.status() == "loading…" and p.waiting() == "Waiting for the model to load…"
+    p.update(0.414, "Converting and dequantising gemma.gguf: tensor 98 of 236…")
+    assert p.status() == "loading · Converting and dequantising gemma.gguf: tensor 98 of 236 · 41 %"
+    assert p.waiting() == "Waiting for the model to load (41 %): Converting and dequantising gemma.gguf: tensor 98 of 236…"
+    p.update(1.7, "")
+    assert p.status() == "loading · 100 %"
+    p.reset()
+    assert p.percent is None
+
+
+def test_the_window_shows_the_conversion_in_words_and_percent(qtbot, file_store, app_settings, guideline_library):
+    from hitl_desktop.qt.main_window import MainWindow
+
+    release = threading.Event()
+
+    def converting(path, on_progress):
+        on_progress(0.05, "Reading the tokenizer of gemma-3-270m.gguf")
+        on_progress(0.41, "Converting and dequantising gemma-3-270m.gguf: tensor 98 of 236")
+        release.wait(20)
+        on_progress(1.0, "ready")
+        return FakeBackend()
+
+    window = MainWindow(store=file_store, settings=app_settings, guidelines=guideline_library, backend_factory=converting)
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        window.start_model()
+        window.start_session(tutor_name="Dr. Test", domain="medicine")
+        window.add_prompt("What are the first signs of dehydration?")  # its cards wait for the model
+        qtbot.waitUntil(lambda: "41 %" in window.state_label.text(), timeout=10000)
+        assert window.state_label.text() == "loading · Converting and dequantising gemma-3-270m.gguf: tensor 98 of 236 · 41 %"
+        waiting = [card.placeholder() for card in window.bench.cards]
+        assert waiting and all("(41 %)" in t and "dequantising" in t for t in waiting), waiting
+        window._update_status()  # a refresh while loading keeps the words and the percent
+        assert "41 %" in window.state_label.text()
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: window.model.state in ("ready", "generating"), timeout=20000)
+        window.close()

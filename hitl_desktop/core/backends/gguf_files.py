@@ -31,6 +31,7 @@ from hitl_desktop.core.backends.base import (
     short_error,
 )
 from hitl_desktop.core.backends.cache import cache_root, file_sha256
+from hitl_desktop.core.backends.gguf_progress import tensor_progress
 from hitl_desktop.core.backends.memory import check_memory
 
 #: Bytes of memory per parameter a GGUF conversion needs at its peak (measured: ~12).
@@ -244,9 +245,10 @@ def read_gguf(gguf_path: Path, *, dtype: Any, progress: ProgressCallback) -> tup
         progress(0.02, f"Reading the tokenizer of {name}")
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
         progress(0.3, f"Reading and dequantising {name}")
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, local_files_only=True, dtype=dtype, **quant
-        )
+        with tensor_progress(progress, 0.3, 0.85, f"Dequantising {name}"):  # tensor i of n
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=name, local_files_only=True, dtype=dtype, **quant
+            )
     except MemoryError:
         raise NotEnoughMemory(f"{gguf_path}: too large for this computer's memory") from None
     except Exception as e:  # noqa: BLE001 - a bad file fails in many ways inside transformers

@@ -125,7 +125,10 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
 
     def send(message: dict[str, Any]) -> None:
         with send_lock:
-            conn.send(message)
+            try:
+                conn.send(message)
+            except OSError:  # BrokenPipeError: the parent is gone, no one to answer: end quietly
+                os._exit(0)
 
     requests: queue.Queue[_Request | None] = queue.Queue()
     stopped: set[int] = set()

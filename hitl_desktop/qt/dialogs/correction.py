@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 
 from hitl_desktop.core import rendering
 from hitl_desktop.core.ranking import is_unchanged_correction
+from hitl_desktop.qt import theme
 from hitl_desktop.qt.markdown_view import SafeTextView
 from hitl_desktop.qt.wording import count
 
@@ -37,10 +38,12 @@ class CorrectionDialog(QDialog):
         self.setWindowTitle(f"Correct candidate {position + 1}")
         self.resize(900, 680)
         layout = QVBoxLayout(self)
+        t = theme.current()  # the legend in the diff's own colours, legible in both themes
         intro = QLabel(
-            "Rewrite the answer into one you would sign. The changes are shown below "
-            "(<span style='background:#fadadd'>removed</span>, "
-            "<span style='background:#d8f1de'>added</span>). "
+            "Rewrite the answer into one you would sign. The changes are shown below, word by word "
+            f"(<span style='background:{t['del_bg']}; color:{t['text']}; text-decoration:line-through'>"
+            "removed</span>, "
+            f"<span style='background:{t['ins_bg']}; color:{t['text']}'>added</span>). "
             "Ctrl+Enter saves the correction."
         )
         intro.setWordWrap(True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 from datetime import timedelta
+from pathlib import Path
 
-from PySide6.QtCore import QDate, Qt
+from PySide6.QtCore import QDate, QLocale, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,7 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hitl_desktop.qt.settings import AppSettings
 from hitl_desktop.qt.workers import ExportRunner
+
+#: The file name proposed in the start folder (numbered when one is there already).
+DEFAULT_NAME = "preferences.jsonl"
 
 FORMAT_NOTES = {
     "trl-preference": "prompt / chosen / rejected strings (TRL RewardTrainer, DPO)",
@@ -36,6 +41,39 @@ FORMAT_NOTES = {
     "kto": "unpaired good / bad completions (KTO)",
     "sft": "corrections as prompt / completion (SFT)",
 }
+
+
+def date_format(locale: QLocale | None = None) -> str:
+    """How the date fields show a date: the system locale's short format, with the year in
+    full (11/1/2026, 01.11.2026, 01/11/2026); ISO 8601 (2026-11-01) where there is no real
+    locale (C, POSIX), whose "d MM yyyy" reads as "1 11 2026"."""
+    locale = locale or QLocale.system()
+    if locale.language() == QLocale.Language.C:
+        return "yyyy-MM-dd"
+    fmt = locale.dateFormat(QLocale.FormatType.ShortFormat)
+    if "yyyy" not in fmt:
+        fmt = fmt.replace("yy", "yyyy")
+    return fmt
+
+
+def start_folder(db_path: str, remembered: str = "", fallback: str = "") -> Path:
+    """Where an export starts: the folder of the last export (when it is still there), else
+    the database's folder, else ``fallback``; never a folder that does not exist."""
+    for candidate in (remembered, str(Path(db_path).expanduser().parent) if db_path else "", fallback):
+        if candidate and Path(candidate).expanduser().is_dir():
+            return Path(candidate).expanduser()
+    return Path.cwd()
+
+
+def free_name(folder: Path, name: str = DEFAULT_NAME) -> Path:
+    """``folder/name``, or ``name-2``, ``name-3``... when an earlier export is there."""
+    path = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 2
+    while path.exists():
+        path = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return path
 
 
 def export_formats() -> tuple[str, ...]:
@@ -56,9 +94,13 @@ class ExportDialog(QDialog):
         tutors: list[str],
         domain: str = "",
         default_dir: str = "",
+        settings: AppSettings | None = None,
     ) -> None:
+        """``default_dir``: where to start when there is neither a remembered export folder
+        nor a database folder (the database's folder comes first: see :func:`start_folder`)."""
         super().__init__(parent)
         self.db_path = db_path
+        self.settings = settings if settings is not None else getattr(parent, "settings", None) or AppSettings()
         self.summary = None
         self.setWindowTitle("Export training data")
         self.setMinimumWidth(560)
@@ -96,6 +138,9 @@ class ExportDialog(QDialog):
         self.until_edit = QDateEdit(QDate.currentDate())
         self.until_edit.setCalendarPopup(True)
         self.until_edit.setAccessibleName("Until date")
+        for edit in (self.since_edit, self.until_edit):
+            edit.setDisplayFormat(date_format())
+            edit.setLocale(QLocale.system())
         for w in (self.since_check, self.since_edit, self.until_check, self.until_edit):
             dates.addWidget(w)
         dates.addStretch(1)
@@ -137,8 +182,8 @@ class ExportDialog(QDialog):
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("preferences.jsonl, .parquet, or a folder (datasets)")
         self.out_edit.setAccessibleName("Destination")
-        if default_dir:
-            self.out_edit.setText(f"{default_dir.rstrip('/')}/preferences.jsonl")
+        self.start_dir = start_folder(db_path, self.settings.export_dir, default_dir)
+        self.out_edit.setText(str(free_name(self.start_dir)))
         file_button = QPushButton("File…")
         file_button.setAccessibleName("Choose a destination file")
         file_button.clicked.connect(self._choose_file)
@@ -182,15 +227,27 @@ class ExportDialog(QDialog):
 
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export to", self.out_edit.text(), "JSON Lines (*.jsonl);;Parquet (*.parquet)"
+            self, "Export to", self.out_edit.text() or str(self.start_dir),
+            "JSON Lines (*.jsonl);;Parquet (*.parquet)",
         )
         if path:
             self.out_edit.setText(path)
 
     def _choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Export to a folder (Hugging Face datasets)")
+        current = Path(self.out_edit.text().strip() or self.start_dir)
+        start = current if current.is_dir() else current.parent
+        path = QFileDialog.getExistingDirectory(
+            self, "Export to a folder (Hugging Face datasets)", str(start if start.is_dir() else self.start_dir)
+        )
         if path:
             self.out_edit.setText(path)
+
+    def _remember_folder(self) -> None:
+        """The folder the export went to: the next export starts there."""
+        folder = Path(self.out_edit.text().strip()).expanduser().parent  # a datasets folder's too
+        if folder.is_dir():
+            self.settings.export_dir = str(folder.resolve())
+            self.settings.sync()
 
     def options(self) -> dict:
         opts: dict = {
@@ -229,6 +286,7 @@ class ExportDialog(QDialog):
 
     def _exported(self, summary) -> None:
         self.summary = summary
+        self._remember_folder()
         self.export_button.setEnabled(True)
         self.progress.setValue(1000)
         files = "<br>".join(html.escape(str(f)) for f in summary.files)
