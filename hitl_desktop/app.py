@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from hitl_desktop.core.backup import CorruptDatabase, restore
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import DEFAULT_DOMAINS
-from hitl_desktop.qt import refcounts, theme
+from hitl_desktop.qt import theme
 from hitl_desktop.qt.main_window import MainWindow
 from hitl_desktop.qt.settings import AppSettings
 from hitl_desktop.qt.workers import BackendFactory
@@ -30,7 +30,6 @@ APPLICATION = "hitl-desktop"
 
 
 def _application(argv: Sequence[str] | None) -> QApplication:
-    refcounts.guard()  # PySide6 6.12.0's emit() drains True: the abort on quit (qt/refcounts.py)
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(argv) if argv else [sys.argv[0] if sys.argv else "hitl-desktop"])

@@ -25,13 +25,6 @@ from PySide6.QtCore import QCoreApplication, QSettings, QThread  # noqa: E402
 from hitl_desktop.core.guidelines import GuidelineLibrary  # noqa: E402
 from hitl_desktop.core.store import Store  # noqa: E402
 
-try:  # the test run emits many signals too (PySide6 6.12.0's emit(): qt/refcounts.py)
-    from hitl_desktop.qt import refcounts
-except ImportError:  # a copy of this file run against an older checkout (test_thread_guard)
-    refcounts = None
-if refcounts is not None:
-    refcounts.guard()
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _qt_settings_sandbox(tmp_path_factory):
