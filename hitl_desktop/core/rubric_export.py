@@ -86,7 +86,7 @@ def rubric_rows(store: Any, *, domain: str | None = None) -> Iterator[dict[str, 
             if c.author and c.author != rubric.author:
                 item["author"] = c.author
             items.append(item)
-        yield {
+        out = {
             "prompt_id": _prompt_key(ext, pid),
             "prompt": [m.to_dict() for m in prompt.conversation()],
             "rubrics": items,
@@ -97,6 +97,9 @@ def rubric_rows(store: Any, *, domain: str | None = None) -> Iterator[dict[str, 
             "rubric_status": rubric.status,
             "approved_by": rubric.approved_by,
         }
+        if rubric.template_version:
+            out["rubric_template"] = rubric.template_version
+        yield out
 
 
 def grade_rows(

@@ -7,8 +7,8 @@ database is unchanged. Then everything is written in one transaction.
 ``rubrics``: one row per prompt: ``prompt_id`` (the prompt's external id), ``prompt`` (messages,
 the last one the user's turn), ``rubrics`` ``[{criterion, points, tags}]``, optional
 ``example_tags`` (``domain:…`` names the domain), ``ideal_completions_data``, and our metadata
-``rubric_version``, ``rubric_author``, ``rubric_status``, ``approved_by`` (an item may carry its
-own ``author``). A HealthBench file imports as it is: its rubrics as approved lab rubrics by
+``rubric_version``, ``rubric_author``, ``rubric_status``, ``approved_by``, ``rubric_template``
+(the domain template it started from, when it did; an item may carry its own ``author``). A HealthBench file imports as it is: its rubrics as approved lab rubrics by
 ``imported``. A prompt already here keeps its text; a rubric equal to one of its versions adds none.
 
 ``rubric-grades``: one row per graded completion and grader: ``prompt_id``, ``completion``,
@@ -50,7 +50,8 @@ from hitl_desktop.core.rubrics import (
 RUBRICS, GRADES = "rubrics", "rubric-grades"
 #: the fields each layout reads; others are counted in ``fields_not_kept`` (never silent)
 RUBRIC_FIELDS = frozenset({"prompt_id", "prompt", "rubrics", "example_tags", "ideal_completions_data",
-                           "rubric_version", "rubric_author", "rubric_status", "approved_by"})
+                           "rubric_version", "rubric_author", "rubric_status", "approved_by",
+                           "rubric_template"})
 GRADE_FIELDS = frozenset({"prompt_id", "completion", "model", "grader", "grader_kind", "rubric_version", "grades",
                           "score", "grader_pseudonymised"})
 RUBRIC_LAYOUTS: tuple[str, ...] = (RUBRICS, GRADES)
@@ -192,6 +193,7 @@ class _RubricRow:
     author: str
     status: str
     approved_by: str | None
+    template_version: str = ""
 
 
 def _criteria(items: Any, author: str) -> list[Criterion]:
@@ -252,6 +254,7 @@ def _parse_rubric_row(line: int, obj: dict[str, Any], default_domain: str | None
     if status not in (PROPOSED, APPROVED):
         raise _Bad("rubric_status", "must be proposed or approved")
     approved_by = _str(obj, "approved_by", required=False)
+    template_version = _str(obj, "rubric_template", required=False) or ""
     meta: dict[str, Any] = {}
     if "example_tags" in obj:
         meta["example_tags"] = tags
@@ -261,6 +264,7 @@ def _parse_rubric_row(line: int, obj: dict[str, Any], default_domain: str | None
         line=line, external_id=ext or "", messages=msgs, criteria=_criteria(obj.get("rubrics"), author),
         domain=(domain or default_domain or "general").strip(), meta=meta, version=version, author=author,
         status=status, approved_by=(approved_by or author) if status == APPROVED else None,
+        template_version=template_version,
     )
 
 
@@ -302,7 +306,8 @@ def _import_rubrics(store: Any, p: Path, rows: list, errors: list, default_domai
             if rs.same_version(prompt.id, row.criteria) is not None:
                 continue
             rs.save_rubric(prompt.id, row.criteria, author=row.author, status=row.status,
-                           approved_by=row.approved_by, version=row.version)
+                           approved_by=row.approved_by, version=row.version,
+                           template_version=row.template_version)
             summary.rubrics += 1
             summary.criteria += len(row.criteria)
     return summary

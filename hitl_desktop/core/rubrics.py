@@ -77,6 +77,9 @@ class Rubric:
     status: str = PROPOSED
     approved_by: str | None = None
     approved_at: str | None = None
+    #: the domain template this rubric started from (core/rubric_templates.py's version,
+    #: ``<domain>-<hash>``), carried to its later versions; "" when written from scratch
+    template_version: str = ""
 
     @property
     def positive_points(self) -> float:

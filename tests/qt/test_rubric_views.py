@@ -15,10 +15,10 @@ from hitl_desktop.core.guidelines import GuidelineLibrary
 from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.rubric_bench import RubricBench
 from hitl_desktop.core.rubric_export import export_rubric_format
+from hitl_desktop.core.rubric_templates import RubricTemplates
 from hitl_desktop.core.rubrics import score
 from hitl_desktop.core.workflow import TutorWorkflow, import_prompts
 from hitl_desktop.qt.rubric_grid import FIRST
-from hitl_desktop.qt.rubric_templates import RubricTemplates
 from hitl_desktop.qt.rubric_views import RubricViews
 
 K = Qt.Key
