@@ -66,14 +66,33 @@ class RubricBench(Evented):
             templates = RubricTemplates.in_folder(Path(templates))
         self.templates: RubricTemplates = templates
         self._events = events or self
-        self.rubric: Rubric | None = None
+        self._rubric: Rubric | None = None
         self.source = NONE
-        self.cells: dict[tuple[str, str], Cell] = {}
+        self._cells: dict[tuple[str, str], Cell] = {}
+        #: scores() until the grid, the rubric or the candidates change: (candidate ids, scores)
+        self._scores: tuple[list[str], dict[str, float | None]] | None = None
         self._prompt_id: str | None = None
         if hasattr(workflow, "subscribe"):
             workflow.subscribe(self._on_workflow_change)
 
     # -- what the bench shows --------------------------------------------------------------
+
+    @property
+    def rubric(self) -> Rubric | None:
+        return self._rubric
+
+    @rubric.setter
+    def rubric(self, value: Rubric | None) -> None:
+        self._rubric, self._scores = value, None
+
+    @property
+    def cells(self) -> dict[tuple[str, str], Cell]:
+        """(candidate id, criterion id) -> its cell; only cells with a grade or a note."""
+        return self._cells
+
+    @cells.setter
+    def cells(self, value: dict[tuple[str, str], Cell]) -> None:
+        self._cells, self._scores = value, None
 
     @property
     def _rubrics(self):  # noqa: ANN202
@@ -121,6 +140,7 @@ class RubricBench(Evented):
             self.rubric, self.source = self._shown_rubric(item.prompt)
         for g in grades:
             self.cells[(g.candidate_id, g.criterion_id)] = Cell(g.met, g.note)
+        self._scores = None
         self._events.announce(Change.RUBRIC, Change.GRADES)
 
     def _shown_rubric(self, prompt: Any) -> tuple[Rubric | None, str]:
@@ -184,6 +204,7 @@ class RubricBench(Evented):
             self.cells.pop((candidate_id, criterion_id), None)
         else:
             self.cells[(candidate_id, criterion_id)] = cell
+        self._scores = None
         self._events.announce(Change.GRADES)
 
     def toggle(self, candidate_id: str, criterion_id: str) -> bool:
@@ -192,20 +213,34 @@ class RubricBench(Evented):
         self.set_grade(candidate_id, criterion_id, met)
         return met
 
+    def _met(self, candidate_id: str) -> dict[str, bool | None]:
+        """criterion id -> met (None: not graded) of one candidate (the grid asks this a lot)."""
+        cells = self._cells
+        out: dict[str, bool | None] = {}
+        for c in self._rubric.criteria if self._rubric is not None else ():
+            cell = cells.get((candidate_id, c.id))
+            out[c.id] = None if cell is None else cell.met
+        return out
+
     def graded(self, candidate_id: str) -> bool:
         """Whether every criterion of the rubric is graded for this candidate."""
-        return bool(self.criteria) and all(self.cell(candidate_id, c.id).met is not None for c in self.criteria)
+        met = self._met(candidate_id)
+        return bool(met) and None not in met.values()
 
     def scores(self) -> dict[str, float | None]:
         """candidate id -> its score so far (an ungraded criterion counts as not met); None
-        for a candidate with no grade yet, or with no rubric shown."""
-        crits = self.criteria
-        out: dict[str, float | None] = {}
-        for cid in self.candidate_ids:
-            met = {c.id: bool(self.cell(cid, c.id).met) for c in crits}
-            any_grade = any(self.cell(cid, c.id).met is not None for c in crits)
-            out[cid] = score(crits, met) if crits and any_grade else None
-        return out
+        for a candidate with no grade yet, or with no rubric shown. Computed once per change
+        of the grid or the rubric (a copy each call)."""
+        ids = self.candidate_ids
+        if self._scores is None or self._scores[0] != ids:
+            crits = self.criteria
+            out: dict[str, float | None] = {}
+            for cid in ids:
+                met = self._met(cid)
+                any_grade = any(m is not None for m in met.values())
+                out[cid] = score(crits, {k: bool(m) for k, m in met.items()}) if crits and any_grade else None
+            self._scores = (ids, out)
+        return dict(self._scores[1])
 
     def proposed_ranks(self) -> dict[str, int]:
         """Ranks proposed from the scores of the candidates with grades (1 = best, ties equal)."""
