@@ -361,3 +361,10 @@ def m0007_rubrics(db: Database) -> None:
     db["grades"].create_index(["grader", "grader_kind"])
     db["judgments"].add_column("departs_from_scores", int)
     db["prompts"].add_column("rubric_meta", str)
+
+
+@migrations()
+def m0008_rubric_templates(db: Database) -> None:
+    """``rubrics.template_version``: the domain template (``<domain>-<hash>``, see
+    core/rubric_templates.py) a rubric version started from; "" when written from scratch."""
+    db["rubrics"].add_column("template_version", str, not_null_default="")

@@ -4,8 +4,8 @@
 a workflow that is ``Evented`` is followed by itself on ``Change.ITEM``). It shows:
 
 - ``rubric``: the tutor's own newest version of the prompt's rubric, else the lab rubric (the
-  approved one), else a domain template from ``resources/rubrics/<domain>.json`` (not stored
-  until saved), else none; a judgment being edited shows the rubric its grades used;
+  approved one), else a domain template (core/rubric_templates.py; a ``Rubric`` of version 0
+  whose ``template_version`` names the file, not stored until saved), else none; a judgment being edited shows the rubric its grades used;
 - the grade grid: candidate x criterion -> :class:`Cell` (met True/False/None, note);
 - ``scores()`` (HealthBench's, live) and ``proposed_ranks()`` (from the scores, ties equal).
 
@@ -20,7 +20,6 @@ sees anyone else's grades or a model's. Every mutation announces ``Change.RUBRIC
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from hitl_desktop.core.events import Change, Evented
+from hitl_desktop.core.rubric_templates import RubricTemplates
 from hitl_desktop.core.rubrics import (
     TUTOR,
     Criterion,
     Grade,
     Rubric,
     RubricError,
-    check_criteria,
     ranking_departs,
     ranks_from_scores,
     score,
@@ -52,76 +51,48 @@ class Cell:
     note: str = ""
 
 
-def templates_dir() -> Path:
-    from hitl_desktop.core.guidelines import resources_dir
-
-    return resources_dir() / "rubrics"
-
-
-FALLBACK_TEMPLATE = "general"
-
-
-def template_path(domain: str, folder: Path | None = None) -> Path | None:
-    """The template file for a domain, as qt/rubric_templates.py finds it: the user's
-    (``<user data>/rubrics/<domain>.json``) before the shipped one, the domain's before
-    ``general``'s. With ``folder`` only that folder is looked in (tests, a lab's own set)."""
-    if folder is not None:
-        folders = [folder]
-    else:
-        import platformdirs
-
-        folders = [platformdirs.user_data_path("hitl-desktop", appauthor=False) / "rubrics", templates_dir()]
-    for name in dict.fromkeys((domain, FALLBACK_TEMPLATE)):
-        for f in folders:
-            path = f / f"{name}.json"
-            if path.is_file():
-                return path
-    return None
-
-
-def load_template(domain: str, folder: Path | None = None) -> list[Criterion]:
-    """A domain's template criteria (see :func:`template_path`): a file holding
-    ``{"criteria": [{criterion, points, tags}, ...]}`` or that list itself; [] when there is
-    none. A template that breaks the rubric rules raises :class:`RubricError` naming the file."""
-    path = template_path(domain, folder)
-    if path is None:
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise RubricError(f"{path}: not a rubric template ({e})") from e
-    items = data.get("criteria", data.get("rubrics")) if isinstance(data, dict) else data
-    if not isinstance(items, list):
-        raise RubricError(f"{path}: a template is a list of criteria")
-    out = []
-    for i, it in enumerate(items, 1):
-        if not isinstance(it, dict):
-            raise RubricError(f"{path}: criterion {i}: not an object")
-        out.append(Criterion(text=str(it.get("criterion", it.get("text", ""))), points=it.get("points"),
-                             tags=list(it.get("tags", []))))
-    try:
-        check_criteria(out)
-    except RubricError as e:
-        raise RubricError(f"{path}: {e}") from e
-    return out
-
-
 class RubricBench(Evented):
-    """See the module docstring. ``events``: where to announce (default: this object)."""
+    """See the module docstring. ``events``: where to announce (default: this object).
+    ``templates``: where domain templates come from (core/rubric_templates.py; a folder: that
+    folder only; default: the user's edited files, then the shipped ones)."""
 
-    def __init__(self, workflow: Any, *, templates: Path | None = None, events: Evented | None = None) -> None:
+    def __init__(self, workflow: Any, *, templates: RubricTemplates | Path | None = None,
+                 events: Evented | None = None) -> None:
         super().__init__()
         self.workflow = workflow
-        self.templates = templates
+        if templates is None:
+            templates = RubricTemplates()
+        elif not isinstance(templates, RubricTemplates):
+            templates = RubricTemplates.in_folder(Path(templates))
+        self.templates: RubricTemplates = templates
         self._events = events or self
-        self.rubric: Rubric | None = None
+        self._rubric: Rubric | None = None
         self.source = NONE
-        self.cells: dict[tuple[str, str], Cell] = {}
+        self._cells: dict[tuple[str, str], Cell] = {}
+        #: scores() until the grid, the rubric or the candidates change: (candidate ids, scores)
+        self._scores: tuple[list[str], dict[str, float | None]] | None = None
         self._prompt_id: str | None = None
         if hasattr(workflow, "subscribe"):
             workflow.subscribe(self._on_workflow_change)
 
     # -- what the bench shows --------------------------------------------------------------
+
+    @property
+    def rubric(self) -> Rubric | None:
+        return self._rubric
+
+    @rubric.setter
+    def rubric(self, value: Rubric | None) -> None:
+        self._rubric, self._scores = value, None
+
+    @property
+    def cells(self) -> dict[tuple[str, str], Cell]:
+        """(candidate id, criterion id) -> its cell; only cells with a grade or a note."""
+        return self._cells
+
+    @cells.setter
+    def cells(self, value: dict[tuple[str, str], Cell]) -> None:
+        self._cells, self._scores = value, None
 
     @property
     def _rubrics(self):  # noqa: ANN202
@@ -169,6 +140,7 @@ class RubricBench(Evented):
             self.rubric, self.source = self._shown_rubric(item.prompt)
         for g in grades:
             self.cells[(g.candidate_id, g.criterion_id)] = Cell(g.met, g.note)
+        self._scores = None
         self._events.announce(Change.RUBRIC, Change.GRADES)
 
     def _shown_rubric(self, prompt: Any) -> tuple[Rubric | None, str]:
@@ -181,24 +153,30 @@ class RubricBench(Evented):
         if lab is not None:
             return lab, LAB
         try:
-            template = load_template(prompt.domain, self.templates)
+            template = self.templates.for_domain(prompt.domain)
         except RubricError as e:  # a broken template file: no template, never a failed item
             log.warning("rubric template not used: %s", e)
-            template = []
-        if template:
-            return Rubric(prompt_id=prompt.id, criteria=template, version=0, id=""), TEMPLATE
+            template = None
+        if template is not None:
+            return Rubric(prompt_id=prompt.id, criteria=template.criteria(), version=0, id="",
+                          template_version=template.version), TEMPLATE
         return None, NONE
 
     # -- the rubric ------------------------------------------------------------------------
 
-    def save_rubric(self, criteria: Sequence[Criterion]) -> Rubric:
+    def save_rubric(self, criteria: Sequence[Criterion], *, template_version: str | None = None) -> Rubric:
         """Store ``criteria`` as this tutor's new version of the item's rubric (one
-        transaction); grades of criteria carried over (same id) stay on the grid."""
+        transaction); grades of criteria carried over (same id) stay on the grid.
+        ``template_version``: the template the criteria started from (the panel's "Start from
+        the domain template"); None: the one the rubric shown started from, if any."""
         item = self.workflow.item
         if item is None:
             raise RubricError("no item on the bench")
+        if template_version is None:
+            template_version = self.rubric.template_version if self.rubric is not None else ""
         old = {c.id: c for c in self.criteria}
-        rubric = self._rubrics.save_rubric(item.prompt.id, criteria, author=self._grader())
+        rubric = self._rubrics.save_rubric(item.prompt.id, criteria, author=self._grader(),
+                                           template_version=template_version)
         moved: dict[tuple[str, str], Cell] = {}
         for new, given in zip(rubric.criteria, criteria, strict=True):
             if given.id in old:
@@ -226,6 +204,7 @@ class RubricBench(Evented):
             self.cells.pop((candidate_id, criterion_id), None)
         else:
             self.cells[(candidate_id, criterion_id)] = cell
+        self._scores = None
         self._events.announce(Change.GRADES)
 
     def toggle(self, candidate_id: str, criterion_id: str) -> bool:
@@ -234,20 +213,34 @@ class RubricBench(Evented):
         self.set_grade(candidate_id, criterion_id, met)
         return met
 
+    def _met(self, candidate_id: str) -> dict[str, bool | None]:
+        """criterion id -> met (None: not graded) of one candidate (the grid asks this a lot)."""
+        cells = self._cells
+        out: dict[str, bool | None] = {}
+        for c in self._rubric.criteria if self._rubric is not None else ():
+            cell = cells.get((candidate_id, c.id))
+            out[c.id] = None if cell is None else cell.met
+        return out
+
     def graded(self, candidate_id: str) -> bool:
         """Whether every criterion of the rubric is graded for this candidate."""
-        return bool(self.criteria) and all(self.cell(candidate_id, c.id).met is not None for c in self.criteria)
+        met = self._met(candidate_id)
+        return bool(met) and None not in met.values()
 
     def scores(self) -> dict[str, float | None]:
         """candidate id -> its score so far (an ungraded criterion counts as not met); None
-        for a candidate with no grade yet, or with no rubric shown."""
-        crits = self.criteria
-        out: dict[str, float | None] = {}
-        for cid in self.candidate_ids:
-            met = {c.id: bool(self.cell(cid, c.id).met) for c in crits}
-            any_grade = any(self.cell(cid, c.id).met is not None for c in crits)
-            out[cid] = score(crits, met) if crits and any_grade else None
-        return out
+        for a candidate with no grade yet, or with no rubric shown. Computed once per change
+        of the grid or the rubric (a copy each call)."""
+        ids = self.candidate_ids
+        if self._scores is None or self._scores[0] != ids:
+            crits = self.criteria
+            out: dict[str, float | None] = {}
+            for cid in ids:
+                met = self._met(cid)
+                any_grade = any(m is not None for m in met.values())
+                out[cid] = score(crits, {k: bool(m) for k, m in met.items()}) if crits and any_grade else None
+            self._scores = (ids, out)
+        return dict(self._scores[1])
 
     def proposed_ranks(self) -> dict[str, int]:
         """Ranks proposed from the scores of the candidates with grades (1 = best, ties equal)."""

@@ -9,22 +9,41 @@ correction of a current judgment of the prompt, else what an imported file gave,
 of that version is graded (a model's ungraded items leave its row out): the tutors' grades
 (re-judged versions left out), or with ``grades_from`` those of that grader (a model or a tutor),
 sorted by ``prompt_id``, completion, grader and version; ``score`` is HealthBench's. Tutor names
-are pseudonymised unless ``keep_tutor_names``.
+are pseudonymised unless ``keep_tutor_names``; ``tutor`` keeps only that tutor's grades.
+
+Output by the suffix of ``out``, as the other formats have it: ``.jsonl``; ``.parquet`` (written
+in batches of ``BATCH`` rows through one ``ParquetWriter``, never all rows in memory); anything
+else a folder written with ``datasets.save_to_disk`` (from an Arrow file written in the same
+batches, memory-mapped) and a ``README.md`` card. Parquet and the folder share the schema of
+:func:`rubric_arrow_schema`; ``ideal_completions_data`` (an object of any keys) is its JSON text
+there, and :func:`rows_from_arrow` gives back the JSONL rows. Every output is written under a
+temporary name beside it and renamed in place, so a failed export leaves no half file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.files import fsync_dir, fsync_file
 from hitl_desktop.core.rubric_store import CURRENT_GRADE
 from hitl_desktop.core.rubrics import TUTOR, Criterion, RubricError, score
 
 RUBRIC_FORMATS: tuple[str, ...] = ("rubrics", "rubric-grades")
+#: rows per Parquet row group / Arrow record batch (bounded memory however many rows)
+BATCH = 2_000
+#: suffixes that are neither .jsonl nor .parquet nor a folder (as core/export.py refuses them)
+REFUSED_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".arrow", ".gz", ".zip", ".xz", ".bz2"})
+#: files that mark a folder as a dataset export (one of them: it may be replaced)
+DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
 
 
 @dataclass
@@ -86,7 +105,7 @@ def rubric_rows(store: Any, *, domain: str | None = None) -> Iterator[dict[str, 
             if c.author and c.author != rubric.author:
                 item["author"] = c.author
             items.append(item)
-        yield {
+        out = {
             "prompt_id": _prompt_key(ext, pid),
             "prompt": [m.to_dict() for m in prompt.conversation()],
             "rubrics": items,
@@ -97,10 +116,14 @@ def rubric_rows(store: Any, *, domain: str | None = None) -> Iterator[dict[str, 
             "rubric_status": rubric.status,
             "approved_by": rubric.approved_by,
         }
+        if rubric.template_version:
+            out["rubric_template"] = rubric.template_version
+        yield out
 
 
 def grade_rows(
-    store: Any, *, grades_from: str | None = None, domain: str | None = None, keep_tutor_names: bool = False
+    store: Any, *, grades_from: str | None = None, domain: str | None = None, keep_tutor_names: bool = False,
+    tutor: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     rs = store.rubrics
     if not rs.available():
@@ -112,6 +135,9 @@ def grade_rows(
     else:
         where.append("g.grader = ?")
         args.append(grades_from)
+    if tutor is not None:
+        where.append("g.grader = ? and g.grader_kind = ?")
+        args.extend([tutor, TUTOR])
     if domain:
         where.append("p.domain = ?")
         args.append(domain)
@@ -189,11 +215,225 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
                 n += 1
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return n
+
+
+# -- Parquet and datasets folders ------------------------------------------------------------
+
+
+def rubric_arrow_schema(fmt: str):  # noqa: ANN201 (pyarrow is imported only when writing)
+    """The pyarrow schema of a rubric layout's rows (Parquet and the datasets folder)."""
+    import pyarrow as pa
+
+    text, texts = pa.string(), pa.list_(pa.string())
+    if fmt == "rubrics":
+        return pa.schema([
+            ("prompt_id", text),
+            ("prompt", pa.list_(pa.struct([("role", text), ("content", text)]))),
+            ("rubrics", pa.list_(pa.struct([("criterion", text), ("points", pa.float64()), ("tags", texts),
+                                            ("author", text)]))),
+            ("example_tags", texts),
+            ("ideal_completions_data", text),  # JSON text: an object of any keys
+            ("rubric_version", pa.int64()),
+            ("rubric_author", text),
+            ("rubric_status", text),
+            ("approved_by", text),
+            ("rubric_template", text),
+        ])
+    if fmt == "rubric-grades":
+        return pa.schema([
+            ("prompt_id", text),
+            ("completion", text),
+            ("model", text),
+            ("grader", text),
+            ("grader_kind", text),
+            ("rubric_version", pa.int64()),
+            ("grades", pa.list_(pa.struct([("criterion", text), ("criteria_met", pa.bool_()),
+                                           ("explanation", text)]))),
+            ("score", pa.float64()),
+            ("grader_pseudonymised", pa.bool_()),
+        ])
+    raise RubricError(f"unknown format {fmt!r}; formats: {', '.join(RUBRIC_FORMATS)}")
+
+
+def _to_arrow_row(fmt: str, row: dict[str, Any]) -> dict[str, Any]:
+    if fmt != "rubrics":
+        return row
+    ideal = row.get("ideal_completions_data")
+    return {**row, "ideal_completions_data": None if ideal is None else json.dumps(ideal, ensure_ascii=False)}
+
+
+def rows_from_arrow(fmt: str, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The JSONL rows back from rows read out of Parquet or a datasets folder (``to_pylist``):
+    the columns a JSONL row leaves out when empty dropped again, whole points as integers,
+    ``ideal_completions_data`` decoded."""
+    for r in rows:
+        r = dict(r)
+        if fmt == "rubrics":
+            ideal = r.get("ideal_completions_data")
+            r["ideal_completions_data"] = None if ideal is None else json.loads(ideal)
+            if r.get("rubric_template") is None:
+                r.pop("rubric_template", None)
+            items = []
+            for it in r.get("rubrics") or []:
+                it = dict(it)
+                it["points"] = _points(it["points"])
+                if it.get("author") is None:
+                    it.pop("author", None)
+                items.append(it)
+            r["rubrics"] = items
+        elif r.get("grader_pseudonymised") is None:
+            r.pop("grader_pseudonymised", None)
+        yield r
+
+
+def _batches(fmt: str, rows: Iterable[dict[str, Any]], schema: Any) -> Iterator[Any]:
+    import pyarrow as pa
+
+    it = iter(rows)
+    while batch := list(islice(it, BATCH)):
+        yield pa.RecordBatch.from_pylist([_to_arrow_row(fmt, r) for r in batch], schema=schema)
+
+
+def write_parquet(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> int:
+    """Rows to a Parquet file in row groups of ``BATCH`` (through a temporary file beside it)."""
+    import pyarrow.parquet as pq
+
+    schema = rubric_arrow_schema(fmt)
+    tmp = path.with_name(f".{path.name}.partial")
+    n = 0
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for batch in _batches(fmt, rows, schema):
+                writer.write_batch(batch)
+                n += batch.num_rows
+        fsync_file(tmp)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+_CARD_USE = {
+    "rubrics": "expert rubrics in HealthBench's layout: one row per prompt, its criteria with points and tags",
+    "rubric-grades": "rubric grades: one row per graded completion and grader, met / not met per criterion, "
+                     "and HealthBench's score",
+}
+
+
+def rubric_card(fmt: str, rows: int, prompts: int, *, pseudonymised: bool, filters: dict[str, Any]) -> str:
+    """The README.md of a rubric datasets folder."""
+    used = ", ".join(f"{k}={v}" for k, v in filters.items() if v not in (None, "")) or "none"
+    cols = "\n".join(f"| `{f.name}` | {f.type} |" for f in rubric_arrow_schema(fmt))
+    return f"""---
+license: other
+license_name: hitl-desktop-export
+tags:
+  - rubrics
+  - human-feedback
+  - hitl-desktop
+annotations_creators:
+  - expert-generated
+pretty_name: {json.dumps(f"hitl-desktop {fmt} export")}
+format: {json.dumps(fmt)}
+---
+
+# hitl-desktop export ({fmt})
+
+{_CARD_USE[fmt]}. Specialists wrote the criteria and graded the answers in hitl-desktop.
+
+- format: `{fmt}`
+- rows: {rows}, prompts: {prompts}
+- filters: {used}
+- tutors: {"pseudonymised (stable per database)" if pseudonymised else "real names (exported with --keep-tutor-names)"}
+- exported: {datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+Load with `datasets.load_from_disk(path)`. `ideal_completions_data` is JSON text here (an
+object of any keys in the `.jsonl` layout). Score = (points of the criteria met) / (sum of the
+positive points), HealthBench's; it can be negative.
+
+## Columns
+
+| column | type |
+| --- | --- |
+{cols}
+"""
+
+
+def write_folder(path: Path, fmt: str, rows: Iterable[dict[str, Any]], card: Callable[[int], str]) -> int:
+    """Rows to a datasets folder (``save_to_disk``) and its card (``card(rows)``), built under a
+    temporary name beside ``path`` and swapped in: a folder that is not a dataset export is
+    never replaced. The rows go to an Arrow file in batches first (memory-mapped, not loaded)."""
+    import pyarrow as pa
+    from datasets import Dataset, DatasetInfo, Features
+    from datasets.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise RubricError(f"{path}: is a file; give a folder path, or a .jsonl or .parquet file")
+        entries = {p.name for p in path.iterdir()}
+        if entries and not entries & set(DATASET_MARKERS):
+            raise RubricError(f"{path}: is a folder that is not a dataset export; refusing to replace it")
+    schema = rubric_arrow_schema(fmt)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old: Path | None = None
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        arrow = work / "rows.arrow"
+        n = 0
+        with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            for batch in _batches(fmt, rows, schema):
+                writer.write_batch(batch)
+                n += batch.num_rows
+        out = work / "dataset"
+        ds = Dataset.from_file(str(arrow), info=DatasetInfo(features=Features.from_arrow_schema(schema)))
+        ds.save_to_disk(str(out), num_shards=None if len(ds) else 1)
+        del ds
+        (out / "README.md").write_text(card(n), encoding="utf-8")
+        for dirpath, _dirs, files in os.walk(out):
+            for name in files:
+                fsync_file(os.path.join(dirpath, name))
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.rmdir(old)
+            os.rename(path, old)
+        try:
+            os.rename(out, path)
+        except BaseException:
+            if old is not None:
+                os.rename(old, path)
+                old = None
+            raise
+        fsync_dir(path.parent)
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
+        shutil.rmtree(work, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return n
+
+
+def _output_kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".parquet"):
+        return suffix[1:]
+    if suffix in REFUSED_SUFFIXES:
+        raise RubricError(f"{path}: cannot write {suffix} files; use a .jsonl or .parquet file or a folder path")
+    return "folder"
 
 
 def export_rubric_format(
@@ -202,22 +442,31 @@ def export_rubric_format(
     fmt: str,
     out: str | os.PathLike[str],
     domain: str | None = None,
+    tutor: str | None = None,
     grades_from: str | None = None,
     keep_tutor_names: bool = False,
     **_ignored: Any,
 ) -> RubricExportSummary:
-    """Write ``rubrics`` or ``rubric-grades`` rows to a .jsonl file; :class:`RubricError` when
-    it cannot (export.py turns it into its ExportError)."""
+    """Write ``rubrics`` or ``rubric-grades`` rows to a .jsonl or .parquet file or a datasets
+    folder; :class:`RubricError` when it cannot (export.py turns it into its ExportError).
+    ``tutor``: rubric-grades only, that tutor's grades (by name)."""
     path = Path(out).expanduser()
-    if path.suffix.lower() != ".jsonl":
-        raise RubricError(f"{path}: the {fmt} format is written as a .jsonl file")
+    kind = _output_kind(path)
     if fmt == "rubrics":
+        if tutor is not None:
+            raise RubricError("--tutor: the rubrics format holds each prompt's rubric, not a tutor's grades; "
+                              "use it with rubric-grades")
         rows: Iterable[dict[str, Any]] = rubric_rows(store, domain=domain)
     elif fmt == "rubric-grades":
-        if grades_from is not None and grades_from not in set(store.rubrics.graders("model")) | set(
-                store.rubrics.graders(TUTOR)):
+        graders = set(store.rubrics.graders("model")) | set(store.rubrics.graders(TUTOR))
+        if grades_from is not None and grades_from not in graders:
             raise RubricError(f"--grades-from {grades_from}: no grades by that grader here")
-        rows = grade_rows(store, grades_from=grades_from, domain=domain, keep_tutor_names=keep_tutor_names)
+        if tutor is not None and tutor not in set(store.rubrics.graders(TUTOR)):
+            raise RubricError(f"--tutor {tutor}: no grades by that tutor here")
+        if tutor is not None and grades_from is not None and grades_from != tutor:
+            raise RubricError(f"--tutor {tutor} and --grades-from {grades_from} name different graders")
+        rows = grade_rows(store, grades_from=grades_from, domain=domain, keep_tutor_names=keep_tutor_names,
+                          tutor=tutor)
     else:
         raise RubricError(f"unknown format {fmt!r}; formats: {', '.join(RUBRIC_FORMATS)}")
     prompts: set[str] = set()
@@ -228,9 +477,23 @@ def export_rubric_format(
             yield r
 
     try:
-        n = write_jsonl(path, counted(rows))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "jsonl":
+            n = write_jsonl(path, counted(rows))
+        elif kind == "parquet":
+            n = write_parquet(path, fmt, counted(rows))
+        else:
+            shown_tutor = tutor if keep_tutor_names or tutor is None else store.pseudonym(tutor)
+            n = write_folder(path, fmt, counted(rows), lambda n: rubric_card(
+                fmt, n, len(prompts), pseudonymised=not keep_tutor_names,
+                filters={"domain": domain, "tutor": shown_tutor, "grades_from": grades_from}))
+    except RubricError:
+        raise
     except OSError as e:
         raise RubricError(f"{path}: cannot write ({e.strerror or e})") from e
+    except Exception as e:  # pyarrow / datasets errors: one line, naming the output
+        first = (str(e).splitlines() or [""])[0]
+        raise RubricError(f"{path}: export failed ({type(e).__name__}: {first})") from e
     return RubricExportSummary(format=fmt, out=path, files=[path], rows=n, train_rows=n, prompts=len(prompts))
 
 

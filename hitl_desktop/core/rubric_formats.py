@@ -7,8 +7,8 @@ database is unchanged. Then everything is written in one transaction.
 ``rubrics``: one row per prompt: ``prompt_id`` (the prompt's external id), ``prompt`` (messages,
 the last one the user's turn), ``rubrics`` ``[{criterion, points, tags}]``, optional
 ``example_tags`` (``domain:…`` names the domain), ``ideal_completions_data``, and our metadata
-``rubric_version``, ``rubric_author``, ``rubric_status``, ``approved_by`` (an item may carry its
-own ``author``). A HealthBench file imports as it is: its rubrics as approved lab rubrics by
+``rubric_version``, ``rubric_author``, ``rubric_status``, ``approved_by``, ``rubric_template``
+(the domain template it started from, when it did; an item may carry its own ``author``). A HealthBench file imports as it is: its rubrics as approved lab rubrics by
 ``imported``. A prompt already here keeps its text; a rubric equal to one of its versions adds none.
 
 ``rubric-grades``: one row per graded completion and grader: ``prompt_id``, ``completion``,
@@ -31,6 +31,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.rubric_limits import (
+    INT64_MAX,
+    MAX_CRITERIA,
+    MAX_CRITERION,
+    MAX_DEPTH,
+    MAX_LINE_BYTES,
+    MAX_MESSAGES,
+    MAX_NAME,
+    MAX_RATIONALE,
+    MAX_TAGS,
+    MAX_TEXT,
+    LimitError,
+    check_count,
+    check_depth,
+    check_int,
+    check_length,
+    check_number,
+    check_strings,
+    one_line,
+    shown,
+)
 from hitl_desktop.core.rubrics import (
     APPROVED,
     GRADER_KINDS,
@@ -50,7 +71,8 @@ from hitl_desktop.core.rubrics import (
 RUBRICS, GRADES = "rubrics", "rubric-grades"
 #: the fields each layout reads; others are counted in ``fields_not_kept`` (never silent)
 RUBRIC_FIELDS = frozenset({"prompt_id", "prompt", "rubrics", "example_tags", "ideal_completions_data",
-                           "rubric_version", "rubric_author", "rubric_status", "approved_by"})
+                           "rubric_version", "rubric_author", "rubric_status", "approved_by",
+                           "rubric_template"})
 GRADE_FIELDS = frozenset({"prompt_id", "completion", "model", "grader", "grader_kind", "rubric_version", "grades",
                           "score", "grader_pseudonymised"})
 RUBRIC_LAYOUTS: tuple[str, ...] = (RUBRICS, GRADES)
@@ -68,16 +90,13 @@ class RubricFileError(RubricError):
 
     def __init__(self, path: Path, errors: list[tuple[int, str, str]]) -> None:
         self.path = str(path)
-        self.errors = errors
-        line, fld, msg = errors[0]
-        super().__init__(f"{path}:{line}: {fld + ': ' if fld else ''}{msg}; nothing was imported")
+        self.errors = [(line, one_line(fld), one_line(msg)) for line, fld, msg in errors]
+        line, fld, msg = self.errors[0]
+        super().__init__(one_line(f"{path}:{line}: {fld + ': ' if fld else ''}{msg}; nothing was imported"))
 
 
-class _Bad(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class _Bad(LimitError):
+    """A bad field of one line (``field``, ``message``); limits raise its base class."""
 
 
 def detect_rubric_layout(path: str | os.PathLike[str]) -> str | None:
@@ -87,13 +106,13 @@ def detect_rubric_layout(path: str | os.PathLike[str]) -> str | None:
         return None
     try:
         with p.open("rb") as f:
-            for raw in f:
+            while raw := f.readline(MAX_LINE_BYTES + 1):
                 if raw.strip():
                     obj = json.loads(raw)
                     break
             else:
                 return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(obj, dict):
         return None
@@ -128,13 +147,14 @@ class RubricImport:
     fields_not_kept: dict[str, int] = field(default_factory=dict)
 
 
-def _str(obj: dict[str, Any], key: str, *, required: bool = True, empty: bool = False) -> str | None:
+def _str(obj: dict[str, Any], key: str, *, required: bool = True, empty: bool = False,
+         limit: int = MAX_NAME) -> str | None:
     value = obj.get(key)
     if value is None and not required:
         return None
     if not isinstance(value, str) or (not empty and not value.strip()):
         raise _Bad(key, "is missing or not a string" if not isinstance(value, str) else "is empty")
-    return value
+    return check_length(value, key, limit)
 
 
 def _read(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str, str]]]:
@@ -142,17 +162,29 @@ def _read(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int,
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise RubricError(f"{path}: cannot read ({e.strerror})") from e
+        raise RubricFileError(path, [(0, "", f"cannot read ({e.strerror or e})")]) from e
     for n, raw in enumerate(data.splitlines(), 1):
         if not raw.strip():
             continue
+        if len(raw) > MAX_LINE_BYTES:
+            errors.append((n, "", f"the line is {len(raw):,} bytes long, above the limit of 16 MB"))
+            continue
         try:
             obj = json.loads(raw)
+        except RecursionError:
+            errors.append((n, "", f"is nested too deeply (more than {MAX_DEPTH} levels of arrays and objects)"))
+            continue
         except ValueError as e:
-            errors.append((n, "", f"not JSON ({e})"))
+            errors.append((n, "", f"not JSON ({shown(str(e), 200)[1:-1]})"))
             continue
         if not isinstance(obj, dict):
             errors.append((n, "", "a record must be a JSON object"))
+            continue
+        try:
+            check_depth(obj)
+            check_strings(obj)
+        except LimitError as e:
+            errors.append((n, e.field, e.message))
             continue
         rows.append((n, obj))
     return rows, errors
@@ -192,11 +224,13 @@ class _RubricRow:
     author: str
     status: str
     approved_by: str | None
+    template_version: str = ""
 
 
 def _criteria(items: Any, author: str) -> list[Criterion]:
     if not isinstance(items, list) or not items:
         raise _Bad("rubrics", "must be a non-empty list of {criterion, points, tags}")
+    check_count(items, "rubrics", MAX_CRITERIA, "criteria")
     out = []
     for i, it in enumerate(items):
         where = f"rubrics[{i}]"
@@ -205,6 +239,7 @@ def _criteria(items: Any, author: str) -> list[Criterion]:
         text = it.get("criterion")
         if not isinstance(text, str) or not text.strip():
             raise _Bad(f"{where}.criterion", "is empty" if isinstance(text, str) else "is missing or not a string")
+        check_length(text, f"{where}.criterion", MAX_CRITERION)
         try:
             points = check_points(it.get("points"), where="points")
         except RubricError as e:
@@ -212,9 +247,13 @@ def _criteria(items: Any, author: str) -> list[Criterion]:
         tags = it.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise _Bad(f"{where}.tags", "must be a list of strings")
+        check_count(tags, f"{where}.tags", MAX_TAGS, "tags")
+        for j, t in enumerate(tags):
+            check_length(t, f"{where}.tags[{j}]", MAX_NAME)
         who = it.get("author", author)
         if not isinstance(who, str):
             raise _Bad(f"{where}.author", "must be a string")
+        check_length(who, f"{where}.author", MAX_NAME)
         out.append(Criterion(text=text.strip(), points=points, tags=list(tags), author=who))
     try:
         check_criteria(out)
@@ -227,12 +266,14 @@ def _parse_rubric_row(line: int, obj: dict[str, Any], default_domain: str | None
     ext = _str(obj, "prompt_id")
     msgs = obj.get("prompt")
     if isinstance(msgs, str):
-        msgs = [{"role": "user", "content": msgs}]
+        msgs = [{"role": "user", "content": check_length(msgs, "prompt", MAX_TEXT)}]
     if not isinstance(msgs, list) or not msgs:
         raise _Bad("prompt", "must be a non-empty list of messages {role, content}")
+    check_count(msgs, "prompt", MAX_MESSAGES + 1, "messages")
     for i, m in enumerate(msgs):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             raise _Bad(f"prompt[{i}]", f"must be a message {{role ({', '.join(ROLES)}), content (a string)}}")
+        check_length(m["content"], f"prompt[{i}].content", MAX_TEXT)
     if msgs[-1]["role"] != "user" or not msgs[-1]["content"].strip():
         raise _Bad(f"prompt[{len(msgs) - 1}]", "the last message must be the user's, and not empty")
     tags = obj.get("example_tags", [])
@@ -240,18 +281,28 @@ def _parse_rubric_row(line: int, obj: dict[str, Any], default_domain: str | None
         tags = []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise _Bad("example_tags", "must be a list of strings")
+    check_count(tags, "example_tags", MAX_TAGS, "tags")
+    for j, t in enumerate(tags):
+        check_length(t, f"example_tags[{j}]", MAX_NAME)
     domain = next((t[len("domain:"):] for t in tags if t.startswith("domain:") and t[7:].strip()), None)
     ideal = obj.get("ideal_completions_data")
     if ideal is not None and not isinstance(ideal, dict):
         raise _Bad("ideal_completions_data", "must be an object or null")
+    if ideal is not None:
+        try:
+            ideal_text = json.dumps(ideal, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            raise _Bad("ideal_completions_data", "holds a number that is not finite") from None
+        check_length(ideal_text, "ideal_completions_data", MAX_TEXT)
     version = obj.get("rubric_version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        raise _Bad("rubric_version", "must be a positive integer")
+    if version is not None:
+        check_int(version, "rubric_version", low=1, high=INT64_MAX, what="a positive integer")
     author = _str(obj, "rubric_author", required=False) or IMPORTED
     status = obj.get("rubric_status", APPROVED)
     if status not in (PROPOSED, APPROVED):
         raise _Bad("rubric_status", "must be proposed or approved")
     approved_by = _str(obj, "approved_by", required=False)
+    template_version = _str(obj, "rubric_template", required=False, empty=True) or ""
     meta: dict[str, Any] = {}
     if "example_tags" in obj:
         meta["example_tags"] = tags
@@ -261,6 +312,7 @@ def _parse_rubric_row(line: int, obj: dict[str, Any], default_domain: str | None
         line=line, external_id=ext or "", messages=msgs, criteria=_criteria(obj.get("rubrics"), author),
         domain=(domain or default_domain or "general").strip(), meta=meta, version=version, author=author,
         status=status, approved_by=(approved_by or author) if status == APPROVED else None,
+        template_version=template_version,
     )
 
 
@@ -276,7 +328,7 @@ def _import_rubrics(store: Any, p: Path, rows: list, errors: list, default_domai
                 raise _Bad("prompt_id", f"the same prompt as line {seen[row.external_id]}")
             seen[row.external_id] = line
             parsed.append(row)
-        except _Bad as e:
+        except LimitError as e:
             errors.append((line, e.field, e.message))
     _refuse(p, errors)
     summary = RubricImport(path=str(p), layout=RUBRICS, records=len(parsed))
@@ -302,7 +354,8 @@ def _import_rubrics(store: Any, p: Path, rows: list, errors: list, default_domai
             if rs.same_version(prompt.id, row.criteria) is not None:
                 continue
             rs.save_rubric(prompt.id, row.criteria, author=row.author, status=row.status,
-                           approved_by=row.approved_by, version=row.version)
+                           approved_by=row.approved_by, version=row.version,
+                           template_version=row.template_version)
             summary.rubrics += 1
             summary.criteria += len(row.criteria)
     return summary
@@ -329,16 +382,16 @@ def _parse_grade_row(store: Any, obj: dict[str, Any], prompts: dict[str, Any], r
     ext = _str(obj, "prompt_id")
     prompt = prompts.get(ext)
     if prompt is None:
-        raise _Bad("prompt_id", f"{ext!r}: no such prompt here (import its rubric first)")
-    completion = _str(obj, "completion", empty=True)
+        raise _Bad("prompt_id", f"{shown(ext)}: no such prompt here (import its rubric first)")
+    completion = _str(obj, "completion", empty=True, limit=MAX_TEXT)
     model = _str(obj, "model", required=False, empty=True) or ""
     grader = _str(obj, "grader")
     kind = obj.get("grader_kind")
     if kind not in GRADER_KINDS:
         raise _Bad("grader_kind", "must be tutor or model")
     version = obj.get("rubric_version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise _Bad("rubric_version", "must be an integer")
+    if version is not None:
+        check_int(version, "rubric_version")
     key = (prompt.id, version)
     if key not in rubrics:
         if version is None:
@@ -350,14 +403,18 @@ def _parse_grade_row(store: Any, obj: dict[str, Any], prompts: dict[str, Any], r
         raise _Bad("rubric_version" if version is not None else "prompt_id",
                    f"the prompt has no rubric version {version}" if version is not None else "the prompt has no rubric")
     score_given = obj.get("score")
-    if score_given is not None and (isinstance(score_given, bool) or not isinstance(score_given, (int, float))):
-        raise _Bad("score", "must be a number (it is recomputed)")
+    if score_given is not None:
+        try:
+            check_number(score_given, "score")
+        except LimitError as e:
+            raise _Bad("score", f"{e.message} (it is recomputed)") from None
     pseud = obj.get("grader_pseudonymised", False)
     if not isinstance(pseud, bool):
         raise _Bad("grader_pseudonymised", "must be true or false")
     grades = obj.get("grades")
     if not isinstance(grades, list) or not grades:
         raise _Bad("grades", "must be a non-empty list of {criterion, criteria_met, explanation}")
+    check_count(grades, "grades", MAX_CRITERIA, "grades")
     by_text = {c.text: c for c in rubric.criteria}
     met: dict[str, bool] = {}
     notes: dict[str, str] = {}
@@ -370,9 +427,9 @@ def _parse_grade_row(store: Any, obj: dict[str, Any], prompts: dict[str, Any], r
             raise _Bad(f"{where}.criterion", "is missing or not a string")
         crit = by_text.get(text.strip())
         if crit is None:
-            raise _Bad(f"{where}.criterion", f"{text[:60]!r} is not a criterion of rubric version {rubric.version}")
+            raise _Bad(f"{where}.criterion", f"{shown(text, 60)} is not a criterion of rubric version {rubric.version}")
         if crit.id in met:
-            raise _Bad(f"{where}.criterion", f"{text[:60]!r} is graded twice")
+            raise _Bad(f"{where}.criterion", f"{shown(text, 60)} is graded twice")
         if not isinstance(g.get("criteria_met"), bool):
             raise _Bad(f"{where}.criteria_met", "must be true or false")
         note = g.get("explanation", "")
@@ -380,6 +437,7 @@ def _parse_grade_row(store: Any, obj: dict[str, Any], prompts: dict[str, Any], r
             note = ""
         if not isinstance(note, str):
             raise _Bad(f"{where}.explanation", "must be a string")
+        check_length(note, f"{where}.explanation", MAX_RATIONALE)
         met[crit.id] = g["criteria_met"]
         notes[crit.id] = note
     missing = [i for i, c in enumerate(rubric.criteria, 1) if c.id not in met]
@@ -407,7 +465,7 @@ def _import_grades(store: Any, p: Path, rows: list, errors: list) -> RubricImpor
             seen[key] = line
             row.line = line
             parsed.append(row)
-        except _Bad as e:
+        except LimitError as e:
             errors.append((line, e.field, e.message))
     _refuse(p, errors)
     summary = _write_grades(store, p, parsed)

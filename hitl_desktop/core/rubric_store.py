@@ -41,6 +41,8 @@ from hitl_desktop.core.types import new_id, now_iso
 RUBRIC_TABLES: tuple[str, ...] = ("rubrics", "criteria", "grader_runs", "grades")
 
 _RUBRIC_COLS = "id, prompt_id, version, author, created_at, status, approved_by, approved_at"
+#: m0008's column; a database opened read-only may predate it (then every rubric reads "")
+_TEMPLATE_COL = "template_version"
 _CRITERION_COLS = "id, rubric_id, key, position, text, points, tags, author, created_at"
 _GRADE_COLS = (
     "id, candidate_id, criterion_id, rubric_id, grader, grader_kind, met, note, judgment_id, run_id, created_at"
@@ -79,6 +81,15 @@ class RubricStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._cols: str | None = None
+
+    @property
+    def _rubric_cols(self) -> str:
+        """The columns a rubric is read from: ``_RUBRIC_COLS`` then its template version."""
+        if self._cols is None:
+            has = _TEMPLATE_COL in {c.name for c in self.db["rubrics"].columns}
+            self._cols = f"{_RUBRIC_COLS}, {_TEMPLATE_COL if has else repr('')}"
+        return self._cols
 
     def available(self) -> bool:
         """Whether the database has the rubric tables (one opened read-only may predate them)."""
@@ -96,10 +107,11 @@ class RubricStore:
         return Rubric(
             id=row[0], prompt_id=row[1], version=row[2], author=row[3] or "", created_at=row[4],
             status=row[5], approved_by=row[6], approved_at=row[7], criteria=crits,
+            template_version=row[8] or "",
         )
 
     def rubric(self, rubric_id: str) -> Rubric:
-        row = self.db.execute(f"select {_RUBRIC_COLS} from rubrics where id = ?", [rubric_id]).fetchone()
+        row = self.db.execute(f"select {self._rubric_cols} from rubrics where id = ?", [rubric_id]).fetchone()
         if row is None:
             raise RubricError(f"no rubric {rubric_id}")
         return self._rubric(row)
@@ -107,14 +119,14 @@ class RubricStore:
     def versions(self, prompt_id: str) -> list[Rubric]:
         """Every version of a prompt's rubric, oldest first."""
         rows = self.db.execute(
-            f"select {_RUBRIC_COLS} from rubrics where prompt_id = ? order by version", [prompt_id]
+            f"select {self._rubric_cols} from rubrics where prompt_id = ? order by version", [prompt_id]
         ).fetchall()
         return [self._rubric(r) for r in rows]
 
     def latest_by(self, prompt_id: str, author: str) -> Rubric | None:
         """The newest version ``author`` saved for the prompt."""
         row = self.db.execute(
-            f"select {_RUBRIC_COLS} from rubrics where prompt_id = ? and author = ? order by version desc limit 1",
+            f"select {self._rubric_cols} from rubrics where prompt_id = ? and author = ? order by version desc limit 1",
             [prompt_id, author],
         ).fetchone()
         return None if row is None else self._rubric(row)
@@ -122,7 +134,7 @@ class RubricStore:
     def lab_rubric(self, prompt_id: str) -> Rubric | None:
         """The prompt's lab rubric: the version approved last."""
         row = self.db.execute(
-            f"select {_RUBRIC_COLS} from rubrics where prompt_id = ? and status = ? "
+            f"select {self._rubric_cols} from rubrics where prompt_id = ? and status = ? "
             "order by approved_at desc, version desc limit 1",
             [prompt_id, APPROVED],
         ).fetchone()
@@ -134,7 +146,7 @@ class RubricStore:
         if lab is not None:
             return lab
         row = self.db.execute(
-            f"select {_RUBRIC_COLS} from rubrics where prompt_id = ? order by version desc limit 1", [prompt_id]
+            f"select {self._rubric_cols} from rubrics where prompt_id = ? order by version desc limit 1", [prompt_id]
         ).fetchone()
         return None if row is None else self._rubric(row)
 
@@ -148,9 +160,11 @@ class RubricStore:
         approved_by: str | None = None,
         created_at: str | None = None,
         version: int | None = None,
+        template_version: str = "",
     ) -> Rubric:
         """A new version of the prompt's rubric (one transaction); see the module docstring.
         ``version``: the number to give it (an import) when the prompt has none of that number.
+        ``template_version``: the domain template the criteria started from (recorded as is).
 
         Raises :class:`RubricError` for criteria that break the rules (``check_criteria``)."""
         check_criteria(criteria)
@@ -179,15 +193,16 @@ class RubricStore:
             rubric = Rubric(
                 prompt_id=prompt_id, criteria=[], version=version, author=author, created_at=when,
                 status=status, approved_by=approved_by if status == APPROVED else None,
-                approved_at=when if status == APPROVED else None,
+                approved_at=when if status == APPROVED else None, template_version=template_version or "",
             )
-            self.db["rubrics"].insert(
-                {
-                    "id": rubric.id, "prompt_id": prompt_id, "version": version, "author": author,
-                    "created_at": when, "status": status, "approved_by": rubric.approved_by,
-                    "approved_at": rubric.approved_at,
-                }
-            )
+            row = {
+                "id": rubric.id, "prompt_id": prompt_id, "version": version, "author": author,
+                "created_at": when, "status": status, "approved_by": rubric.approved_by,
+                "approved_at": rubric.approved_at,
+            }
+            if rubric.template_version:
+                row[_TEMPLATE_COL] = rubric.template_version
+            self.db["rubrics"].insert(row)
             rows = []
             for pos, c in enumerate(criteria):
                 cid = new_id()

@@ -77,6 +77,9 @@ class Rubric:
     status: str = PROPOSED
     approved_by: str | None = None
     approved_at: str | None = None
+    #: the domain template this rubric started from (core/rubric_templates.py's version,
+    #: ``<domain>-<hash>``), carried to its later versions; "" when written from scratch
+    template_version: str = ""
 
     @property
     def positive_points(self) -> float:
@@ -104,6 +107,10 @@ def check_points(points: object, *, where: str = "points") -> float:
     """``points`` as a float, or :class:`RubricError`: a finite, non-zero number in [-10, 10]."""
     if isinstance(points, bool) or not isinstance(points, (int, float)):
         raise RubricError(f"{where}: must be a number, not {type(points).__name__}")
+    # an integer is compared before it is converted: 10**400 has no float
+    if isinstance(points, int) and abs(points) > POINTS_LIMIT:
+        shown = f"a {len(str(abs(points)))}-digit number" if abs(points) >= 10**30 else repr(points)
+        raise RubricError(f"{where}: must be a non-zero number from -10 to 10, not {shown}")
     value = float(points)
     if not math.isfinite(value) or value == 0 or abs(value) > POINTS_LIMIT:
         raise RubricError(f"{where}: must be a non-zero number from -10 to 10, not {points!r}")

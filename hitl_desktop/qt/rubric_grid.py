@@ -476,7 +476,10 @@ class GradeGridView(QTableView):
         super().setModel(model)
         model.modelReset.connect(self._layout_columns)
         model.modelReset.connect(self._fit.start)
-        model.scores_changed.connect(lambda _col: self.horizontalHeader().viewport().update())
+        # the header's viewport fetched once, here: PySide builds its wrapper's enums on the
+        # first call (~25 ms), which would otherwise be the first grade's event-loop gap
+        header_viewport = self.horizontalHeader().viewport()
+        model.scores_changed.connect(lambda _col: header_viewport.update())
         self._layout_columns()
         self._fit.start()
 

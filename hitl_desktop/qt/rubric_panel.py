@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hitl_desktop.core.rubric_templates import RubricTemplates
 from hitl_desktop.core.rubrics import (
     AXES,
     Criterion,
@@ -63,7 +64,6 @@ from hitl_desktop.qt.rubric_common import (
     points_text,
     split_tags,
 )
-from hitl_desktop.qt.rubric_templates import RubricTemplates
 
 POINTS, TEXT, AXIS, TAGS = range(4)
 HEADERS = ("Points", "Criterion", "Axis", "Tags")
@@ -306,7 +306,7 @@ class RubricPanel(QWidget):
     rubric_saved = Signal(object)  # the stored Rubric
     dirty_changed = Signal(bool)  # the draft differs from what is saved (or no longer does)
 
-    def __init__(self, *, save: Callable[[list[Criterion]], Rubric] | None = None,
+    def __init__(self, *, save: Callable[..., Rubric] | None = None,
                  templates: RubricTemplates | None = None, author: str = "",
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -319,8 +319,12 @@ class RubricPanel(QWidget):
         self.rubric: Rubric | None = None
         self._dirty = False
         self.from_template = False  # the criteria shown are a template the core offered, unsaved
+        #: the template version the draft started from ("Start from the domain template");
+        #: None: the draft follows the rubric shown (whose own template version the save keeps)
+        self.template_version: str | None = None
         self._shown: list[Criterion] = []  # what Escape goes back to
-        self._drafts: dict[str, list[Criterion]] = {}  # unsaved drafts of other prompts
+        #: unsaved drafts of other prompts, with the template version each started from
+        self._drafts: dict[str, tuple[list[Criterion], str | None]] = {}
 
         self.model = CriteriaModel(self)
         self.model.edited.connect(self._edited)
@@ -408,7 +412,7 @@ class RubricPanel(QWidget):
         of the prompt shown before is kept and comes back when that prompt does."""
         new_prompt = prompt_id if prompt_id is not None else (rubric.prompt_id if rubric else self.prompt_id)
         if self.dirty and self.prompt_id is not None and new_prompt != self.prompt_id:
-            self._drafts[self.prompt_id] = self.model.criteria()
+            self._drafts[self.prompt_id] = (self.model.criteria(), self.template_version)
         if domain is not None:
             self.domain = domain
         if author is not None:
@@ -417,7 +421,8 @@ class RubricPanel(QWidget):
         # a rubric of version 0 is not stored: the core shows a domain template until it is saved
         self.from_template = rubric is not None and rubric.version == 0
         self.rubric = None if self.from_template else rubric
-        draft = self._drafts.pop(new_prompt, None) if new_prompt is not None else None
+        draft, self.template_version = (
+            self._drafts.pop(new_prompt, (None, None)) if new_prompt is not None else (None, None))
         self._shown = list(rubric.criteria) if rubric else []
         self.model.set_criteria(draft if draft is not None else self._shown)
         self.dirty = draft is not None
@@ -532,6 +537,7 @@ class RubricPanel(QWidget):
             if answer != QMessageBox.StandardButton.Yes:
                 return
         self.model.set_criteria(template.criteria(author=self.author))
+        self.template_version = template.version
         self._edited()
         self.view.setCurrentIndex(self.model.index(0, TEXT))
         self.view.setFocus()
@@ -541,6 +547,7 @@ class RubricPanel(QWidget):
     def revert(self) -> None:
         """Back to the saved version, dropping the unsaved changes."""
         self.model.set_criteria(self._shown)
+        self.template_version = None
         self.dirty = False
         self._refresh(show_rules=False)
         if self.model.rowCount():
@@ -562,7 +569,9 @@ class RubricPanel(QWidget):
             self._select_problem(problem)
             return None
         try:
-            rubric = self._save(self.model.criteria())
+            # the template the draft started from goes with it (RubricBench.save_rubric records it)
+            extra = {} if self.template_version is None else {"template_version": self.template_version}
+            rubric = self._save(self.model.criteria(), **extra)
         except RubricError as e:
             self._say(f"Not saved: {e}", "danger")
             return None

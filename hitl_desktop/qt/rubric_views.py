@@ -24,9 +24,9 @@ from typing import Any
 from PySide6.QtCore import QObject
 
 from hitl_desktop.core.events import Change, Changes
+from hitl_desktop.core.rubric_templates import RubricTemplates
 from hitl_desktop.qt.rubric_grid import GradingGrid
 from hitl_desktop.qt.rubric_panel import RubricPanel
-from hitl_desktop.qt.rubric_templates import RubricTemplates
 
 
 class RubricViews(QObject):
@@ -38,6 +38,8 @@ class RubricViews(QObject):
         super().__init__(parent)
         self.bench = bench
         self.workflow = workflow if workflow is not None else getattr(bench, "workflow", None)
+        if templates is None:  # the bench's loader: the panel offers the template the bench does
+            templates = getattr(bench, "templates", None)
         self.panel = RubricPanel(save=bench.save_rubric, templates=templates)
         self.grid = GradingGrid(bench)
         self.panel.dirty_changed.connect(self._draft_changed)

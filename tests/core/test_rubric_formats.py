@@ -149,9 +149,13 @@ def test_a_prompt_without_rubric_refuses_its_grades(tmp_path, store):
         import_file(store, write(tmp_path / "g.jsonl", [grades_row("x", "ann", [True, True, True])]))
 
 
-def test_rubric_formats_are_jsonl_only(tmp_path, store):
-    with pytest.raises(ExportError, match="written as a .jsonl file"):
-        export_dataset(store, fmt="rubrics", out=tmp_path / "r.parquet")
+def test_rubric_formats_write_jsonl_parquet_or_a_folder_and_refuse_other_files(tmp_path, store):
+    # (were .jsonl only; rubextra: Parquet and datasets folders too, tests/core/test_rubric_export_files.py)
+    with pytest.raises(ExportError, match="cannot write .csv files"):
+        export_dataset(store, fmt="rubrics", out=tmp_path / "r.csv")
+    assert not (tmp_path / "r.csv").exists()
+    assert export_dataset(store, fmt="rubrics", out=tmp_path / "r.parquet").files == [tmp_path / "r.parquet"]
+    assert (tmp_path / "r.parquet").is_file()
 
 
 # -- round trips ------------------------------------------------------------------------------

@@ -262,3 +262,51 @@ def test_general_template_stands_in_and_a_broken_one_shows_none(store, wf, tmp_p
     (tmp_path / "medicine.json").write_text(json.dumps({"criteria": [{"criterion": "x", "points": 0}]}))
     bench.load()
     assert bench.source == NONE and bench.rubric is None
+
+
+def test_a_rubric_saved_from_a_template_records_its_version_and_later_versions_keep_it(store, wf, tmp_path):
+    from hitl_desktop.core.rubric_export import rubric_rows
+    from hitl_desktop.core.rubric_templates import RubricTemplates
+
+    (tmp_path / "medicine.json").write_text(json.dumps({"criteria": [{"criterion": "Safe", "points": 5}]}))
+    template = RubricTemplates.in_folder(tmp_path).for_domain("medicine")
+    assert template.version.startswith("medicine-")
+    bench = RubricBench(wf, templates=tmp_path)
+    open_q(wf)
+    bench.load()
+    assert bench.source == TEMPLATE and bench.rubric.template_version == template.version
+    grade_all(bench, {"A": [True], "B": [False], "C": [False]})
+    submit_ranks(bench, {"A": 1, "B": 2, "C": 2})
+    v1 = store.rubrics.latest_by(wf.item.prompt.id, "ann")
+    assert v1.version == 1 and v1.template_version == template.version
+    # a later version written from it keeps the template it started from; another template's
+    # version given explicitly (the panel's "Start from the domain template") replaces it
+    bench.load()
+    v2 = bench.save_rubric([*bench.criteria, crit("Warns", 3)])
+    assert v2.version == 2 and store.rubrics.rubric(v2.id).template_version == template.version
+    v3 = bench.save_rubric([crit("Other", 4)], template_version="general-0123456789")
+    assert store.rubrics.rubric(v3.id).template_version == "general-0123456789"
+    # a rubric written from scratch records none; the column is m0008's, "" by default
+    other = store.rubrics.save_rubric(open_q(wf, "q2").prompt.id, [crit("x", 2)], author="bob")
+    assert store.rubrics.rubric(other.id).template_version == ""
+    assert store.db.execute("select template_version from rubrics where id = ?", [other.id]).fetchone() == ("",)
+    # the rubrics layout carries it
+    rows = {r["prompt_id"]: r for r in rubric_rows(store)}
+    assert rows["q1"]["rubric_template"] == "general-0123456789" and "rubric_template" not in rows["q2"]
+    # ... both ways: imported into an empty database, exported again, the same rows
+    from hitl_desktop.core.rubric_formats import import_rubric_file
+
+    path = tmp_path / "rubrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows.values()), encoding="utf-8")
+    fresh = Store.memory()
+    import_rubric_file(fresh, path)
+    assert {r["prompt_id"]: r for r in rubric_rows(fresh)} == rows
+    fresh.close()
+
+
+def test_a_database_before_m0008_reads_rubrics_without_a_template_version(store, wf):
+    pid = open_q(wf).prompt.id
+    saved = store.rubrics.save_rubric(pid, [crit("x", 2)], author="ann", template_version="medicine-aaaaaaaaaa")
+    store.db.execute("alter table rubrics drop column template_version")
+    assert store.rubrics.rubric(saved.id).template_version == ""
+    assert [c.text for c in store.rubrics.rubric(saved.id).criteria] == ["x"]

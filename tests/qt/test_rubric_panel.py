@@ -12,6 +12,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 from pytestqt.qt_compat import qt_api
 
+from hitl_desktop.core.rubric_templates import RubricTemplates
 from hitl_desktop.core.rubrics import Criterion, Rubric, RubricError, check_criteria
 from hitl_desktop.core.types import new_id
 from hitl_desktop.qt.rubric_panel import (
@@ -22,7 +23,6 @@ from hitl_desktop.qt.rubric_panel import (
     PointsSpinBox,
     RubricPanel,
 )
-from hitl_desktop.qt.rubric_templates import RubricTemplates
 
 
 class VersionedRubrics:
@@ -30,11 +30,14 @@ class VersionedRubrics:
 
     def __init__(self) -> None:
         self.versions: list[Rubric] = []
+        self.template_versions: list[str | None] = []  # what each save said it started from
 
-    def save(self, criteria: list[Criterion]) -> Rubric:
+    def save(self, criteria: list[Criterion], *, template_version: str | None = None) -> Rubric:
         check_criteria(criteria)
+        self.template_versions.append(template_version)
         stored = [replace(c, id=new_id(), tags=list(c.tags)) for c in criteria]
-        rubric = Rubric(prompt_id="p1", criteria=stored, version=len(self.versions) + 1, author="ann")
+        rubric = Rubric(prompt_id="p1", criteria=stored, version=len(self.versions) + 1, author="ann",
+                        template_version=template_version or "")
         self.versions.append(rubric)
         return rubric
 
@@ -171,6 +174,9 @@ def test_the_domain_template_is_a_starting_point_and_escape_reverts(setup, qtbot
     assert template.version in panel.message.text() and panel.dirty
     key(qtbot, panel, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert len(store.versions) == 1 and len(store.versions[0].criteria) == len(template.items)
+    # the save says which template the criteria came from; a later save follows the rubric shown
+    assert store.template_versions == [template.version]
+    assert panel.template_version is None
     # editing, then Escape, gives back the saved version
     key(qtbot, panel, Qt.Key.Key_Delete)
     assert panel.dirty

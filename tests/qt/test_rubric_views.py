@@ -15,10 +15,10 @@ from hitl_desktop.core.guidelines import GuidelineLibrary
 from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.rubric_bench import RubricBench
 from hitl_desktop.core.rubric_export import export_rubric_format
-from hitl_desktop.core.rubrics import score
+from hitl_desktop.core.rubric_templates import RubricTemplates
+from hitl_desktop.core.rubrics import Criterion, score
 from hitl_desktop.core.workflow import TutorWorkflow, import_prompts
 from hitl_desktop.qt.rubric_grid import FIRST
-from hitl_desktop.qt.rubric_templates import RubricTemplates
 from hitl_desktop.qt.rubric_views import RubricViews
 
 K = Qt.Key
@@ -150,4 +150,36 @@ def test_a_template_the_core_offers_is_shown_unsaved_and_saved_on_ctrl_s(qtbot, 
     v.panel.save()
     assert [c.text for c in store.rubrics.versions(wf.item.prompt.id)[0].criteria] == ["Checks kidney function"]
     assert "version 1" in v.panel.version_label.text()
+    v.close()
+
+
+def test_the_panel_offers_the_benchs_templates_and_a_rubric_started_from_one_records_it(
+        qtbot, wf, store, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "general.json").write_text(json.dumps({"criteria": [
+        {"criterion": "Answers the question asked", "points": 5, "tags": ["axis:completeness"]}]}))
+    bench = RubricBench(wf, templates=folder)
+    v = RubricViews(bench, wf)  # no loader of its own: the bench's, the one core loader
+    qtbot.addWidget(v.panel)
+    qtbot.addWidget(v.grid)
+    assert v.panel.templates is bench.templates
+    wf.open_item(wf.queue[0])
+    bench.load()
+    template = bench.templates.for_domain("medicine")  # no medicine file there: general's
+    assert template.domain == "general" and bench.rubric.template_version == template.version
+    v.panel.save()
+    first = store.rubrics.versions(wf.item.prompt.id)[0]
+    assert first.template_version == template.version
+    # a rubric written over it, then "Start from the domain template" again: the save says so
+    bench.save_rubric([Criterion("Something else", 3)], template_version="")
+    assert store.rubrics.latest_by(wf.item.prompt.id, "ann").template_version == ""
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    v.panel.start_from_template()
+    assert [c.text for c in v.panel.criteria()] == ["Answers the question asked"]
+    v.panel.save()
+    latest = store.rubrics.latest_by(wf.item.prompt.id, "ann")
+    assert latest.version == 3 and latest.template_version == template.version
     v.close()

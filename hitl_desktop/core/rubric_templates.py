@@ -6,13 +6,17 @@ general), in HealthBench's item layout::
     {"domain": "medicine", "title": "...",
      "criteria": [{"criterion": "...", "points": 8, "tags": ["axis:accuracy", "safety"]}, ...]}
 
+(``"rubrics"`` for ``"criteria"``, as HealthBench names the list, or the bare list, are read too.)
+
 A lab edits them as plain files; a file of the same name in the user's data folder
 (``<user data>/rubrics/<domain>.json``) takes precedence over the shipped one. A domain with
 no template of its own uses ``general``. The version of a template is like a guideline's:
 ``<domain>-<first 10 hex digits of the sha256 of the file's text>``, so a rubric started from
 a template can say exactly which one.
 
-Pure Python (no Qt import): the panel calls it, and core code may too.
+The one loader of templates: ``core.rubric_bench.RubricBench`` offers a prompt's template
+through it and the rubric panel's "Start from the domain template" reads it too. A rubric
+saved from a template records the template's ``version`` (``Rubric.template_version``).
 """
 
 from __future__ import annotations
@@ -53,6 +57,12 @@ def parse_template(text: str, path: Path) -> RubricTemplate:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise RubricError(f"{path}: line {e.lineno}: not JSON: {e.msg}") from None
+    except RecursionError:
+        raise RubricError(f"{path}: not a rubric template: nested too deeply") from None
+    if isinstance(doc, list):
+        doc = {"criteria": doc}
+    if isinstance(doc, dict) and "criteria" not in doc and isinstance(doc.get("rubrics"), list):
+        doc = {**doc, "criteria": doc["rubrics"]}
     if not isinstance(doc, dict) or not isinstance(doc.get("criteria"), list):
         raise RubricError(f"{path}: 'criteria' must be a list of {{criterion, points, tags}}")
     items = []
@@ -60,7 +70,7 @@ def parse_template(text: str, path: Path) -> RubricTemplate:
         where = f"{path}: criteria[{i}]"
         if not isinstance(row, dict):
             raise RubricError(f"{where}: must be an object")
-        crit = row.get("criterion")
+        crit = row.get("criterion", row.get("text"))
         if not isinstance(crit, str) or not crit.strip():
             raise RubricError(f"{where}.criterion: must be a non-empty text")
         points = check_points(row.get("points"), where=f"{where}.points")
@@ -68,9 +78,10 @@ def parse_template(text: str, path: Path) -> RubricTemplate:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise RubricError(f"{where}.tags: must be a list of texts")
         items.append((crit.strip(), points, tuple(tags)))
+    domain, title = doc.get("domain"), doc.get("title")
     template = RubricTemplate(
-        domain=str(doc.get("domain") or path.stem),
-        title=str(doc.get("title") or ""),
+        domain=domain if isinstance(domain, str) and domain else path.stem,
+        title=title if isinstance(title, str) else "",
         items=tuple(items),
         version=f"{path.stem}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:10]}",
         path=path,
@@ -89,13 +100,18 @@ class RubricTemplates:
         self.shipped_dir = Path(shipped_dir) if shipped_dir is not None else resources_dir() / "rubrics"
         self.user_dir = Path(user_dir) if user_dir is not None else default_user_dir()
 
+    @classmethod
+    def in_folder(cls, folder: Path) -> RubricTemplates:
+        """Templates from this one folder only (tests, a lab's own set)."""
+        return cls(shipped_dir=Path(folder), user_dir=Path(folder))
+
     def path_for(self, domain: str) -> Path | None:
         try:
             name = check_domain(domain)
         except ValueError:
             name = FALLBACK
-        for name_ in (name, FALLBACK):
-            for folder in (self.user_dir, self.shipped_dir):
+        for name_ in dict.fromkeys((name, FALLBACK)):
+            for folder in dict.fromkeys((self.user_dir, self.shipped_dir)):
                 path = folder / f"{name_}.json"
                 if path.is_file():
                     return path

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hitl_desktop.core.guidelines import resources_dir
+from hitl_desktop.core.rubric_templates import RubricTemplates, parse_template
 from hitl_desktop.core.rubrics import AXES, RubricError, check_criteria
-from hitl_desktop.qt.rubric_templates import RubricTemplates, parse_template
 
 DOMAINS = ["medicine", "finance", "law", "stem", "coding", "general"]
 ROOT = Path(__file__).resolve().parents[2]
