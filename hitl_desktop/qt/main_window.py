@@ -106,8 +106,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings
         self.guidelines = guidelines or GuidelineLibrary()
-        self.workflow = TutorWorkflow(store, guidelines=self.guidelines)
-        self._owns_store = False  # True once open_database() opened one (closed on shutdown)
+        self.workflow = TutorWorkflow(store, guidelines=self.guidelines, own_name=settings.tutor_name or None)
         self.model_path_override = model_path
         self.item_started = time.monotonic()
         self.requests: dict[int, GenerationRequest] = {}
@@ -429,8 +428,7 @@ class MainWindow(QMainWindow):
             if hasattr(d, "runner"):
                 d.runner.wait(30000)
         self.model.shutdown()
-        if self._owns_store:
-            self.store.close()
+        self.workflow.close_database()
 
     def apply_theme(self) -> None:
         self.bench.apply_theme()
@@ -670,18 +668,24 @@ class MainWindow(QMainWindow):
         except DB_ERRORS as e:
             self.show_error(f"The session could not be started: {e}")
             return None
+        self._show_session()
+        return session
+
+    def _show_session(self) -> None:
+        """The workflow's new session on the window (and, outside a pack, remembered as this
+        machine's own tutor and domain)."""
         self.model.stop_generation()
-        tutor = self.workflow.tutor
-        assert tutor is not None
-        self.settings.tutor_name = tutor.name
-        self.settings.last_domain = session.domain
+        session = self.workflow.session
+        assert session is not None
+        if self.workflow.pack_tutor() is None:  # a pack's tutor is the pack's only
+            self.settings.tutor_name = self.workflow.own_name or ""
+            self.settings.last_domain = session.domain
         self._show_guideline()
-        self.setWindowTitle(f"hitl-desktop — {session.domain} · {tutor.name}")
+        self._update_title()
         self._show_queue()
         self.load_next()
         self._update_status()
         self.session_started.emit(session)
-        return session
 
     def end_session(self) -> None:
         if self.session is None:
@@ -732,6 +736,17 @@ class MainWindow(QMainWindow):
             parts.append(f"{per:.0f} s per item")
         parts += [count(s["pairs"], "pair"), count(s.get("corrections", 0), "correction")]
         return "This session: " + " · ".join(parts)
+
+    def _update_title(self) -> None:
+        """The title names the database, the tutor and domain, and Lead mode."""
+        from hitl_desktop.qt.menus import is_lead
+
+        bits = [Path(self.store.path).name if self.store.path else "in memory"]
+        if self.session is not None and self.tutor is not None:
+            bits.append(f"{self.tutor.name} · {self.session.domain}")
+        if is_lead(self):
+            bits.append("Lead mode")
+        self.setWindowTitle("hitl-desktop — " + " — ".join(bits))
 
     def _show_guideline(self) -> None:
         g = self.guideline
@@ -983,50 +998,56 @@ class MainWindow(QMainWindow):
             "Editing a past judgment: Submit saves a new version; the old one is kept for audit."
         )
 
-    def start_pack_session(self) -> bool:
-        """On a lab's work pack: a session as the pack's tutor, in the domain with the most
-        work waiting. False on an ordinary database (or when the pack cannot be read)."""
+    def begin_session(self) -> str:
+        """Start the session the database opens in (core ``opening_of``): a pack's tutor, the
+        database's last tutor, else this machine's own; returns the reason ("ask": none)."""
         try:
-            tutor = self.workflow.pack_tutor()
-            domain = self.workflow.busiest_domain(tutor) if tutor else None
+            opening = self.workflow.opening(own_domain=self._own_domain())
+        except DB_ERRORS as e:
+            self.show_error(f"The database could not be read: {e}")
+            return "ask"
+        if opening.tutor is not None:
+            self.start_session(tutor_name=opening.tutor, domain=opening.domain)
+        return opening.reason
+
+    def _own_domain(self) -> str | None:
+        return self.settings.last_domain or next(iter(self.settings.tutor_domains), None)
+
+    def start_pack_session(self) -> bool:
+        """On a lab's work pack: a session as the pack's tutor. False on an ordinary database."""
+        try:
+            is_pack = self.workflow.pack_tutor() is not None
         except DB_ERRORS as e:
             self.show_error(f"The pack could not be read: {e}")
             return False
-        if not tutor:
-            return False
-        return self.start_session(tutor_name=tutor, domain=domain or self.settings.last_domain or "general") is not None
+        return is_pack and self.begin_session() == "pack" and self.session is not None
 
     def open_database(self, path: str) -> bool:
-        """Work on another database or a lab's pack: the old store is closed, the new one opened
-        (a pack opens as its tutor), the queue refreshed. False, with a message, on a bad file."""
-        try:
-            store = Store.open(path)
-        except (*DB_ERRORS, OSError) as e:
-            self.show_error(f"{Path(path).name} could not be opened: {e}")
-            return False
-        previous = (self.tutor.name, self.session.domain) if self.tutor and self.session else None
+        """Work on another database or a lab's pack (core ``TutorWorkflow.open_database``: it
+        opens in its own tutor's session, never the previous database's). False, with a
+        message, on a bad file."""
         self.model.stop_generation()
-        with contextlib.suppress(*DB_ERRORS):
-            self.workflow.end_session()
         self.backup_runner.wait(30000)
         if self.backups is not None:
             self.backups.maybe_backup(force=True)
-        if self._owns_store:
-            self.store.close()
+        try:
+            self.workflow.open_database(path, own_domain=self._own_domain())
+        except (*DB_ERRORS, WorkflowError, OSError) as e:
+            self.show_error(f"{Path(path).name} could not be opened: {e}")
+            return False
         if self.dashboard is not None:
             self.dashboard.close()
             self.dashboard = None
-        self.workflow = TutorWorkflow(store, guidelines=self.guidelines)
-        self._owns_store = True
-        self.backups = BackupScheduler(store) if store.path is not None else None
+        self.backups = BackupScheduler(self.store) if self.store.path is not None else None
         self.requests.clear()
         self.plans.clear()
-        self.queue_model.set_prompts([])
-        self.bench.show_empty("Start a session (Ctrl+Shift+N).")
-        self.session_label.setText("No session")
-        self.setWindowTitle(f"hitl-desktop — {Path(path).name}")
-        if not self.start_pack_session() and previous is not None:
-            self.start_session(tutor_name=previous[0], domain=previous[1])
+        if self.session is None:
+            self.queue_model.set_prompts([])
+            self.bench.show_empty("Who is working on this database? Start a session (Ctrl+Shift+N).")
+            self.session_label.setText("No session")
+        else:
+            self._show_session()
+        self._update_title()
         self._update_status()
         self.database_opened.emit(str(path))
         return True

@@ -1,0 +1,325 @@
+"""The lab's operations over a database file, one function each, called the same way by the CLI
+and the GUI: import, export, merge, assign, backup, restore, review and adjudicate.
+
+Every operation takes the database's path (it opens and closes its own connection, so it may run
+in any thread), an optional ``progress(fraction, message)`` callback, an optional ``cancelled()``
+predicate, and returns the underlying function's summary. A cancelled operation raises
+:class:`OperationCancelled` from its next progress report: the work is one transaction, so nothing of it
+is kept. There is one way to open a database for reading (:func:`open_for_reading`: no write,
+the integrity check, a damaged file names its backup) and one for writing
+(:func:`open_for_writing`: integrity check, backup on open, migrations).
+
+The store-level helpers :func:`import_prompts` and :func:`export_judgments` (an open ``Store``)
+are what the operations and the tutor's workflow share.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hitl_desktop.core.store import Store
+
+Progress = Callable[[float, str], None]
+Cancelled = Callable[[], bool]
+
+
+class OperationCancelled(Exception):
+    """The operation was cancelled; nothing of it was kept."""
+
+
+def open_for_reading(path: str | os.PathLike[str]) -> Store:
+    """An existing database, read-only (nothing written), after the integrity check."""
+    return Store.open(path, create=False, read_only=True)
+
+
+def open_for_writing(path: str | os.PathLike[str] | None, *, create: bool = True) -> Store:
+    """A database for work: integrity check, the backup on open, pending migrations."""
+    return Store.open(path, create=create)
+
+
+class _Reporter:
+    """Turns an underlying function's progress into ``progress(fraction, message)`` and
+    checks for cancellation at every report."""
+
+    def __init__(self, progress: Progress | None, cancelled: Cancelled | None, unit: str = "") -> None:
+        self.progress, self.cancelled, self.unit = progress, cancelled, unit
+
+    def check(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise OperationCancelled("cancelled; nothing was changed")
+
+    def counts(self, done: int, total: int) -> None:
+        self.check()
+        if self.progress is not None:
+            self.progress(done / total if total else 1.0, f"{done:,} of {total:,}{self.unit}")
+
+    def fraction(self, fraction: float, message: str) -> None:
+        self.check()
+        if self.progress is not None:
+            self.progress(fraction, message)
+
+
+# -- store-level helpers (an open Store) --------------------------------------------------------
+
+
+def import_prompts(
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    default_domain: str | None = None,
+    default_tutor: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    layout: str | None = None,
+):
+    """Import a JSONL/CSV/Parquet file through the validated importer: all or nothing
+    (``importing.ImportFileError`` names the lines). Candidates that come with a prompt are
+    recorded as ``imported`` and so are protected. ``layout``: core/layouts.py (default:
+    found from the fields)."""
+    from hitl_desktop.core.importing import DEFAULT_TUTOR, import_file
+
+    return import_file(
+        store,
+        path,
+        default_domain=default_domain,
+        default_tutor=default_tutor or DEFAULT_TUTOR,
+        on_progress=on_progress,
+        layout=layout,
+    )
+
+
+def export_judgments(
+    store: Store,
+    *,
+    fmt: str,
+    out: str | os.PathLike[str],
+    consensus: bool = False,
+    adjudicated: bool = False,
+    **options: Any,
+):
+    """Export the current judgments (re-judged ones in their newest version) in ``fmt``;
+    with ``consensus`` the majority pairs of each prompt several tutors judged
+    (core/consensus.py), with ``adjudicated`` the leads'
+    adjudications applied where present (core/review.py). Options as ``export.export_dataset``."""
+    from hitl_desktop.core import export
+
+    if fmt == "judgments" and adjudicated:  # as export_dataset refuses --consensus
+        raise export.ExportError("the judgments format holds each tutor's own judgments; drop --adjudicated")
+    if not adjudicated:  # the consensus itself (core/consensus.py) is assembled by export_dataset
+        return export.export_dataset(store, fmt=fmt, out=out, consensus=consensus, **options)
+    from collections import Counter
+
+    from hitl_desktop.core.review import export_items
+
+    filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
+    assembled: Counter[str] = Counter()  # what the rulings and the consensus left out
+    items, several = export_items(store, consensus=consensus, dropped=assembled, **filters)
+    return export.export_dataset(
+        store, fmt=fmt, out=out, items=items, assembled=assembled, consensus_prompts=several, **options
+    )
+
+
+# -- the operations (a database path) -----------------------------------------------------------
+
+
+def import_file(
+    db_path: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    domain: str | None = None,
+    tutor: str | None = None,
+    layout: str | None = None,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+):
+    """Import a file into the database, all or nothing: the ``ImportSummary``."""
+    report = _Reporter(progress, cancelled, " bytes")
+    report.check()
+    with open_for_writing(db_path, create=False) as store:
+        return import_prompts(store, path, default_domain=domain, default_tutor=tutor, on_progress=report.counts, layout=layout)
+
+
+def export(
+    db_path: str | os.PathLike[str],
+    *,
+    fmt: str,
+    out: str | os.PathLike[str],
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+    **options: Any,
+):
+    """Export the database's judgments (:func:`export_judgments`); the ``ExportSummary``. The
+    database is only read (:func:`open_for_reading`)."""
+    report = _Reporter(progress, cancelled)
+    report.check()
+    with open_for_reading(db_path) as store:
+        return export_judgments(store, fmt=fmt, out=out, on_progress=report.counts, **options)
+
+
+def merge(
+    db_path: str | os.PathLike[str],
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    backup: bool = True,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+):
+    """Merge other databases or packs into this one (a backup first); the ``MergeSummary``."""
+    from hitl_desktop.core.merging import merge_databases
+
+    report = _Reporter(progress, cancelled)
+    report.check()
+    with open_for_writing(db_path, create=False) as store:
+        return merge_databases(store, list(sources), on_progress=report.fraction, backup=backup)
+
+
+def assign(
+    db_path: str | os.PathLike[str],
+    *,
+    tutors: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+    **options: Any,
+):
+    """One work pack per tutor from the lab's database (only read); the ``AssignSummary``."""
+    from hitl_desktop.core.packs import assign as assign_packs
+
+    report = _Reporter(progress, cancelled)
+    report.check()
+    with open_for_reading(db_path) as store:
+        summary = assign_packs(store, tutors=list(tutors), out_dir=out_dir, **options)
+    report.fraction(1.0, "packs written")
+    return summary
+
+
+def backup(
+    db_path: str | os.PathLike[str],
+    *,
+    reason: str = "manual",
+    out: str | os.PathLike[str] | None = None,
+    keep: int | None = None,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+) -> Path:
+    """A consistent copy of the database (even while in use); the backup's path."""
+    from hitl_desktop.core import backup as backups
+
+    report = _Reporter(progress, cancelled)
+    report.check()
+    extra = {} if keep is None else {"keep": keep}
+    path = backups.backup_database(Path(db_path), reason=reason, out=out, **extra)
+    report.fraction(1.0, "backed up")
+    return path
+
+
+def restore(
+    db_path: str | os.PathLike[str],
+    backup_file: str | os.PathLike[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+) -> tuple[Path, Path | None]:
+    """Replace the database with a backup (the newest good one when ``backup_file`` is None);
+    (the backup used, the copy of the replaced database or None)."""
+    from hitl_desktop.core import backup as backups
+
+    report = _Reporter(progress, cancelled)
+    report.check()
+    if backup_file is None:
+        used, saved = backups.restore_latest(db_path)
+    else:
+        used, saved = Path(backup_file), backups.restore(db_path, backup_file)
+    report.fraction(1.0, "restored")
+    return used, saved
+
+
+def review(
+    db_path: str | os.PathLike[str],
+    *,
+    domain: str | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+):
+    """The prompts tutors disagree on, most disagreement first (``review.Disagreement`` rows)."""
+    from hitl_desktop.core import review as reviews
+
+    report = _Reporter(progress, cancelled)
+    report.check()
+    with open_for_reading(db_path) as store:
+        found = reviews.disagreements(store, domain=domain)[:limit]
+    report.fraction(1.0, f"{len(found)} prompts")
+    return found
+
+
+def adjudicate(
+    db_path: str | os.PathLike[str],
+    *,
+    prompt: str,
+    ranking: Sequence[object],
+    rationale: str,
+    adjudicator: str,
+):
+    """Record a lead's ranking of a prompt (its imported id or prompt id), in generated order."""
+    from hitl_desktop.core import review as reviews
+
+    with open_for_writing(db_path, create=False) as store:
+        return reviews.adjudicate_in_order(store, prompt=prompt, ranking=list(ranking), rationale=rationale, adjudicator=adjudicator)
+
+
+class AutoBackup:
+    """The rolling backups' timing while the app runs (``backup.BackupScheduler`` decides when
+    one is due): :meth:`job` hands out the copy to run off the GUI thread when one is due and
+    none is under way; :meth:`done` / :meth:`failed` record its outcome; :meth:`final` copies
+    the last state (a database being closed) in the calling thread."""
+
+    def __init__(self, store: Store) -> None:
+        from hitl_desktop.core.backup import BackupScheduler
+
+        self.scheduler = BackupScheduler(store) if store.path is not None else None
+        self.running = False
+        self._marker: tuple[int, int] | None = None
+
+    def job(self) -> Callable[..., Path] | None:
+        s = self.scheduler
+        if s is None or self.running or not s.due():
+            return None
+        self._marker = s.store.change_marker()
+        self.running = True
+        db_path, keep = s.store.path, s.keep
+        assert db_path is not None
+        return lambda progress=None, cancelled=None: backup(db_path, reason="auto", keep=keep, progress=progress, cancelled=cancelled)
+
+    def done(self, path: Path) -> None:
+        self.running = False
+        if self.scheduler is not None and self._marker is not None:
+            self.scheduler.record(self._marker, path)
+
+    def failed(self, message: str) -> None:
+        self.running = False
+        if self.scheduler is not None:
+            self.scheduler.last_error = message
+
+    def final(self) -> Path | None:
+        return self.scheduler.maybe_backup(force=True) if self.scheduler is not None else None
+
+
+__all__ = [
+    "AutoBackup",
+    "OperationCancelled",
+    "adjudicate",
+    "assign",
+    "backup",
+    "export",
+    "export_judgments",
+    "import_file",
+    "import_prompts",
+    "merge",
+    "open_for_reading",
+    "open_for_writing",
+    "restore",
+    "review",
+]
