@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.access import export_judgments, import_prompts, open_for_writing
 from hitl_desktop.core.candidate_sets import (  # the rules on protected candidates live there
     WorkflowError,
     is_protected,
@@ -45,7 +46,6 @@ from hitl_desktop.core.engine import seeds_for
 from hitl_desktop.core.events import Change, Evented
 from hitl_desktop.core.guidelines import Guideline, GuidelineLibrary, resources_dir
 from hitl_desktop.core.judging import JudgingState
-from hitl_desktop.core.operations import export_judgments, import_prompts, open_for_writing
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import (
     Candidate,
