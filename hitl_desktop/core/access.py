@@ -10,13 +10,15 @@ from typing import Any
 from hitl_desktop.core.store import Store
 
 
-def open_for_reading(path: str | os.PathLike[str]) -> Store:
-    """An existing database, read-only (nothing written), after the integrity check."""
+def open_for_reading(path: str | os.PathLike[str] | None) -> Store:
+    """An existing database (None: the default one), read-only: nothing is written; the
+    integrity check first (a damaged file names its backup)."""
     return Store.open(path, create=False, read_only=True)
 
 
 def open_for_writing(path: str | os.PathLike[str] | None, *, create: bool = True) -> Store:
-    """A database for work: integrity check, the backup on open, pending migrations."""
+    """A database for work (None: the default one): the integrity check, the backup on open,
+    pending migrations."""
     return Store.open(path, create=create)
 
 

@@ -36,6 +36,12 @@ class OperationCancelled(Exception):
     """The operation was cancelled; nothing of it was kept."""
 
 
+def _file(db_path: str | os.PathLike[str] | None) -> Path:
+    from hitl_desktop.core.store import default_db_path
+
+    return Path(db_path) if db_path is not None else default_db_path()
+
+
 class _Reporter:
     """Turns an underlying function's progress into ``progress(fraction, message)`` and
     checks for cancellation at every report."""
@@ -62,24 +68,26 @@ class _Reporter:
 
 
 def import_file(
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None,
     path: str | os.PathLike[str],
     *,
     domain: str | None = None,
     tutor: str | None = None,
     layout: str | None = None,
+    create: bool = False,
     progress: Progress | None = None,
     cancelled: Cancelled | None = None,
 ):
-    """Import a file into the database, all or nothing: the ``ImportSummary``."""
+    """Import a file into the database (``create``: a new one if there is none), all or
+    nothing: the ``ImportSummary``."""
     report = _Reporter(progress, cancelled, " bytes")
     report.check()
-    with open_for_writing(db_path, create=False) as store:
+    with open_for_writing(db_path, create=create) as store:
         return import_prompts(store, path, default_domain=domain, default_tutor=tutor, on_progress=report.counts, layout=layout)
 
 
 def export(
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None,
     *,
     fmt: str,
     out: str | os.PathLike[str],
@@ -96,10 +104,11 @@ def export(
 
 
 def merge(
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None,
     sources: Sequence[str | os.PathLike[str]],
     *,
     backup: bool = True,
+    create: bool = False,
     progress: Progress | None = None,
     cancelled: Cancelled | None = None,
 ):
@@ -108,12 +117,12 @@ def merge(
 
     report = _Reporter(progress, cancelled)
     report.check()
-    with open_for_writing(db_path, create=False) as store:
+    with open_for_writing(db_path, create=create) as store:
         return merge_databases(store, list(sources), on_progress=report.fraction, backup=backup)
 
 
 def assign(
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None,
     *,
     tutors: Sequence[str],
     out_dir: str | os.PathLike[str],
@@ -133,7 +142,7 @@ def assign(
 
 
 def backup(
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None,
     *,
     reason: str = "manual",
     out: str | os.PathLike[str] | None = None,
@@ -147,13 +156,13 @@ def backup(
     report = _Reporter(progress, cancelled)
     report.check()
     extra = {} if keep is None else {"keep": keep}
-    path = backups.backup_database(Path(db_path), reason=reason, out=out, **extra)
+    path = backups.backup_database(_file(db_path), reason=reason, out=out, **extra)
     report.fraction(1.0, "backed up")
     return path
 
 
 def restore(
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None,
     backup_file: str | os.PathLike[str] | None = None,
     *,
     progress: Progress | None = None,
@@ -166,15 +175,15 @@ def restore(
     report = _Reporter(progress, cancelled)
     report.check()
     if backup_file is None:
-        used, saved = backups.restore_latest(db_path)
+        used, saved = backups.restore_latest(_file(db_path))
     else:
-        used, saved = Path(backup_file), backups.restore(db_path, backup_file)
+        used, saved = Path(backup_file), backups.restore(_file(db_path), backup_file)
     report.fraction(1.0, "restored")
     return used, saved
 
 
 def review(
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None,
     *,
     domain: str | None = None,
     limit: int | None = None,
@@ -193,7 +202,7 @@ def review(
 
 
 def adjudicate(
-    db_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None,
     *,
     prompt: str,
     ranking: Sequence[object],
