@@ -201,6 +201,14 @@ def review(
     return found
 
 
+def quality(db_path: str | os.PathLike[str] | None, *, domain: str | None = None) -> dict[str, Any]:
+    """The quality figures (``core.quality.quality_summary``) of the database, only read."""
+    from hitl_desktop.core.quality import quality_summary
+
+    with open_for_reading(db_path) as store:
+        return quality_summary(store, domain=domain)
+
+
 def adjudicate(
     db_path: str | os.PathLike[str] | None,
     *,
@@ -266,6 +274,7 @@ __all__ = [
     "merge",
     "open_for_reading",
     "open_for_writing",
+    "quality",
     "restore",
     "review",
 ]

@@ -280,10 +280,10 @@ class TutorWorkflow(Evented):
         self.session = self.tutor = self.guideline = self.item = None
         self.queue, self.skipped = [], set()
         self.history.clear()
+        self.announce(Change.DATABASE)  # while the store is still open (views may read it)
         if self._owns_store:
             self.store.close()
             self._owns_store = False
-        self.announce(Change.DATABASE)
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -559,7 +559,7 @@ class TutorWorkflow(Evented):
             del self.history[: -self.undo_limit]
             self.queue = [p for p in self.queue if p.id != item.prompt.id]
             self.skipped.discard(item.prompt.id)
-            self.announce(Change.HISTORY, Change.QUEUE, Change.SESSION)
+            self.announce(Change.HISTORY, Change.QUEUE)
         return judgment
 
     def can_undo(self) -> bool:
@@ -580,7 +580,7 @@ class TutorWorkflow(Evented):
             editing = None
             if judgment.supersedes:
                 editing = next(iter(self.store.judged_items(judgment_id=judgment.supersedes, include_superseded=True)), None)
-            self.announce(Change.HISTORY, Change.QUEUE, Change.SESSION)
+            self.announce(Change.HISTORY, Change.QUEUE)
             return self._open_judged(prompt, judgment, editing=editing.judgment if editing else None)
 
     def _open_judged(self, prompt: Prompt, judgment: Judgment, *, editing: Judgment | None) -> BenchItem:
