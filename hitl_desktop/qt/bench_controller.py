@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QWidget
 
 from hitl_desktop.core.events import Change, Changes
@@ -26,6 +27,7 @@ from hitl_desktop.core.store import StoreError
 from hitl_desktop.core.types import Judgment, Prompt, Session
 from hitl_desktop.core.workflow import BenchItem, TutorWorkflow, WorkflowError, shuffled_positions
 from hitl_desktop.qt.bench import BenchView
+from hitl_desktop.qt.candidate_card import FLAG_KEYS
 from hitl_desktop.qt.generation import GenerationController, sentence
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.settings import AppSettings
@@ -346,6 +348,28 @@ class BenchController(QObject):
             self.show_error(f"The session could not be started: {e}")
         return None
 
+    def begin_session(self) -> str:
+        """Start the session the database opens in (core ``opening_of``); the reason ("ask": none)."""
+        try:
+            opening = self.workflow.begin(own_domain=self.own_domain())
+        except (WorkflowError, *DB_ERRORS) as e:
+            self.show_error(f"The session could not be started: {e}")
+            return "ask"
+        return opening.reason
+
+    def own_domain(self) -> str | None:
+        """The domain this machine worked in last (a database with none recorded starts there)."""
+        return self.settings.last_domain or next(iter(self.settings.tutor_domains), None)
+
+    def start_pack_session(self) -> bool:
+        """On a lab's work pack: a session as the pack's tutor. False on an ordinary database."""
+        try:
+            is_pack = self.workflow.pack_tutor() is not None
+        except DB_ERRORS as e:
+            self.show_error(f"The pack could not be read: {e}")
+            return False
+        return is_pack and self.begin_session() == "pack" and self.session is not None
+
     def session_summary_text(self) -> str:
         try:
             return summary_text(self.workflow.session_summary())
@@ -407,4 +431,33 @@ class BenchController(QObject):
         return g
 
 
-__all__ = ["BenchController"]
+def install_shortcuts(host: QWidget, *, bench: BenchView, actions: BenchController, generation: GenerationController,
+                  new_prompt: Callable[[], Any], escape: Callable[[], Any]) -> None:  # fmt: skip
+    """The bench's keys (README "Keyboard"), as window-wide shortcuts on ``host``."""
+    b, a, g = bench, actions, generation
+
+    def key(keys: str, slot) -> None:
+        sc = QShortcut(QKeySequence(keys), host)
+        sc.setContext(Qt.ShortcutContext.WindowShortcut)
+        sc.activated.connect(slot)
+
+    for n in range(1, 10):
+        key(str(n), lambda n=n: b.press_position(n))
+    for keys, slot in (("=", b.press_tie), ("Left", lambda: b.select_step(-1)), ("Right", lambda: b.select_step(1)),
+                       ("Up", lambda: b.select_row_step(-1)), ("Down", lambda: b.select_row_step(1)),
+                       ("+", lambda: b.move_selected(True)), ("Shift++", lambda: b.move_selected(True)),
+                       ("-", lambda: b.move_selected(False)), ("0", b.clear_selected), ("Backspace", b.clear_selected),
+                       ("Ctrl+Backspace", b.clear_all), ("E", b.correct_selected), ("B", b.toggle_all_bad),
+                       ("R", b.regenerate_selected), ("Shift+R", lambda: g.regenerate_all()),
+                       ("Ctrl+G", lambda: g.regenerate_all()), ("Ctrl+Shift+R", lambda: g.regenerate_all(new_set=True)),
+                       ("Ctrl+Return", a.submit), ("Ctrl+Enter", a.submit), ("Ctrl+Shift+Return", a.submit_and_continue),
+                       ("Ctrl+Shift+Enter", a.submit_and_continue), ("Ctrl+Right", a.skip), ("Ctrl+Z", a.undo),
+                       ("Ctrl+N", new_prompt), ("Escape", escape)):  # fmt: skip
+        key(keys, slot)
+    for flag, k in FLAG_KEYS.items():
+        key(k, lambda f=flag: b.toggle_flag_selected(f))
+    for n in (1, 2, 3):
+        key(f"Ctrl+{n}", lambda n=n: b.set_strength(n))
+
+
+__all__ = ["BenchController", "install_shortcuts"]

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
     QLabel,
     QMainWindow,
     QSizePolicy,
@@ -36,8 +34,7 @@ from hitl_desktop.core.ranking import RankingError
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.workflow import TutorWorkflow, WorkflowError
 from hitl_desktop.qt.bench import BenchView
-from hitl_desktop.qt.bench_controller import BenchController
-from hitl_desktop.qt.candidate_card import FLAG_KEYS
+from hitl_desktop.qt.bench_controller import BenchController, install_shortcuts
 from hitl_desktop.qt.generation import GenerationController
 from hitl_desktop.qt.guidelines_panel import GuidelinesPanel
 from hitl_desktop.qt.menus import LabMenus, MenuCommands
@@ -126,7 +123,8 @@ class MainWindow(QMainWindow):
         self.backup_timer.timeout.connect(self.maybe_backup)
         self.backup_timer.start()
 
-        self._build_shortcuts()
+        install_shortcuts(self, bench=self.bench, actions=self.actions, generation=self.generation,
+                          new_prompt=self.queue.new_prompt.setFocus, escape=self.escape)  # fmt: skip
         self._restore_window_state()
         self.lab_menus = LabMenus(self, workflow=wf, settings=settings, commands=self._menu_commands())
         wf.subscribe(self._changed)
@@ -195,32 +193,6 @@ class MainWindow(QMainWindow):
         self.session_label.setAccessibleName("Session")
         tb.addWidget(self.session_label)
 
-    def _build_shortcuts(self) -> None:
-        b, a, g = self.bench, self.actions, self.generation
-
-        def key(keys: str, slot) -> None:
-            sc = QShortcut(QKeySequence(keys), self)
-            sc.setContext(Qt.ShortcutContext.WindowShortcut)
-            sc.activated.connect(slot)
-
-        for n in range(1, 10):
-            key(str(n), lambda n=n: b.press_position(n))
-        for keys, slot in (("=", b.press_tie), ("Left", lambda: b.select_step(-1)), ("Right", lambda: b.select_step(1)),
-                           ("Up", lambda: b.select_row_step(-1)), ("Down", lambda: b.select_row_step(1)),
-                           ("+", lambda: b.move_selected(True)), ("Shift++", lambda: b.move_selected(True)),
-                           ("-", lambda: b.move_selected(False)), ("0", b.clear_selected), ("Backspace", b.clear_selected),
-                           ("Ctrl+Backspace", b.clear_all), ("E", b.correct_selected), ("B", b.toggle_all_bad),
-                           ("R", b.regenerate_selected), ("Shift+R", lambda: g.regenerate_all()),
-                           ("Ctrl+G", lambda: g.regenerate_all()), ("Ctrl+Shift+R", lambda: g.regenerate_all(new_set=True)),
-                           ("Ctrl+Return", a.submit), ("Ctrl+Enter", a.submit), ("Ctrl+Shift+Return", a.submit_and_continue),
-                           ("Ctrl+Shift+Enter", a.submit_and_continue), ("Ctrl+Right", a.skip), ("Ctrl+Z", a.undo),
-                           ("Ctrl+N", self.queue.new_prompt.setFocus), ("Escape", self.escape)):  # fmt: skip
-            key(keys, slot)
-        for flag, k in FLAG_KEYS.items():
-            key(k, lambda f=flag: b.toggle_flag_selected(f))
-        for n in (1, 2, 3):
-            key(f"Ctrl+{n}", lambda n=n: b.set_strength(n))
-
     def _menu_commands(self) -> MenuCommands:
         return MenuCommands(
             open_database=self.open_database, undo=lambda: self.actions.undo(), close=self.close,
@@ -258,27 +230,6 @@ class MainWindow(QMainWindow):
 
     # -- databases and sessions --------------------------------------------------------------------
 
-    def begin_session(self) -> str:
-        """Start the session the database opens in (core ``opening_of``); the reason ("ask": none)."""
-        try:
-            opening = self.workflow.begin(own_domain=self._own_domain())
-        except (WorkflowError, *DB_ERRORS) as e:
-            self.show_error(f"The session could not be started: {e}")
-            return "ask"
-        return opening.reason
-
-    def _own_domain(self) -> str | None:
-        return self.settings.last_domain or next(iter(self.settings.tutor_domains), None)
-
-    def start_pack_session(self) -> bool:
-        """On a lab's work pack: a session as the pack's tutor. False on an ordinary database."""
-        try:
-            is_pack = self.workflow.pack_tutor() is not None
-        except DB_ERRORS as e:
-            self.show_error(f"The pack could not be read: {e}")
-            return False
-        return is_pack and self.begin_session() == "pack" and self.session is not None
-
     def open_database(self, path: str) -> bool:
         """Work on another database or a lab's pack (core ``TutorWorkflow.open_database``: it
         opens in its own tutor's session, never the previous database's). False, with a
@@ -287,7 +238,7 @@ class MainWindow(QMainWindow):
         self.backup_runner.wait(30000)
         self.autobackup.final()
         try:
-            self.workflow.open_database(path, own_domain=self._own_domain())
+            self.workflow.open_database(path, own_domain=self.actions.own_domain())
         except (*DB_ERRORS, WorkflowError, OSError) as e:
             self.show_error(f"{Path(path).name} could not be opened: {e}")
             return False
@@ -432,17 +383,6 @@ class MainWindow(QMainWindow):
 _ACTIONS = frozenset({
     "skip", "undo", "reopen_judgment", "continue_conversation", "add_prompt", "load_samples", "load_next",
     "load_prompt", "refresh_queue", "end_session", "open_session_dialog", "save_guideline", "open_guideline_editor",
-    "session_summary_text", "open_correction", "apply_correction", "submit_and_continue",
+    "session_summary_text", "open_correction", "apply_correction", "submit_and_continue", "begin_session",
+    "start_pack_session",
 })  # fmt: skip
-
-
-def process_events_until(predicate, timeout_s: float = 10.0) -> bool:
-    """Spin the event loop until ``predicate()`` (helper for scripts and benchmarks)."""
-    deadline = time.monotonic() + timeout_s
-    app = QApplication.instance()
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        app.processEvents()
-        time.sleep(0.002)
-    return True

@@ -12,11 +12,12 @@ arrive on the GUI thread. An operation never touches the GUI thread's Store: the
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 Progress = Callable[[float, str], None]
 Op = Callable[[Progress, Callable[[], bool]], Any]
@@ -120,3 +121,15 @@ class OperationRunner(QObject):
         if self._on_failure is not None:
             self._on_failure(message)
         self.failed.emit(message)
+
+
+def process_events_until(predicate, timeout_s: float = 10.0) -> bool:
+    """Spin the event loop until ``predicate()`` (helper for scripts and benchmarks)."""
+    deadline = time.monotonic() + timeout_s
+    app = QCoreApplication.instance()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.002)
+    return True

@@ -77,20 +77,22 @@ class QueuePanel:
             self.select_current()
 
     def sync(self) -> None:
-        """The list model as the workflow's queue, by the smallest change that gets there."""
+        """The list model as the workflow's queue, by the smallest change that gets there (the
+        queue and the model hold the same prompt objects: compared by identity, at C speed)."""
         new, old = self.workflow.queue, self.model.prompts()
-        new_ids, old_ids = [p.id for p in new], [p.id for p in old]
+        new_ids, old_ids = list(map(id, new)), list(map(id, old))
         if new_ids != old_ids:
-            if len(new_ids) == len(old_ids) - 1 and set(new_ids) < set(old_ids):
-                (gone,) = set(old_ids) - set(new_ids)
-                self.model.remove(gone)
-            elif len(new_ids) == len(old_ids) + 1 and new_ids[1:] == old_ids:
+            if len(new) == len(old) - 1:
+                i = next((i for i, (a, b) in enumerate(zip(new_ids, old_ids, strict=False)) if a != b), len(new))
+                if new_ids[i:] == old_ids[i + 1 :]:
+                    self.model.remove(old[i].id)
+            elif len(new) == len(old) + 1 and new_ids[1:] == old_ids:
                 self.model.insert(0, new[0])
-            elif len(new_ids) == len(old_ids) and new_ids[:-1] == [i for i in old_ids if i != new_ids[-1]]:
-                self.model.move_to_end(new_ids[-1])
-            else:
-                self.model.set_prompts(list(new))
-            if [p.id for p in self.model.prompts()] != new_ids:  # the row-wise change did not get there
+            elif len(new) == len(old) and new and new_ids[-1] in old_ids:
+                j = old_ids.index(new_ids[-1])
+                if new_ids[:-1] == old_ids[:j] + old_ids[j + 1 :]:
+                    self.model.move_to_end(new[-1].id)
+            if list(map(id, self.model.prompts())) != new_ids:  # not one row's change: reset
                 self.model.set_prompts(list(new))
         session = self.workflow.session
         n = self.model.rowCount()
