@@ -4,14 +4,19 @@ In the spirit of napari's ``ViewerModel`` and Anki's ``pylib`` collection: a
 :class:`TutorWorkflow` owns one tutor's work on one database: the session, the queue and the
 item on the bench, which candidates the bench shows, what regenerate may replace, submit,
 a multi-level undo, skip, re-judging a past judgment, continuing a conversation, sample
-prompts, import and export. The window (``qt/main_window.py``) turns key presses into calls
-here and results into widgets; it holds no rule of its own.
+prompts, import and export, opening another database. The window's views (``qt/``) turn key
+presses into calls here and subscribe to what each call announces (``core/events.py``: every
+mutation announces what it changed, one user action as one ``Changes``); they hold no rule.
 
 The model runs elsewhere (a worker, a child process): generation is two calls, a *plan*
 (which prompt, how many candidates, which seeds, which candidate set) and, when the model
 has written, ``accept_candidates(plan, candidates)``, which stores them by the rules.
 
 Rules (README "The lab" and "A tutor's day"):
+
+- **Identity is per database** (:func:`opening_of`): a pack opens as its tutor, for that pack
+  only; any other database as the tutor it records (``last_tutor``), else the person at this
+  machine (``own_name``, which a pack never changes), else nobody (ask).
 
 - **Shared candidates**: a prompt with a stable external id gets seeds derived from that id
   (``engine.seeds_for``, as ``hitl-desktop generate`` does; base seed 0 unless the tutor set
@@ -21,8 +26,10 @@ Rules (README "The lab" and "A tutor's day"):
   such an item writes a NEW candidate set, kept beside the first, and only on the explicit
   request ``new_set=True``; the bench then shows the newest set.
 - **Undo** takes back submissions one after another, newest first (up to ``undo_limit``),
-  each back onto the bench as it was judged.
-- **Re-judging**: ``reopen(judgment_id)`` puts a past judgment on the bench; the next submit
+  each back onto the bench as it was judged; the stack is rebuilt from the database when a
+  session starts (same tutor, database and domain), so it survives a restart.
+- **Re-judging**: ``reopen(judgment_id)`` puts a past judgment of this tutor's on the bench
+  (another tutor's is refused: a lead adjudicates, never re-judges as them); the next submit
   writes a new judgment that ``supersedes`` it. The old one is kept for audit; exports,
   stats and agreement see only the newest version.
 """
