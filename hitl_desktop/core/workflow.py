@@ -468,6 +468,10 @@ class TutorWorkflow(Evented):
         """The model was asked for ``plan`` under ``request_id`` (see :class:`GenerationBook`)."""
         self.generations.started(request_id, plan)
 
+    def generation_streaming(self, request_id: int) -> bool:
+        """Whether the text this request streams belongs on the bench now."""
+        return self.generations.streaming_for(request_id, self.prompt)
+
     def generation_finished(self, request_id: int) -> GenerationPlan | None:
         """The plan whose result is current (store it with :meth:`accept_candidates`), or None."""
         return self.generations.finished(request_id, self.prompt)

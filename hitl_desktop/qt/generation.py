@@ -85,10 +85,9 @@ class GenerationController:
         self.status.show_stopping()
 
     def clear(self) -> None:
-        """Forget the requests under way (another database)."""
+        """Forget the requests under way (another database: the workflow forgets its own)."""
         self.model.stop_generation()
         self.requests.clear()
-        self.workflow.generations.clear()
 
     # -- asking ------------------------------------------------------------------------------
 
@@ -157,7 +156,7 @@ class GenerationController:
 
     def _tokens_streamed(self, request_id: int, batch) -> None:
         request = self.requests.get(request_id)
-        if request is None or not self.workflow.generations.streaming_for(request_id, self.workflow.prompt):
+        if request is None or not self.workflow.generation_streaming(request_id):
             return
         self.bench.stream(batch, slots=request.slots)
 

@@ -71,3 +71,25 @@ def test_reading_checks_integrity_for_every_caller(tmp_path, monkeypatch):
         with pytest.raises(StoreError, match="damaged"):
             read()
     assert checked == [False, False] and not (tmp_path / "x.jsonl").exists()
+
+
+def test_backup_timing(tmp_path):
+    db = tmp_path / "a.db"
+    with Store.open(db) as store:
+        auto = operations.AutoBackup(store)
+        assert auto.job() is None  # nothing changed yet
+        store.ensure_tutor("ann")
+        assert auto.job() is None  # changed, but the interval has not passed
+        auto.scheduler.interval_s = 0
+        job = auto.job()
+        assert job is not None and auto.job() is None  # one at a time
+        path = job()
+        auto.done(path)
+        assert path.exists() and auto.scheduler.last_backup == path
+        assert auto.job() is None  # nothing changed since
+        store.ensure_tutor("bob")
+        job = auto.job()
+        auto.failed("disk full")
+        assert auto.scheduler.last_error == "disk full" and auto.job() is not None  # retried
+    with Store.memory() as mem:
+        assert operations.AutoBackup(mem).job() is None and operations.AutoBackup(mem).final() is None
