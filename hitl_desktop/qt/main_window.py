@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
         """Work on another database or a lab's pack (core ``TutorWorkflow.open_database``: it
         opens in its own tutor's session, never the previous database's). False, with a
         message, on a bad file (and nothing changes)."""
-        self.generation.clear()
+        self.generation.clear()  # the model's work under way was for this database
         self.backup_runner.wait(30000)
         self.autobackup.final()
         try:
