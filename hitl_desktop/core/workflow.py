@@ -188,6 +188,7 @@ class TutorWorkflow(Evented):
         #: prompt); undo pops the last. Rebuilt from the database when a session starts, so
         #: undo reaches the last judgment of the previous session after a restart.
         self.history: list[tuple[Judgment, Prompt]] = []
+        self._earlier: list[str] = []  # older judgments undo reaches (ids, oldest first)
         self.generations = GenerationBook()
         self._owns_store = False  # True once open_database() opened one (closed with the next)
 
@@ -240,6 +241,7 @@ class TutorWorkflow(Evented):
         self.session = self.tutor = self.guideline = self.item = None
         self.queue, self.skipped = [], set()
         self.history.clear()
+        self._earlier = []
         self.announce(Change.DATABASE)  # while the store is still open (views may read it)
         if self._owns_store:
             self.store.close()
@@ -277,20 +279,31 @@ class TutorWorkflow(Evented):
             self.session, self.tutor, self.guideline = session, tutor, guideline
             if not self.pack_tutor():
                 self.own_name = tutor.name
-            self.history[:] = self._past_submissions()
+            self.history.clear()
+            self._earlier = self._past_judgment_ids()
             self.skipped.clear()
             self.item = None
             self.refresh_queue()
             self.announce(Change.SESSION, Change.ITEM, Change.HISTORY)
         return self.session
 
-    def _past_submissions(self) -> list[tuple[Judgment, Prompt]]:
-        """The undo stack from the database: this tutor's newest judgments in this domain
-        (up to ``undo_limit``), oldest first, each with its prompt."""
+    def _past_judgment_ids(self) -> list[str]:
+        """The undo stack's older part, from the database: this tutor's newest judgments in
+        this domain (up to ``undo_limit``), oldest first, as ids (each read when undone)."""
         assert self.tutor is not None and self.session is not None
-        items = list(self.store.judged_items(tutor=self.tutor.name, domain=self.session.domain, include_superseded=True))
-        items.sort(key=lambda i: i.judgment.created_at)
-        return [(i.judgment, i.prompt) for i in items[-self.undo_limit :]] if self.undo_limit > 0 else []
+        if self.undo_limit <= 0:
+            return []
+        rows = self.store.judgment_history(tutor=self.tutor.name, domain=self.session.domain, limit=self.undo_limit,
+                                           include_superseded=True)  # fmt: skip
+        return [r["id"] for r in reversed(rows)]
+
+    def next_undo(self) -> tuple[Judgment, Prompt] | None:
+        """The newest submission not yet undone: this session's, else one read from the database."""
+        while not self.history and self._earlier:
+            found = next(iter(self.store.judged_items(judgment_id=self._earlier.pop(), include_superseded=True)), None)
+            if found is not None:
+                self.history.append((found.judgment, found.prompt))
+        return self.history[-1] if self.history else None
 
     def end_session(self) -> dict[str, Any] | None:
         """End the session; returns its summary (None when there was none). The bench, the
@@ -306,6 +319,7 @@ class TutorWorkflow(Evented):
                 self.item = None
                 self.queue = []
                 self.history.clear()
+                self._earlier = []
                 self.announce(Change.SESSION, Change.QUEUE, Change.ITEM, Change.HISTORY)
         return summary
 
@@ -521,21 +535,23 @@ class TutorWorkflow(Evented):
         with self.batch():
             self.history.append((judgment, item.prompt))
             del self.history[: -self.undo_limit]
+            del self._earlier[: max(0, len(self._earlier) - (self.undo_limit - len(self.history)))]
             self.queue = [p for p in self.queue if p.id != item.prompt.id]
             self.skipped.discard(item.prompt.id)
             self.announce(Change.HISTORY, Change.QUEUE)
         return judgment
 
     def can_undo(self) -> bool:
-        return bool(self.history)
+        return bool(self.history or self._earlier)
 
     def undo(self) -> BenchItem | None:
         """Take back the newest submission not yet undone and put it back on the bench as it
         was; None when there is nothing to undo. Refused for a judgment whose conversation
         was continued."""
-        if not self.history:
+        top = self.next_undo()
+        if top is None:
             return None
-        judgment, prompt = self.history[-1]
+        judgment, prompt = top
         self.store.delete_judgment(judgment.id)
         with self.batch():
             self.history.pop()

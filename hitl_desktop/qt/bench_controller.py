@@ -237,11 +237,12 @@ class BenchController(QObject):
     def undo(self) -> bool:
         """Take back the newest submission not yet undone (Ctrl+Z, again for the one before)
         and put the item back on the bench as it was."""
-        if not self.workflow.can_undo():
-            self.messages.show_info("Nothing to undo.")
-            return False
-        judgment, _ = self.workflow.history[-1]
         try:
+            top = self.workflow.next_undo()
+            if top is None:
+                self.messages.show_info("Nothing to undo.")
+                return False
+            judgment, _ = top
             self.workflow.undo()
         except DB_ERRORS as e:
             self.show_error(f"Could not undo: {e}")

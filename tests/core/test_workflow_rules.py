@@ -278,3 +278,19 @@ def test_accept_candidates_of_a_stale_plan_announces_nothing_for_the_bench(tmp_p
         cands = [Candidate(prompt_id=typed.id, text=t, model="m", seed=1, index=i) for i, t in enumerate("xy")]
         assert len(w.accept_candidates(plan, cands)) == 2  # stored if asked, but not on the bench
         assert w.item.prompt.id != typed.id
+
+
+def test_the_rebuilt_undo_stack_keeps_the_limit(tmp_path, library):
+    db = make_db(tmp_path / "a.db", tmp_path, n=4)
+    with Store.open(db) as s:
+        w = TutorWorkflow(s, guidelines=library, undo_limit=3)
+        w.start_session(tutor_name="ann", domain="medicine")
+        done = [judge(w) for _ in range(3)]
+        w.start_session(tutor_name="ann", domain="medicine")  # a new session: the stack from the database
+        assert w.history == [] and w.can_undo()
+        judge(w)  # one more in this session: the oldest of the database's falls off the limit
+        undone = []
+        while (item := w.undo()) is not None:
+            undone.append(item.prompt.id)
+        assert len(undone) == 3 and undone[1:] == [done[2].prompt_id, done[1].prompt_id]
+        assert s.judgments_for(done[0].prompt_id) != []  # beyond the limit: kept
