@@ -176,7 +176,8 @@ class GenerationController:
         except DB_ERRORS as e:
             self.show_error(f"The candidates could not be saved: {e}")
             return
-        if len(cands) < 2:
+        item = self.workflow.item
+        if item is None or item.needs_generation:  # fewer than two were written: nothing stored
             self.bench.show_no_candidates(
                 "Generation stopped before two answers were written. Press Ctrl+G to generate again."
                 if result.stopped
