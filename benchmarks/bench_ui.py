@@ -146,7 +146,8 @@ def measure_stalls(factory, *, k: int = 4, max_new_tokens: int = 128, label: str
     from hitl_desktop.core.guidelines import GuidelineLibrary
     from hitl_desktop.core.store import Store
     from hitl_desktop.qt import theme
-    from hitl_desktop.qt.main_window import MainWindow, process_events_until
+    from hitl_desktop.qt.main_window import MainWindow
+    from hitl_desktop.qt.ops import process_events_until
     from hitl_desktop.qt.settings import AppSettings
 
     app = QApplication.instance() or QApplication(["bench"])

@@ -116,9 +116,11 @@ def when_exposed(window: QWidget, then: Callable[[], None]) -> None:
 
 
 def begin(window: MainWindow, *, ask: bool = True) -> None:
-    """After the window shows: load the model, ask who the tutor is (first run), start a session."""
+    """After the window shows: load the model, start the session the database opens in (a
+    pack's tutor, the database's last one, this machine's own: core ``opening_of``), else ask
+    who the tutor is (first run)."""
     window.start_model()
-    if window.start_pack_session():  # a lab's work pack opens as its tutor
+    if window.begin_session() != "ask":
         return
     settings = window.settings
     name, domains = settings.tutor_name, settings.tutor_domains

@@ -87,32 +87,27 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
 
     A bad line refuses the whole file; the error names the first bad line and counts the others.
     """
+    from hitl_desktop.core import operations
     from hitl_desktop.core.importing import ImportFileError
-    from hitl_desktop.core.workflow import import_prompts
 
-    store = _open_store(_db(db_path))
-    size = Path(file).stat().st_size
+    db, size = _db(db_path), Path(file).stat().st_size
     try:
         if size < 4_000_000:  # a progress bar only for files large enough to take a moment
-            summary = import_prompts(store, file, default_domain=domain, default_tutor=tutor, layout=layout)
+            summary = operations.import_file(db, file, domain=domain, tutor=tutor, layout=layout, create=True)
         else:
             with click.progressbar(length=size, label="Reading", file=sys.stderr) as bar:
                 last = [0]
 
-                def progress(done: int, total: int) -> None:
+                def progress(fraction: float, _message: str) -> None:
+                    done = int(fraction * size)
                     bar.update(done - last[0])
                     last[0] = done
 
-                summary = import_prompts(
-                    store, file, default_domain=domain, default_tutor=tutor, on_progress=progress,
-                    layout=layout,
-                )
+                summary = operations.import_file(db, file, domain=domain, tutor=tutor, layout=layout, progress=progress, create=True)
     except ImportFileError as e:
         raise click.ClickException(str(e)) from None
     except _store_module().StoreError as e:
         raise click.ClickException(f"{file}: {e}; nothing was imported") from None
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(summary.__dict__, ensure_ascii=False))
     else:
@@ -364,12 +359,11 @@ def export_command(
 
     if fmt not in export.FORMATS and fmt not in RUBRIC_FORMATS:
         raise click.ClickException(f"unknown format {fmt!r}; formats: {', '.join(export.FORMATS + RUBRIC_FORMATS)}")
-    store = _open_store(_db(db_path), create=False, read_only=True)  # writes nothing
-    try:
-        from hitl_desktop.core.workflow import export_judgments
+    from hitl_desktop.core import operations
 
-        summary = export_judgments(
-            store,
+    try:  # the database is only read (operations.open_for_reading: the integrity check first)
+        summary = operations.export(
+            _db(db_path),
             fmt=fmt,
             out=out,
             consensus=consensus,
@@ -386,8 +380,8 @@ def export_command(
         )
     except export.ExportError as e:
         raise click.ClickException(str(e)) from None
-    finally:
-        store.close()
+    except _store_module().StoreError as e:
+        raise click.ClickException(str(e)) from None
     if as_json:
         d = dict(summary.__dict__)
         d["out"] = str(d["out"])
@@ -520,15 +514,12 @@ def _models_text(models: dict) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def merge_command(sources: tuple[str, ...], db_path: str | None, as_json: bool) -> None:
     """Bring other workstations' databases into this one (no duplicates; safe to repeat)."""
-    from hitl_desktop.core.merging import merge_databases
+    from hitl_desktop.core import operations
 
-    store = _open_store(_db(db_path))
     try:
-        summary = merge_databases(store, list(sources))
+        summary = operations.merge(_db(db_path), list(sources), create=True)
     except _store_module().StoreError as e:
         raise click.ClickException(str(e)) from None
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(summary.to_dict(), default=str))
     else:
@@ -549,15 +540,12 @@ def assign_command(
     """Share the lab's prompts out: each to --overlap tutors, every gold prompt to all (without
     its answer key), with the lab's candidates and guidelines. Deterministic; after packs came
     back (merge), assigning again gives the remaining work only."""
-    from hitl_desktop.core.packs import assign
+    from hitl_desktop.core import operations
 
-    store = _open_store(_db(db_path), create=False, read_only=True)
     try:
-        summary = assign(store, tutors=tutors.split(","), out_dir=out_dir, overlap=overlap, domain=domain, limit=limit)
+        summary = operations.assign(_db(db_path), tutors=tutors.split(","), out_dir=out_dir, overlap=overlap, domain=domain, limit=limit)
     except _store_module().StoreError as e:
         raise click.ClickException(str(e)) from None
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps({
             "overlap": summary.overlap,
@@ -576,11 +564,11 @@ def assign_command(
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the backup to this new file (default: the rolling backups folder next to the database).")
 def backup_command(db_path: str | None, out: str | None) -> None:
     """Copy the database (consistently, even while it is in use) to a backup file."""
-    from hitl_desktop.core import backup
+    from hitl_desktop.core import operations
 
     db = _db_file(_db(db_path))
     try:
-        path = backup.backup_database(db, reason="manual", out=out)
+        path = operations.backup(db, reason="manual", out=out)
     except _store_module().StoreError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"Backed up {db} to {path}.")
@@ -594,16 +582,13 @@ def restore_command(backup_file: str | None, latest: bool, db_path: str | None) 
     """Replace the database with a backup (the current one is kept as a backup first).
 
     Close every hitl-desktop window using the database before restoring."""
-    from hitl_desktop.core import backup
+    from hitl_desktop.core import operations
 
     if (backup_file is None) == (not latest):
         raise click.UsageError("give either a BACKUP file or --latest")
     db = _db_file(_db(db_path))
     try:
-        if latest:
-            used, saved = backup.restore_latest(db)
-        else:
-            used, saved = Path(backup_file), backup.restore(db, backup_file)
+        used, saved = operations.restore(db, None if latest else backup_file)
     except _store_module().StoreError as e:
         raise click.ClickException(str(e)) from None
     kept = f"; the database it replaced was saved as {saved}" if saved else ""
@@ -617,13 +602,12 @@ def restore_command(backup_file: str | None, latest: bool, db_path: str | None) 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def review_command(db_path: str | None, domain: str | None, limit: int | None, as_json: bool) -> None:
     """Prompts ranked by two or more tutors, lowest mean Kendall tau-b between them first."""
-    from hitl_desktop.core import review
+    from hitl_desktop.core import operations
 
-    store = _open_store(_db(db_path), create=False, read_only=True)  # writes nothing
-    try:
-        found = review.disagreements(store, domain=domain)[:limit]
-    finally:
-        store.close()
+    try:  # writes nothing
+        found = operations.review(_db(db_path), domain=domain, limit=limit)
+    except _store_module().StoreError as e:
+        raise click.ClickException(str(e)) from None
     for d in found:
         row = {"prompt": d.prompt.external_id or d.prompt.id, "domain": d.domain, "tutors": list(d.tutors),
                "mean_tau": d.mean_tau, "min_tau": d.min_tau, "adjudicated": d.adjudicated, "text": d.prompt.text}  # fmt: skip
@@ -649,13 +633,12 @@ def adjudicate_command(prompt: str, db_path: str | None, ranking: str, rationale
         ranks: list[object] = [int(r) for r in ranking.split(",")]
     except ValueError:
         raise click.ClickException(f"--ranking: {ranking!r} is not a comma-separated list of ranks") from None
-    store = _open_store(_db(db_path), create=False)
+    from hitl_desktop.core import operations
+
     try:
-        a = review.adjudicate_in_order(store, prompt=prompt, ranking=ranks, rationale=rationale, adjudicator=adjudicator)
+        a = operations.adjudicate(_db(db_path), prompt=prompt, ranking=ranks, rationale=rationale, adjudicator=adjudicator)
     except (review.ReviewError, _store_module().StoreError) as e:
         raise click.ClickException(f"{prompt}: {e}; nothing was recorded") from None
-    finally:
-        store.close()
     click.echo(f"Recorded {adjudicator}'s adjudication of {prompt} ({a.id}).")
 
 

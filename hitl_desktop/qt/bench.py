@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -29,39 +29,8 @@ from hitl_desktop.core import rendering
 from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.types import DEFAULT_STRENGTH, STRENGTHS, Candidate, Prompt
 from hitl_desktop.qt.candidate_card import CandidateCard
+from hitl_desktop.qt.keys import KEY_HINT, KEY_TABLE
 from hitl_desktop.qt.markdown_view import SafeTextView
-
-#: The keyboard scheme, as shown under the bench and in the F1 help.
-KEY_HINT = (
-    "<b>1–9</b> rank next · <b>=</b>&nbsp;<b>1–9</b> tie · <b>←→</b> select · "
-    "<b>+/−</b> move · <b>0</b> unrank · <b>I U H N O S</b> flag · <b>E</b> correct · "
-    "<b>B</b> all bad · <b>Ctrl+↵</b> submit · <b>Ctrl+Z</b> undo · <b>Esc</b> stop · <b>F1</b> help"
-)
-
-KEY_TABLE: list[tuple[str, str]] = [
-    ("1 – 9", "Give the card at that position the next rank (press cards best first)"),
-    ("=  then 1 – 9", "Tie that card with the last rank given"),
-    ("← → ↑ ↓", "Select a card"),
-    ("+  /  −", "Move the selected card up / down half a step (tie, then past)"),
-    ("0  or  Backspace", "Unrank the selected card"),
-    ("Ctrl+Backspace", "Clear the whole ranking"),
-    ("I  U  H  N  O  S", "Flag the selected card: incorrect, unsafe, hallucination, incomplete, off-topic, style"),
-    ("E", "Correct (rewrite) the selected card"),
-    ("B", "All bad: no candidate is acceptable"),
-    ("Ctrl+1 / 2 / 3", "Strength of preference: slightly / clearly / much better"),
-    ("R  /  Shift+R", "Regenerate the selected card / all cards (never those that came with the prompt)"),
-    ("Ctrl+Shift+R", "Write a new, separate candidate set (candidates that came with the prompt stay)"),
-    ("Ctrl+G", "Generate candidates for this prompt"),
-    ("Esc", "Stop generating (or cancel a pending tie)"),
-    ("Ctrl+Enter", "Submit the judgment (saved at once)"),
-    ("Ctrl+Shift+Enter", "Submit and continue the conversation"),
-    ("Ctrl+→", "Skip this prompt"),
-    ("Ctrl+Z", "Undo the last submission (again: the one before)"),
-    ("Ctrl+N", "Type a new prompt"),
-    ("Ctrl+E", "Export…"),
-    ("F1", "This help"),
-    ("Drag a card's header", "Drop on another card: upper third better, middle tie, lower third worse"),
-]
 
 
 def conversation_html(prompt: Prompt) -> str:
@@ -262,8 +231,16 @@ class BenchView(QWidget):
         self.stack.setCurrentWidget(self.empty)
         self._refresh()
 
+    def _show_fields(self, rationale: str, all_bad: bool, strength: int) -> None:
+        self.rationale.setText(rationale)
+        with QSignalBlocker(self.all_bad_button), QSignalBlocker(self.strength_box):
+            self.all_bad_button.setChecked(all_bad)
+            self.strength_box.setCurrentIndex(max(0, self.strength_box.findData(strength)))
+
     def show_prompt(self, prompt: Prompt, *, meta: str = "") -> None:
+        """A new item: nothing of the last one's rationale, all-bad or strength stays on show."""
         self.prompt = prompt
+        self._show_fields("", False, DEFAULT_STRENGTH)
         self.prompt_frame.setVisible(True)
         turn = len(prompt.messages) // 2 + 1
         title = "PROMPT" + (f" · TURN {turn}" if prompt.messages else "")
@@ -393,13 +370,7 @@ class BenchView(QWidget):
         order = [candidates[s].id for s in self.positions]
         self.state = state if state is not None else JudgingState(display_order=order)
         self.state.display_order = order
-        self.rationale.setText(self.state.rationale)
-        self.all_bad_button.blockSignals(True)
-        self.all_bad_button.setChecked(self.state.all_bad)
-        self.all_bad_button.blockSignals(False)
-        self.strength_box.blockSignals(True)
-        self.strength_box.setCurrentIndex(max(0, self.strength_box.findData(self.state.strength)))
-        self.strength_box.blockSignals(False)
+        self._show_fields(self.state.rationale, self.state.all_bad, self.state.strength)
         self.select(0)
         self._refresh()
 
@@ -699,3 +670,6 @@ def _candidate_details(c: Candidate) -> str:
         f"Finish: {finish}" if finish else "",
     ]
     return "\n".join(line for line in lines if line)
+
+
+__all__ = ["KEY_HINT", "KEY_TABLE", "BenchView", "conversation_html"]

@@ -14,7 +14,6 @@ or HTML report of what is shown.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +24,12 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QPointF,
-    QRectF,
-    QSize,
     QSortFilterProxyModel,
     Qt,
-    QThread,
     Signal,
     Slot,
 )
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -45,17 +40,18 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from hitl_desktop.core.access import open_for_reading
 from hitl_desktop.core.quality import fmt, pct, quality_summary, write_report
 from hitl_desktop.core.store import Store
-from hitl_desktop.qt import theme
+from hitl_desktop.qt.bar_chart import BarChart, Series
 from hitl_desktop.qt.models_chart import ModelStrengthChart
+from hitl_desktop.qt.ops import OperationRunner
 
 #: Above this many judgments the figures are computed in a worker thread.
 WORKER_THRESHOLD = 2000
@@ -222,254 +218,10 @@ class FiguresTableModel(QAbstractTableModel):
 # -- bar charts -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Series:
-    name: str
-    values: Sequence[float | None]
-    color: str  # a theme colour key
-
-
-class BarChart(QWidget):
-    """A small bar chart painted with QPainter: categories along x, one bar per series each.
-
-    ``markers`` (optional, one per category) draw a short dashed line across the category's
-    bars: a reference value such as the share expected by chance.
-    """
-
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.title = title
-        self.categories: list[str] = []
-        self.series: list[Series] = []
-        self.markers: list[float | None] = []
-        self.marker_label = ""
-        self.lo, self.hi = 0.0, 1.0
-        self.label_format: Callable[[float], str] = lambda v: f"{v:.2f}"
-        self.empty_text = "Nothing to show yet"
-        self.setMinimumSize(260, 200)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-
-    def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(340, 240)
-
-    def set_data(
-        self,
-        categories: Sequence[str],
-        series: Sequence[Series],
-        *,
-        lo: float | None = None,
-        hi: float | None = None,
-        markers: Sequence[float | None] = (),
-        marker_label: str = "",
-        label_format: Callable[[float], str] | None = None,
-    ) -> None:
-        self.categories = list(categories)
-        self.series = list(series)
-        self.markers = list(markers)
-        self.marker_label = marker_label
-        values = [v for s in self.series for v in s.values if v is not None]
-        values += [m for m in self.markers if m is not None]
-        self.lo = lo if lo is not None else min([0.0, *values])
-        top = max([0.0, *values]) if values else 1.0
-        self.hi = hi if hi is not None else (_nice_ceiling(top) if top > 0 else 1.0)
-        if self.hi <= self.lo:
-            self.hi = self.lo + 1.0
-        if label_format is not None:
-            self.label_format = label_format
-        self.update()
-
-    # -- painting ---------------------------------------------------------------------------
-
-    def paintEvent(self, event) -> None:  # noqa: N802
-        p, t, rect = theme.paint_card(self)
-
-        base = QFont(self.font())
-        small = QFont(base)
-        small.setPointSizeF(max(7.0, base.pointSizeF() * 0.85))
-        bold = QFont(base)
-        bold.setWeight(QFont.Weight.DemiBold)
-        fm_small = QFontMetrics(small)
-
-        pad = 12
-        p.setFont(bold)
-        p.setPen(QColor(t["text"]))
-        title_h = QFontMetrics(bold).height()
-        p.drawText(
-            QRectF(pad, pad - 2, rect.width() - 2 * pad, title_h),
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            self.title,
-        )
-        legend_h = self._paint_legend(
-            p, t, small, QRectF(pad, pad + title_h + 2, rect.width() - 2 * pad, fm_small.height())
-        )
-
-        has_data = self.categories and any(v is not None for s in self.series for v in s.values)
-        top = pad + title_h + legend_h + 10
-        if not has_data:
-            p.setFont(base)
-            p.setPen(QColor(t["muted"]))
-            p.drawText(
-                QRectF(0, top, rect.width(), rect.height() - top),
-                Qt.AlignmentFlag.AlignCenter,
-                self.empty_text,
-            )
-            p.end()
-            return
-
-        ticks = _ticks(self.lo, self.hi)
-        axis_w = max(fm_small.horizontalAdvance(self.label_format(v)) for v in ticks) + 8
-        label_h = fm_small.height() + 6
-        plot = QRectF(pad + axis_w, top + fm_small.height(), rect.width() - 2 * pad - axis_w, 0)
-        plot.setBottom(rect.height() - pad - label_h)
-        if plot.height() < 20 or plot.width() < 20:
-            p.end()
-            return
-
-        def y_of(v: float) -> float:
-            v = min(max(v, self.lo), self.hi)
-            return plot.bottom() - (v - self.lo) / (self.hi - self.lo) * plot.height()
-
-        # grid and axis labels
-        p.setFont(small)
-        for v in ticks:
-            y = y_of(v)
-            p.setPen(QPen(QColor(t["divider"]), 1))
-            p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
-            p.setPen(QColor(t["muted"]))
-            p.drawText(
-                QRectF(pad, y - fm_small.height() / 2, axis_w - 6, fm_small.height()),
-                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                self.label_format(v),
-            )
-        zero = y_of(0.0) if self.lo <= 0 <= self.hi else plot.bottom()
-        p.setPen(QPen(QColor(t["muted"]), 1))
-        p.drawLine(QPointF(plot.left(), zero), QPointF(plot.right(), zero))
-
-        n_cat, n_ser = len(self.categories), max(1, len(self.series))
-        slot = plot.width() / n_cat
-        group_w = min(slot * 0.72, 34.0 * n_ser)
-        bar_w = group_w / n_ser
-        labels: list[tuple[QRectF, str]] = []
-        for i, cat in enumerate(self.categories):
-            x0 = plot.left() + i * slot + (slot - group_w) / 2
-            for k, s in enumerate(self.series):
-                v = s.values[i] if i < len(s.values) else None
-                bx = x0 + k * bar_w
-                if v is None:
-                    p.setPen(QColor(t["disabled"]))
-                    p.drawText(
-                        QRectF(
-                            bx - 10, zero - fm_small.height() - 2, bar_w + 20, fm_small.height()
-                        ),
-                        Qt.AlignmentFlag.AlignCenter,
-                        "n/a",
-                    )
-                    continue
-                y = y_of(v)
-                bar = QRectF(bx + 1, min(y, zero), max(2.0, bar_w - 2), max(1.0, abs(zero - y)))
-                bar_path = QPainterPath()
-                bar_path.addRoundedRect(bar, 3, 3)
-                p.fillPath(bar_path, QColor(t[s.color]))
-                text_y = bar.top() - fm_small.height() - 1 if v >= 0 else bar.bottom() + 1
-                labels.append(
-                    (QRectF(bx - 12, text_y, bar_w + 24, fm_small.height()), self.label_format(v))
-                )
-            if i < len(self.markers) and self.markers[i] is not None:
-                my = y_of(self.markers[i])
-                pen = QPen(QColor(t["danger"]), 2, Qt.PenStyle.DashLine)
-                p.setPen(pen)
-                p.drawLine(QPointF(x0 - 4, my), QPointF(x0 + group_w + 4, my))
-            p.setPen(QColor(t["muted"]))
-            label = fm_small.elidedText(cat, Qt.TextElideMode.ElideRight, int(slot) - 4)
-            p.drawText(
-                QRectF(plot.left() + i * slot, plot.bottom() + 4, slot, fm_small.height()),
-                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
-                label,
-            )
-        # value labels last, on a patch of background, so that marker lines never cross them
-        for box, text in labels:
-            w = fm_small.horizontalAdvance(text) + 6
-            patch = QRectF(box.center().x() - w / 2, box.top(), w, box.height())
-            p.fillRect(patch, QColor(t["surface"]))
-            p.setPen(QColor(t["text"]))
-            p.drawText(patch, Qt.AlignmentFlag.AlignCenter, text)
-        p.end()
-
-    def _legend_entries(self) -> list[tuple[str, str, bool]]:
-        entries = [(s.name, s.color, False) for s in self.series if s.name]
-        if self.marker_label:
-            entries.append((self.marker_label, "danger", True))
-        return entries
-
-    def legend_width(self, font: QFont) -> float:
-        """How wide the legend is drawn: swatch, name and gap per entry (as _paint_legend)."""
-        fm = QFontMetrics(font)
-        return sum(18 + fm.horizontalAdvance(name) + 14 for name, _c, _d in self._legend_entries()) - 14
-
-    def _paint_legend(self, p: QPainter, t: theme.Theme, font: QFont, area: QRectF) -> float:
-        entries = self._legend_entries()
-        if len(entries) < 2 and not self.marker_label:
-            return 0.0
-        fm = QFontMetrics(font)
-        p.setFont(font)
-        x = area.left()
-        cy = area.center().y()
-        for name, color, dashed in entries:
-            if dashed:
-                p.setPen(QPen(QColor(t[color]), 2, Qt.PenStyle.DashLine))
-                p.drawLine(QPointF(x, cy), QPointF(x + 14, cy))
-            else:
-                p.fillRect(QRectF(x, cy - 5, 10, 10), QColor(t[color]))
-            x += 18
-            p.setPen(QColor(t["muted"]))
-            p.drawText(QPointF(x, cy + fm.ascent() / 2 - 1), name)
-            x += fm.horizontalAdvance(name) + 14
-        return area.height()
-
-
-def _nice_ceiling(v: float) -> float:
-    """A round number >= v: 1, 2, 2.5, 5 times a power of ten."""
-    import math
-
-    exp = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
-        if m * exp >= v - 1e-12:
-            return m * exp
-    return 10 * exp
-
-
-def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
-    step = (hi - lo) / n
-    return [lo + i * step for i in range(n + 1)]
-
-
-# -- the worker ---------------------------------------------------------------------------------
-
-
-class SummaryTask(QObject):
-    """Computes ``quality_summary`` in its thread with its own read-only Store."""
-
-    computed = Signal(int, object)  # request id, summary dict
-    failed = Signal(int, str)
-
-    def __init__(self, *, request_id: int, db_path: str, domain: str | None) -> None:
-        super().__init__()
-        self.request_id = request_id
-        self.db_path = db_path
-        self.domain = domain
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            with Store.open_readonly(self.db_path) as store:
-                summary = quality_summary(store, domain=self.domain)
-        except Exception as e:  # noqa: BLE001
-            traceback.print_exc()
-            self.failed.emit(self.request_id, f"{type(e).__name__}: {e}")
-        else:
-            self.computed.emit(self.request_id, summary)
-        finally:
-            QThread.currentThread().quit()  # thread-safe; the thread ends when run returns
+def _figures(db_path: str, domain: str | None) -> dict[str, Any]:
+    """The figures, in an operation's thread, on a read-only connection of its own."""
+    with open_for_reading(db_path) as store:
+        return quality_summary(store, domain=domain)
 
 
 # -- the dialog ---------------------------------------------------------------------------------
@@ -512,7 +264,7 @@ class QualityDashboard(QDialog):
         self.show_gold = show_gold
         self.summary: dict[str, Any] | None = None
         self._request = 0
-        self._threads: list[tuple[QThread, SummaryTask]] = []
+        self._threads: list[OperationRunner] = []  # the figures being computed in the background
         self._filling_domains = False
         self.setWindowTitle("Quality dashboard")
         self.setObjectName("QualityDashboard")
@@ -713,25 +465,20 @@ class QualityDashboard(QDialog):
             self._on_computed(request, summary)
             return
         self.status.setText("Computing…")
-        thread = QThread()
-        thread.setObjectName("quality-dashboard")
-        task = SummaryTask(request_id=request, db_path=str(self.store.path), domain=domain)
-        task.moveToThread(thread)
-        thread.started.connect(task.run)
-        task.computed.connect(self._on_computed)
-        task.failed.connect(self._on_failed)
-        thread.finished.connect(self._reap_threads)  # queued: runs on the GUI thread
-        self._threads.append((thread, task))
-        thread.start()
+        runner = OperationRunner(self, name="quality-dashboard")
+        db_path = str(self.store.path)
+        self._threads.append(runner)
 
-    @Slot()
-    def _reap_threads(self) -> None:
-        for pair in list(self._threads):
-            thread, task = pair
-            if thread.isFinished():
-                self._threads.remove(pair)
-                task.deleteLater()
-                thread.deleteLater()
+        def finished(call, value) -> None:
+            self._threads.remove(runner)
+            runner.deleteLater()
+            call(request, value)
+
+        runner.run(
+            lambda _progress, _cancelled: _figures(db_path, domain),
+            on_success=lambda summary: finished(self._on_computed, summary),
+            on_failure=lambda message: finished(self._on_failed, message),
+        )
 
     @Slot(int, object)
     def _on_computed(self, request: int, summary: dict[str, Any]) -> None:
@@ -752,8 +499,8 @@ class QualityDashboard(QDialog):
 
     def wait_for_workers(self, timeout_ms: int = 30000) -> bool:
         ok = True
-        for thread, _task in list(self._threads):
-            ok = thread.wait(timeout_ms) and ok
+        for runner in list(self._threads):
+            ok = runner.wait(timeout_ms) and ok
         return ok
 
     def done(self, result: int) -> None:

@@ -1,12 +1,13 @@
 """The judgment history: this session's judgments (a lead: everyone's), searchable by prompt
-text, tutor, domain and flag; "Re-judge" puts one back on the bench
-(``window.reopen_judgment``). The rows come from ``core.review.history``; the table model
-only adapts them and never writes anything."""
+text, tutor, domain and flag; "Re-judge" puts one of one's own back on the bench (the
+``on_rejudge`` callback; the rule is the workflow's ``can_rejudge`` / ``reopen``). The rows come
+from ``core.review.history``; the table model only adapts them and never writes anything. The
+view takes the workflow and a callback, never the window."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -27,14 +28,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableView,
     QVBoxLayout,
+    QWidget,
 )
 
 from hitl_desktop.core import review
 from hitl_desktop.core.types import FLAGS
+from hitl_desktop.core.workflow import TutorWorkflow
 from hitl_desktop.qt.wording import count
-
-if TYPE_CHECKING:
-    from hitl_desktop.qt.main_window import MainWindow
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
 SEARCH_DELAY_MS = 200
@@ -112,9 +112,11 @@ class HistoryView(QDialog):
 
     rejudge_requested = Signal(str)  # judgment id
 
-    def __init__(self, window: MainWindow, *, lead: bool = False) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, parent: QWidget | None, *, workflow: TutorWorkflow, on_rejudge: Callable[[str], Any],
+                 lead: bool = False) -> None:  # fmt: skip
+        super().__init__(parent)
+        self.workflow = workflow
+        self.rejudge_requested.connect(on_rejudge)
         self.setObjectName("HistoryView")
         self.setWindowTitle("Judgment history")
         self.setModal(False)
@@ -218,7 +220,7 @@ class HistoryView(QDialog):
 
     def refresh(self) -> None:
         """Run the search with the current filters."""
-        store = self.window.store
+        store = self.workflow.store
         self._filling = True
         try:
             self._fill_box(self.tutor_box, "All tutors", [t.name for t in store.tutors()])
@@ -226,7 +228,7 @@ class HistoryView(QDialog):
         finally:
             self._filling = False
         scope = self.scope_box.currentData()
-        session, tutor = self.window.session, self.window.tutor
+        session, tutor = self.workflow.session, self.workflow.tutor
         if scope == "all" and self.lead:
             tutor_name = self.tutor_box.currentData()
         else:
@@ -255,8 +257,8 @@ class HistoryView(QDialog):
         return rows[0].data(EntryRole) if rows else None
 
     def _update_buttons(self) -> None:
-        entry, tutor = self.selected(), self.window.tutor
-        own = entry is not None and tutor is not None and entry.tutor == tutor.name
+        entry = self.selected()
+        own = entry is not None and self.workflow.can_rejudge(entry.tutor)
         self.rejudge_button.setEnabled(own)
         self.rejudge_button.setToolTip(
             "Put this judgment back on the bench; the new one replaces it in exports"
@@ -268,6 +270,5 @@ class HistoryView(QDialog):
         entry = self.selected()
         if entry is None or not self.rejudge_button.isEnabled():
             return
-        self.rejudge_requested.emit(entry.id)
-        self.window.reopen_judgment(entry.id)
+        self.rejudge_requested.emit(entry.id)  # the window's callback puts it on the bench
         self.hide()

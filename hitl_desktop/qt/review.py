@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont
@@ -38,12 +38,10 @@ from PySide6.QtWidgets import (
 
 from hitl_desktop.core import review
 from hitl_desktop.core.store import StoreError
+from hitl_desktop.core.workflow import TutorWorkflow
 from hitl_desktop.qt import theme
 from hitl_desktop.qt.dashboard import heading, panel
 from hitl_desktop.qt.wording import count
-
-if TYPE_CHECKING:
-    from hitl_desktop.qt.main_window import MainWindow
 
 FLAG_MARK = "⚑"
 CORRECTED_MARK = "✎"
@@ -260,9 +258,10 @@ class ReviewView(QDialog):
 
     adjudicated = Signal(object)  # Adjudication
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, parent: QWidget | None, *, workflow: TutorWorkflow, adjudicator: str) -> None:
+        """``adjudicator``: the lead's own name (this machine's), never a pack's tutor."""
+        super().__init__(parent)
+        self.workflow = workflow
         self.setObjectName("ReviewView")
         self.setWindowTitle("Review disagreements")
         self.setModal(False)
@@ -349,7 +348,7 @@ class ReviewView(QDialog):
         fl.addWidget(self.rationale_edit)
         row = QHBoxLayout()
         row.addWidget(QLabel("Adjudicator"))
-        self.adjudicator_edit = QLineEdit(window.settings.tutor_name)
+        self.adjudicator_edit = QLineEdit(adjudicator)
         self.adjudicator_edit.setAccessibleName("Adjudicator")
         self.adjudicator_edit.setMaximumWidth(220)
         row.addWidget(self.adjudicator_edit)
@@ -394,7 +393,7 @@ class ReviewView(QDialog):
 
     def refresh(self) -> None:
         """Recompute the list (keeping the prompt on show selected)."""
-        store = self.window.store
+        store = self.workflow.store
         self._filling = True
         try:
             wanted = self.domain_box.currentData()
@@ -437,7 +436,7 @@ class ReviewView(QDialog):
         pid = self.list_model.row(row).prompt.id
         if self.item is not None and self.item.prompt.id == pid and self.grid_model.item is not None:
             return
-        self.item = review.review_item(self.window.store, pid)
+        self.item = review.review_item(self.workflow.store, pid)
         p = self.item.prompt
         head = f"[{p.external_id}] " if p.external_id else ""
         self.prompt_label.setText(head + p.text)
@@ -527,7 +526,7 @@ class ReviewView(QDialog):
         ranks = {c: r for c, r in self.grid_model.pending.items() if r > 0}
         try:
             a = review.adjudicate(
-                self.window.store,
+                self.workflow.store,
                 prompt_id=self.item.prompt.id,
                 ranks=ranks,
                 rationale=self.rationale_edit.toPlainText(),

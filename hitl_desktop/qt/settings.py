@@ -60,6 +60,16 @@ class AppSettings:
     def last_domain(self, value: str) -> None:
         self.q.setValue("session/domain", value)
 
+    @property
+    def lead_mode(self) -> bool:
+        """A view preference for the lab's lead (not access control): every tutor's judgments
+        in the history, the review of disagreements, gold figures."""
+        return self._get("lead/mode", False, bool)
+
+    @lead_mode.setter
+    def lead_mode(self, value: bool) -> None:
+        self.q.setValue("lead/mode", "true" if value else "false")
+
     # -- model and sampling --------------------------------------------------------------------
 
     @property

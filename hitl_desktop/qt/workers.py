@@ -1,4 +1,4 @@
-"""Workers: the model and the exporter run off the GUI thread; results come back by signal.
+"""The model off the GUI thread (a long-lived controller, not an operation: see qt/ops.py).
 
 The backend takes plain callbacks (``on_token``, ``should_stop``); ``ModelWorker`` lives in
 its own QThread and turns them into signals. Tokens are coalesced (``TokenThrottle``): at
@@ -34,6 +34,7 @@ from hitl_desktop.core.backends.base import (
 )
 from hitl_desktop.core.backends.process import TokenCoalescer, end_loading
 from hitl_desktop.core.types import Message
+from hitl_desktop.qt.ops import OperationRunner, describe_error
 
 #: backend_factory(model spec or None, on_progress) -> ModelBackend. A spec is a local path, a
 #: served model's URL, or a list of them (checkpoints compared). A factory that also takes a
@@ -86,11 +87,6 @@ def report(e: BaseException) -> None:
         print(f"hitl-desktop: {describe_error(e)}", file=sys.stderr)
     else:
         traceback.print_exception(e)
-
-
-def describe_error(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text if isinstance(e, ModelError) else f"{type(e).__name__}: {text}"
 
 
 #: Collects on_token(i, text) calls and emits ``{i: text}`` at most every interval (the same
@@ -387,86 +383,12 @@ class RestartButton(QPushButton):
         self.setVisible(state == "error")
 
 
-# -- background tasks (export, backups) --------------------------------------------------------
+# -- the export dialog's runner ----------------------------------------------------------------
 
 
-class _Task(QObject):
-    """Runs ``work(progress)`` in the runner's thread; reports back by queued signals."""
-
-    progressed = Signal(float, str)
-    succeeded = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, work: Callable[[Callable[[float, str], None]], Any]) -> None:
-        super().__init__()
-        self.work = work
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            result = self.work(self.progressed.emit)
-        except BaseException as e:  # noqa: BLE001 - reported to the GUI, never lost
-            traceback.print_exc()
-            self.failed.emit(describe_error(e))
-            return
-        self.succeeded.emit(result)
-
-
-class TaskRunner(QObject):
-    """Owns one background thread at a time; emits the task's signals on the GUI thread.
-
-    The work must not touch the GUI thread's Store: SQLite connections belong to one thread,
-    so a task that reads or copies the database opens its own connection on the file.
-    """
-
-    progressed = Signal(float, str)
-    succeeded = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, parent: QObject | None = None, *, name: str = "task-thread") -> None:
-        super().__init__(parent)
-        self.name = name
-        self._thread: QThread | None = None
-        self._task: _Task | None = None
-
-    def start_task(self, work: Callable[[Callable[[float, str], None]], Any]) -> None:
-        if self.is_running():
-            raise RuntimeError(f"{self.name} is already running")
-        self._thread = QThread()
-        self._thread.setObjectName(self.name)
-        self._task = _Task(work)
-        self._task.moveToThread(self._thread)
-        self._thread.started.connect(self._task.run)
-        self._task.progressed.connect(self.progressed)
-        self._task.succeeded.connect(self._on_done)
-        self._task.failed.connect(self._on_failed)
-        self._thread.start()
-
-    def is_running(self) -> bool:
-        return self._thread is not None and self._thread.isRunning()
-
-    def _stop_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait(10000)
-
-    def _on_done(self, result) -> None:
-        self._stop_thread()
-        self.succeeded.emit(result)
-
-    def _on_failed(self, message: str) -> None:
-        self._stop_thread()
-        self.failed.emit(message)
-
-    def wait(self, timeout_ms: int = 30000) -> bool:
-        if self._thread is None:
-            return True
-        return self._thread.wait(timeout_ms)
-
-
-
-class ExportRunner(TaskRunner):
-    """Runs workflow.export_judgments in its own thread with its OWN read-only Store on the file."""
+class ExportRunner(OperationRunner):
+    """The export dialog's operation: ``core.operations.export`` (its own read-only connection,
+    the integrity check first: the same rule as ``hitl-desktop export``)."""
 
     exported = Signal(object)  # ExportSummary
 
@@ -475,16 +397,6 @@ class ExportRunner(TaskRunner):
         self.succeeded.connect(self.exported)
 
     def start(self, *, db_path: str, options: dict[str, Any]) -> None:
-        def work(progressed: Callable[[float, str], None]):
-            from hitl_desktop.core.store import Store
-            from hitl_desktop.core.workflow import export_judgments
+        from hitl_desktop.core import operations
 
-            def progress(done, total) -> None:  # export's on_progress(done, total)
-                progressed(done / total if total else 1.0, f"{done} of {total}")
-
-            # A read-only connection of its own, which also sees a database the GUI still
-            # holds in WAL mode.
-            with Store.open_readonly(db_path) as store:
-                return export_judgments(store, on_progress=progress, **options)  # consensus, adjudicated too
-
-        self.start_task(work)
+        self.run(lambda progress, cancelled: operations.export(db_path, progress=progress, cancelled=cancelled, **options))

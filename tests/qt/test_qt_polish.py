@@ -231,7 +231,7 @@ def test_the_window_shows_the_conversion_in_words_and_percent(qtbot, file_store,
         assert window.state_label.text() == "loading · Converting and dequantising gemma-3-270m.gguf: tensor 98 of 236 · 41 %"
         waiting = [card.placeholder() for card in window.bench.cards]
         assert waiting and all("(41 %)" in t and "dequantising" in t for t in waiting), waiting
-        window._update_status()  # a refresh while loading keeps the words and the percent
+        window.status.show_model_state()  # a refresh while loading keeps the words and the percent
         assert "41 %" in window.state_label.text()
     finally:
         release.set()

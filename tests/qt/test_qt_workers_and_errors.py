@@ -160,7 +160,7 @@ def test_gui_path_does_not_import_torch():
 def test_rolling_backup_runs_off_the_gui_thread_when_the_database_changed(fake_window, qtbot, file_store):
     import threading
 
-    import hitl_desktop.qt.main_window as mw
+    import hitl_desktop.core.backup as mw  # the copy is core.operations.backup -> backup_database
     from hitl_desktop.core.store import Store
 
     w = fake_window
