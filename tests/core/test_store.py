@@ -376,3 +376,20 @@ def test_the_query_filters_really_select(judged_store):
         some = {it.judgment.id for it in judged_store.judged_items(query=q)}
         assert some and some < everything, q
     assert len(list(judged_store.judged_items(include_superseded=True))) == 13
+
+
+def test_a_tutors_queue_looks_judgments_up_by_prompt_not_by_tutor():
+    """The queue's "not judged by this tutor" must probe each prompt's judgments through the
+    prompt index: through the tutor index it scans every judgment of the tutor per prompt."""
+    s = Store.memory()
+    tutor = s.ensure_tutor("ann")
+    s.queued_prompts(tutor_id=tutor.id)  # the query runs
+    sql_seen = []
+    s.db.conn.set_trace_callback(sql_seen.append)
+    s.queued_prompts(tutor_id=tutor.id)
+    s.db.conn.set_trace_callback(None)
+    query = next(q for q in sql_seen if "from prompts p" in q)
+    plan = " ".join(str(r[-1]) for r in s.db.execute("explain query plan " + query.replace("?", "'x'")).fetchall())
+    assert "idx_judgments_prompt_id" in plan, plan
+    assert "idx_judgments_tutor_id" not in plan, plan
+    s.close()
