@@ -72,8 +72,8 @@ Consensus (``consensus=True``, core/consensus.py): majority pairs only, margin =
 difference; the summary counts what each rule left out (``ExportSummary.dropped``).
 
 Metadata columns (same names in every format): ``judgment_id``, ``prompt_id`` (``hitl_prompt_id``
-in ultrafeedback), ``domain``, ``tutor``, ``source`` (``"ranking"``, ``"correction"`` or
-``"consensus"``), ``created_at`` (the judgment's time), and ``chosen_model``,
+in ultrafeedback), ``domain``, ``tutor``, ``source`` (``"ranking"``, ``"correction"``,
+``"consensus"`` or ``"adjudication"``: a lead's ruling, whose ``tutor`` is the adjudicator), ``created_at`` (the judgment's time), and ``chosen_model``,
 ``rejected_model``, ``chosen_seed``, ``rejected_seed``, ``chosen_flags``, ``rejected_flags``,
 ``chosen_ratings``, ``rejected_ratings``, ``rationale`` for pairs or ``model``, ``seed`` for
 unpaired rows. ``judgments`` (JSONL only): one row per judgment with everything
@@ -117,6 +117,7 @@ from hitl_desktop.core.ranking import (
     split_conversations,
 )
 from hitl_desktop.core.types import (
+    ADJUDICATION_TUTOR_ID,
     CONSENSUS_TUTOR,
     RATING_SCALES,
     Candidate,
@@ -196,8 +197,9 @@ _META_PAIR = [
     (
         "source",
         "str",
-        '"ranking" (two ranked candidates), "correction" (tutor\'s rewrite chosen) or '
-        '"consensus" (a majority pair of several tutors)',
+        '"ranking" (two ranked candidates), "correction" (tutor\'s rewrite chosen), '
+        '"consensus" (a majority pair of several tutors) or "adjudication" (a lead\'s ruling; '
+        'tutor is the adjudicator)',
     ),
     ("created_at", "str", "time of the judgment, ISO 8601 UTC"),
     ("chosen_flags", "flags", "flags the tutor raised on the chosen answer"),
@@ -213,7 +215,12 @@ _META_UNPAIRED = [
     ("tutor", "str", "the tutor (pseudonymised unless exported with tutor names)"),
     ("model", "str", 'model that wrote the completion ("tutor:<tutor>" for a correction)'),
     ("seed", "int", "sampling seed of the completion (null for a correction)"),
-    ("source", "str", '"ranking" (a ranked candidate) or "correction" (the tutor\'s rewrite)'),
+    (
+        "source",
+        "str",
+        '"ranking" (a ranked candidate), "correction" (the tutor\'s rewrite) or "adjudication" '
+        "(ranked by a lead's ruling; tutor is the adjudicator)",
+    ),
     ("created_at", "str", "time of the judgment, ISO 8601 UTC"),
 ]
 _MARGIN = ("margin", "float", "rank distance x strength / 2 (see the margin formula)")
@@ -372,7 +379,7 @@ def _pair_metadata(p: PreferencePair, item: JudgedItem, tutor: str) -> dict[str,
         "rejected_model": p.rejected_model,
         "chosen_seed": p.chosen_seed,
         "rejected_seed": p.rejected_seed,
-        "source": p.source,
+        "source": _source(p.source, item),
         "created_at": p.created_at,
         "chosen_flags": list(p.chosen_flags),
         "rejected_flags": list(p.rejected_flags),
@@ -380,6 +387,14 @@ def _pair_metadata(p: PreferencePair, item: JudgedItem, tutor: str) -> dict[str,
         "rejected_ratings": dict(p.rejected_ratings) or None,
         "rationale": p.rationale,
     }
+
+
+def _source(source: str, item: JudgedItem) -> str:
+    """A row's ``source``: ``"adjudication"`` for what a lead's ruling ranked (its tutor is
+    the adjudicator), else the pair's or row's own (``"ranking"``, ``"correction"``...)."""
+    if source == "ranking" and item.judgment.tutor_id == ADJUDICATION_TUTOR_ID:
+        return "adjudication"
+    return source
 
 
 def _trl_preference_rows(
@@ -508,7 +523,7 @@ def _nectar_rows(item: JudgedItem, tutor: str) -> Iterator[dict[str, Any]]:
         "prompt_id": item.prompt.id,
         "domain": item.domain,
         "tutor": tutor,
-        "source": "correction" if with_corr else "ranking",
+        "source": "correction" if with_corr else _source("ranking", item),
         "created_at": j.created_at,
     }
 
@@ -548,7 +563,7 @@ def _completion_rows(
             tutor=tutor,
             model=model,
             seed=seed,
-            source=source,
+            source=_source(source, item),
             created_at=j.created_at,
         )
         yield row

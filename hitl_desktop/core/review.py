@@ -60,6 +60,7 @@ from hitl_desktop.core.ranking import (
 )
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import (
+    ADJUDICATION_TUTOR_ID,
     FLAGS,
     Adjudication,
     Candidate,
@@ -67,9 +68,6 @@ from hitl_desktop.core.types import (
     Judgment,
     Prompt,
 )
-
-#: The tutor id of an adjudicated judgment in an export (its tutor name is the adjudicator's).
-ADJUDICATION_TUTOR_ID = "adjudication"
 
 
 class ReviewError(ValueError):
