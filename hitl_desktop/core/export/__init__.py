@@ -4,7 +4,7 @@ Pure Python (no Qt). The CLI and the GUI call :func:`export_dataset` with an
 :class:`ExportOptions`; each stage is a module of this package:
 
 ``selection``  which judged items (filters, each judgment's newest version, consensus,
-               adjudication), read from SQLite a batch at a time (``reading``);
+               adjudication), read from SQLite a batch at a time (core/judged_reader.py);
 ``rows``       one small writer per format (:func:`build_rows`; the formats and their rules
                are documented there), ``columns`` their names and types;
 ``files``      JSONL, Parquet or a datasets folder, written in bounded batches (``card``: the
@@ -49,7 +49,6 @@ from hitl_desktop.core.export.files import Rows, oserror, output_kind, replace_f
 from hitl_desktop.core.export.files import write_folder as _write_folder
 from hitl_desktop.core.export.files import write_jsonl as _write_jsonl
 from hitl_desktop.core.export.files import write_parquet as _write_parquet
-from hitl_desktop.core.export.reading import Filters
 from hitl_desktop.core.export.rows import (
     PAIRED,
     build_rows,
@@ -58,6 +57,7 @@ from hitl_desktop.core.export.rows import (
     render_transcript,
 )
 from hitl_desktop.core.export.selection import Selection, test_prompt_ids
+from hitl_desktop.core.judged_reader import Filters
 from hitl_desktop.core.ranking import effective_correction, pairs_for_item
 from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem
 

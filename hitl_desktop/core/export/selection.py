@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import SimpleNamespace
 
 from hitl_desktop.core.consensus import consensus_items, several_tutor_prompts
-from hitl_desktop.core.export.reading import Filters, JudgedReader
+from hitl_desktop.core.judged_reader import Filters, JudgedReader
 from hitl_desktop.core.ranking import split_conversations
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem
