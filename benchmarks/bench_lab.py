@@ -91,12 +91,13 @@ def write_lab_file(path: Path, n: int) -> None:
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of one process, measured with os.wait4."""
+    """(seconds, peak RSS in MB, stdout) of one process, measured with os.wait4; it runs in
+    the temporary folder, so that ``python -c`` imports the package from PYTHONPATH."""
     import tempfile
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True, cwd=tempfile.gettempdir())
         _, status, usage = os.wait4(p.pid, 0)
         seconds = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
