@@ -82,6 +82,7 @@ CASES = {
     "parquet": dict(fmt="trl-preference", suffix=".parquet"),
     "jsonl --consensus": dict(fmt="trl-preference", suffix=".jsonl", consensus=True),
     "kto parquet --consensus": dict(fmt="kto", suffix=".parquet", consensus=True),
+    "hh-rlhf datasets folder": dict(fmt="hh-rlhf", suffix="-folder"),
 }
 
 
@@ -115,3 +116,18 @@ def test_stats_and_dashboard_peak_memory_does_not_grow_with_the_database(stores)
             judged[n] = out["r"]["judgments"]
         assert judged == {SMALL: SMALL, LARGE: LARGE}
         assert peaks[LARGE] <= GROWTH * peaks[SMALL], f"{name}: peak grew {peaks[LARGE] / peaks[SMALL]:.2f}x: {peaks}"
+
+
+#: A split export keeps ids, never rows: a few hundred bytes per prompt at most.
+SPLIT_BYTES_PER_PROMPT = 400
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", "-folder"])
+def test_a_split_export_keeps_only_ids(stores, tmp_path, suffix):
+    opts = dict(fmt="trl-preference", test_fraction=0.2, seed=3)
+    export_dataset(stores[SMALL], out=tmp_path / f"warm{suffix}", **opts)
+    peaks = {}
+    for n, store in stores.items():
+        peaks[n] = peak(lambda store=store, n=n: export_dataset(store, out=tmp_path / f"{n}{suffix}", **opts))
+    extra_prompts = (LARGE - SMALL) // 2
+    assert peaks[LARGE] <= GROWTH * peaks[SMALL] + SPLIT_BYTES_PER_PROMPT * extra_prompts, peaks

@@ -96,3 +96,45 @@ def _close(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == pytest.approx(b, abs=1e-12)
     return a == b
+
+
+def test_the_streamed_split_is_split_conversations(tmp_path):
+    """export's split keeps only ids (core/export/selection.py) and is exactly the split of
+    ``ranking.split_conversations`` over the judged items: first turns shared, turns that
+    continue a judgment, several judgments of a prompt."""
+    from hitl_desktop.core.export.selection import Selection, test_prompt_ids
+    from hitl_desktop.core.judged_reader import Filters
+    from hitl_desktop.core.ranking import split_conversations
+    from hitl_desktop.core.types import Message
+
+    rng = random.Random(11)
+    store = Store.open(tmp_path / "conv.db")
+    tutors = [Tutor(name="ann"), Tutor(name="bob")]
+    store.bulk_insert(tutors=tutors)
+    made: list[tuple[Prompt, list[Candidate], Judgment]] = []
+    for i in range(150):
+        if made and rng.random() < 0.4:  # a turn continuing an earlier judgment
+            p0, cs0, j0 = rng.choice(made)
+            head = p0.messages or []
+            p = Prompt(text=f"follow-up {i}", parent_judgment_id=j0.id if rng.random() < 0.7 else None,
+                       messages=[*head, Message("user", p0.messages[0].content if p0.messages else p0.text),
+                                 Message("assistant", cs0[0].text)][-3:] if rng.random() < 0.8 else [])  # fmt: skip
+        else:
+            p = Prompt(text=f"first turn {i % 90}")  # some first turns repeat
+        cs = [Candidate(prompt_id=p.id, text=f"{p.text} answer {k}", index=k) for k in range(2)]
+        js = [Judgment(prompt_id=p.id, tutor_id=t.id, ranks={cs[0].id: 1, cs[1].id: 2},
+                       created_at=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}") for t in tutors[: rng.randint(1, 2)]]  # fmt: skip
+        store.bulk_insert(prompts=[p], candidates=cs, judgments=js)
+        made.append((p, cs, js[0]))
+    items = list(store.judged_items())
+    for fraction, seed in ((0.2, 0), (0.5, 1), (0.1, 7)):
+        want = split_conversations(items, test_fraction=fraction, seed=seed)
+        for consensus in (False, True):
+            got = test_prompt_ids(Selection(store, Filters(), consensus=consensus), test_fraction=fraction, seed=seed)
+            if not consensus:
+                assert got == want and 0 < len(got) < len({i.prompt.id for i in items})
+            else:  # the consensus items' split, as split_conversations finds it
+                from hitl_desktop.core.consensus import consensus_items
+
+                assert got == split_conversations(consensus_items(items), test_fraction=fraction, seed=seed)
+    store.close()

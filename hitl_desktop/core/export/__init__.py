@@ -319,8 +319,8 @@ class _Export:
             raise ExportError(f"{out}: cannot write (parent {parent} is not a folder)")
         try:
             self.test_ids = (
-                test_prompt_ids(self.selection.batches(on_read=self._read), test_fraction=self.test_fraction,
-                                seed=self.opts.seed)  # fmt: skip
+                test_prompt_ids(self.selection, test_fraction=self.test_fraction, seed=self.opts.seed,
+                                on_read=self._read)  # fmt: skip
                 if self.split
                 else set()
             )

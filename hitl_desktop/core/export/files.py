@@ -42,12 +42,12 @@ class Rows:
             raise TypeError("rows are a stream: only rows[:n] (the next n rows)")
         return list(islice(self._rows, part.start, part.stop))
 
-    def batches(self, size: int = BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
-        while batch := list(islice(self._rows, size)):
+    def batches(self, size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+        while batch := list(islice(self._rows, size or BATCH_ROWS)):
             yield batch
 
 
-def _batches(rows: Iterable[dict[str, Any]], size: int = BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
+def _batches(rows: Iterable[dict[str, Any]], size: int | None = None) -> Iterator[list[dict[str, Any]]]:
     return rows.batches(size) if isinstance(rows, Rows) else Rows(rows).batches(size)
 
 

@@ -16,13 +16,13 @@ turn) in memory, never the rows.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from types import SimpleNamespace
 
 from hitl_desktop.core.consensus import consensus_items, several_tutor_prompts
 from hitl_desktop.core.judged_reader import Filters, JudgedReader
-from hitl_desktop.core.ranking import split_conversations
+from hitl_desktop.core.ranking import split_conversations, split_prompt_ids
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem
 
@@ -105,22 +105,71 @@ class Selection:
         return batch
 
 
-def test_prompt_ids(batches: Iterable[list[JudgedItem]], *, test_fraction: float, seed: int) -> set[str]:
-    """The prompt ids of the test split: ``ranking.split_conversations`` over stand-ins that
-    keep only the ids and a digest of the first user turn (the key a conversation shares)."""
+def test_prompt_ids(
+    selection: Selection, *, test_fraction: float, seed: int, on_read: Callable[[int], None] | None = None
+) -> set[str]:
+    """The prompt ids of the test split, exactly as ``ranking.split_conversations`` finds them
+    (a conversation: the prompts sharing a first user turn, or one continuing a judgment of
+    another; its key the smallest prompt id; ``ranking.split_prompt_ids`` over the keys), with
+    only ids kept: one union-find node per prompt and per first turn (a digest of it)."""
     if test_fraction <= 0:
         return set()
-    stand_ins: dict[str, SimpleNamespace] = {}
-    judgments: list[SimpleNamespace] = []
-    for batch in batches:
+    if selection.items is not None:
+        items = [it for batch in selection.batches(on_read=on_read) for it in batch]
+        return split_conversations(items, test_fraction=test_fraction, seed=seed)
+    continued = {
+        r[0]
+        for r in selection.store.db.conn.execute(
+            "select distinct parent_judgment_id from prompts where parent_judgment_id is not null"
+        )
+    }
+    up = array("q")  # union-find: node -> parent node
+    prompt_node: dict[str, int] = {}
+    text_node: dict[bytes, int] = {}
+    pids: list[str | None] = []  # node -> its prompt id (None: a first turn's node)
+    links: list[tuple[int, str]] = []  # (prompt node, the judgment it continues)
+    judged: dict[str, int] = {}  # a continued judgment -> its prompt's node
+
+    def node(pid: str | None) -> int:
+        up.append(len(up))
+        pids.append(pid)
+        return len(up) - 1
+
+    def find(x: int) -> int:
+        while up[x] != x:
+            up[x] = up[up[x]]
+            x = up[x]
+        return x
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            up[max(ra, rb)] = min(ra, rb)
+
+    for batch in selection.batches(on_read=on_read):
         for it in batch:
             p = it.prompt
-            prompt = stand_ins.get(p.id)
-            if prompt is None:
+            n = prompt_node.get(p.id)
+            if n is None:
+                n = prompt_node[p.id] = node(p.id)
                 first = next((m.content for m in p.messages if m.role == "user"), p.text)
-                digest = hashlib.blake2b(first.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-                prompt = stand_ins[p.id] = SimpleNamespace(
-                    id=p.id, messages=(), text=digest, parent_judgment_id=p.parent_judgment_id
-                )
-            judgments.append(SimpleNamespace(judgment=SimpleNamespace(id=it.judgment.id), prompt=prompt))
-    return split_conversations(judgments, test_fraction=test_fraction, seed=seed)  # type: ignore[arg-type]
+                digest = hashlib.blake2b(first.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                t = text_node.get(digest)
+                if t is None:
+                    t = text_node[digest] = node(None)
+                union(n, t)
+                if p.parent_judgment_id:
+                    links.append((n, p.parent_judgment_id))
+            if it.judgment.id in continued:
+                judged[it.judgment.id] = n
+    for n, parent_judgment in links:
+        if parent_judgment in judged:
+            union(n, judged[parent_judgment])
+    key: dict[int, str] = {}  # root -> the smallest prompt id of its conversation
+    for n, pid in enumerate(pids):
+        if pid is not None:
+            r = find(n)
+            if r not in key or pid < key[r]:
+                key[r] = pid
+    test_keys = split_prompt_ids(key.values(), test_fraction=test_fraction, seed=seed)
+    return {pid for n, pid in enumerate(pids) if pid is not None and key[find(n)] in test_keys}
