@@ -3,9 +3,10 @@
 ``Store.judged_items`` reads every selected judgment before it yields the first; a lab's
 export, stats and dashboard need the same items with flat memory. These readers run the same
 selection (filters by domain, tutor name and time, re-judged versions left out; the item's
-domain is its session's, else its prompt's) through ``store.db`` and build the items of at most
-``BATCH`` judgments at a time. (An adapter: it belongs with the store's judged-items query and
-uses the store's row mappings, so a new judgment field is still read in one place.)
+domain is its session's, else its prompt's: the store's ``JudgedItemsQuery`` where the store
+has one) through ``store.db`` and build the items of at most ``BATCH`` judgments at a time.
+(An adapter: it belongs with the store's judged-items query and uses the store's row
+mappings, so a new judgment field is still read in one place.)
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hitl_desktop.core.store import (
-    _CANDIDATE_COLUMNS,
-    _CURRENT_JUDGMENT,
-    _PROMPT_COLUMNS,
-    Store,
-    _loads,
-    _row_to_candidate,
-    _row_to_prompt,
-)
+from hitl_desktop.core.store import Store
+
+try:  # the store as a package (issue 16): its one judged-items query and row mappings
+    from hitl_desktop.core.store.base import CURRENT_JUDGMENT
+    from hitl_desktop.core.store.query import JudgedItemsQuery
+    from hitl_desktop.core.store.rows import CANDIDATE_COLUMNS, PROMPT_COLUMNS
+    from hitl_desktop.core.store.rows import loads as _loads
+    from hitl_desktop.core.store.rows import row_to_candidate as _row_to_candidate
+    from hitl_desktop.core.store.rows import row_to_prompt as _row_to_prompt
+except ImportError:  # store.py in one module: the same names, private there
+    from hitl_desktop.core.store import _CANDIDATE_COLUMNS as CANDIDATE_COLUMNS
+    from hitl_desktop.core.store import _CURRENT_JUDGMENT as CURRENT_JUDGMENT
+    from hitl_desktop.core.store import _PROMPT_COLUMNS as PROMPT_COLUMNS
+    from hitl_desktop.core.store import _loads, _row_to_candidate, _row_to_prompt
+
+    JudgedItemsQuery = None
 from hitl_desktop.core.types import Candidate, Correction, JudgedItem, Judgment, Prompt
 
 #: Judgments per batch (the ids of one "in (...)" query).
@@ -57,6 +65,12 @@ class JudgedReader:
         cols = _columns(store, "judgments")
         self._supersedes = "supersedes" in cols
         self._source_values = "source_values" in cols
+        self.args: list[Any]
+        if JudgedItemsQuery is not None:  # the store's own judged-items query
+            query = JudgedItemsQuery(domain=filters.domain, tutor=filters.tutor, since=filters.since, until=filters.until)
+            base, self.args = query.sql(lab_schema=self._supersedes)
+            self.base = " and ".join([base, *extra_where])
+            return
         conds = [
             ("coalesce(s.domain, p.domain) = ?", filters.domain),
             ("t.name = ?", filters.tutor),
@@ -65,8 +79,8 @@ class JudgedReader:
         ]
         where = ["1=1", *(sql for sql, value in conds if value), *extra_where]
         if self._supersedes:
-            where.append(_CURRENT_JUDGMENT)
-        self.args: list[Any] = [value for _, value in conds if value]
+            where.append(CURRENT_JUDGMENT)
+        self.args = [value for _, value in conds if value]
         self.base = (
             "from judgments j join prompts p on p.id = j.prompt_id "
             "join tutors t on t.id = j.tutor_id left join sessions s on s.id = j.session_id "
@@ -164,14 +178,14 @@ class JudgedReader:
             )
         }
         prompts: dict[str, Prompt] = {
-            r[0]: _row_to_prompt(r) for r in self._in(f"select {_PROMPT_COLUMNS} from prompts where id in ({{marks}})", pids)
+            r[0]: _row_to_prompt(r) for r in self._in(f"select {PROMPT_COLUMNS} from prompts where id in ({{marks}})", pids)
         }
         gold = self.store.gold_rankings(pids)
         for p in prompts.values():
             p.gold_ranking = gold.get(p.id)
         cands: dict[str, list[Candidate]] = defaultdict(list)
         for r in self._in(
-            f"select {_CANDIDATE_COLUMNS} from candidates where prompt_id in ({{marks}}) order by prompt_id, idx, created_at",
+            f"select {CANDIDATE_COLUMNS} from candidates where prompt_id in ({{marks}}) order by prompt_id, idx, created_at",
             pids,
         ):
             cands[r[1]].append(_row_to_candidate(r))

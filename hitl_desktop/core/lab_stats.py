@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from hitl_desktop.core.agreement import StatsAgreement
-from hitl_desktop.core.judged_reader import JudgedReader
+from hitl_desktop.core.judged_reader import CURRENT_JUDGMENT, JudgedReader
 from hitl_desktop.core.models_compared import BOOTSTRAP_ROUNDS, ModelsTally
 from hitl_desktop.core.ranking import pairs_for_item
-from hitl_desktop.core.store import _CURRENT_JUDGMENT, Store
+from hitl_desktop.core.store import Store
 
 _FIGURES = ("prompts", "candidates", "judgments", "pairs", "corrections", "tutors")
 
@@ -29,7 +29,7 @@ def lab_stats(store: Store, *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) ->
         return ex(sql).fetchone()[0]
 
     has_supersedes = "supersedes" in {r[1] for r in ex("pragma table_info(judgments)")}
-    current = _CURRENT_JUDGMENT if has_supersedes else "1=1"
+    current = CURRENT_JUDGMENT if has_supersedes else "1=1"
     per_domain: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_FIGURES, 0))
     for dom, n in ex("select domain, count(*) from prompts group by domain"):
         per_domain[dom]["prompts"] = n
