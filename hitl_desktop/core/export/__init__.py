@@ -183,6 +183,8 @@ class _Export:
             raise ExportError("nothing to export: no store and no items")
         if items is not None and self.filters.any():
             raise ExportError("filters select the store's judgments; pre-selected items are exported as they are")
+        if opts.adjudicated and store is None:
+            raise ExportError("the adjudications are in the store: --adjudicated needs it")
         if not opts.keep_tutor_names and store is None:
             raise ExportError("pseudonymising tutors needs the store (or keep_tutor_names=True)")
         self.selection = Selection(
