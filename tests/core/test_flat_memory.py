@@ -122,6 +122,7 @@ def test_stats_and_dashboard_peak_memory_does_not_grow_with_the_database(stores)
 SPLIT_BYTES_PER_PROMPT = 400
 
 
+@pytest.mark.slow  # ~35 s on a busy 2-core machine, with the rest of this file's ~70 s
 @pytest.mark.parametrize("suffix", [".jsonl", "-folder"])
 def test_a_split_export_keeps_only_ids(stores, tmp_path, suffix):
     opts = dict(fmt="trl-preference", test_fraction=0.2, seed=3)
