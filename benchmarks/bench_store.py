@@ -1,6 +1,13 @@
-"""Storage figures, each beside a naive baseline measured in the same run.
+"""Storage figures, each beside a baseline measured in the same run.
 
-    python benchmarks/bench_store.py [--judgments 2000] [--records 20000] [--pairs 100000]
+    python benchmarks/bench_store.py [--size 100000] [--src DIR]       # lab scale (bench_lab.py)
+    python benchmarks/bench_store.py --classic [--judgments 2000] [--records 20000] [--pairs 100000]
+
+Lab scale (the default, benchmarks/bench_lab.py): import, stats, export (JSONL and Parquet,
+plain and --consensus) and merge of a generated lab database, each in its own process with its
+seconds and peak RSS, beside plain sqlite3 inserting and reading back the same rows.
+
+Classic (``--classic``):
 
 1. Judgments saved per second (synchronous=FULL, WAL, one transaction per judgment) vs the
    naive way: every row (judgment, each rank, the correction) inserted and committed alone.
@@ -28,6 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hitl_desktop.core.consensus import consensus_items  # noqa: E402
 from hitl_desktop.core.export import build_rows, export_dataset  # noqa: E402
@@ -261,7 +269,17 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--pairs", type=int, default=100_000)
     ap.add_argument("--public-rows", type=int, default=100_000)
+    ap.add_argument("--size", type=int, default=100_000, help="lab scale: judgments in the lab database")
+    ap.add_argument("--src", default=None, help="lab scale: run the commands of the package in this folder")
+    ap.add_argument("--classic", action="store_true", help="the per-operation figures instead of the lab")
     args = ap.parse_args()
+    if not args.classic:
+        from bench_lab import lab, report
+
+        with tempfile.TemporaryDirectory(prefix="hitl-lab-") as d:
+            figures = lab(Path(d), args.size, args.src)
+        report(args.size, figures, args.src or "this checkout")
+        return
     with tempfile.TemporaryDirectory(prefix="hitl-bench-") as d:
         tmp = Path(d)
         print(f"hitl-desktop storage benchmark (SQLite {sqlite3.sqlite_version}, files in {tmp})")

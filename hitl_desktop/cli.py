@@ -444,16 +444,12 @@ def stats_command(db_path: str | None, as_json: bool) -> None:
     db_path = _db(db_path)
     store = _open_store(db_path, create=False, read_only=True)  # writes nothing
     try:
-        from hitl_desktop.core.agreement import agreement_stats
-        from hitl_desktop.core.models_compared import models_stats
+        from hitl_desktop.core.lab_stats import lab_stats
 
-        stats = store.stats()
-        items = list(store.judged_items())  # read once for both
-        stats["agreement"] = agreement_stats(store, items=items)
-        stats.update(models_stats(store, items=items))
+        stats = lab_stats(store)  # SQL counts and one pass a prompt at a time: flat memory
         from hitl_desktop.core.rubric_agreement import rubric_stats
 
-        stats["rubrics"] = rubric_stats(store)  # rubcore: agreement on criteria, model graders
+        stats["rubrics"] = rubric_stats(store)  # agreement on criteria, model graders (SQL aggregates)
     finally:
         store.close()
     if as_json:

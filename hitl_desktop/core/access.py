@@ -59,20 +59,7 @@ def export_judgments(
     """Export the current judgments (re-judged ones in their newest version) in ``fmt``;
     with ``consensus`` the majority pairs of each prompt several tutors judged
     (core/consensus.py), with ``adjudicated`` the leads'
-    adjudications applied where present (core/review.py). Options as ``export.export_dataset``."""
+    adjudications applied where present (core/review.py). Options as ``export.ExportOptions``."""
     from hitl_desktop.core import export
 
-    if fmt == "judgments" and adjudicated:  # as export_dataset refuses --consensus
-        raise export.ExportError("the judgments format holds each tutor's own judgments; drop --adjudicated")
-    if not adjudicated:  # the consensus itself (core/consensus.py) is assembled by export_dataset
-        return export.export_dataset(store, fmt=fmt, out=out, consensus=consensus, **options)
-    from collections import Counter
-
-    from hitl_desktop.core.review import export_items
-
-    filters = {k: options.get(k) for k in ("domain", "tutor", "since", "until")}
-    assembled: Counter[str] = Counter()  # what the rulings and the consensus left out
-    items, several = export_items(store, consensus=consensus, dropped=assembled, **filters)
-    return export.export_dataset(
-        store, fmt=fmt, out=out, items=items, assembled=assembled, consensus_prompts=several, **options
-    )
+    return export.export_dataset(store, fmt=fmt, out=out, consensus=consensus, adjudicated=adjudicated, **options)

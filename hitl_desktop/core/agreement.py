@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from itertools import combinations
@@ -89,42 +89,92 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+class AgreementTally:
+    """``agreement`` accumulated a prompt at a time: the coincidences behind alpha (units with
+    the same values counted together) and the sum of the taus, so memory does not grow."""
+
+    def __init__(self) -> None:
+        self.profiles: Counter[tuple[tuple[float, int], ...]] = Counter()  # unit values -> units
+        self.units = self.prompts = self.pairs = 0
+        self.tau_sum = 0.0
+
+    def add_prompt(self, judged: Mapping[str, JudgedItem]) -> None:
+        """One prompt's latest judgment per tutor (``latest_by_tutor(...)[prompt id]``)."""
+        judged = {tid: it for tid, it in judged.items() if not ranked_nothing(it.judgment)}
+        if len(judged) < 2:
+            return
+        self.prompts += 1
+        ranks = {tid: item.judgment.ranks for tid, item in judged.items()}
+        for cid in sorted({c for r in ranks.values() for c in r}):
+            values = [float(r[cid]) for r in ranks.values() if cid in r]
+            if len(values) >= 2:
+                self.units += 1
+                self.profiles[tuple(sorted(Counter(values).items()))] += 1
+        for t1, t2 in combinations(sorted(ranks), 2):
+            tau = tau_b(ranks[t1], ranks[t2])
+            if tau is not None:
+                self.tau_sum += tau
+                self.pairs += 1
+
+    def add(self, items: Iterable[JudgedItem]) -> None:
+        """Judged items holding every judgment of their prompts."""
+        for judged in latest_by_tutor(items).values():
+            self.add_prompt(judged)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "krippendorff_alpha": alpha_from_profiles(self.profiles),
+            "kendall_tau": self.tau_sum / self.pairs if self.pairs else None,
+            "units": self.units,
+            "prompts": self.prompts,
+            "pairs": self.pairs,
+        }
+
+
 def agreement(items: Iterable[JudgedItem]) -> dict[str, Any]:
     """Agreement between tutors over the prompts two or more of them ranked (module docstring).
 
     Returns ``{"krippendorff_alpha", "kendall_tau", "units", "prompts", "pairs"}``.
     """
-    by_prompt = {}
-    for p, judged in latest_by_tutor(items).items():
-        judged = {tid: it for tid, it in judged.items() if not ranked_nothing(it.judgment)}
-        if len(judged) >= 2:
-            by_prompt[p] = judged
-    tutors = sorted({tid for judged in by_prompt.values() for tid in judged})
-    row_of = {tid: i for i, tid in enumerate(tutors)}
-    columns: list[list[float]] = []
-    taus: list[float] = []
-    for pid in sorted(by_prompt):
-        judged = by_prompt[pid]
-        ranks = {tid: item.judgment.ranks for tid, item in judged.items()}
-        cand_ids = sorted({c for r in ranks.values() for c in r})
-        for cid in cand_ids:
-            column = [math.nan] * len(tutors)
-            for tid, r in ranks.items():
-                if cid in r:
-                    column[row_of[tid]] = float(r[cid])
-            if sum(not math.isnan(v) for v in column) >= 2:
-                columns.append(column)
-        for t1, t2 in combinations(sorted(ranks), 2):
-            tau = tau_b(ranks[t1], ranks[t2])
-            if tau is not None:
-                taus.append(tau)
-    return {
-        "krippendorff_alpha": ordinal_alpha(columns),
-        "kendall_tau": _mean(taus),
-        "units": len(columns),
-        "prompts": len(by_prompt),
-        "pairs": len(taus),
-    }
+    tally = AgreementTally()
+    latest = latest_by_tutor(items)
+    for pid in sorted(latest):
+        tally.add_prompt(latest[pid])
+    return tally.figures()
+
+
+def alpha_from_profiles(profiles: Mapping[tuple[tuple[float, ...], ...], int]) -> float | None:
+    """Krippendorff's ordinal alpha from units given as ``((value, coders), ...) -> how many
+    such units``: the coincidence matrix summed over them, then alpha as ``krippendorff.alpha``
+    computes it (``1 - sum(o * d) / sum(e * d)``, ordinal distances from the value counts)."""
+    domain = sorted({v for profile in profiles for v, _ in profile})
+    if len(domain) < 2:
+        return None
+    import numpy as np
+
+    index = {v: i for i, v in enumerate(domain)}
+    size = len(domain)
+    o = np.zeros((size, size))
+    for profile, units in profiles.items():
+        vc = np.zeros(size)
+        for v, c in profile:
+            vc[index[v]] = c
+        m = vc.sum()
+        if m < 2:
+            continue
+        o += units * (np.outer(vc, vc) - np.diag(vc)) / (m - 1)
+    n_v = o.sum(axis=0)
+    if n_v.sum() <= 1:
+        return None
+    e = (np.outer(n_v, n_v) - np.diag(n_v)) / (n_v.sum() - 1)
+    cum = np.concatenate([[0.0], np.cumsum(n_v)])
+    i = np.arange(size)
+    lo, hi = np.minimum(i[:, None], i[None, :]), np.maximum(i[:, None], i[None, :])
+    d = (cum[hi + 1] - cum[lo] - (n_v[lo] + n_v[hi]) / 2) ** 2
+    expected = (e * d).sum()
+    if expected == 0:
+        return None
+    return _finite(1 - (o * d).sum() / expected)
 
 
 def ordinal_alpha(columns: Sequence[Sequence[float]]) -> float | None:
@@ -160,6 +210,36 @@ def agreement_by_domain(items: Iterable[JudgedItem]) -> dict[str, dict[str, Any]
 # -- gold items ------------------------------------------------------------------------------
 
 
+class GoldTally:
+    """``gold_agreement`` accumulated a prompt at a time (a sum and a count per tutor)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.names: dict[str, str] = {}
+
+    def add_prompt(self, judged: Mapping[str, JudgedItem]) -> None:
+        for tid, item in judged.items():
+            gold = item.prompt.gold_ranking
+            if not gold:
+                continue
+            self.names[tid] = item.tutor_name
+            tau = tau_b(item.judgment.ranks, gold)
+            if tau is not None:
+                self.sums[tid] += tau
+                self.counts[tid] += 1
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        return {
+            tid: {
+                "tutor": self.names[tid],
+                "kendall_tau": self.sums[tid] / self.counts[tid] if self.counts[tid] else None,
+                "items": self.counts[tid],
+            }
+            for tid in sorted(self.names, key=lambda t: self.names[t])
+        }
+
+
 def gold_agreement(items: Iterable[JudgedItem]) -> dict[str, dict[str, Any]]:
     """tutor id -> {"tutor", "kendall_tau" (mean tau-b with gold), "items"} over gold prompts.
 
@@ -167,21 +247,40 @@ def gold_agreement(items: Iterable[JudgedItem]) -> dict[str, dict[str, Any]]:
     ``gold_rankings``); a tutor's ranks are compared over the candidates both rank. Each
     tutor's latest judgment of a prompt counts; ``items`` counts the taus in the mean.
     """
-    taus: dict[str, list[float]] = defaultdict(list)
-    names: dict[str, str] = {}
+    tally = GoldTally()
     for judged in latest_by_tutor(items).values():
-        for tid, item in judged.items():
-            gold = item.prompt.gold_ranking
-            if not gold:
-                continue
-            names[tid] = item.tutor_name
-            tau = tau_b(item.judgment.ranks, gold)
-            if tau is not None:
-                taus[tid].append(tau)
-    return {
-        tid: {"tutor": names[tid], "kendall_tau": _mean(taus[tid]), "items": len(taus[tid])}
-        for tid in sorted(names, key=lambda t: names[t])
-    }
+        tally.add_prompt(judged)
+    return tally.figures()
+
+
+class StatsAgreement:
+    """The ``"agreement"`` object of ``stats --json``, fed a prompt's judged items at a time."""
+
+    def __init__(self) -> None:
+        self.all = AgreementTally()
+        self.domains: dict[str, AgreementTally] = defaultdict(AgreementTally)
+        self.gold = GoldTally()
+
+    def add(self, items: Sequence[JudgedItem]) -> None:
+        """Items holding every judgment of their prompts (a batch of whole prompts)."""
+        for judged in latest_by_tutor(items).values():
+            self.all.add_prompt(judged)
+            self.gold.add_prompt(judged)
+        by_domain: dict[str, list[JudgedItem]] = defaultdict(list)
+        for item in items:
+            by_domain[item.domain].append(item)
+        for dom, group in by_domain.items():
+            self.domains[dom].add(group)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            **self.all.figures(),
+            "by_domain": {dom: self.domains[dom].figures() for dom in sorted(self.domains)},
+            "gold": {
+                g["tutor"]: {"kendall_tau": g["kendall_tau"], "items": g["items"]}
+                for g in self.gold.figures().values()
+            },
+        }
 
 
 # -- for `hitl-desktop stats --json` ---------------------------------------------------------
@@ -189,19 +288,18 @@ def gold_agreement(items: Iterable[JudgedItem]) -> dict[str, dict[str, Any]]:
 
 def agreement_stats(store: Store, *, items: Sequence[JudgedItem] | None = None) -> dict[str, Any]:
     """The ``"agreement"`` object of ``stats --json`` (over ``items`` when the caller has read
-    the store's judged items already).
+    the store's judged items already; else read from the store a prompt at a time).
 
     Keys: those of ``agreement`` (``krippendorff_alpha``, ``kendall_tau``: float or null;
     ``units``, ``prompts``, ``pairs``: int), ``by_domain``: domain -> the same keys, and
     ``gold``: tutor name -> ``{"kendall_tau": float or null, "items": int}``.
     """
-    items = list(store.judged_items()) if items is None else items
-    gold = gold_agreement(items)
-    return {
-        **agreement(items),
-        "by_domain": agreement_by_domain(items),
-        "gold": {
-            g["tutor"]: {"kendall_tau": g["kendall_tau"], "items": g["items"]}
-            for g in gold.values()
-        },
-    }
+    tally = StatsAgreement()
+    if items is not None:
+        tally.add(list(items))
+    else:
+        from hitl_desktop.core.judged_reader import JudgedReader
+
+        for batch in JudgedReader(store).batches(by_prompt=True):
+            tally.add(batch)
+    return tally.figures()

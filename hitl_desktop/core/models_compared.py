@@ -22,8 +22,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
@@ -93,22 +93,30 @@ def bradley_terry(
     comps: list[Comparison], *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
 ) -> dict[str, tuple[float, tuple[float, float] | None]]:
     """``{model: (strength, (ci low, ci high))}`` on the Elo scale (see the module docstring)."""
+    return bradley_terry_counts(Counter(comps), rounds=rounds, seed=seed)
+
+
+def bradley_terry_counts(
+    tally: Mapping[Comparison, int], *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> dict[str, tuple[float, tuple[float, float] | None]]:
+    """``bradley_terry`` of comparisons given as comparison -> how many times it occurred."""
     import numpy as np
 
-    if not comps:
+    tally = {c: n for c, n in tally.items() if n}
+    if not tally:
         return {}
-    models = sorted({m for a, b, _ in comps for m in (a, b)})
+    models = sorted({m for a, b, _ in tally for m in (a, b)})
     index = {m: i for i, m in enumerate(models)}
     counts: dict[tuple[int, int, float], int] = defaultdict(int)
-    for a, b, s in comps:
-        counts[(index[a], index[b], s)] += 1
+    for (a, b, s), k in tally.items():
+        counts[(index[a], index[b], s)] += k
     keys = sorted(counts)
     matchups = np.zeros((len(keys), len(models)))
     for row, (a, b, _) in enumerate(keys):
         matchups[row, a], matchups[row, b] = 1.0, -1.0
     outcomes = np.array([s for _, _, s in keys], dtype=np.float64)
     weights = np.array([counts[k] for k in keys], dtype=np.float64)
-    n = len(comps)
+    n = sum(tally.values())
     strength = _fit(matchups, outcomes, weights[None, :] / n)[0] * SCALE + INIT_RATING
     ci: list[tuple[float, float] | None] = [None] * len(models)
     if rounds > 0:
@@ -124,17 +132,23 @@ def model_figures(
     items: Iterable[JudgedItem], *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
 ) -> dict[str, dict[str, Any]]:
     """``{model: {comparisons, wins, losses, ties, win_rate, bradley_terry, ci95}}``."""
-    comps = comparisons_of(items)
+    return figures_from_counts(Counter(comparisons_of(items)), rounds=rounds, seed=seed)
+
+
+def figures_from_counts(
+    comps: Mapping[Comparison, int], *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """``model_figures`` of comparisons counted (comparison -> how many): memory stays flat."""
     tally: dict[str, dict[str, int]] = defaultdict(lambda: {"wins": 0, "losses": 0, "ties": 0})
-    for a, b, s in comps:
+    for (a, b, s), k in comps.items():
         if s == 0.5:
-            tally[a]["ties"] += 1
-            tally[b]["ties"] += 1
+            tally[a]["ties"] += k
+            tally[b]["ties"] += k
         else:
             winner, loser = (a, b) if s == 1.0 else (b, a)
-            tally[winner]["wins"] += 1
-            tally[loser]["losses"] += 1
-    bt = bradley_terry(comps, rounds=rounds, seed=seed)
+            tally[winner]["wins"] += k
+            tally[loser]["losses"] += k
+    bt = bradley_terry_counts(comps, rounds=rounds, seed=seed)
     out: dict[str, dict[str, Any]] = {}
     for model in sorted(tally, key=lambda m: (-bt[m][0], m)):
         t = tally[model]
@@ -150,17 +164,39 @@ def model_figures(
     return out
 
 
+class ModelsTally:
+    """Comparisons counted overall and per domain, fed judged items a batch at a time."""
+
+    def __init__(self) -> None:
+        self.all: Counter[Comparison] = Counter()
+        self.domains: dict[str, Counter[Comparison]] = defaultdict(Counter)
+
+    def add(self, items: Iterable[JudgedItem]) -> None:
+        for item in items:
+            for c in comparisons_of((item,)):
+                self.all[c] += 1
+                self.domains[item.domain][c] += 1
+
+    def figures(self, *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> dict[str, Any]:
+        per_domain = {d: figures_from_counts(c, rounds=rounds, seed=seed) for d, c in sorted(self.domains.items())}
+        return {
+            "models": figures_from_counts(self.all, rounds=rounds, seed=seed),
+            "models_by_domain": {d: f for d, f in per_domain.items() if f},
+        }
+
+
 def models_stats(
     store: Store, *, items: Sequence[JudgedItem] | None = None, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
 ) -> dict[str, Any]:
     """``{"models": figures over every judgment, "models_by_domain": {domain: figures}}``;
-    domains with no comparison are left out. ``items``: the store's judged items, when read already."""
-    items = list(store.judged_items()) if items is None else items
-    by_domain: dict[str, list[JudgedItem]] = defaultdict(list)
-    for item in items:
-        by_domain[item.domain].append(item)
-    per_domain = {d: model_figures(its, rounds=rounds, seed=seed) for d, its in sorted(by_domain.items())}
-    return {
-        "models": model_figures(items, rounds=rounds, seed=seed),
-        "models_by_domain": {d: f for d, f in per_domain.items() if f},
-    }
+    domains with no comparison are left out. ``items``: the store's judged items, when read
+    already (else they are read from the store a batch at a time)."""
+    tally = ModelsTally()
+    if items is not None:
+        tally.add(items)
+    else:
+        from hitl_desktop.core.judged_reader import JudgedReader
+
+        for batch in JudgedReader(store).batches():
+            tally.add(batch)
+    return tally.figures(rounds=rounds, seed=seed)

@@ -45,13 +45,13 @@ from typing import Any
 
 from hitl_desktop.core.agreement import (
     CONSENSUS_TUTOR,
-    agreement,
-    agreement_by_domain,
+    StatsAgreement,
     gold_agreement,
     latest_by_tutor,
     tau_b,
 )
-from hitl_desktop.core.models_compared import model_figures
+from hitl_desktop.core.judged_reader import Filters, JudgedReader
+from hitl_desktop.core.models_compared import ModelsTally
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import JudgedItem, Tutor
 from hitl_desktop.core.wording import count
@@ -61,15 +61,13 @@ ALL_DOMAINS = None
 
 def position_figures(items: Iterable[JudgedItem]) -> dict[str, Any]:
     """How often the candidate shown first was ranked best, against chance (module docstring)."""
-    hits, n, expected = 0, 0, 0.0
+    tally = _PositionTally()
     for item in items:
-        j = item.judgment
-        if not j.display_order or len(j.ranks) < 2 or j.display_order[0] not in j.ranks:
-            continue
-        best = min(j.ranks.values())
-        n += 1
-        hits += j.ranks[j.display_order[0]] == best
-        expected += sum(1 for r in j.ranks.values() if r == best) / len(j.ranks)
+        tally.add(item)
+    return _position_result(tally.hits, tally.n, tally.expected)
+
+
+def _position_result(hits: int, n: int, expected: float) -> dict[str, Any]:
     if n == 0:
         return {
             "first_shown_best": None,
@@ -150,26 +148,143 @@ def figures_from_items(
     return out
 
 
+class _PositionTally:
+    """``position_figures`` accumulated an item at a time."""
+
+    def __init__(self) -> None:
+        self.hits = self.n = 0
+        self.expected = 0.0
+
+    def add(self, item: JudgedItem) -> None:
+        j = item.judgment
+        if not j.display_order or len(j.ranks) < 2 or j.display_order[0] not in j.ranks:
+            return
+        best = min(j.ranks.values())
+        self.n += 1
+        self.hits += j.ranks[j.display_order[0]] == best
+        self.expected += sum(1 for r in j.ranks.values() if r == best) / len(j.ranks)
+
+
+class QualityTally:
+    """``quality_summary``'s figures accumulated a batch of whole prompts at a time: per tutor
+    sums and counts (the median time is read from SQL, ordered), so memory does not grow."""
+
+    def __init__(self, tutors: Sequence[Tutor] = ()) -> None:
+        self.judgments = 0
+        self.gold_prompts = 0
+        self.names: dict[str, str] = {}
+        self.domains: dict[str, set[str]] = defaultdict(set)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.corrections: dict[str, int] = defaultdict(int)
+        self.tau_sum: dict[str, float] = defaultdict(float)
+        self.tau_n: dict[str, int] = defaultdict(int)
+        self.positions: dict[str, _PositionTally] = defaultdict(_PositionTally)
+        self.agreement = StatsAgreement()
+        self.models = ModelsTally()
+        for t in tutors:
+            self.names[t.id] = t.name
+            self.domains[t.id].update(t.domains)
+
+    def add(self, batch: Sequence[JudgedItem]) -> None:
+        self.judgments += len(batch)
+        self.gold_prompts += len({i.prompt.id for i in batch if i.prompt.gold_ranking is not None})
+        self.agreement.add(batch)
+        self.models.add(batch)
+        items = [i for i in batch if i.tutor_name != CONSENSUS_TUTOR]
+        for item in items:
+            tid = item.judgment.tutor_id
+            self.names.setdefault(tid, item.tutor_name)
+            self.domains[tid].add(item.domain)
+            self.counts[tid] += 1
+            self.corrections[tid] += item.judgment.correction is not None
+            self.positions[tid].add(item)
+        for judged in latest_by_tutor(items).values():
+            for t1, t2 in combinations(sorted(judged), 2):
+                tau = tau_b(judged[t1].judgment.ranks, judged[t2].judgment.ranks)
+                if tau is not None:
+                    for t in (t1, t2):
+                        self.tau_sum[t] += tau
+                        self.tau_n[t] += 1
+
+    def tutors(self, medians: dict[str, float]) -> list[dict[str, Any]]:
+        gold = self.agreement.gold.figures()
+        out = []
+        for tid in sorted(self.names, key=lambda t: (self.names[t], t)):
+            median = medians.get(tid)
+            g = gold.get(tid, {"kendall_tau": None, "items": 0})
+            pos = self.positions.get(tid, _PositionTally())
+            n = self.tau_n.get(tid, 0)
+            out.append(
+                {
+                    "tutor": self.names[tid],
+                    "domains": sorted(self.domains[tid]),
+                    "judgments": self.counts.get(tid, 0),
+                    "median_seconds": median,
+                    "items_per_hour": 3600.0 / median if median else None,
+                    "agreement_with_others": self.tau_sum[tid] / n if n else None,
+                    "comparisons": n,
+                    "agreement_with_gold": g["kendall_tau"],
+                    "gold_items": g["items"],
+                    **_position_result(pos.hits, pos.n, pos.expected),
+                    "corrections": self.corrections.get(tid, 0),
+                }
+            )
+        return out
+
+
+def _medians(reader: JudgedReader) -> dict[str, float]:
+    """tutor id -> median seconds spent over the selected judgments with a time, read in order
+    from SQL (two middle values kept, never the list)."""
+    ex = reader.store.db.conn.execute
+    counts = dict(
+        ex(
+            f"select j.tutor_id, count(*) {reader.base} and j.seconds_spent is not null "
+            "and t.name != ? group by j.tutor_id",
+            [*reader.args, CONSENSUS_TUTOR],
+        ).fetchall()
+    )
+    out: dict[str, float] = {}
+    tid, i, lo = None, 0, 0.0
+    for t, secs in ex(
+        f"select j.tutor_id, j.seconds_spent {reader.base} and j.seconds_spent is not null and t.name != ? "
+        "order by j.tutor_id, j.seconds_spent",
+        [*reader.args, CONSENSUS_TUTOR],
+    ):
+        if t != tid:
+            tid, i = t, 0
+        n = counts[t]
+        if i == (n - 1) // 2:
+            lo = secs
+        if i == n // 2:
+            out[t] = float(statistics.median([lo, secs]))
+        i += 1
+    return out
+
+
 def quality_summary(store: Store, *, domain: str | None = ALL_DOMAINS) -> dict[str, Any]:
     """Everything the dashboard and the report show, for one domain or all of them::
 
     {"database", "generated_at", "domain", "judgments", "gold_prompts",
      "agreement": {...}, "by_domain": {domain: {...}}, "tutors": [figures...],
      "models": {model: {...}}}  (checkpoints compared: core.models_compared.model_figures)
+
+    Read from the store a prompt at a time (core/judged_reader.py): memory stays flat.
     """
-    items = list(store.judged_items(domain=domain))
-    gold_pids = sorted({i.prompt.id for i in items if i.prompt.gold_ranking is not None})
-    tutors = store.tutors() if domain is None else ()
+    reader = JudgedReader(store, Filters(domain=domain))
+    tally = QualityTally(store.tutors() if domain is None else ())
+    for batch in reader.batches(by_prompt=True):
+        tally.add(batch)
+    agreement = tally.agreement.figures()
     return {
         "database": str(store.path) if store.path else ":memory:",
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "domain": domain,
-        "judgments": len(items),
-        "gold_prompts": len(gold_pids),
-        "agreement": agreement(items),
-        "by_domain": agreement_by_domain(items),
-        "tutors": figures_from_items(items, tutors=tutors),
-        "models": model_figures(items),
+        "judgments": tally.judgments,
+        "gold_prompts": tally.gold_prompts,
+        "agreement": {k: v for k, v in agreement.items() if k not in ("by_domain", "gold")},
+        "by_domain": agreement["by_domain"],
+        "tutors": tally.tutors(_medians(reader)),
+        "models": tally.models.figures()["models"],
     }
 
 

@@ -60,6 +60,7 @@ from hitl_desktop.core.ranking import (
 )
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import (
+    ADJUDICATION_TUTOR_ID,
     FLAGS,
     Adjudication,
     Candidate,
@@ -67,9 +68,6 @@ from hitl_desktop.core.types import (
     Judgment,
     Prompt,
 )
-
-#: The tutor id of an adjudicated judgment in an export (its tutor name is the adjudicator's).
-ADJUDICATION_TUTOR_ID = "adjudication"
 
 
 class ReviewError(ValueError):
@@ -145,25 +143,29 @@ def _taus(judged: Mapping[str, JudgedItem]) -> list[float]:
 
 
 def disagreements(store: Store, *, domain: str | None = None) -> list[Disagreement]:
-    """Prompts ranked by two or more tutors, most disagreement first (module docstring)."""
-    latest = latest_by_tutor(store.judged_items(domain=domain))
-    adjudicated = {a.prompt_id for a in store.adjudications(prompt_ids=list(latest))}
+    """Prompts ranked by two or more tutors, most disagreement first (module docstring). The
+    judgments are read a prompt at a time (core/judged_reader.py): only the answer is kept."""
+    from hitl_desktop.core.judged_reader import Filters, JudgedReader
+
     out = []
-    for judged in latest.values():
-        if len(judged) < 2:
+    for batch in JudgedReader(store, Filters(domain=domain)).batches(by_prompt=True):
+        latest = {pid: judged for pid, judged in latest_by_tutor(batch).items() if len(judged) >= 2}
+        if not latest:
             continue
-        taus = _taus(judged)
-        last = max(judged.values(), key=lambda i: i.judgment.created_at)
-        out.append(
-            Disagreement(
-                prompt=last.prompt,
-                domain=last.domain,
-                tutors=tuple(sorted(i.tutor_name for i in judged.values())),
-                mean_tau=sum(taus) / len(taus) if taus else None,
-                min_tau=min(taus) if taus else None,
-                adjudicated=last.prompt.id in adjudicated,
+        adjudicated = {a.prompt_id for a in store.adjudications(prompt_ids=list(latest))}
+        for judged in latest.values():
+            taus = _taus(judged)
+            last = max(judged.values(), key=lambda i: i.judgment.created_at)
+            out.append(
+                Disagreement(
+                    prompt=last.prompt,
+                    domain=last.domain,
+                    tutors=tuple(sorted(i.tutor_name for i in judged.values())),
+                    mean_tau=sum(taus) / len(taus) if taus else None,
+                    min_tau=min(taus) if taus else None,
+                    adjudicated=last.prompt.id in adjudicated,
+                )
             )
-        )
     out.sort(key=lambda d: (d.mean_tau is None, d.mean_tau or 0.0, d.min_tau or 0.0, d.prompt.created_at))
     return out
 

@@ -36,6 +36,8 @@ DEFAULT_STRENGTH = 2
 
 #: The tutor name of a consensus ranking (several tutors' rankings of one prompt combined).
 CONSENSUS_TUTOR = "consensus"
+#: The tutor id of a lead's adjudication in an export (its tutor name is the adjudicator's).
+ADJUDICATION_TUTOR_ID = "adjudication"
 
 #: Domains offered out of the box; tutors may add their own.
 DEFAULT_DOMAINS: tuple[str, ...] = ("medicine", "finance", "stem", "coding", "law", "general")

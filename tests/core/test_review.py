@@ -171,7 +171,7 @@ def test_export_adjudicated_uses_the_ruling_and_keeps_corrections(lab, tmp_path)
     )
     rows = export_rows(lab.path, tmp_path / "adj.jsonl", "--adjudicated")
     p2 = [r for r in rows if r["prompt_id"] == pid]
-    ranking_rows = [r for r in p2 if r["source"] == "ranking"]
+    ranking_rows = [r for r in p2 if r["source"] == "adjudication"]  # issue 19: the ruling's provenance
     assert {r["judgment_id"] for r in ranking_rows} == {adj.id}
     assert {r["tutor"] for r in ranking_rows} == {"lead"}
     expected = {(TEXTS[i], TEXTS[j]) for i, j in [(1, 0), (1, 2), (1, 3), (0, 2), (0, 3)]}
@@ -196,12 +196,12 @@ def test_export_adjudicated_with_consensus_elsewhere(lab, tmp_path):
     rows = export_rows(lab.path, tmp_path / "both.jsonl", "--adjudicated", "--consensus")
     tutors = {r["prompt_id"]: set() for r in rows}
     for r in rows:
-        if r["source"] in ("ranking", "consensus"):  # consensus rows are majority pairs
+        if r["source"] in ("ranking", "consensus", "adjudication"):  # consensus rows are majority pairs
             tutors[r["prompt_id"]].add(r["tutor"])
     assert tutors[pid] == {"lead"}
     assert tutors[pid_of(lab, "p1")] == {"consensus"} and tutors[pid_of(lab, "p3")] == {"consensus"}
     assert tutors[pid_of(lab, "p4")] == {"a"}  # one tutor: passes through
-    assert {r["judgment_id"] for r in rows if r["prompt_id"] == pid and r["source"] == "ranking"} == {adj.id}
+    assert {r["judgment_id"] for r in rows if r["prompt_id"] == pid and r["source"] == "adjudication"} == {adj.id}
 
 
 def test_export_adjudicated_kto_corrections_write_no_rows_the_tutor_never_said(lab, tmp_path):
@@ -421,7 +421,7 @@ def test_adjudicated_consensus_summary_counts_every_drop(tmp_path):
     assert summary.dropped == {ranking.ABSTAINED: want_abstained, ranking.UNCHANGED_CORRECTION: want_unchanged}
     assert summary.consensus_prompts == len(several - ruled) and not summary.notes
     rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
-    assert {r["source"] for r in rows} == {"ranking", "consensus"}  # no correction rows: both unchanged
+    assert {r["source"] for r in rows} == {"ranking", "consensus", "adjudication"}  # no correction rows: both unchanged
     # the plain consensus counts the same drops where nothing is ruled
     plain = export_judgments(store, fmt="trl-preference", out=tmp_path / "k.jsonl", consensus=True)
     assert plain.dropped == {ranking.ABSTAINED: want_abstained + 1, ranking.UNCHANGED_CORRECTION: want_unchanged}

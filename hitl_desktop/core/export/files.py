@@ -1,0 +1,228 @@
+"""Files: rows streamed to JSONL, Parquet or a datasets folder, in bounded batches, each file
+or folder written under a temporary name in its own folder, synced, then renamed into place
+(on any error nothing partial is left and an existing output is untouched)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from hitl_desktop.core.export.columns import ExportError, arrow_schema
+from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
+
+#: Suffixes of file types we do not write: refused instead of becoming a folder's name.
+REFUSED_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".arrow", ".gz", ".zip", ".xz", ".bz2"})
+
+#: Files that mark a folder as a previous dataset export (safe to replace).
+DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
+
+#: Rows per batch written (a JSONL chunk, a Parquet row group's piece, an Arrow record batch).
+BATCH_ROWS = 2_000
+
+
+class Rows:
+    """A one-pass stream of rows, a writer's input: iterate it once; ``rows[:n]`` takes the
+    first n rows still to come (a list)."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self._rows = iter(rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._rows
+
+    def __getitem__(self, part: slice) -> list[dict[str, Any]]:
+        if not isinstance(part, slice) or part.step not in (None, 1):
+            raise TypeError("rows are a stream: only rows[:n] (the next n rows)")
+        return list(islice(self._rows, part.start, part.stop))
+
+    def batches(self, size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+        while batch := list(islice(self._rows, size or BATCH_ROWS)):
+            yield batch
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    return rows.batches(size) if isinstance(rows, Rows) else Rows(rows).batches(size)
+
+
+def output_kind(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix == ".parquet":
+        return "parquet"
+    if suffix in REFUSED_SUFFIXES:
+        raise ExportError(f"{out}: cannot write {suffix} files; use a .jsonl or .parquet file or a folder path")
+    return "folder"
+
+
+def oserror(path: Path, e: OSError) -> ExportError:
+    reason = e.strerror or str(e)
+    return ExportError(f"{path}: cannot write ({reason})")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    # Each row is encoded to UTF-8 on its own and written in chunks: joining everything into
+    # one str first costs more (non-ASCII text makes Python strings up to 4 bytes a character).
+    # A lone surrogate (not encodable) becomes the JSON escape \udxxx it stands for.
+    with open(path, "wb") as f:
+        for batch in _batches(rows):
+            f.write(b"\n".join(encode(r).encode("utf-8", "backslashreplace") for r in batch) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def table(fmt: str, rows: list[dict[str, Any]]):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=arrow_schema(fmt))
+
+
+def write_parquet(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> None:
+    """Row groups of BATCH_ROWS rows; an empty stream still makes a valid (empty) file."""
+    import pyarrow.parquet as pq
+
+    schema = arrow_schema(fmt)
+    with pq.ParquetWriter(path, schema) as writer:
+        for batch in _batches(rows):
+            writer.write_table(table(fmt, batch))
+    fsync_file(path)
+
+
+def _arrow_file(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> int:
+    """Stream the rows to an Arrow IPC stream file (what ``datasets`` memory-maps); its rows."""
+    import pyarrow as pa
+
+    n = 0
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, arrow_schema(fmt)) as writer:
+        for batch in _batches(rows):
+            writer.write_table(table(fmt, batch))
+            n += len(batch)
+    return n
+
+
+def write_folder(
+    path: Path,
+    fmt: str,
+    splits: dict[str, Iterable[dict[str, Any]]],
+    card: Callable[[], str] | str,
+    split: bool,
+) -> None:
+    """A ``datasets`` folder (``save_to_disk``): each split streamed to an Arrow file next to
+    the folder, memory-mapped as a Dataset, saved, then removed; ``card()`` (the README) is
+    asked for once the rows are written."""
+    from datasets import Dataset, DatasetDict, DatasetInfo, Features
+    from datasets.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    features = Features.from_arrow_schema(arrow_schema(fmt))
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".rows", dir=path.parent))
+    try:
+        datasets: dict[str, Dataset] = {}
+        for name, rows in splits.items() if split else [("train", splits["train"])]:
+            arrow = scratch / f"{name}.arrow"
+            _arrow_file(arrow, fmt, rows)
+            datasets[name] = Dataset.from_file(str(arrow), info=DatasetInfo(features=features), in_memory=False)
+        # An empty dataset is saved with one (empty) shard: with none, load_from_disk fails.
+        if split:
+            dd = DatasetDict(datasets)
+            shards = {name: 1 for name, ds in datasets.items() if not len(ds)}
+            if shards:
+                # num_shards for a DatasetDict must name every split; None lets datasets choose
+                dd.save_to_disk(str(path), num_shards={name: shards.get(name) for name in dd})
+            else:
+                dd.save_to_disk(str(path))
+        else:
+            ds = datasets["train"]
+            ds.save_to_disk(str(path), num_shards=None if len(ds) else 1)
+        del datasets
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
+        shutil.rmtree(scratch, ignore_errors=True)
+    (path / "README.md").write_text(card() if callable(card) else card, encoding="utf-8")
+    fsync_tree(path)
+
+
+def fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fsync_file(os.path.join(dirpath, name))
+        fsync_dir(dirpath)
+
+
+def replace_files(targets: list[tuple[Path, Callable[[Path], None]]], kind: str) -> None:
+    """Write each file (``write(temporary path)``) to a temporary sibling, then rename them
+    all into place."""
+    for target, _ in targets:
+        if target.is_dir():
+            raise ExportError(f"{target}: is a folder; give a file path ending in .{kind}")
+    temps: list[Path] = []
+    try:
+        for target, write in targets:
+            try:
+                tmp = temp_file(target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            except OSError as e:
+                raise oserror(target, e) from e
+            temps.append(tmp)
+            write(tmp)
+        for (target, _), tmp in zip(targets, temps, strict=True):
+            try:
+                os.replace(tmp, target)
+            except OSError as e:
+                raise oserror(target, e) from e
+        fsync_dir(targets[0][0].parent)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+
+
+def replace_folder(out: Path, write: Callable[[Path], None]) -> None:
+    """Build the folder under a temporary name, then swap it in for ``out``."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise ExportError(f"{out}: is a file; give a folder path, or a .jsonl or .parquet file")
+        entries = {p.name for p in out.iterdir()}
+        if entries and not entries & set(DATASET_MARKERS):
+            raise ExportError(
+                f"{out}: is a folder that is not a dataset export; refusing to replace it"
+            )
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise oserror(out, e) from e
+    old: Path | None = None
+    try:
+        write(tmp)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.rmdir(old)
+            os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            if old is not None:
+                os.rename(old, out)
+                old = None
+            raise
+        fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

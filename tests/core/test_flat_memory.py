@@ -1,0 +1,134 @@
+"""Flat memory (issue 18): export (JSONL, Parquet; plain and --consensus) and the figures of
+``stats --json`` and the Quality dashboard read the database a batch at a time, so their peak
+memory does not grow with the number of judgments. Measured at two sizes, ten times apart:
+the peak of Python's allocations (tracemalloc) may grow by at most a small factor, not by
+ten."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import pytest
+
+from hitl_desktop.core.export import export_dataset
+from hitl_desktop.core.lab_stats import lab_stats
+from hitl_desktop.core.quality import quality_summary
+from hitl_desktop.core.store import Store
+from hitl_desktop.core.types import Candidate, Correction, Judgment, Prompt, Tutor
+
+SMALL, LARGE = 600, 6_000  # judgments: half as many prompts, two tutors each
+GROWTH = 1.3
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch):
+    """Batches of 50 judgments and 200 rows: both sizes hold many (the peak is one batch's)."""
+    from hitl_desktop.core import judged_reader
+    from hitl_desktop.core.export import files
+
+    monkeypatch.setattr(judged_reader, "BATCH", 50)
+    monkeypatch.setattr(files, "BATCH_ROWS", 200)
+
+
+def build(path, n: int) -> Store:
+    store = Store.open(path)
+    ann, bob = Tutor(name="ann"), Tutor(name="bob")
+    prompts, cands, judgments = [], [], []
+    for i in range(n // 2):
+        p = Prompt(text=f"Question {i}: what is the usual dose of drug {i}?", domain=("medicine", "law", "stem")[i % 3])
+        cs = [Candidate(prompt_id=p.id, text=f"Answer {k} to question {i}. " * 4, index=k, seed=k, model=f"m{k % 2}")
+              for k in range(4)]  # fmt: skip
+        prompts.append(p)
+        cands.extend(cs)
+        for t, ranking in ((ann, [1, 2, 3, 4]), (bob, [1, 3, 2, 4])):
+            judgments.append(
+                Judgment(
+                    prompt_id=p.id, tutor_id=t.id, ranks={c.id: r for c, r in zip(cs, ranking, strict=True)},
+                    flags={cs[3].id: ["incorrect"]}, seconds_spent=float(10 + i % 50),
+                    display_order=[c.id for c in reversed(cs)],
+                    correction=Correction(text=f"A better answer {i}", candidate_id=cs[0].id) if i % 5 == 0 else None,
+                    created_at=f"2026-01-01T{i % 24:02d}:00:00.{i:06d}",
+                )
+            )  # fmt: skip
+    store.bulk_insert(tutors=[ann, bob], prompts=prompts, candidates=cands, judgments=judgments)
+    return store
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flat")
+    made = {n: build(root / f"lab-{n}.db", n) for n in (SMALL, LARGE)}
+    yield made
+    for s in made.values():
+        s.close()
+
+
+def peak(fn) -> int:
+    """Peak bytes of Python's allocations during ``fn()`` (Arrow's own buffers are measured
+    as RSS by benchmarks/bench_store.py)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        _, top = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return top
+
+
+CASES = {
+    "jsonl": dict(fmt="trl-preference", suffix=".jsonl"),
+    "parquet": dict(fmt="trl-preference", suffix=".parquet"),
+    "jsonl --consensus": dict(fmt="trl-preference", suffix=".jsonl", consensus=True),
+    "kto parquet --consensus": dict(fmt="kto", suffix=".parquet", consensus=True),
+    "hh-rlhf datasets folder": dict(fmt="hh-rlhf", suffix="-folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_export_peak_memory_does_not_grow_with_the_database(stores, tmp_path, case):
+    opts = dict(CASES[case])
+    suffix = opts.pop("suffix")
+    export_dataset(stores[SMALL], out=tmp_path / f"warm{suffix}", **opts)  # imports, caches
+    peaks, rows = {}, {}
+    for n, store in stores.items():
+        out = tmp_path / f"{n}{suffix}"
+        summary = None
+
+        def run(store=store, out=out):
+            nonlocal summary
+            summary = export_dataset(store, out=out, **opts)
+
+        peaks[n] = peak(run)
+        rows[n] = summary.rows
+    assert rows[LARGE] >= 9 * rows[SMALL] > 0, rows  # ten times the rows ...
+    assert peaks[LARGE] <= GROWTH * peaks[SMALL], f"peak grew {peaks[LARGE] / peaks[SMALL]:.2f}x: {peaks}"
+
+
+def test_stats_and_dashboard_peak_memory_does_not_grow_with_the_database(stores):
+    for name, fn in (("stats", lambda s: lab_stats(s, rounds=20)), ("dashboard", quality_summary)):
+        fn(stores[SMALL])  # imports, caches
+        peaks, judged = {}, {}
+        for n, store in stores.items():
+            out = {}
+            peaks[n] = peak(lambda store=store, out=out, fn=fn: out.update(r=fn(store)))
+            judged[n] = out["r"]["judgments"]
+        assert judged == {SMALL: SMALL, LARGE: LARGE}
+        assert peaks[LARGE] <= GROWTH * peaks[SMALL], f"{name}: peak grew {peaks[LARGE] / peaks[SMALL]:.2f}x: {peaks}"
+
+
+#: A split export keeps ids, never rows: a few hundred bytes per prompt at most.
+SPLIT_BYTES_PER_PROMPT = 400
+
+
+@pytest.mark.slow  # ~35 s on a busy 2-core machine, with the rest of this file's ~70 s
+@pytest.mark.parametrize("suffix", [".jsonl", "-folder"])
+def test_a_split_export_keeps_only_ids(stores, tmp_path, suffix):
+    opts = dict(fmt="trl-preference", test_fraction=0.2, seed=3)
+    export_dataset(stores[SMALL], out=tmp_path / f"warm{suffix}", **opts)
+    peaks = {}
+    for n, store in stores.items():
+        peaks[n] = peak(lambda store=store, n=n: export_dataset(store, out=tmp_path / f"{n}{suffix}", **opts))
+    extra_prompts = (LARGE - SMALL) // 2
+    assert peaks[LARGE] <= GROWTH * peaks[SMALL] + SPLIT_BYTES_PER_PROMPT * extra_prompts, peaks
