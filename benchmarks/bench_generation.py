@@ -19,7 +19,7 @@ start, imports and loading, as a tutor opening the app (or `hitl-desktop generat
 Every candidate is made to write exactly ``--tokens`` tokens (EOS disabled) so that the
 token counts are equal; aggregate tokens/s = all candidates' tokens / seconds.
 
-Our backend sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set): ~20% slower on an idle machine,
+Our model process sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set; ``runtime.apply_model_environment``, which the in-process figure calls too): ~20% slower on an idle machine,
 several times faster when another process or the GUI keeps a core busy. Run with
 ``OMP_WAIT_POLICY=ACTIVE`` in the environment to measure the idle-machine best case.
 
@@ -80,6 +80,9 @@ def _median_of(reps: int, run) -> tuple[float, list[float]]:  # noqa: ANN001
 
 def child_ours(k: int, tokens: int, spawned: float, reps: int = 3) -> dict:
     t0 = time.perf_counter()
+    from hitl_desktop.core.backends.runtime import apply_model_environment
+
+    apply_model_environment()  # as the model process does, before torch is imported
     from hitl_desktop.core.backends.base import SamplingParams
     from hitl_desktop.core.backends.transformers_backend import load_backend
     from hitl_desktop.core.types import Message

@@ -338,3 +338,39 @@ def test_the_child_ends_quietly_when_its_parent_is_killed(tmp_path, state):
             parent.stdout.close()
     time.sleep(0.2)  # anything the child wrote on its way out
     assert err.read_text() == ""
+
+
+def test_the_model_process_sets_the_model_environment_before_loading(monkeypatch):
+    """The defaults of runtime.MODEL_ENVIRONMENT are set in the child, before its loader
+    imports torch, and a variable already set is left as it is."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(ModelError) as e:
+        open_local_backend("x", loader="engine_loaders:reports_environment")
+    assert str(e.value) == "environment: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(ModelError, match="OMP_WAIT_POLICY=ACTIVE "):
+        open_local_backend("x", loader="engine_loaders:reports_environment")
+    assert "OMP_WAIT_POLICY" in os.environ and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_importing_the_backend_modules_sets_no_environment_variable():
+    code = (
+        "import os, torch, transformers; before = dict(os.environ)  # what torch sets itself\n"
+        "import hitl_desktop.core.backends.transformers_backend, hitl_desktop.core.backends.loading\n"
+        "import hitl_desktop.core.backends.runtime, hitl_desktop.core.backends.process\n"
+        "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}\n"
+        "changed -= {'TORCHINDUCTOR_CACHE_DIR'}  # torch's inductor sets its own on import\n"
+        "assert not changed, changed\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+def test_apply_model_environment_keeps_what_is_set():
+    from hitl_desktop.core.backends.runtime import MODEL_ENVIRONMENT, apply_model_environment
+
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+    added = apply_model_environment(env)
+    assert env == {**MODEL_ENVIRONMENT, "OMP_WAIT_POLICY": "ACTIVE"}
+    assert added == {k: v for k, v in MODEL_ENVIRONMENT.items() if k != "OMP_WAIT_POLICY"}
+    assert apply_model_environment(env) == {}

@@ -184,6 +184,9 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
         send({"type": "progress", "fraction": float(fraction), "message": str(text)})
 
     try:
+        from hitl_desktop.core.backends.runtime import apply_model_environment
+
+        apply_model_environment()  # before the loader first imports torch (OMP_WAIT_POLICY...)
         backend = _load_function(loader)(path, device=device, on_progress=progress)
     except BaseException as e:  # noqa: BLE001 - every failure becomes a message
         send({"type": "load_failed", "error": _describe(e), "memory": isinstance(e, MemoryError)})
