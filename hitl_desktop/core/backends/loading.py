@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from hitl_desktop.core.backends.base import (
     ProgressCallback,
     short_error,
 )
-from hitl_desktop.core.backends.int8 import quantize_linears, supported
+from hitl_desktop.core.backends.int8 import int8_tables, quantize_linears, supported
 from hitl_desktop.core.backends.runtime import configure_torch
 
 __all__ = ["DTYPES", "finish", "int8_wanted", "load", "load_cached", "load_folder", "load_gguf", "two_stages"]
@@ -136,20 +137,26 @@ def load_folder(
             revision = cache.files_sha256([path / "config.json", *weights], base=path, root=root)
         except OSError as e:
             raise ModelError(f"{path}: cannot read the model files: {e}") from None
+    progress(0.05, f"Loading the tokenizer of {name}")
+    # read while the weights load and are quantized (tokenizers reads its file without the
+    # GIL: 1-2 s for the embedded model's 262k-token vocabulary)
+    tokenizer = _Background(
+        lambda: gguf_files.converted_tokenizer(path, source)
+        or AutoTokenizer.from_pretrained(str(path), local_files_only=True),
+        path,
+    )
     try:
-        progress(0.05, f"Loading the tokenizer of {name}")
-        tokenizer = gguf_files.converted_tokenizer(path, source) or (
-            AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        )
-        progress(0.6, f"Loading {name}")
+        progress(0.3, f"Loading {name}")
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=DTYPES[dtype])
     except MemoryError:
+        tokenizer.wait()
         raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
     except Exception as e:  # noqa: BLE001 - many failure modes inside transformers
+        tokenizer.wait()
         raise ModelError(f"{path}: cannot load the model ({short_error(e)})") from None
     return finish(
         cls, model, tokenizer, name=name, revision=revision, dtype=dtype, path=path,
-        progress=progress, warmup=warmup, device=device,
+        progress=progress, warmup=warmup, device=device, root=root,
     )
 
 
@@ -185,20 +192,30 @@ def finish(
     progress: ProgressCallback,
     warmup: bool,
     device: str = "cpu",
+    root: Path | None = None,
 ) -> Any:
     """The backend over a loaded model; ``warmup`` runs it once, so a model that loads but
-    cannot run fails here, with a ModelError naming the path."""
+    cannot run fails here, with a ModelError naming the path. ``root``: the cache, where the
+    int8 tables are kept after the first load (:func:`.cache.int8_tables_path`) and mapped
+    from on the next ones."""
     model.eval()
     quantized = device == "cpu" and int8_wanted(DTYPES[dtype])
     if quantized:
         progress(0.8, f"Preparing {name} for the CPU")
-        quantize_linears(model)
+        int_mm = int8_kernel() == "int_mm"
+        kept = cache.int8_tables_path(revision, root) if (int_mm and root is not None and revision) else None
+        tables = cache.read_int8_tables(kept) if kept is not None else None
+        quantize_linears(model, int_mm=int_mm, tables=tables)
+        if kept is not None and tables is None:
+            cache.write_int8_tables(kept, int8_tables(model))
     if device != "cpu":
         progress(0.85, f"Moving {name} to {device}")
         try:
             model.to(device)
         except Exception as e:  # noqa: BLE001 - out of device memory, a missing kernel...
             raise ModelError(f"{path}: cannot move the model to {device} ({short_error(e)})") from None
+    if isinstance(tokenizer, _Background):
+        tokenizer = tokenizer.result()
     tokenizer.padding_side = "left"
     backend = cls(model, tokenizer, name=name, revision=revision, dtype=dtype, path=path, device=device)
     backend.weights = "int8" if quantized else dtype
@@ -219,9 +236,48 @@ def finish(
     return backend
 
 
+class _Background:
+    """``make()`` run in a thread; :meth:`result` waits for it, its failure a ModelError
+    naming ``path`` (as a failure in the loading thread is)."""
+
+    def __init__(self, make: Callable[[], Any], path: Path) -> None:
+        self._path = path
+        self._out: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._run, args=(make,), name="tokenizer-load", daemon=True)
+        self._thread.start()
+
+    def _run(self, make: Callable[[], Any]) -> None:
+        try:
+            self._out["value"] = make()
+        except BaseException as e:  # noqa: BLE001 - handed to the loading thread
+            self._out["error"] = e
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        e = self._out.get("error")
+        if isinstance(e, MemoryError):
+            raise NotEnoughMemory(f"{self._path}: too large for this computer's memory") from None
+        if e is not None:
+            raise ModelError(f"{self._path}: cannot load the model ({short_error(e)})") from None
+        return self._out["value"]
+
+
 def int8_wanted(dtype: torch.dtype) -> bool:
     """Int8 weights for a bf16 model on the CPU (:mod:`.int8`), unless ``HITL_CPU_INT8=0``."""
     return os.environ.get("HITL_CPU_INT8", "").strip() != "0" and supported(dtype)
+
+
+#: Which int8 product the CPU uses: ``int_mm`` (default: torch._int_mm on the int8 tables,
+#: nothing packed, q/k/v and gate/up quantized as one table each) or ``fbgemm`` (the tables
+#: packed for fbgemm, the fused ones unpacked and packed again: the slower load it replaced).
+INT8_KERNEL_ENV = "HITL_INT8_KERNEL"
+
+
+def int8_kernel() -> str:
+    return "fbgemm" if os.environ.get(INT8_KERNEL_ENV, "").strip() == "fbgemm" else "int_mm"
 
 
 def two_stages(progress: ProgressCallback) -> tuple[ProgressCallback, ProgressCallback]:
