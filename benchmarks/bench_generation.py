@@ -48,6 +48,13 @@ With the lean Gemma 3 decoding step (core/backends/lean_gemma3.py), three runs, 
 llama.cpp 36.4 / 34.5 / 36.4 tok/s: x1.36 / x1.32 / x1.25; ``--transformers-step``
 (HITL_LEAN_DECODE=0, same runs as the last two): 30.5 / 32.4 tok/s, 131 / 123 ms per step
 (lean x1.50 / x1.40).
+int8 tables multiplied with torch._int_mm and kept in the cache (nothing packed), one run
+with ``--fbgemm``, load average 1.0-4.3, both sides at 1 thread: ours warm load 2.18 s (fbgemm
+packed 5.32 s), 86 ms per step = 46.6 tok/s (fbgemm 96 ms, 41.8), peak RSS 805 MB (1 243 MB);
+generation process 42.9 tok/s; llama.cpp batched 44.5 tok/s (90 ms per step, 74 ms of it in
+llama_decode): x1.05 in-process, x0.96 through the generation process; llama.cpp serial
+19.3 tok/s. A profile of that step (torch.profiler, 1 thread): the int8 products are ~74% of
+it, and the 262k-token output layer alone ~60% (135 of ~210 ms under load).
 """
 
 from __future__ import annotations
