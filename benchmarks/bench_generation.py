@@ -12,14 +12,17 @@ start, imports and loading, as a tutor opening the app (or `hitl-desktop generat
   child, its tokens streamed back over the pipe; "whole process" counts the child's start too;
 * naive: the GGUF loaded from the file at every start with transformers (fp32, dequantised,
   tokenizer rebuilt from the GGUF), then ``model.generate`` once per candidate, one after another;
-* llama.cpp through ``llama_cpp`` when it is installed (skipped with a note otherwise);
+* llama.cpp through ``llama_cpp`` when it is installed (skipped with a note otherwise): the K
+  candidates one after another (its high-level API), and as one batch of K sequences (its
+  low-level batch API, as ``llama-batched-bench`` and ``llama-server -np K`` decode): the
+  like-for-like anchor, which the README's claims use;
 * cold load: the first ``load_backend(None)`` with an empty cache (the GGUF conversion);
 * time to the first streamed token (model loaded) and peak RSS of each process.
 
 Every candidate is made to write exactly ``--tokens`` tokens (EOS disabled) so that the
 token counts are equal; aggregate tokens/s = all candidates' tokens / seconds.
 
-Our backend sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set): ~20% slower on an idle machine,
+Our model process sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set; ``runtime.apply_model_environment``, which the in-process figure calls too): ~20% slower on an idle machine,
 several times faster when another process or the GUI keeps a core busy. Run with
 ``OMP_WAIT_POLICY=ACTIVE`` in the environment to measure the idle-machine best case.
 
@@ -45,6 +48,13 @@ With the lean Gemma 3 decoding step (core/backends/lean_gemma3.py), three runs, 
 llama.cpp 36.4 / 34.5 / 36.4 tok/s: x1.36 / x1.32 / x1.25; ``--transformers-step``
 (HITL_LEAN_DECODE=0, same runs as the last two): 30.5 / 32.4 tok/s, 131 / 123 ms per step
 (lean x1.50 / x1.40).
+int8 tables multiplied with torch._int_mm and kept in the cache (nothing packed), one run
+with ``--fbgemm``, load average 1.0-4.3, both sides at 1 thread: ours warm load 2.18 s (fbgemm
+packed 5.32 s), 86 ms per step = 46.6 tok/s (fbgemm 96 ms, 41.8), peak RSS 805 MB (1 243 MB);
+generation process 42.9 tok/s; llama.cpp batched 44.5 tok/s (90 ms per step, 74 ms of it in
+llama_decode): x1.05 in-process, x0.96 through the generation process; llama.cpp serial
+19.3 tok/s. A profile of that step (torch.profiler, 1 thread): the int8 products are ~74% of
+it, and the 262k-token output layer alone ~60% (135 of ~210 ms under load).
 """
 
 from __future__ import annotations
@@ -80,6 +90,9 @@ def _median_of(reps: int, run) -> tuple[float, list[float]]:  # noqa: ANN001
 
 def child_ours(k: int, tokens: int, spawned: float, reps: int = 3) -> dict:
     t0 = time.perf_counter()
+    from hitl_desktop.core.backends.runtime import apply_model_environment
+
+    apply_model_environment()  # as the model process does, before torch is imported
     from hitl_desktop.core.backends.base import SamplingParams
     from hitl_desktop.core.backends.transformers_backend import load_backend
     from hitl_desktop.core.types import Message
@@ -272,6 +285,114 @@ def child_llamacpp(k: int, tokens: int, spawned: float, reps: int = 3, threads: 
     }
 
 
+def child_llamacpp_batched(k: int, tokens: int, spawned: float, reps: int = 3, threads: int = 0) -> dict:
+    """llama.cpp decoding the K candidates as one batch, as ``llama-batched-bench`` and
+    ``llama-server -np K`` do, through ``llama_cpp``'s low-level API: the prompt decoded once
+    (sequence 0), its KV cache copied to sequences 1..K-1 (``llama_memory_seq_cp``), then one
+    ``llama_decode`` of K tokens (one per sequence) per step, each sequence sampled by its own
+    sampler chain (EOS and EOT banned, temperature 0.8, top-p 0.95, a draw seeded with its
+    seed), so every candidate writes exactly ``tokens`` tokens. ``decode_ms`` is the
+    ``llama_decode`` part of a step (what llama-batched-bench's S_TG measures), the rest is
+    sampling."""
+    try:
+        import llama_cpp as ll
+    except ImportError:
+        return {"skipped": "llama_cpp is not installed (pip install llama-cpp-python)"}
+    from hitl_desktop.core.backends.gguf_files import default_gguf_path
+
+    threads = threads or os.cpu_count() or 1
+    t1 = time.perf_counter()
+    ll.llama_backend_init()
+    model = ll.llama_model_load_from_file(str(default_gguf_path()).encode(), ll.llama_model_default_params())
+    vocab = ll.llama_model_get_vocab(model)
+    text = f"User: {PROMPT}\n\nAssistant:".encode()
+    buf = (ll.llama_token * 512)()
+    n_prompt = ll.llama_tokenize(vocab, text, len(text), buf, 512, True, False)
+    prompt = list(buf[:n_prompt])
+    cp = ll.llama_context_default_params()
+    cp.n_ctx = k * (n_prompt + tokens + 8)
+    cp.n_batch = max(512, n_prompt)
+    cp.n_seq_max = k
+    cp.kv_unified = True  # one cache of n_ctx shared by the K sequences (llama-batched-bench -kvu)
+    cp.n_threads = cp.n_threads_batch = threads
+    cp.no_perf = False
+    ctx = ll.llama_init_from_model(model, cp)
+    t_load = time.perf_counter() - t1
+    n_vocab = ll.llama_vocab_n_tokens(vocab)
+    banned = sorted({ll.llama_vocab_eos(vocab), ll.llama_vocab_eot(vocab)} - {-1})
+    batch = ll.llama_batch_init(max(n_prompt, k), 0, k)
+
+    def fill(entries: list[tuple[int, int, int, bool]]) -> None:  # (token, pos, seq, logits)
+        batch.n_tokens = len(entries)
+        for j, (tok, pos, seq, logits) in enumerate(entries):
+            batch.token[j], batch.pos[j], batch.n_seq_id[j] = tok, pos, 1
+            batch.seq_id[j][0] = seq
+            batch.logits[j] = logits
+
+    def samplers(seeds: list[int]) -> list:
+        chains = []
+        for seed in seeds:
+            chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+            bias = (ll.llama_logit_bias * len(banned))(*[ll.llama_logit_bias(t, -1e9) for t in banned])
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_logit_bias(n_vocab, len(banned), bias))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(0.8))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(0.95, 1))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(seed))
+            chains.append(chain)
+        return chains
+
+    decode_s = [0.0]
+
+    def run() -> int:
+        ll.llama_memory_clear(ll.llama_get_memory(ctx), True)
+        chains = samplers(list(range(1, k + 1)))
+        fill([(tok, pos, 0, pos == n_prompt - 1) for pos, tok in enumerate(prompt)])
+        if ll.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed on the prompt")
+        for seq in range(1, k):
+            ll.llama_memory_seq_cp(ll.llama_get_memory(ctx), 0, seq, -1, -1)
+        last = [n_prompt - 1] * k  # where each sequence's logits are in the batch
+        written = 0
+        decode_s[0] = 0.0
+        for step in range(tokens):
+            picked = [ll.llama_sampler_sample(chains[s], ctx, last[s]) for s in range(k)]
+            written += k
+            if step == tokens - 1:
+                break
+            fill([(picked[s], n_prompt + step, s, True) for s in range(k)])
+            t = time.perf_counter()
+            if ll.llama_decode(ctx, batch) != 0:
+                raise RuntimeError("llama_decode failed")
+            decode_s[0] += time.perf_counter() - t
+            last = list(range(k))
+        for chain in chains:
+            ll.llama_sampler_free(chain)
+        return written
+
+    t2 = time.perf_counter()
+    n = run()  # the first K candidates: the end of the whole process (and the warm-up)
+    t_first = time.perf_counter() - t2
+    whole = time.time() - spawned
+    runs, decodes = [], []
+    for _ in range(max(1, reps)):
+        t = time.perf_counter()
+        run()
+        runs.append(time.perf_counter() - t)
+        decodes.append(decode_s[0])
+    ll.llama_batch_free(batch)
+    return {
+        "load_s": t_load,
+        "gen_s": statistics.median(runs),
+        "gen_runs_s": runs,
+        "decode_ms": 1000 * statistics.median(decodes) / max(1, tokens - 1),
+        "first_gen_s": t_first,
+        "whole_s": whole,
+        "tokens": n,
+        "threads": threads,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 def child_cold() -> dict:
     from hitl_desktop.core.backends.transformers_backend import load_backend
 
@@ -317,7 +438,7 @@ def _against(
     print(f"\nours with {what} ({switch}), load average {os.getloadavg()[0]:.1f}:")
     for label, r in zip(labels, (old, ours)):
         print(
-            f"  {label}: generation {1000 * r['gen_s'] / args.tokens:.0f} ms/step, "
+            f"  {label}: warm load {r['load_s']:.2f} s, generation {1000 * r['gen_s'] / args.tokens:.0f} ms/step, "
             f"{r['tokens'] / r['gen_s']:.1f} tok/s, {r['threads']} thread(s), "
             f"whole process {r['whole_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
         )
@@ -356,6 +477,12 @@ def main() -> None:
         "Gemma 3 step against it, same run",
     )
     ap.add_argument(
+        "--fbgemm",
+        action="store_true",
+        help="also run ours with fbgemm-packed int8 weights (HITL_INT8_KERNEL=fbgemm: the load "
+        "that packs, unpacks and repacks) against torch._int_mm on the kept tables, same run",
+    )
+    ap.add_argument(
         "--reps",
         type=int,
         default=3,
@@ -379,6 +506,9 @@ def main() -> None:
             "engine": lambda: child_engine(args.k, args.tokens, args.spawned),
             "naive": lambda: child_naive(args.k, args.tokens, args.spawned),
             "llamacpp": lambda: child_llamacpp(
+                args.k, args.tokens, args.spawned, args.reps, args.threads
+            ),
+            "llamacpp-batched": lambda: child_llamacpp_batched(
                 args.k, args.tokens, args.spawned, args.reps, args.threads
             ),
             "cold": child_cold,
@@ -424,6 +554,9 @@ def main() -> None:
     print(f"  sample: {ours['sample']!r}")
     if args.bf16_weights:
         _against(args, ours, {"HITL_CPU_INT8": "0"}, "bf16 weights", ("bf16", "int8"))
+    if args.fbgemm:
+        _against(args, ours, {"HITL_INT8_KERNEL": "fbgemm"}, "fbgemm-packed int8 weights",
+                 ("fbgemm packed", "int_mm, tables kept"))
     if args.transformers_step:
         _against(
             args, ours, {"HITL_LEAN_DECODE": "0"}, "transformers' decoding step",
@@ -495,6 +628,29 @@ def main() -> None:
             f"  ours / llama.cpp (whole process, start to K candidates): "
             f"x{fastest['whole_s'] / ours['whole_s']:.2f} ({ours['whole_s']:.1f} s against "
             f"{fastest['whole_s']:.1f} s)"
+        )
+        batched = [run_child("llamacpp-batched", args, threads=t) for t in wanted]
+        print(
+            "\nllama.cpp batched (llama_cpp's low-level API: the prompt once, its KV cache copied "
+            "to K sequences, one llama_decode of K tokens per step, a sampler chain per sequence; "
+            "as llama-batched-bench / llama-server -np K; generation alone: median of the runs "
+            "after the first):"
+        )
+        for b in batched:
+            n = b["tokens"]
+            print(
+                f"  {b['threads']} thread(s): load {b['load_s']:.2f} s, generation "
+                f"{n / b['gen_s']:.1f} tok/s ({1000 * b['gen_s'] / args.tokens:.1f} ms per step, of which "
+                f"llama_decode {b['decode_ms']:.1f} ms), whole process {b['whole_s']:.1f} s, "
+                f"peak RSS {b['peak_rss_mb']:.0f} MB"
+            )
+        bbest = max(batched, key=lambda r: r["tokens"] / r["gen_s"])
+        b_gen = bbest["tokens"] / bbest["gen_s"]
+        print(
+            f"  ours / llama.cpp batched (generation alone, its best: {bbest['threads']} thread(s)): "
+            f"in-process x{ours_gen / b_gen:.2f}, generation process x{e_total / engine['gen_s'] / b_gen:.2f}; "
+            f"per step {1000 * ours['gen_s'] / args.tokens:.0f} ms against {1000 * bbest['gen_s'] / args.tokens:.0f} ms "
+            f"({bbest['decode_ms']:.0f} ms of llama_decode)"
         )
 
     if not args.skip_served:

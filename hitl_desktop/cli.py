@@ -152,6 +152,7 @@ class _LoadProgress:
 @click.option("--served-model", default=None, metavar="NAME", help="The model to use on a server that serves several (URL#NAME names it for one URL).")
 @click.option("--completions", is_flag=True, help="Served base models without a chat template: plain completions of a User:/Assistant: transcript.")
 @click.option("-k", "k", type=click.IntRange(2, 9), metavar="N", default=4, show_default=True, help="Candidates per prompt.")
+@click.option("--max-concurrency", type=click.IntRange(min=1), metavar="N", default=None, help="Served models: at most N streams at once to one server (default: K). Streams a server cuts short are retried one at a time.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", default=None, help="At most this many prompts.")
 @click.option("--domain", default=None, help="Only prompts of this domain.")
 @click.option("--max-new-tokens", type=click.IntRange(1, 8192), metavar="N", default=256, show_default=True, help="Longest answer, in tokens.")
@@ -166,6 +167,7 @@ def generate_command(
     served_model: str | None,
     completions: bool,
     k: int,
+    max_concurrency: int | None,
     limit: int | None,
     domain: str | None,
     max_new_tokens: int,
@@ -198,6 +200,7 @@ def generate_command(
                 store, specs, todo, k=k, limit=limit, domain=domain, seed=seed,
                 max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                 served_model=served_model, completions=completions, device=device,
+                max_concurrency=max_concurrency,
             )
     finally:
         store.close()
@@ -208,6 +211,7 @@ def generate_command(
         "seconds": round(summary.seconds, 3) if summary else 0.0,
         "tokens_per_second": round(summary.tokens_per_second, 2) if summary else 0.0,
         "skipped": len(summary.skipped) if summary else 0,
+        "retried": summary.retried if summary else 0,
         "stopped": bool(summary and summary.stopped),
         "model": model,
     }
@@ -217,6 +221,11 @@ def generate_command(
         stopped = " Stopped early." if summary.stopped else ""
         if summary.skipped:
             stopped = f" Skipped {count(len(summary.skipped), 'prompt')} the model refused.{stopped}"
+        if summary.retried:
+            stopped = (
+                f" {count(summary.retried, 'candidate')} cut short by the server, written again "
+                f"one request at a time.{stopped}"
+            )
         click.echo(
             f"Wrote {count(summary.candidates, 'candidate')} for {count(summary.prompts, 'prompt')}: "
             f"{summary.tokens} tokens in {summary.seconds:.1f} s "
@@ -246,7 +255,7 @@ def _check_device(device: str) -> str:
         raise click.BadParameter(str(e), param_hint="--device") from None
 
 
-def _generate(store, specs, todo, *, device, served_model=None, completions=False, **options):  # noqa: ANN001, ANN003, ANN202
+def _generate(store, specs, todo, *, device, served_model=None, completions=False, max_concurrency=None, **options):  # noqa: ANN001, ANN003, ANN202, E501
     """Open the model(s) (a local one in the generation process, the app's engine; a served one
     over HTTP), fill the queue, close them."""
     from hitl_desktop.core.backends.base import ModelError
@@ -255,7 +264,8 @@ def _generate(store, specs, todo, *, device, served_model=None, completions=Fals
     progress = _LoadProgress()
     try:
         backend = open_backend(
-            specs, device=device, on_progress=progress, served_model=served_model, completions=completions
+            specs, device=device, on_progress=progress, served_model=served_model, completions=completions,
+            max_concurrency=max_concurrency, on_status=_status_line,
         )
     except ModelError as e:
         raise click.ClickException(str(e)) from None
@@ -267,6 +277,11 @@ def _generate(store, specs, todo, *, device, served_model=None, completions=Fals
         close = getattr(backend, "close", None)
         if callable(close):
             close()
+
+
+def _status_line(message: str) -> None:
+    """A backend's word while it generates (a served model's retry), on its own stderr line."""
+    click.echo(("\n" if sys.stderr.isatty() else "") + message, err=True)
 
 
 def _fill(store, backend, todo, *, k, limit, domain, seed, max_new_tokens, temperature, top_p):  # noqa: ANN001, ANN202

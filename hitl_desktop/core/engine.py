@@ -69,6 +69,10 @@ class GenerateSummary:
     stopped: bool = False
     #: (prompt, reason) of each prompt the model refused (too long, a template that refuses it)
     skipped: list[tuple[Prompt, str]] = field(default_factory=list)
+    #: candidates a server cut short at first and wrote again one request at a time
+    retried: int = 0
+    #: what the backends said of their results (a retry at concurrency 1), in order, once each
+    notes: list[str] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
@@ -132,6 +136,8 @@ def fill_queue(
                 on_prompt_skipped(prompt, str(e))
             continue
         summary.prompts += 1
+        summary.retried += getattr(result, "retried", 0)
+        summary.notes.extend(n for n in getattr(result, "notes", []) if n not in summary.notes)
         summary.candidates += len(stored)
         summary.tokens += result.tokens
         if on_prompt_done:

@@ -103,3 +103,10 @@ def never_ready(path, *, device=None, on_progress=None):
     on_progress(0.1, "reading the weights")
     time.sleep(600)
     raise ModelError("never reached")
+
+
+def reports_environment(path, *, device=None, on_progress=None):
+    """Says, as its load failure, the model environment the child runs under."""
+    raise ModelError("environment: " + " ".join(
+        f"{name}={os.environ.get(name, '')}" for name in ("OMP_WAIT_POLICY", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    ))

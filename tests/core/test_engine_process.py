@@ -269,3 +269,108 @@ def test_end_loading_stops_a_load_in_its_thread_at_once():
     assert not t.is_alive() and time.monotonic() - t0 < 5
     assert outcome["error"] == "big: loading stopped, the app is closing"
     assert end_loading(outcome["thread"]) == 0  # nothing left loading
+
+
+_PARENT = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+import multiprocessing
+from hitl_desktop.core.backends.base import SamplingParams
+from hitl_desktop.core.backends.process import open_local_backend
+from hitl_desktop.core.types import Message
+
+state = sys.argv[1]
+if state == "loading":
+    def progress(fraction, message):
+        if message == "reading the weights":
+            print("child", multiprocessing.active_children()[0].pid, flush=True)
+    open_local_backend("big", loader="engine_loaders:never_ready", on_progress=progress)
+backend = open_local_backend("x", loader="engine_loaders:slow")
+if state == "idle":
+    print("child", backend.pid, flush=True)
+    time.sleep(600)
+said = []
+def on_token(i, text):
+    if not said:
+        said.append(1)
+        print("child", backend.pid, flush=True)
+backend.generate([Message("user", "q")], k=3, params=SamplingParams(max_new_tokens=2000),
+                 seeds=[1, 2, 3], on_token=on_token)
+"""
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie nobody reaps (its parent was killed; a container's init may not reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("state", ["loading", "idle", "generating"])
+def test_the_child_ends_quietly_when_its_parent_is_killed(tmp_path, state):
+    """A SIGKILL of the window (the parent): the model process sees its pipe close and ends at
+    once, whether it was loading, idle or streaming, with nothing on stderr (no BrokenPipeError)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    err = tmp_path / "stderr.txt"
+    root = os.path.dirname(os.path.dirname(here))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, here])}
+    with open(err, "w") as stderr:
+        parent = subprocess.Popen([sys.executable, "-c", _PARENT, state, here], stdout=subprocess.PIPE,
+                                  stderr=stderr, text=True, env=env)
+        try:
+            line = parent.stdout.readline()
+            assert line.startswith("child "), f"no child pid: {line!r} {err.read_text()}"
+            child = int(line.split()[1])
+            time.sleep(0.3)  # the child is loading / idle / streaming
+            assert not _ended(child)
+            parent.send_signal(signal.SIGKILL)
+            parent.wait(10)
+            deadline = time.monotonic() + 10
+            while not _ended(child) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _ended(child), f"the model process outlived its parent ({state})"
+        finally:
+            if parent.poll() is None:
+                parent.kill()
+            parent.stdout.close()
+    time.sleep(0.2)  # anything the child wrote on its way out
+    assert err.read_text() == ""
+
+
+def test_the_model_process_sets_the_model_environment_before_loading(monkeypatch):
+    """The defaults of runtime.MODEL_ENVIRONMENT are set in the child, before its loader
+    imports torch, and a variable already set is left as it is."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(ModelError) as e:
+        open_local_backend("x", loader="engine_loaders:reports_environment")
+    assert str(e.value) == "environment: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(ModelError, match="OMP_WAIT_POLICY=ACTIVE "):
+        open_local_backend("x", loader="engine_loaders:reports_environment")
+    assert "OMP_WAIT_POLICY" in os.environ and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_importing_the_backend_modules_sets_no_environment_variable():
+    code = (
+        "import os, torch, transformers; before = dict(os.environ)  # what torch sets itself\n"
+        "import hitl_desktop.core.backends.transformers_backend, hitl_desktop.core.backends.loading\n"
+        "import hitl_desktop.core.backends.runtime, hitl_desktop.core.backends.process\n"
+        "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}\n"
+        "changed -= {'TORCHINDUCTOR_CACHE_DIR'}  # torch's inductor sets its own on import\n"
+        "assert not changed, changed\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+def test_apply_model_environment_keeps_what_is_set():
+    from hitl_desktop.core.backends.runtime import MODEL_ENVIRONMENT, apply_model_environment
+
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+    added = apply_model_environment(env)
+    assert env == {**MODEL_ENVIRONMENT, "OMP_WAIT_POLICY": "ACTIVE"}
+    assert added == {k: v for k, v in MODEL_ENVIRONMENT.items() if k != "OMP_WAIT_POLICY"}
+    assert apply_model_environment(env) == {}

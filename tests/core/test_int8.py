@@ -202,3 +202,97 @@ def test_readme_documents_the_thread_setting():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert f"`{THREADS_ENV}`" in readme and "fbgemm" in readme
+
+
+# -- int_mm: nothing packed, each weight quantized once, tables kept on disk (issue 18 item 3) --
+
+int_mm = pytest.mark.skipif(
+    not __import__("hitl_desktop.core.backends.int8", fromlist=["x"]).int_mm_supported(),
+    reason="this torch has no int8 matrix product on the CPU",
+)
+
+
+@int_mm
+@fbgemm
+def test_int_mm_layer_gives_fbgemms_numbers_and_each_row_alone():
+    g = torch.Generator().manual_seed(5)
+    for out_features, width in ((300, 64), (1536, 640), (640, 2048)):
+        layer = Int8Linear.from_linear(torch.randn(out_features, width, generator=g).to(torch.bfloat16), None)
+        packed = Int8Linear(layer.weight.clone(), layer.scales.clone(), None)
+        assert layer.use_int_mm() and packed.pack()
+        x = (torch.randn(6, width, generator=g) * 3).to(torch.bfloat16)
+        x[2, 5] = 80.0  # an outlier in one row only
+        y = layer(x)
+        assert y.dtype == torch.bfloat16 and y.shape == (6, out_features)
+        # the same integer sums as fbgemm, scaled in another order: within a bf16 rounding
+        ref = packed(x).float()
+        assert ((y.float() - ref).abs() <= ref.abs() * 2**-7 + 1e-3).all()
+        # a row's result is the same alone, in any batch, in any order (exact integer sums)
+        assert torch.equal(torch.cat([layer(x[i : i + 1]) for i in range(6)]), y)
+        assert torch.equal(layer(x.flip(0)).flip(0), y)
+    wide = Int8Linear.from_linear(torch.randn(8, 4096, generator=g).to(torch.bfloat16), None)
+    assert not wide.use_int_mm()  # its int32 sums could overflow: packed for fbgemm instead
+
+
+@int_mm
+def test_quantize_linears_int_mm_fuses_siblings_into_one_table_and_packs_nothing(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from hitl_desktop.core.backends.int8 import int8_tables
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16).eval()
+    ids = torch.tensor([[5, 17, 99, 3]])
+    with torch.inference_mode():
+        before = model(input_ids=ids).logits.float()
+    quantize_linears(model, int_mm=True)
+    layers = [m for m in model.modules() if isinstance(m, Int8Linear)]
+    assert layers and all(m._packed is None and m._int_mm for m in layers)
+    attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+    fused = attn.q_proj.fused[0]
+    assert attn.k_proj.fused[0] is fused and attn.v_proj.fused[0] is fused
+    # the siblings' tables are row slices of the fused one: each weight held once
+    assert attn.q_proj.weight.data_ptr() == fused.weight.data_ptr()
+    assert attn.v_proj.weight.data_ptr() + attn.v_proj.weight.numel() == fused.weight.data_ptr() + fused.weight.numel()
+    assert mlp.gate_proj.fused[0] is mlp.up_proj.fused[0] and mlp.down_proj.fused is None
+    with torch.inference_mode():
+        after = model(input_ids=ids).logits.float()
+    assert (after.argmax(-1) == before.argmax(-1)).float().mean() >= 0.75
+    assert (after - before).abs().max() < 0.2 * before.abs().max()
+    tables = int8_tables(model)
+    assert "model.layers.0.self_attn.q_proj+k_proj+v_proj.weight" in tables
+    assert "model.layers.0.self_attn.q_proj.weight" not in tables  # stored once, fused
+
+
+def test_a_warm_load_maps_the_kept_int8_tables_instead_of_quantizing(tiny_model_dir, tmp_path, monkeypatch):
+    from hitl_desktop.core.backends import cache, int8
+    from hitl_desktop.core.backends.transformers_backend import TransformersBackend
+
+    if not int8.int_mm_supported():
+        pytest.skip("this torch has no int8 matrix product on the CPU")
+    root = tmp_path / "cache"
+    conv = [Message("user", "Hello")]
+    params = SamplingParams(temperature=0.9, max_new_tokens=8)
+    first = TransformersBackend.load(tiny_model_dir, cache_dir=root)
+    kept = list((root / "int8").glob("*.pt"))
+    assert len(kept) == 1 and kept[0].name.endswith(f"-v{cache.INT8_FORMAT}.pt")
+    texts = [c.text for c in first.generate(conv, k=3, params=params, seeds=[4, 5, 6]).candidates]
+    quantized: list[int] = []
+    real = int8.Int8Linear.from_linear.__func__
+    monkeypatch.setattr(int8.Int8Linear, "from_linear",
+                        classmethod(lambda cls, *a, **kw: quantized.append(1) or real(cls, *a, **kw)))
+    warm = TransformersBackend.load(tiny_model_dir, cache_dir=root)
+    assert quantized == []  # nothing quantized again: the tables come from the file
+    assert [c.text for c in warm.generate(conv, k=3, params=params, seeds=[4, 5, 6]).candidates] == texts
+    kept[0].write_bytes(b"not a torch file")  # damaged: quantized again, and kept again
+    again = TransformersBackend.load(tiny_model_dir, cache_dir=root)
+    assert quantized and [c.text for c in again.generate(conv, k=3, params=params, seeds=[4, 5, 6]).candidates] == texts
+    assert cache.read_int8_tables(kept[0]) is not None
+    # the lean step's fused products are the fused tables' layers themselves (nothing repacked)
+    attn, mlp = first.model.model.layers[0].self_attn, first.model.model.layers[0].mlp
+    assert first.lean.layers[0].qkv is attn.q_proj.fused[0]
+    assert first.lean.layers[0].gate_up is mlp.gate_proj.fused[0]
+    if {"fbgemm", "x86"} & set(torch.backends.quantized.supported_engines):
+        monkeypatch.setenv("HITL_INT8_KERNEL", "fbgemm")  # the packed kernel, as before
+        packed = TransformersBackend.load(tiny_model_dir, cache_dir=root)
+        layers = [m for m in packed.model.modules() if isinstance(m, Int8Linear)]
+        assert layers and all(m._packed is not None and not m._int_mm for m in layers)

@@ -6,8 +6,13 @@ usage chunk at the end; or ``text``, three characters a chunk), "slow" (like ok,
 "401", "404" (the model list answers but every completion is a 404), "no-models" (``/models``
 is a 404: not an OpenAI server), "500", "429", "hang" (headers never come), "stall" (one piece, then
 nothing), "garbage" (a stream
-of invalid JSON), "several" (lists several models). Every request is recorded in
-``server.requests`` as ``(method, path, headers, body)``.
+of invalid JSON), "several" (lists several models), "interrupt" (one request at a time, the way
+llama-cpp-python's server does with ``interrupt_requests``: a request waits for the one before
+it, and a running stream that sees another waiting ends after its current chunk with ``[DONE]``
+and no finish_reason; each stream starts with a role chunk), "cut" (every stream ends after
+its role chunk, alone or not), "empty" (finish_reason "stop" and no text). Every request is
+recorded in ``server.requests`` as ``(method, path, headers, body)``; ``server.max_active`` is
+the most completion requests it has had in flight at once.
 """
 
 from __future__ import annotations
@@ -44,6 +49,13 @@ class StubServer:
         self.models = models or ([MODEL, "other-model"] if mode == "several" else [MODEL])
         self.requests: list[tuple[str, str, dict[str, str], dict]] = []
         self.closed = threading.Event()
+        self.active = 0
+        self.max_active = 0
+        self._count_lock = threading.Lock()
+        # llama-cpp-python's two locks: a request takes the outer, then the inner (waiting for
+        # the running one), then lets the outer go; a stream that finds the outer taken ends
+        self.outer = threading.Lock()
+        self.inner = threading.Lock()
         self._httpd = _QuietServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -97,10 +109,43 @@ class StubServer:
                 return self._error(404, "no such route")
 
             def do_POST(self) -> None:
+                with stub._count_lock:
+                    stub.active += 1
+                    stub.max_active = max(stub.max_active, stub.active)
+                self._in_flight = True
+                try:
+                    self._post()
+                finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                """No longer in flight: said before the stream's last bytes, which the client
+                may answer with its next request at once."""
+                if getattr(self, "_in_flight", False):
+                    self._in_flight = False
+                    with stub._count_lock:
+                        stub.active -= 1
+
+            def _done(self) -> None:
+                self._leave()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+            def _post(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 stub.requests.append(("POST", self.path, dict(self.headers), body))
                 mode = stub.mode
+                if mode == "interrupt":
+                    with stub.outer:
+                        stub.inner.acquire()
+                    try:
+                        return self._stream(body, mode)
+                    finally:
+                        stub.inner.release()
+                return self._stream(body, mode)
+
+            def _stream(self, body: dict, mode: str) -> None:
                 if mode == "401":
                     return self._error(401, "Incorrect API key provided")
                 if mode == "404":
@@ -129,7 +174,18 @@ class StubServer:
                 words = answer_words(int(body.get("seed") or 0), stub.words)
                 if stub.text is not None:  # that text, three characters a piece
                     words = [stub.text[i:i + 3] for i in range(0, len(stub.text), 3)]
+                if mode == "empty":
+                    words = []
                 try:
+                    if mode in ("interrupt", "cut"):  # llama-cpp-python's first chunk: the role
+                        role = {"index": 0, "finish_reason": None}
+                        role["delta" if chat else "text"] = {"role": "assistant"} if chat else ""
+                        self._event({"id": "x", "object": "chunk", "created": 0, "model": body.get("model"),
+                                     "choices": [role]})
+                        time.sleep(0.2)  # the other requests arrive meanwhile (on a loaded machine too)
+                        if mode == "cut" or stub.outer.locked():
+                            self._done()
+                            return None
                     for n, word in enumerate(words):
                         piece = word if n == 0 or stub.text is not None else " " + word
                         choice = {"index": 0, "finish_reason": None}
@@ -141,13 +197,12 @@ class StubServer:
                                      "choices": [choice]})
                         if stub.delay and stub.closed.wait(stub.delay):
                             return None
-                    last = {"index": 0, "finish_reason": "length"}
+                    last = {"index": 0, "finish_reason": "stop" if mode == "empty" else "length"}
                     last["delta" if chat else "text"] = {} if chat else ""
                     usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
                     self._event({"id": "x", "object": "chunk", "created": 0, "model": body.get("model"),
                                  "choices": [last], "usage": usage})
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
+                    self._done()
                 except (BrokenPipeError, ConnectionResetError):
                     return None
                 return None

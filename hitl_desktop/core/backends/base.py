@@ -19,6 +19,8 @@ TokenCallback = Callable[[int, str], None]
 StopCallback = Callable[[], bool]
 #: on_progress(fraction 0..1, message): load and conversion progress.
 ProgressCallback = Callable[[float, str], None]
+#: on_status(message): something the tutor should know, said as it happens (the status bar).
+StatusCallback = Callable[[str], None]
 
 
 class ModelError(Exception):
@@ -84,6 +86,10 @@ class GenerationResult:
     first_token_seconds: float | None = None
     stopped: bool = False
     device: str = ""  # where it ran: "cpu", "cuda:0", "mps"; also in params["device"]
+    #: candidates written again one request at a time (a server cut their concurrent streams)
+    retried: int = 0
+    #: what the tutor should be told about this result (a retry), one line each
+    notes: list[str] = field(default_factory=list)
 
     @property
     def tokens(self) -> int:

@@ -8,6 +8,11 @@ written atomically (a temporary folder, then a rename). Later loads read that fo
 The cache root is ``$HITL_DESKTOP_CACHE_DIR`` if set, else
 ``platformdirs.user_cache_dir("hitl-desktop")``. File hashes are remembered in
 ``<cache root>/hashes.json`` keyed by path, size and mtime, so a hash is computed once per file.
+
+A model's int8 tables (the CPU's weights, :mod:`.int8`) are kept in
+``<cache root>/int8/<sha256>-v<INT8_FORMAT>.pt`` after its first load, and mapped (not read)
+on the next ones instead of quantizing again (:func:`int8_tables_path`); a damaged file is
+made again.
 """
 
 from __future__ import annotations
@@ -228,3 +233,45 @@ def ensure_converted(
                 shutil.rmtree(tmp, ignore_errors=True)
         progress(1.0, "Converted")
         return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Int8 tables of a model, kept so that a warm start maps them instead of quantizing again
+
+#: Bumped when the int8 tables change (their quantization, their names).
+INT8_FORMAT = 1
+
+
+def int8_tables_path(revision: str, root: Path | None = None) -> Path:
+    """Where the int8 tables of the model ``revision`` (its sha256) are kept."""
+    safe = "".join(c for c in revision if c.isalnum())[:40] or "unknown"
+    return (root or cache_root()) / "int8" / f"{safe}-v{INT8_FORMAT}.pt"
+
+
+def read_int8_tables(path: Path) -> dict | None:
+    """The kept tables, mapped from the file (not read into memory); None when there are
+    none or the file is damaged (then they are made again)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: quantize again
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_int8_tables(path: Path, tables: dict) -> None:
+    """Keep the tables (atomically: a temporary file, then a rename). A failure (a full
+    disk) leaves no file and costs only the next start's quantization."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        torch.save(tables, tmp)
+        os.replace(tmp, path)
+    except Exception:  # noqa: BLE001 - OSError, or torch's RuntimeError for a full disk
+        with contextlib.suppress(OSError):
+            tmp.unlink()

@@ -24,6 +24,18 @@ integers for fbgemm, and one more row pinned at +-63.5 fixes fbgemm's scale to 1
 are one product with twice the rows (the weights are read once), recombined per row: about
 13 bits of precision per activation (better than bf16), and each row's result depends on
 that row alone (integer sums are exact).
+
+The backend's default is the same integer products without fbgemm
+(:meth:`Int8Linear.use_int_mm`, ``quantize_linears(int_mm=True)``): ``torch._int_mm`` on the
+int8 table as it is, the two halves recombined in int32 (exact) and scaled once, so a row's
+result still depends on that row alone and is fbgemm's to a float32 rounding. Nothing is
+packed (fbgemm's packing of the 262k-row output layer was most of a warm load), every weight
+is quantized once, q/k/v and gate/up as one table each whose row slices are the separate
+layers (:data:`FUSED_GROUPS`: the lean step's fused products need no unpacking and
+repacking), the output layer multiplies the table the input embedding reads (no packed copy:
+~300 MB less resident), and the tables can be kept on disk and mapped on the next load
+(:func:`int8_tables`, ``tables=``; :mod:`.cache`). Layers wider than
+:data:`INT_MM_MAX_WIDTH` are packed for fbgemm (their int32 sums could overflow).
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Int8Embedding", "Int8Linear", "quantize_linears", "supported"]
+__all__ = ["FUSED_GROUPS", "Int8Embedding", "Int8Linear", "int8_tables", "int_mm_supported", "quantize_linears", "supported"]
 
 #: Rows quantized at a time (bounds the float32 temporaries: 4096 x hidden x 4 bytes).
 _SLICE = 4096
@@ -67,6 +79,24 @@ class Int8Linear(torch.nn.Module):
         self.register_buffer("scales", scales)
         self.bias = None if bias is None else torch.nn.Parameter(bias, requires_grad=False)
         self._packed: Any = None  # fbgemm's packed weights (see pack)
+        self._int_mm = False  # torch._int_mm on the int8 table itself (see use_int_mm)
+        #: (the fused layer, first channel, end) when this layer's table is a slice of one
+        #: fused with its siblings' (q/k/v, gate/up: :func:`quantize_linears` ``fuse``)
+        self.fused: tuple[Int8Linear, int, int] | None = None
+
+    def use_int_mm(self) -> bool:
+        """Multiply with ``torch._int_mm`` on the int8 table as it is: the same integer
+        products as fbgemm's (:func:`_int_mm_product`) without packing anything, so a load
+        costs no packing and a table mapped from the disk cache is used in place. False (nothing changed) where this torch's CPU has no such kernel."""
+        if (
+            not int_mm_supported()
+            or self.in_features % 8
+            or self.in_features > INT_MM_MAX_WIDTH
+            or self.weight.device.type != "cpu"
+        ):
+            return False
+        self._int_mm = True
+        return True
 
     def pack(self, *, keep_table: bool = True) -> bool:
         """Pack the weights for fbgemm's int8 product (x86 CPUs), which ``forward`` then uses.
@@ -110,6 +140,8 @@ class Int8Linear(torch.nn.Module):
         shape = x.shape
         if self._packed is not None:
             y = _fbgemm_mm(x.reshape(-1, self.in_features), self._packed, self.scales.dtype)
+        elif self._int_mm:
+            y = _int_mm_product(x.reshape(-1, self.in_features), self.weight, self._float_scales())
         else:
             x2 = x.reshape(-1, self.in_features).to(self.scales.dtype).contiguous()
             y = torch.ops.aten._weight_int8pack_mm(x2, self.weight, self.scales)
@@ -117,8 +149,15 @@ class Int8Linear(torch.nn.Module):
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features)
 
+    def _float_scales(self) -> torch.Tensor:
+        """The scales as float32, made once."""
+        cached = getattr(self, "_scales_f32", None)
+        if cached is None or cached.shape != self.scales.shape:
+            cached = self._scales_f32 = self.scales.double().float()
+        return cached
+
     def extra_repr(self) -> str:
-        packed = ", fbgemm" if self._packed is not None else ""
+        packed = ", fbgemm" if self._packed is not None else (", int_mm" if self._int_mm else "")
         return f"in_features={self.in_features}, out_features={self.out_features}, int8{packed}"
 
 
@@ -213,6 +252,44 @@ def _fbgemm_mm(
     return torch.cat(parts, dim=1)
 
 
+_INT_MM: list[bool] = []
+#: The widest input the int_mm product takes: its int32 sums of ``hi * 126 + lo`` stay below
+#: 2^31 up to 2113 (wider layers are packed for fbgemm instead).
+INT_MM_MAX_WIDTH = 2048
+
+
+def int_mm_supported() -> bool:
+    """Whether ``torch._int_mm`` multiplies int8 matrices on this CPU (checked once)."""
+    if not _INT_MM:
+        try:
+            a = torch.ones(2, 8, dtype=torch.int8)
+            ok = bool(torch.equal(torch._int_mm(a, a.t()), torch.full((2, 2), 8, dtype=torch.int32)))
+        except (RuntimeError, AttributeError, NotImplementedError):
+            ok = False
+        _INT_MM.append(ok)
+    return _INT_MM[0]
+
+
+def _int_mm_product(x: torch.Tensor, q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """``x [rows, in] @ (q * scales).T`` with ``torch._int_mm``: each row split into its
+    rounded value and the remainder (times 126) as in :func:`_fbgemm_mm`, both exact small
+    integers, one int32 product with twice the rows (the table read once), recombined per
+    row in integers (``hi * 126 + lo``: exact, below 2^31 for rows up to 2048 wide), then
+    scaled once in float32. Each row's result depends on that row alone; it is fbgemm's to
+    float32 rounding (the same integer sums, scaled in another order)."""
+    rows = x.shape[0]
+    dtype = x.dtype
+    x = x.float()
+    a = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30)
+    scaled = x * (_HI / a)
+    hi = torch.round(scaled)
+    lo = scaled.sub_(hi).mul_(_LO).round_()
+    acc = torch._int_mm(torch.cat((hi, lo)).to(torch.int8), q.t())
+    whole = torch.add(acc[rows:], acc[:rows], alpha=int(_LO))  # int32, exact
+    out = torch.mul(whole, scales).mul_(a / (_HI * _LO))  # to float32 in the product
+    return out if dtype == torch.float32 else out.to(dtype)
+
+
 class Int8Embedding(torch.nn.Module):
     """The input embedding looked up in the output layer's int8 table (a tied model): row
     ``q[id] * scale[id]``, times the model's ``embed_scale`` where it has one (Gemma)."""
@@ -297,11 +374,70 @@ def _drop_pages(weight: torch.Tensor, spans: list[tuple[int, int]]) -> None:
         libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)  # MADV_DONTNEED
 
 
-def quantize_linears(model: Any, *, pack: bool = True) -> int:
+#: Sibling linear layers fed the same input, quantized as one table when ``int_mm`` is on: a
+#: fused product for a decoding step that computes them together (:mod:`.lean_gemma3`).
+FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+def _fuse_groups(model: Any) -> list[tuple[str, list[str]]]:
+    """(parent name, child names) of each :data:`FUSED_GROUPS` group of plain linear layers
+    without bias, of one input width, that the int8 kernel takes."""
+    found = []
+    for name, module in model.named_modules():
+        for group in FUSED_GROUPS:
+            parts = [getattr(module, child, None) for child in group]
+            if all(type(p) is torch.nn.Linear and p.bias is None and _fits(p) for p in parts) and (
+                len({p.in_features for p in parts}) == 1 and parts[0].in_features <= INT_MM_MAX_WIDTH
+            ):
+                found.append((name, list(group)))
+    return found
+
+
+def _stored(tables: Any, key: str, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The int8 table and scales stored under ``key`` (:func:`int8_tables`), if they fit."""
+    if not tables:
+        return None
+    w, sc = tables.get(f"{key}.weight"), tables.get(f"{key}.scales")
+    if w is None or sc is None or tuple(w.shape) != shape or w.dtype != torch.int8 or sc.shape != (shape[0],):
+        return None
+    return w, sc
+
+
+def int8_tables(model: Any) -> dict[str, torch.Tensor]:
+    """The int8 tables and scales of a model :func:`quantize_linears` made (``int_mm``),
+    each stored once (a fused group under ``PARENT.q_proj+k_proj+v_proj``), for the disk
+    cache; :func:`quantize_linears` ``tables=`` takes them back instead of quantizing."""
+    out: dict[str, torch.Tensor] = {}
+    # every name of a shared layer (a tied output layer is also the embedding's table):
+    # torch.save keeps a shared tensor once
+    for name, module in model.named_modules(remove_duplicate=False):
+        if not isinstance(module, Int8Linear) or module.weight.is_meta:
+            continue
+        if module.fused is not None:
+            if module.fused[1] == 0:
+                parent, _, child = name.rpartition(".")
+                group = next(g for g in FUSED_GROUPS if g[0] == child)
+                key = f"{parent}.{'+'.join(group)}" if parent else "+".join(group)
+                out[f"{key}.weight"], out[f"{key}.scales"] = module.fused[0].weight, module.fused[0].scales
+            continue
+        out[f"{name}.weight"], out[f"{name}.scales"] = module.weight, module.scales
+    return out
+
+
+def quantize_linears(model: Any, *, pack: bool = True, int_mm: bool = False, tables: Any = None) -> int:
     """Replace every ``nn.Linear`` of ``model`` (a bf16 model on the CPU) by :class:`Int8Linear`,
     untying a tied output layer from the input embedding first. ``pack``: pack them for
     fbgemm where torch has it (:meth:`Int8Linear.pack`; only the table the input embedding
-    reads is kept as well). Returns how many were replaced."""
+    reads is kept as well). ``int_mm``: instead multiply the int8 tables as they are
+    (:meth:`Int8Linear.use_int_mm`, the same numbers; nothing packed), each weight quantized
+    once, and the :data:`FUSED_GROUPS` siblings quantized as one table whose row slices are
+    the siblings' (``layer.fused``): no copy, and the fused product needs no repacking.
+    Falls back to ``pack`` where torch has no int8 matrix product. ``tables``: int8 tables
+    kept from an earlier load (:func:`int8_tables`, e.g. mapped from the disk cache), used as
+    they are instead of quantizing again where their shapes fit. Returns how many were
+    replaced."""
+    if int_mm and not int_mm_supported():
+        int_mm = False
     out = model.get_output_embeddings()
     inp = model.get_input_embeddings()
     tied = out is not None and inp is not None and out.weight is inp.weight
@@ -313,11 +449,40 @@ def quantize_linears(model: Any, *, pack: bool = True) -> int:
         if isinstance(module, torch.nn.Linear) and _fits(module)
     ]
     spans = _file_mappings()
+    done: set[str] = set()
+    for parent_name, group in _fuse_groups(model) if int_mm else ():
+        parent = model.get_submodule(parent_name) if parent_name else model
+        weights = [getattr(parent, child).weight.detach() for child in group]
+        key = f"{parent_name}.{'+'.join(group)}" if parent_name else "+".join(group)
+        kept = _stored(tables, key, (sum(w.shape[0] for w in weights), weights[0].shape[1]))
+        if kept is not None:
+            fused = Int8Linear(kept[0], kept[1].to(weights[0].dtype), None)
+        else:
+            fused = Int8Linear.from_linear(torch.cat(weights), None)
+        for w in weights:
+            _drop_pages(w, spans)
+        del weights
+        start = 0
+        for child in group:
+            width = getattr(parent, child).out_features
+            part = Int8Linear(fused.weight[start : start + width], fused.scales[start : start + width], None)
+            part.fused = (fused, start, start + width)
+            setattr(parent, child, part)
+            done.add(f"{parent_name}.{child}" if parent_name else child)
+            start += width
     for name in targets:
+        if name in done:
+            continue
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         module = getattr(parent, child)
-        layer = Int8Linear.from_linear(module.weight.detach(), module.bias, mapped=spans)
+        kept = _stored(tables, name, tuple(module.weight.shape)) if int_mm else None
+        if kept is not None:
+            bias = None if module.bias is None else module.bias.detach().clone()
+            layer = Int8Linear(kept[0], kept[1].to(module.weight.dtype), bias)
+            _drop_pages(module.weight.detach(), spans)
+        else:
+            layer = Int8Linear.from_linear(module.weight.detach(), module.bias, mapped=spans)
         setattr(parent, child, layer)
         del module
     new_out = model.get_output_embeddings()
@@ -331,7 +496,15 @@ def quantize_linears(model: Any, *, pack: bool = True) -> int:
         text_config = getattr(model.config, "get_text_config", lambda: None)()
         if text_config is not None:
             text_config.tie_word_embeddings = False
-    if pack:
+    if int_mm:
+        table = getattr(model.get_input_embeddings(), "table", None)
+        for module in list(model.modules()):
+            if isinstance(module, Int8Linear):
+                if module.fused is not None:
+                    module.fused[0].use_int_mm()
+                if not module.use_int_mm() and pack:  # too wide for it: fbgemm
+                    module.pack(keep_table=module is table)
+    elif pack:
         table = getattr(model.get_input_embeddings(), "table", None)
         for module in list(model.modules()):
             if isinstance(module, Int8Linear) and not module.pack(keep_table=module is table):

@@ -154,7 +154,17 @@ class _Layer:
 def _fuse(parts: list[Any]) -> Any:
     """One product for several linear layers fed the same input: an int8 layer whose output
     channels are theirs, one after another (channels are independent, so the numbers are
-    the same); None when they are not all int8 (fbgemm-packed) layers without bias."""
+    the same); None when they are not all int8 (fbgemm-packed) layers without bias.
+    Layers quantized as slices of one fused table (``int8.quantize_linears(int_mm=True)``)
+    give that table's layer itself: nothing unpacked, copied or packed again."""
+    whole = parts[0].fused[0] if isinstance(parts[0], Int8Linear) and parts[0].fused else None
+    if whole is not None:
+        spans = [p.fused if isinstance(p, Int8Linear) else None for p in parts]
+        ends = [0] + [span[2] for span in spans if span]
+        if all(span and span[0] is whole and span[1] == ends[i] for i, span in enumerate(spans)) and (
+            ends[-1] == whole.out_features
+        ):
+            return whole
     if not all(isinstance(p, Int8Linear) and p.bias is None and p._packed is not None for p in parts):
         return None
     weights, scales = [], []

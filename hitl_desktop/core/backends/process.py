@@ -17,6 +17,9 @@ What it guarantees:
   after it says so) turns into a :class:`EngineDied` (a :class:`~.base.ModelError`) in the
   parent, naming the cause; the proxy is then dead (``alive`` False) and the caller offers a
   restart (open a new one). Nothing in the parent is lost.
+* A parent that dies (the window killed) ends the child at once and quietly: the reader
+  thread reads EOF on the pipe, a send meets a broken pipe (:func:`_parent_gone`), whether
+  the child was loading, idle or decoding; no traceback reaches the terminal.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ import importlib
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from hitl_desktop.core.backends.base import (
     GenerationResult,
@@ -117,18 +121,32 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+def _parent_gone() -> NoReturn:
+    """The parent ended without a word (killed, crashed): nobody waits for this process's
+    answers and it holds nothing to save, so it ends at once and quietly (no traceback of a
+    broken pipe on the terminal), wherever it was: loading, idle or decoding."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(0)
+
+
 def _child_main(conn: Any, path: str | None, device: str | None, loader: str) -> None:
-    """The child's whole life: load, say ``ready`` (or ``load_failed``), serve requests."""
+    """The child's whole life: load, say ``ready`` (or ``load_failed``), serve requests.
+
+    The parent's death is seen on the pipe: the reader thread's ``recv`` reads EOF (the
+    kernel closes the parent's end), and any ``send`` fails with a broken pipe; both end the
+    child through :func:`_parent_gone`. An orderly close is a ``shutdown`` message first."""
     # Ctrl+C in a terminal reaches the whole process group: the parent decides (it sends stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     send_lock = threading.Lock()
+    ending = threading.Event()  # the child closes its own end: an EOF then is no parent's death
 
     def send(message: dict[str, Any]) -> None:
         with send_lock:
             try:
                 conn.send(message)
-            except OSError:  # BrokenPipeError: the parent is gone, no one to answer: end quietly
-                os._exit(0)
+            except (OSError, EOFError):  # BrokenPipeError, ConnectionResetError: the parent is gone
+                _parent_gone()
 
     requests: queue.Queue[_Request | None] = queue.Queue()
     stopped: set[int] = set()
@@ -139,7 +157,9 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                message = {"type": "shutdown"}
+                if ending.is_set():  # this process closed its end on its way out
+                    return
+                _parent_gone()
             kind = message.get("type")
             if kind == "stop":
                 stopped.add(int(message["id"]))
@@ -164,11 +184,15 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
         send({"type": "progress", "fraction": float(fraction), "message": str(text)})
 
     try:
+        from hitl_desktop.core.backends.runtime import apply_model_environment
+
+        apply_model_environment()  # before the loader first imports torch (OMP_WAIT_POLICY...)
         backend = _load_function(loader)(path, device=device, on_progress=progress)
     except BaseException as e:  # noqa: BLE001 - every failure becomes a message
         send({"type": "load_failed", "error": _describe(e), "memory": isinstance(e, MemoryError)})
         if not isinstance(e, ModelError):
             traceback.print_exc()
+        ending.set()
         conn.close()
         return
     send(
@@ -201,6 +225,7 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
             tokens.flush()
         except MemoryError:
             send({"type": "error", "id": rid, "error": "out of memory", "fatal": True})
+            ending.set()
             conn.close()
             os._exit(3)  # the interpreter's state after a MemoryError is not to be trusted
         except BaseException as e:  # noqa: BLE001
@@ -219,6 +244,7 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
         finally:
             stopped.discard(rid)
         send({"type": "result", "id": rid, "result": result})
+    ending.set()
     conn.close()
 
 

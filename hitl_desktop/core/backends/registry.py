@@ -1,7 +1,8 @@
 """Which backend a model spec opens: one entry point for the CLI and the app.
 
 * :func:`open_backend` ``(spec, *, device=None, on_progress=None, served_model=None,
-  completions=False) -> ModelBackend``:
+  completions=False, max_concurrency=None, on_status=None) -> ModelBackend``
+  (``max_concurrency`` / ``on_status``: each served model's, see :mod:`.served`):
 
   - ``http(s)://HOST:PORT/v1`` (optionally ``#NAME`` for the served model) -> a
     :class:`~hitl_desktop.core.backends.served.ServedBackend` (torch is never imported);
@@ -31,6 +32,7 @@ from hitl_desktop.core.backends.base import (
     ModelBackend,
     ProgressCallback,
     SamplingParams,
+    StatusCallback,
     StopCallback,
     TokenCallback,
     check_request,
@@ -51,6 +53,8 @@ def open_backend(
     on_progress: ProgressCallback | None = None,
     served_model: str | None = None,
     completions: bool = False,
+    max_concurrency: int | None = None,
+    on_status: StatusCallback | None = None,
 ) -> ModelBackend:
     """Open the backend for ``spec`` (see the module docstring); a ModelError when it can't.
 
@@ -62,6 +66,7 @@ def open_backend(
             return open_backend(
                 specs[0], device=device, on_progress=on_progress,
                 served_model=served_model, completions=completions,
+                max_concurrency=max_concurrency, on_status=on_status,
             )
         members = []
         for j, one in enumerate(specs):
@@ -72,10 +77,14 @@ def open_backend(
             members.append(open_backend(
                 one, device=device, on_progress=progress,
                 served_model=served_model, completions=completions,
+                max_concurrency=max_concurrency, on_status=on_status,
             ))
         return CompositeBackend(members)
     if is_url(spec):
-        return ServedBackend(str(spec), served_model=served_model, completions=completions)
+        return ServedBackend(
+            str(spec), served_model=served_model, completions=completions,
+            max_concurrency=max_concurrency, on_status=on_status,
+        )
     return _open_local(spec, device=device, on_progress=on_progress)
 
 
@@ -188,6 +197,8 @@ class CompositeBackend:
             seconds=seconds,
             first_token_seconds=min(firsts) if firsts else None,
             stopped=any(r.stopped for r in results.values()),
+            retried=sum(r.retried for r in results.values()),
+            notes=[note for r in results.values() for note in r.notes],
         )
 
     def close(self) -> None:

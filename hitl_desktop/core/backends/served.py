@@ -4,7 +4,7 @@ Ollama, ``transformers serve``... (``--model http(s)://HOST:PORT/v1``).
 Public API (no Qt, no torch):
 
 * :class:`ServedBackend` ``(url, *, served_model=None, completions=False, timeout=60.0,
-  max_retries=2)``: asks the server for its models (``GET /models``) and picks
+  max_retries=2, max_concurrency=None, on_status=None)``: asks the server for its models (``GET /models``) and picks
   ``served_model``, or the only model it serves; several and none named is a ModelError
   listing them. It satisfies :class:`~hitl_desktop.core.backends.base.ModelBackend`.
 * :func:`is_url` ``(spec) -> bool``; :func:`split_spec` ``("URL#NAME") -> (URL, NAME)``: a
@@ -17,6 +17,17 @@ How it generates:
   ``seed``: the OpenAI ``n`` parameter would share one seed between the K answers. A server
   that honours seeds (vLLM, llama.cpp, ``transformers serve`` for a sampling model) gives the
   same text for the same (prompt, parameters, seed).
+* At most ``max_concurrency`` streams at once (None = K; ``--max-concurrency`` and the
+  app's Settings): servers differ in how many they take (Ollama one per model by default).
+* Cut streams are never candidates: a stream that ends without a ``finish_reason`` (``stop``,
+  ``length``, or the server's own word), or with an empty answer, is incomplete (a server
+  serving one request at a time, e.g. llama-cpp-python with ``interrupt_requests``, ends the
+  running stream after its role chunk when the next request arrives). The incomplete ones are
+  retried one request at a time, said through ``on_status(message)``, in the result's
+  ``notes`` and counted in its ``retried`` (each such candidate's params carry
+  ``retried: true``); the backend then sends the next prompts' streams one at a time. A
+  server that cuts them even alone is a one-line :class:`ServedModelError` naming it, and
+  nothing of that prompt is returned.
 * Chat completions (``/chat/completions``, the server applies the model's chat template) by
   default; with ``completions=True`` plain completions (``/completions``) of the plain
   ``User:`` / ``Assistant:`` prompt (:mod:`.plain`), each answer cut at the next ``User:``.
@@ -56,6 +67,7 @@ from hitl_desktop.core.backends.base import (
     GenerationResult,
     ModelError,
     SamplingParams,
+    StatusCallback,
     StopCallback,
     TokenCallback,
     check_request,
@@ -135,6 +147,48 @@ class _Done:
     prompt_tokens: int | None
     seconds: float
     fingerprint: str | None
+    #: the server's own finish_reason ("stop", "length", "eos_token"...); None = it never said
+    server_finish: str | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        """Cut short: the stream ended without a finish_reason, or with no answer at all
+        (tokens were asked for). Never returned as a candidate."""
+        return self.server_finish is None or not _tidy(self.text)
+
+
+def _why_cut(cut: Sequence[_Done]) -> str:
+    reasons = []
+    if any(d.server_finish is None for d in cut):
+        reasons.append("no finish_reason")
+    if any(d.server_finish is not None and not _tidy(d.text) for d in cut):
+        reasons.append("an empty answer")
+    return " / ".join(reasons)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class _Streams:
+    """One round of streams: what the worker threads hand the calling thread."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.cancel = threading.Event()
+        self.streams: dict[int, Any] = {}
+        self.lock = threading.Lock()
+
+
+class _State:
+    """What the calling thread has shown of K candidates, across the rounds of one generate."""
+
+    def __init__(self, k: int) -> None:
+        self.shown = [""] * k
+        self.pieces = [0] * k
+        self.first_token: float | None = None
+        self.stopped = False
+        self.start = time.perf_counter()
 
 
 class ServedBackend:
@@ -150,6 +204,8 @@ class ServedBackend:
         completions: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int | None = None,
+        on_status: StatusCallback | None = None,
     ) -> None:
         import openai  # not at module import: the registry decides which backend is needed
 
@@ -160,6 +216,13 @@ class ServedBackend:
         self.completions = completions
         self.timeout = timeout
         self.max_retries = max_retries
+        if max_concurrency is not None and int(max_concurrency) < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {max_concurrency}")
+        #: at most this many streams sent to the server at once (None = K)
+        self.max_concurrency = None if max_concurrency is None else int(max_concurrency)
+        #: on_status(message): a retry at concurrency 1, said as it happens (the status bar)
+        self.on_status = on_status
+        self._learned_concurrency: int | None = None
         self._openai = openai
         self.name = ""
         self._client = openai.OpenAI(
@@ -258,22 +321,15 @@ class ServedBackend:
             body["messages"] = [m.to_dict() for m in conversation]
         return body
 
-    def _stream_one(
-        self,
-        index: int,
-        body: dict[str, Any],
-        events: queue.Queue,
-        cancel: threading.Event,
-        streams: dict[int, Any],
-        lock: threading.Lock,
-    ) -> None:
+    def _stream_one(self, index: int, body: dict[str, Any], run: _Streams) -> None:
         start = time.perf_counter()
         raw, pieces, finish, usage, fingerprint = "", 0, None, None, None
+        events, cancel = run.events, run.cancel
         try:
             api = self._client.completions if self.completions else self._client.chat.completions
             stream = api.create(**body)
-            with lock:
-                streams[index] = stream
+            with run.lock:
+                run.streams[index] = stream
             if cancel.is_set():
                 stream.close()
                 return
@@ -314,8 +370,84 @@ class ServedBackend:
                 prompt_tokens=getattr(usage, "prompt_tokens", None),
                 seconds=time.perf_counter() - start,
                 fingerprint=fingerprint,
+                server_finish=str(finish) if finish else None,
             ),
         ))
+
+    def concurrency_for(self, k: int) -> int:
+        """How many of K streams go to the server at once: ``max_concurrency`` (None = K), and
+        1 once the server has cut concurrent streams (it serves one request at a time)."""
+        cap = k if self.max_concurrency is None else min(k, self.max_concurrency)
+        return max(1, min(cap, self._learned_concurrency or cap))
+
+    def _say(self, message: str, notes: list[str]) -> None:
+        notes.append(message)
+        if self.on_status is not None:
+            self.on_status(message)
+
+    def _streams(
+        self,
+        conversation: Sequence[Message],
+        params: SamplingParams,
+        seeds: Sequence[int],
+        indices: Sequence[int],
+        concurrency: int,
+        state: _State,
+        on_token: TokenCallback | None,
+        should_stop: StopCallback | None,
+    ) -> dict[int, _Done]:
+        """Stream the candidates ``indices``, at most ``concurrency`` at a time (worker threads
+        taking the next index when one ends); callbacks on this thread. Sets ``state.stopped``
+        when ``should_stop`` ends them early."""
+        run = _Streams()
+        todo: queue.Queue[int] = queue.Queue()
+        for i in indices:
+            todo.put(i)
+
+        def work() -> None:
+            while not run.cancel.is_set():
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                self._stream_one(i, self._request(conversation, params, int(seeds[i])), run)
+
+        threads = [
+            threading.Thread(target=work, name=f"served-stream-{n}", daemon=True)
+            for n in range(max(1, min(concurrency, len(indices))))
+        ]
+        done: dict[int, _Done] = {}
+        try:
+            for t in threads:
+                t.start()
+            while len(done) < len(indices):
+                if should_stop is not None and should_stop():
+                    state.stopped = True
+                    break
+                try:
+                    kind, i, payload = run.events.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if kind == "error":
+                    raise self._error(payload, "streaming an answer")
+                if kind == "done":
+                    done[i] = payload
+                    text = _tidy(payload.text)
+                else:
+                    text, state.pieces[i] = _tidy(payload[0]), payload[1]
+                if text != state.shown[i]:
+                    if state.first_token is None and text:
+                        state.first_token = time.perf_counter() - state.start
+                    state.shown[i] = text
+                    if on_token is not None:
+                        on_token(i, text)
+        finally:
+            run.cancel.set()
+            with run.lock:
+                for stream in run.streams.values():
+                    with contextlib.suppress(Exception):  # already closed or half-closed
+                        stream.close()
+        return done
 
     def generate(
         self,
@@ -328,69 +460,51 @@ class ServedBackend:
         should_stop: StopCallback | None = None,
     ) -> GenerationResult:
         check_request(k, seeds)
-        events: queue.Queue = queue.Queue()
-        cancel = threading.Event()
-        streams: dict[int, Any] = {}
-        lock = threading.Lock()
-        start = time.perf_counter()
-        threads = [
-            threading.Thread(
-                target=self._stream_one,
-                args=(i, self._request(conversation, params, int(seeds[i])), events, cancel, streams, lock),
-                name=f"served-stream-{i}",
-                daemon=True,
+        state = _State(k)
+        notes: list[str] = []
+        concurrency = self.concurrency_for(k)
+        done = self._streams(conversation, params, seeds, range(k), concurrency, state, on_token, should_stop)
+        cut = [] if state.stopped else sorted(i for i, d in done.items() if d.incomplete)
+        if cut:
+            why = _why_cut([done[i] for i in cut])
+            self._say(
+                f"{self.url}: {_count(len(cut), 'answer')} of {k} cut short by the server ({why}) at "
+                f"{concurrency} stream{'s' if concurrency != 1 else ''} at once; "
+                f"retrying {'it' if len(cut) == 1 else 'them'} one at a time",
+                notes,
             )
-            for i in range(k)
-        ]
-        shown = [""] * k
-        pieces = [0] * k
-        done: dict[int, _Done] = {}
-        first_token: float | None = None
-        stopped = False
-        try:
-            for t in threads:
-                t.start()
-            while len(done) < k:
-                if should_stop is not None and should_stop():
-                    stopped = True
-                    break
-                try:
-                    kind, i, payload = events.get(timeout=POLL_SECONDS)
-                except queue.Empty:
-                    continue
-                if kind == "error":
-                    raise self._error(payload, "streaming an answer")
-                if kind == "done":
-                    done[i] = payload
-                    text = _tidy(payload.text)
-                else:
-                    text, pieces[i] = _tidy(payload[0]), payload[1]
-                if text != shown[i]:
-                    if first_token is None and text:
-                        first_token = time.perf_counter() - start
-                    shown[i] = text
-                    if on_token is not None:
-                        on_token(i, text)
-        finally:
-            cancel.set()
-            with lock:
-                for stream in streams.values():
-                    with contextlib.suppress(Exception):  # already closed or half-closed
-                        stream.close()
-        elapsed = time.perf_counter() - start
+            for i in cut:
+                del done[i]
+                state.shown[i], state.pieces[i] = "", 0
+                if on_token is not None:
+                    on_token(i, "")  # what it showed is thrown away: it starts again
+            again = self._streams(conversation, params, seeds, cut, 1, state, on_token, should_stop)
+            still = sorted(i for i, d in again.items() if d.incomplete)
+            if still:
+                raise ServedModelError(
+                    f"{self.url}: the server cut {_count(len(still), 'answer')} short even one request at a "
+                    f"time ({_why_cut([again[i] for i in still])}, seed {', '.join(str(seeds[i]) for i in still)}); "
+                    "nothing of this prompt is kept"
+                )
+            done.update(again)
+            if concurrency > 1 and not state.stopped:
+                self._learned_concurrency = 1
+                self._say(f"{self.url}: sending the next prompts' streams one at a time", notes)
+        elapsed = time.perf_counter() - state.start
         candidates = []
         for i in range(k):
             d = done.get(i)
-            if d is None:  # stopped before this stream ended
+            if d is None or d.incomplete:  # stopped before this stream ended
                 candidates.append(GeneratedText(
-                    index=i, text=shown[i], seed=int(seeds[i]), tokens=pieces[i], seconds=elapsed,
+                    index=i, text=state.shown[i], seed=int(seeds[i]), tokens=state.pieces[i], seconds=elapsed,
                     finish_reason="stopped", params={"tokens_from": "pieces"},
                 ))
                 continue
+            extra: dict[str, Any] = {"retried": True} if i in cut else {}
             candidates.append(GeneratedText(
                 index=i, text=_tidy(d.text), seed=int(seeds[i]), tokens=d.tokens, seconds=d.seconds,
                 finish_reason=d.finish_reason,
-                params={"tokens_from": d.tokens_from, "prompt_tokens": d.prompt_tokens},
+                params={"tokens_from": d.tokens_from, "prompt_tokens": d.prompt_tokens, **extra},
             ))
         fingerprints = sorted({d.fingerprint for d in done.values() if d.fingerprint})
         return GenerationResult(
@@ -405,8 +519,10 @@ class ServedBackend:
                 "api": "completions" if self.completions else "chat",
             },
             seconds=elapsed,
-            first_token_seconds=first_token,
-            stopped=stopped,
+            first_token_seconds=state.first_token,
+            stopped=state.stopped,
+            retried=len(cut),
+            notes=notes,
         )
 
     def close(self) -> None:

@@ -49,153 +49,67 @@ How generation works:
   inside (including by a callback) propagates to the caller.
 * Tuning knobs on a loaded backend: ``logit_bias`` ({token id: bias}, e.g. -inf bans a token)
   and ``plain_stops`` (the plain format's stop strings).
+
+The work is split by job, one module each; this one holds the batch loop that ties them:
+:mod:`.loading` (folders, GGUF files, the cache, int8, warm-up), :mod:`.prompting` (chat
+templates, the plain format, end-of-turn tokens), :mod:`.decoding` (prefill and decoding
+steps, the CUDA fast path), :mod:`.sampling` (one draw per row from its own generator),
+:mod:`.streaming` (incremental detokenizing, what ``on_token`` gets) and :mod:`.runtime`
+(environment defaults, set by the model process before torch is imported, never at import
+time here; CPU threads).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# OpenMP threads that sleep when they wait instead of spinning: with all cores in use, a busy
-# GUI thread or another program otherwise makes every parallel region wait for a descheduled
-# spinner (measured on 2 cores with one other busy process: 0.6 s per decoding step instead of
-# 0.15). Costs ~20% on an otherwise idle machine; set OMP_WAIT_POLICY=ACTIVE to prefer that.
-# Only effective when torch is first imported here.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
 
-import torch  # noqa: E402
-
-# PreTrainedModel: imports transformers' model-loading machinery now, not during the first load
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel  # noqa: E402,F401
-from transformers.utils import logging as _hf_logging  # noqa: E402
-
-from hitl_desktop.core.backends import cache, gguf_files, memory, model_files  # noqa: E402
-from hitl_desktop.core.backends.base import (  # noqa: E402
+from hitl_desktop.core.backends import cache, gguf_files, loading, prompting, sampling, streaming
+from hitl_desktop.core.backends.base import (
     GeneratedText,
     GenerationResult,
     ModelError,
-    NotEnoughMemory,
     ProgressCallback,
     SamplingParams,
     StopCallback,
     TokenCallback,
-    short_error,
 )
-from hitl_desktop.core.backends.devices import choose_device  # noqa: E402
-from hitl_desktop.core.backends.int8 import quantize_linears, supported  # noqa: E402
-from hitl_desktop.core.backends.lean_gemma3 import LeanCache, LeanGemma3  # noqa: E402
-from hitl_desktop.core.backends.lean_gemma3 import enabled as _lean_enabled  # noqa: E402
-from hitl_desktop.core.backends.lean_gemma3 import supports as _lean_supports  # noqa: E402
+from hitl_desktop.core.backends.decoding import STATIC_CACHE_MIN, DecodingMixin, forward_keywords
+from hitl_desktop.core.backends.decoding import fast_decode_default as _fast_decode_default
+from hitl_desktop.core.backends.decoding import warm_up as _warm_up
+from hitl_desktop.core.backends.devices import choose_device
+from hitl_desktop.core.backends.lean_gemma3 import LeanGemma3
+from hitl_desktop.core.backends.lean_gemma3 import enabled as _lean_enabled
+from hitl_desktop.core.backends.lean_gemma3 import supports as _lean_supports
+from hitl_desktop.core.backends.loading import DTYPES
 from hitl_desktop.core.backends.plain import PLAIN_STOPS, format_plain, held_back
-from hitl_desktop.core.types import Message  # noqa: E402
+from hitl_desktop.core.backends.prompting import END_OF_TURN_TOKENS, PLAIN_FORMAT_DOC
+from hitl_desktop.core.backends.runtime import THREADS_ENV
+from hitl_desktop.core.backends.runtime import cpu_threads as _cpu_threads
+from hitl_desktop.core.backends.streaming import Row as _Row
+from hitl_desktop.core.types import Message
 
 __all__ = [
     "DTYPES",
+    "END_OF_TURN_TOKENS",
     "PLAIN_FORMAT_DOC",
+    "PLAIN_STOPS",
+    "STATIC_CACHE_MIN",
+    "THREADS_ENV",
     "TransformersBackend",
     "format_plain",
+    "held_back",
     "load_backend",
 ]
 
-DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 
-#: Roles as written in the plain format for base models.
-PLAIN_FORMAT_DOC = "System: ...\\n\\nUser: ...\\n\\nAssistant: ...\\n\\nUser: ...\\n\\nAssistant:"
-
-#: End-of-turn tokens of common chat templates; each one present in a vocabulary as a special
-#: token ends a row. ("</s>" is not one: Gemma has it as an HTML tag; where it is the EOS,
-#: the tokenizer's eos_token says so.)
-END_OF_TURN_TOKENS = (
-    "<end_of_turn>",
-    "<|im_end|>",
-    "<|eot_id|>",
-    "<|eom_id|>",
-    "<|end|>",
-    "<|endoftext|>",
-    "<|end_of_text|>",
-    "<|return|>",
-)
-
-#: First candidates considered for top-p before widening to the whole vocabulary.
-_NUCLEUS_STEPS = (256, 4096)
-#: The smallest static KV cache (CUDA fast path), in tokens; a larger one doubles it until the
-#: prompt and the answer fit (see TransformersBackend._prefill).
-STATIC_CACHE_MIN = 256
-
-# all cores (torch's default is the physical ones, and interop threads are not used)
-torch.set_num_threads(max(1, os.cpu_count() or 1))
-# no tqdm bars of transformers' own while loading: on_progress reports instead
-_hf_logging.disable_progress_bar()
-#: Threads for one generate() call on the CPU: a number, or "auto" (:func:`_cpu_threads`).
-THREADS_ENV = "HITL_CPU_THREADS"
-
-
-def _cpu_threads(cores: int | None = None) -> int:
-    """Threads for a generation on the CPU: ``HITL_CPU_THREADS`` when set, else the cores
-    that other programs leave idle right now (at least one). A decoding step is some 2000
-    small parallel regions; a thread that has to wait for a core at each of them makes the
-    step several times slower than one thread alone (measured on 2 cores with other
-    programs busy: 660 ms per step with 2 threads against 160 ms with 1). The busy cores are
-    the runnable tasks of ``/proc/loadavg`` (median of 3 looks, this thread excluded); where
-    it cannot be read, every core. The texts do not depend on the number of threads (the
-    int8 sums are exact; checked on the embedded model)."""
-    cores = max(1, cores or os.cpu_count() or 1)
-    wanted = os.environ.get(THREADS_ENV, "").strip()
-    if wanted and wanted != "auto":
-        try:
-            return max(1, int(wanted))
-        except ValueError:
-            pass
-    if cores == 1:
-        return 1
-    looks = []
-    try:
-        for i in range(3):
-            if i:
-                time.sleep(0.002)
-            with open("/proc/loadavg", encoding="ascii") as f:
-                looks.append(int(f.read().split()[3].split("/")[0]))
-    except (OSError, ValueError, IndexError):
-        return cores
-    busy = max(0, sorted(looks)[1] - 1)
-    return max(1, min(cores, cores - busy))
-
-
-_TRAILING = re.compile(r"[\s\ufffd]+$")
-
-
-def _tidy(text: str) -> str:
-    """What is shown: no surrounding white space and no trailing U+FFFD (half a character, or
-    an undecodable byte that would otherwise end the text)."""
-    return _TRAILING.sub("", text.lstrip())
-
-
-@dataclass
-class _Row:
-    """One candidate being written."""
-
-    index: int
-    seed: int
-    generator: torch.Generator
-    ids: list[int] = field(default_factory=list)
-    text: str = ""  # decoded so far (complete characters only)
-    prefix_offset: int = 0
-    read_offset: int = 0
-    shown: str = ""  # last text given to on_token
-    finish: str | None = None
-    seconds: float = 0.0
-
-
-class TransformersBackend:
+class TransformersBackend(DecodingMixin):
     """A causal LM and its tokenizer, generating K candidates per call. See the module doc."""
 
     def __init__(
@@ -233,10 +147,10 @@ class TransformersBackend:
         self._decoder = getattr(tokenizer, "backend_tokenizer", None)
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         #: Token ids that end a candidate (EOS and the chat template's end of turn).
-        self.eos_ids = {i for i in self._find_eos_ids() if 0 <= i < self.vocab_size}
+        self.eos_ids = {i for i in prompting.find_eos_ids(tokenizer, model) if 0 <= i < self.vocab_size}
         self.pad_id = self._first_int(tokenizer.pad_token_id, *sorted(self.eos_ids), 0)
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
-        self._keep_kw, self._cache_kw = _forward_keywords(model)
+        self._keep_kw, self._cache_kw = forward_keywords(model)
         #: The lean CPU decoding step of a Gemma 3 text model (:mod:`.lean_gemma3`); None:
         #: transformers' step (other models, other devices, ``HITL_LEAN_DECODE=0``).
         self.lean: LeanGemma3 | None = None
@@ -261,26 +175,11 @@ class TransformersBackend:
         ``cache_dir``: the conversion cache root for a ``.gguf`` file (converted once to a
         bf16 folder there); None loads the GGUF directly (dequantised on every load, slow).
         ``warmup``: run one tiny batch so the first real generation starts at full speed.
+        (:func:`.loading.load`.)
         """
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
-        progress = on_progress or (lambda f, m: None)
-        path = Path(path).expanduser()
-        root = Path(cache_dir).expanduser() if cache_dir is not None else None
-        info = model_files.check_model_path(path)  # ModelError: missing, not a model, truncated...
-        try:
-            if info is None:  # a folder
-                return cls._load_folder(path, dtype, progress, warmup, root, device=device)
-            if root is None:
-                return cls._load_gguf(path, info, dtype, progress, warmup, device=device)
-            need = int(info.parameters * DTYPES[dtype].itemsize * 1.2)
-            memory.check_memory(path, need, "loading it")
-            sha = cache.file_sha256(path, root=root)
-            return cls._load_cached(
-                lambda: path, sha, path.stem, root, dtype, progress, warmup, device=device
-            )
-        except OSError as e:  # unreadable file or folder (permissions, I/O error)
-            raise ModelError(f"{path}: cannot read the model: {e.strerror or e}") from None
+        return loading.load(
+            cls, path, dtype=dtype, on_progress=on_progress, cache_dir=cache_dir, warmup=warmup, device=device
+        )
 
     @classmethod
     def _load_cached(
@@ -295,156 +194,7 @@ class TransformersBackend:
         *,
         device: str = "cpu",
     ) -> TransformersBackend:
-        """Load the converted folder of a GGUF (``gguf()`` gives the file), converting it first
-        if needed; a damaged cache entry is converted again, once."""
-        first, then = _two_stages(progress)
-        for attempt in (1, 2):
-            folder = cache.lookup(sha, root)
-            if folder is None:
-                if attempt == 1:
-                    first(0.0, f"Preparing {name}")
-                folder = cache.ensure_converted(
-                    gguf(),
-                    converter=gguf_files.convert_gguf,
-                    sha256=sha,
-                    root=root,
-                    on_progress=first,
-                    name=name,
-                )
-            try:
-                return cls._load_folder(folder, dtype, then, warmup, root, device=device)
-            except NotEnoughMemory:
-                raise
-            except ModelError:
-                if attempt == 2:
-                    raise
-                shutil.rmtree(folder, ignore_errors=True)  # damaged: convert again
-        raise AssertionError("unreachable")
-
-    @classmethod
-    def _load_folder(
-        cls,
-        path: Path,
-        dtype: str,
-        progress: ProgressCallback,
-        warmup: bool,
-        root: Path | None,
-        *,
-        device: str = "cpu",
-    ) -> TransformersBackend:
-        weights, params = model_files.folder_weights(path)  # ModelError: not a model folder...
-        memory.check_memory(path, int(params * DTYPES[dtype].itemsize * 1.2), "loading it")
-        source = cache.read_source(path)
-        if source and source.get("sha256"):
-            name, revision = str(source.get("name") or path.name), str(source["sha256"])
-        else:
-            name = path.name
-            progress(0.0, f"Checking {path.name}")
-            try:
-                revision = cache.files_sha256(
-                    [path / "config.json", *weights], base=path, root=root
-                )
-            except OSError as e:
-                raise ModelError(f"{path}: cannot read the model files: {e}") from None
-        try:
-            progress(0.05, f"Loading the tokenizer of {name}")
-            tokenizer = gguf_files.converted_tokenizer(path, source) or (
-                AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            )
-            progress(0.6, f"Loading {name}")
-            model = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, dtype=DTYPES[dtype]
-            )
-        except MemoryError:
-            raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
-        except Exception as e:  # noqa: BLE001 - many failure modes inside transformers
-            raise ModelError(f"{path}: cannot load the model ({short_error(e)})") from None
-        return cls._finish(
-            model,
-            tokenizer,
-            name=name,
-            revision=revision,
-            dtype=dtype,
-            path=path,
-            progress=progress,
-            warmup=warmup,
-            device=device,
-        )
-
-    @classmethod
-    def _load_gguf(
-        cls,
-        path: Path,
-        info: gguf_files.GgufInfo,
-        dtype: str,
-        progress: ProgressCallback,
-        warmup: bool,
-        *,
-        device: str = "cpu",
-    ) -> TransformersBackend:
-        memory.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
-        progress(0.0, f"Checking {path.name}")
-        revision = cache.file_sha256(path)
-        model, tokenizer = gguf_files.read_gguf(path, dtype=DTYPES[dtype], progress=progress)
-        return cls._finish(
-            model,
-            tokenizer,
-            name=path.stem,
-            revision=revision,
-            dtype=dtype,
-            path=path,
-            progress=progress,
-            warmup=warmup,
-            device=device,
-        )
-
-    @classmethod
-    def _finish(
-        cls,
-        model: Any,
-        tokenizer: Any,
-        *,
-        name: str,
-        revision: str,
-        dtype: str,
-        path: Path,
-        progress: ProgressCallback,
-        warmup: bool,
-        device: str = "cpu",
-    ) -> TransformersBackend:
-        """The backend over a loaded model; ``warmup`` runs it once, so a model that loads but
-        cannot run fails here, with a ModelError naming the path."""
-        model.eval()
-        quantized = device == "cpu" and _int8_wanted(DTYPES[dtype])
-        if quantized:
-            progress(0.8, f"Preparing {name} for the CPU")
-            quantize_linears(model)
-        if device != "cpu":
-            progress(0.85, f"Moving {name} to {device}")
-            try:
-                model.to(device)
-            except Exception as e:  # noqa: BLE001 - out of device memory, a missing kernel...
-                raise ModelError(f"{path}: cannot move the model to {device} ({short_error(e)})") from None
-        tokenizer.padding_side = "left"
-        backend = cls(
-            model, tokenizer, name=name, revision=revision, dtype=dtype, path=path, device=device
-        )
-        backend.weights = "int8" if quantized else dtype
-        if warmup:
-            progress(0.9, "Warming up")
-            try:
-                backend.warmup()
-            except MemoryError:
-                raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
-            except Exception as e:  # noqa: BLE001
-                raise ModelError(f"{path}: the model loads but does not run ({short_error(e)})") from None
-            if backend.fast_decode and device.startswith("cuda"):
-                progress(0.92, f"Compiling {name} for the GPU (up to a minute the first time)")
-                failed = backend.compile_fast_path()
-                if failed:
-                    progress(0.98, f"{name}: the GPU fast path is off ({failed}); decoding eagerly")
-        progress(1.0, f"{name} ready")
-        return backend
+        return loading.load_cached(cls, gguf, sha, name, root, dtype, progress, warmup, device=device)
 
     def warmup(self) -> None:
         """One tiny prompt and decoding step: the CPU kernels get set up before the first request."""
@@ -455,34 +205,11 @@ class TransformersBackend:
                     _, past = self._prefill([self.pad_id] * 2, 2, 1)
                     self._step([self.pad_id] * 2, past)
 
-    def compile_fast_path(self) -> str | None:
-        """Compile the fast path's decoding step now (while the model loads), not at the first
-        request. Where it cannot be compiled here, the fast path is turned off (eager decoding
-        still works) and the reason is returned; None when it is ready.
-
-        Two shapes (2 lines and the smallest cache, then 3 lines and the next cache size) make
-        torch.compile treat the batch and the cache length as dynamic, so later requests of any
-        K and prompt length only record their CUDA graph (under a second) instead of compiling
-        (20-35 s each on an H100 or H200; see the README's GPU figures)."""
-        with self._lock, torch.inference_mode():
-            try:
-                for width, length in ((2, 8), (3, STATIC_CACHE_MIN)):
-                    prompt = [self.pad_id] * length
-                    _, past = self._prefill(prompt, width, 2)
-                    for _ in range(3):  # CUDA graphs are recorded at the second or third call
-                        _, past = self._step([self.pad_id] * width, past)
-                self._static_cache = None  # not kept: a request makes its own
-            except Exception as e:  # noqa: BLE001 - an old card, a missing compiler: eager still works
-                self.fast_decode, self._compiled, self._static_cache = False, None, None
-                # torch.compile wraps the compiler's own error, whose message says what failed
-                return short_error(getattr(e, "inner_exception", None) or e)
-        return None
-
     # --------------------------------------------------------------------------------- prompt
 
     @property
     def has_chat_template(self) -> bool:
-        return bool(getattr(self.tokenizer, "chat_template", None))
+        return prompting.has_chat_template(self.tokenizer)
 
     @property
     def prompt_format(self) -> str:
@@ -490,37 +217,14 @@ class TransformersBackend:
         return "chat_template" if self.has_chat_template else "plain"
 
     def format_prompt(self, conversation: Sequence[Message]) -> str:
-        """The text the model is given: chat template, or the plain format for a base model.
-
-        A template that refuses a system turn (Gemma's older ones raise) gets the system text
-        folded into the first user turn instead. Raises ModelError when the template refuses
-        the conversation anyway (e.g. roles that do not alternate).
-        """
-        if not self.has_chat_template:
-            return format_plain(conversation)
-        messages = [{"role": m.role, "content": m.content} for m in conversation]
-        try:
-            return self._apply_template(messages)
-        except Exception as e:  # noqa: BLE001 - a template raises whatever it likes
-            folded = _fold_system(messages)
-            if folded is not None:
-                try:
-                    return self._apply_template(folded)
-                except Exception:  # noqa: BLE001 - report the first refusal
-                    pass
-            raise ModelError(
-                f"{self.path or self.name}: the chat template refused the conversation ({short_error(e)})"
-            ) from None
-
-    def _apply_template(self, messages: list[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        """The text the model is given: chat template, or the plain format for a base model
+        (:func:`.prompting.format_prompt`). Raises ModelError when the template refuses the
+        conversation (e.g. roles that do not alternate)."""
+        return prompting.format_prompt(self.tokenizer, conversation, label=self.path or self.name)
 
     def encode_prompt(self, conversation: Sequence[Message]) -> list[int]:
         """Token ids of the prompt (a chat template writes its own BOS; the plain format gets one)."""
-        text = self.format_prompt(conversation)
-        return list(self.tokenizer(text, add_special_tokens=not self.has_chat_template).input_ids)
+        return prompting.encode_prompt(self.tokenizer, conversation, label=self.path or self.name)
 
     @property
     def stop_strings(self) -> tuple[str, ...]:
@@ -664,71 +368,6 @@ class TransformersBackend:
             logits, past = self._step(tokens, past)
         return self._result(result, rows, start, stopped)
 
-    @staticmethod
-    def _static(past: Any) -> bool:
-        return not hasattr(past, "batch_select_indices") or type(past).__name__ == "StaticCache"
-
-    def _forward(self, input_ids: torch.Tensor, past: Any, *, compiled: bool = False) -> tuple[torch.Tensor, Any]:
-        """One forward pass: the last position's logits (float32) and the cache. On CUDA the
-        logits stay on the card: the sampling narrows them there and brings only the few tokens
-        it draws from to the CPU (measured: 9.9 -> 7.4 ms per step, 8B on an H200); elsewhere
-        (the CPU, MPS, untested for this) they are on the CPU."""
-        model = self._compiled if compiled and self._compiled is not None else self.model
-        kw = {self._cache_kw: past} if past is not None else {}
-        out = model(input_ids=input_ids, use_cache=True, **kw, **self._keep_kw)
-        cache_out = getattr(out, "cache", None)
-        if cache_out is None:
-            cache_out = getattr(out, "past_key_values", None)
-        logits = out.logits[:, -1, :].float()
-        return (logits if self.device.startswith("cuda") else logits.cpu()), cache_out
-
-    def _step(self, tokens: list[int], past: Any) -> tuple[torch.Tensor, Any]:
-        """One decoding step: one token for every line of the batch."""
-        if isinstance(past, LeanCache) and self.lean is not None:
-            return self.lean.step(torch.tensor(tokens), past), past
-        ids = torch.tensor(tokens, device=self.device).unsqueeze(1)
-        return self._forward(ids, past, compiled=self.fast_decode)
-
-    def _prefill(self, prompt: list[int], width: int, max_new: int) -> tuple[torch.Tensor, Any]:
-        """Run the prompt once and give its KV cache ``width`` lines: (last logits, cache).
-
-        With ``fast_decode`` the cache is a StaticCache sized for the prompt and the answer,
-        rounded up to a power of two from :data:`STATIC_CACHE_MIN` tokens (so a session meets
-        few sizes, and attention reads at most twice the tokens it needs), and the decoding step
-        is compiled (on CUDA) on first use: by :meth:`compile_fast_path` while the model loads.
-        The compiled step treats sizes as static until a second size comes, then compiles once
-        for any size (torch.compile's automatic dynamic shapes). The last StaticCache is
-        kept and reset for the next request of the same shape: the same tensors at the same
-        addresses, so the compiled step and its CUDA graph are reused."""
-        if self.fast_decode:
-            from transformers import StaticCache
-
-            size = STATIC_CACHE_MIN
-            while size < len(prompt) + max_new + 1:
-                size *= 2
-            if self.max_positions:
-                size = min(size, int(self.max_positions))
-            if self._static_cache is not None and self._static_cache[0] == (width, size):
-                past = self._static_cache[1]
-                past.reset()
-            else:
-                self._static_cache = None  # one static cache at a time (its memory)
-                past = StaticCache(config=_all_layers_full(self.model.config), max_cache_len=size)
-                self._static_cache = ((width, size), past)
-            if self._compiled is None and self.device.startswith("cuda"):
-                self._compiled = torch.compile(self.model, mode="reduce-overhead")
-            ids = torch.tensor([prompt] * width, device=self.device)
-            logits, _ = self._forward(ids, past)
-            return logits, past
-        logits, past = self._forward(torch.tensor([prompt], device=self.device), None)
-        if self.lean is not None and hasattr(past, "layers"):
-            return logits.expand(width, -1), self.lean.cache_from(past, width, max_new + 1)
-        if hasattr(past, "batch_repeat_interleave"):
-            past.batch_repeat_interleave(width)
-            return logits.expand(width, -1), past
-        # a cache that cannot be copied: run the prompt for every line
-        return self._forward(torch.tensor([prompt] * width, device=self.device), None)
-
     def _result(
         self, result: GenerationResult, rows: list[_Row], start: float, stopped: bool
     ) -> GenerationResult:
@@ -747,7 +386,7 @@ class TransformersBackend:
         result.stopped = stopped
         return result
 
-    # ------------------------------------------------------------------------------- sampling
+    # ------------------------------------------------------------------- sampling, streaming
 
     def _sample(
         self,
@@ -756,75 +395,10 @@ class TransformersBackend:
         generators: list[torch.Generator],
         seen: torch.Tensor | None,
     ) -> list[int]:
-        """One token per row: bias, repetition penalty, temperature, top-k, top-p, then one draw
-        from the row's own generator (inverse CDF over the kept tokens, most likely first).
+        """One token per row (:func:`.sampling.sample`), with this backend's ``logit_bias``."""
+        return sampling.sample(logits, params, generators, seen, self.logit_bias)
 
-        The whole-vocabulary work runs where the logits are (the card, for a model on CUDA);
-        only the kept tokens (top-k, or the nucleus's first 256...) come to the CPU for the
-        draw, so a step moves a few kilobytes, not the K x vocabulary logits."""
-        where = logits.device
-        if self.logit_bias:
-            ids = torch.tensor(list(self.logit_bias), dtype=torch.long, device=where)
-            logits = logits.clone()
-            bias = torch.tensor(list(self.logit_bias.values()), dtype=logits.dtype, device=where)
-            logits[:, ids] += bias
-        if seen is not None:
-            p = float(params.repetition_penalty)
-            logits = torch.where(seen, torch.where(logits > 0, logits / p, logits * p), logits)
-        if params.temperature <= 1e-5:
-            return logits.argmax(dim=-1).tolist()
-        logits = logits / float(params.temperature)
-        vocab = logits.shape[-1]
-        top_k = int(params.top_k) if 0 < int(params.top_k) < vocab else 0
-        top_p = float(params.top_p) if 0.0 < float(params.top_p) < 1.0 else 1.0
-        draws = [float(torch.rand(1, generator=g)) for g in generators]
-        if top_k == 0 and top_p >= 1.0:  # the whole distribution, in vocabulary order
-            probs = torch.softmax(logits, dim=-1)
-            cdf = probs.cumsum(dim=-1)
-            u = torch.tensor(draws, dtype=cdf.dtype, device=where).unsqueeze(1) * cdf[:, -1:]
-            picks = torch.searchsorted(cdf, u, right=True).clamp_(max=vocab - 1)
-            return picks.squeeze(1).tolist()
-        if top_k:
-            vals, idx = logits.topk(top_k, dim=-1)
-            # top-p then applies to the renormalised top-k
-            probs, idx = torch.softmax(vals, dim=-1).cpu(), idx.cpu()
-            return [self._draw(probs[r], idx[r], top_p, draws[r]) for r in range(len(draws))]
-        # top-p: look at the most likely 256 tokens first, further only for rows that need it
-        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-        rows_left = list(range(logits.shape[0]))
-        found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for n in (*_NUCLEUS_STEPS, vocab):
-            n = min(n, vocab)
-            sub = logits if len(rows_left) == logits.shape[0] else logits[rows_left]
-            vals, idx = sub.topk(n, dim=-1) if n < vocab else sub.sort(dim=-1, descending=True)
-            probs = torch.exp(vals - lse[rows_left])
-            mass = probs.sum(dim=-1).tolist()
-            probs, idx = probs.cpu(), idx.cpu()
-            still = []
-            for j, r in enumerate(rows_left):
-                if mass[j] >= top_p or n == vocab:
-                    found[r] = (probs[j], idx[j])
-                else:
-                    still.append(r)
-            rows_left = still
-            if not rows_left:
-                break
-        return [self._draw(*found[r], top_p, draws[r]) for r in range(logits.shape[0])]
-
-    @staticmethod
-    def _draw(probs: torch.Tensor, ids: torch.Tensor, top_p: float, u: float) -> int:
-        """Inverse-CDF draw among the top-p prefix of ``probs`` (sorted, most likely first)."""
-        cdf = probs.double().cumsum(dim=0)
-        if top_p < 1.0:
-            # the smallest prefix whose mass reaches top_p (the crossing token included)
-            threshold = torch.tensor([min(top_p, float(cdf[-1]))], dtype=cdf.dtype)
-            n = int(torch.searchsorted(cdf, threshold).item()) + 1
-            cdf = cdf[: min(n, cdf.shape[0])]
-        target = torch.tensor([u * float(cdf[-1])], dtype=cdf.dtype)
-        j = int(torch.searchsorted(cdf, target, right=True).item())
-        return int(ids[min(j, cdf.shape[0] - 1)])
-
-    # ------------------------------------------------------------------------------ streaming
+    _draw = staticmethod(sampling.draw)
 
     def _decode(self, ids: list[int]) -> str:
         if self._decoder is not None:
@@ -832,40 +406,13 @@ class TransformersBackend:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def _advance(self, row: _Row, stops: Sequence[str], *, final: bool = False) -> None:
-        """Decode the newest token(s) of a row: only a short window, complete characters only
-        (``final``: the row is done, a trailing half character is dropped)."""
-        prefix = self._decode(row.ids[row.prefix_offset : row.read_offset])
-        full = self._decode(row.ids[row.prefix_offset :])
-        if final:
-            full = full.rstrip("\ufffd")
-        elif full.endswith("\ufffd"):
-            return  # half a character: wait for the rest
-        if len(full) > len(prefix):
-            old = len(row.text)
-            row.text += full[len(prefix) :]
-            row.prefix_offset, row.read_offset = row.read_offset, len(row.ids)
-            for stop in stops:
-                at = row.text.find(stop, max(0, old - len(stop) + 1))
-                if at >= 0:
-                    row.text = row.text[:at]
-                    row.finish = "eos"
+        streaming.advance(row, self._decode, stops, final=final)
 
     def _show(self, row: _Row, stops: Sequence[str], on_token: TokenCallback | None) -> None:
-        """Give on_token the row's visible text if it grew: a finished row's whole text, else
-        the text without a trailing start of a stop string."""
-        visible = _tidy(row.text if row.finish else held_back(row.text, stops))
-        if visible != row.shown:
-            row.shown = visible
-            if on_token is not None:
-                on_token(row.index, visible)
+        streaming.show(row, stops, on_token)
 
     def _flush(self, row: _Row, stops: Sequence[str], on_token: TokenCallback | None) -> None:
-        """A finished row: decode what is left (dropping half a character), show the final text."""
-        if row.read_offset < len(row.ids):
-            self._advance(row, stops, final=True)
-        self._show(row, stops, on_token)
-
-    # --------------------------------------------------------------------------------- tokens
+        streaming.flush(row, self._decode, stops, on_token)
 
     @staticmethod
     def _first_int(*values: Any) -> int:
@@ -873,152 +420,6 @@ class TransformersBackend:
             if isinstance(v, int):
                 return v
         return 0
-
-    def _find_eos_ids(self) -> set[int]:
-        """Ids that end a candidate: the tokenizer's EOS, the model's (generation) config EOS
-        ids, the token the chat template writes after an assistant turn, and any of the
-        common end-of-turn tokens (:data:`END_OF_TURN_TOKENS`) the vocabulary has."""
-        ids: set[int] = set()
-
-        def add(v: Any) -> None:
-            if isinstance(v, int):
-                ids.add(v)
-            elif isinstance(v, (list, tuple, set)):
-                for x in v:
-                    add(x)
-
-        add(self.tokenizer.eos_token_id)
-        add(getattr(getattr(self.model, "generation_config", None), "eos_token_id", None))
-        add(getattr(self.model.config, "eos_token_id", None))
-        add(self._template_end_of_turn())
-        special = self._special_ids()
-        for token in END_OF_TURN_TOKENS:
-            tid = self.tokenizer.convert_tokens_to_ids(token)
-            if isinstance(tid, int) and tid in special and tid != self.tokenizer.unk_token_id:
-                ids.add(tid)
-        return ids
-
-    def _special_ids(self) -> set[int]:
-        """Ids of the special tokens: the tokenizer's named ones and its added tokens."""
-        special = set(getattr(self.tokenizer, "all_special_ids", None) or [])
-        special |= set(getattr(self.tokenizer, "added_tokens_decoder", None) or {})
-        return special
-
-    def _template_end_of_turn(self) -> int | None:
-        """The special token the chat template writes right after an assistant message
-        (``<end_of_turn>``, ``<|eot_id|>``, ``<|im_end|>``, ``</s>``...), found by rendering a
-        short conversation; None without a template or when it writes none there."""
-        if not self.has_chat_template:
-            return None
-        marker = "HITLxMARKERx7"
-        try:
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": marker}],
-                tokenize=False,
-            )
-        except Exception:  # noqa: BLE001 - a template that cannot render this has no answer
-            return None
-        at = text.rfind(marker) if isinstance(text, str) else -1
-        if at < 0:
-            return None
-        after = self.tokenizer(text[at + len(marker) :], add_special_tokens=False).input_ids
-        special = self._special_ids()
-        for tid in after:
-            if tid in special:
-                return int(tid)
-            if self.tokenizer.decode([tid]).strip():
-                return None  # text before any special token: no end-of-turn token
-        return None
-
-
-# --------------------------------------------------------------------------------- helpers
-
-
-def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]] | None:
-    """The conversation with its system text put at the start of the first user turn (for
-    templates without a system role); None when there is no system turn to fold."""
-    system = [m["content"].strip() for m in messages if m["role"] == "system"]
-    rest = [dict(m) for m in messages if m["role"] != "system"]
-    if not system:
-        return None
-    text = "\n\n".join(t for t in system if t)
-    for m in rest:
-        if m["role"] == "user":
-            m["content"] = f"{text}\n\n{m['content']}" if text else m["content"]
-            return rest
-    return [{"role": "user", "content": text}, *rest]
-
-
-def _all_layers_full(config: Any) -> Any:
-    """``config`` with every sliding-window (or chunked) layer's cache made a full one, for a
-    StaticCache that a compiled step can reuse.
-
-    transformers' static sliding-window cache layer counts its length in a Python int, which
-    torch.compile guards on: a model with such layers (Gemma 3, the embedded model) recompiled
-    at every step until it gave up, 2.5 minutes on an H200, and then ran eager. A full static
-    layer counts in a tensor; the model's own sliding-window mask still hides the tokens out of
-    the window, so the attention is the same; the cost is that those layers keep the whole
-    prompt and answer rather than the window's last tokens (for Gemma 3 270M, one KV head of
-    256: 18 kB per token and line over all layers)."""
-    import copy
-
-    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
-    types = getattr(text, "layer_types", None)
-    if not types or all(t == "full_attention" for t in types):
-        return config
-    full = copy.deepcopy(text)
-    full.layer_types = ["full_attention" if t in _WINDOWED else t for t in types]
-    return full
-
-
-_WINDOWED = ("sliding_attention", "chunked_attention")
-
-
-def _forward_keywords(model: Any) -> tuple[dict[str, Any], str]:
-    """({"logits_to_keep": 1} where the model takes it, the KV cache's keyword): transformers
-    5.x names the cache ``cache`` (``past_key_values`` is deprecated there), 4.x
-    ``past_key_values``."""
-    import inspect
-
-    try:
-        names = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return {}, "past_key_values"
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in names else {}
-    return keep, ("cache" if "cache" in names else "past_key_values")
-
-
-def _warm_up(model: Any, device: str = "cpu", cache_kw: str = "cache") -> None:
-    """A 2-token prompt, then one decoding step for two rows (what generate runs first)."""
-    token = model.config.pad_token_id if isinstance(model.config.pad_token_id, int) else 0
-    with torch.inference_mode():
-        out = model(input_ids=torch.tensor([[token, token]], device=device), use_cache=True)
-        past = getattr(out, "cache", None)
-        if past is None:
-            past = getattr(out, "past_key_values", None)
-        if hasattr(past, "batch_repeat_interleave"):
-            past.batch_repeat_interleave(2)
-            ids = torch.tensor([[token], [token]], device=device)
-            model(input_ids=ids, use_cache=True, **{cache_kw: past})
-
-
-def _int8_wanted(dtype: torch.dtype) -> bool:
-    """Int8 weights for a bf16 model on the CPU (:mod:`.int8`), unless ``HITL_CPU_INT8=0``."""
-    return os.environ.get("HITL_CPU_INT8", "").strip() != "0" and supported(dtype)
-
-
-def _two_stages(progress: ProgressCallback) -> tuple[ProgressCallback, ProgressCallback]:
-    """Progress for a conversion (0-0.9) then a load (0.9-1, or 0-1 when nothing was converted)."""
-    used = [False]
-
-    def first(f: float, message: str) -> None:
-        used[0] = True
-        progress(0.9 * f, message)
-
-    def then(f: float, message: str) -> None:
-        progress(0.9 + 0.1 * f if used[0] else f, message)
-
-    return first, then
 
 
 # ------------------------------------------------------------------------------- default model
@@ -1061,10 +462,3 @@ def load_backend(
     return TransformersBackend.load(
         path, dtype=dtype, on_progress=progress, cache_dir=root, device=choice.device
     )
-
-
-def _fast_decode_default(device: str) -> bool:
-    switch = os.environ.get("HITL_FAST_DECODE", "").strip()
-    if switch in ("0", "1"):
-        return switch == "1"
-    return device.startswith("cuda")

@@ -1,0 +1,83 @@
+"""The process settings a local model runs under: environment defaults and CPU threads.
+
+Nothing here runs at import time (and nothing imports torch): the model process calls
+:func:`apply_model_environment` before it first imports torch and transformers
+(``process._child_main``), a script that loads a model in its own process calls it first too
+(the benchmarks), and the loader calls :func:`configure_torch` when a model loads.
+
+* :data:`MODEL_ENVIRONMENT`: the defaults (a variable already set is left as it is):
+  ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` (the app never downloads; every load is
+  ``local_files_only`` anyway), ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads that sleep when
+  they wait instead of spinning. With all cores in use, a busy GUI thread or another program
+  otherwise makes every parallel region wait for a descheduled spinner (measured on 2 cores
+  with one other busy process: 0.6 s per decoding step instead of 0.15). Costs ~20% on an
+  otherwise idle machine; set ``OMP_WAIT_POLICY=ACTIVE`` to prefer that. Only effective
+  before torch is first imported.
+* :func:`cpu_threads`: the threads of one generation on the CPU (``HITL_CPU_THREADS``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import MutableMapping
+
+__all__ = ["MODEL_ENVIRONMENT", "THREADS_ENV", "apply_model_environment", "configure_torch", "cpu_threads"]
+
+MODEL_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+#: Threads for one generate() call on the CPU: a number, or "auto" (:func:`cpu_threads`).
+THREADS_ENV = "HITL_CPU_THREADS"
+
+
+def apply_model_environment(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Set each of :data:`MODEL_ENVIRONMENT` that is not set yet; returns what it set."""
+    env = os.environ if environ is None else environ
+    added = {k: v for k, v in MODEL_ENVIRONMENT.items() if k not in env}
+    env.update(added)
+    return added
+
+
+def configure_torch() -> None:
+    """When a model loads: torch on all cores (its default is the physical ones; a CPU
+    generation then picks its own count, :func:`cpu_threads`), and no tqdm bars of
+    transformers' own (``on_progress`` reports instead)."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    hf_logging.disable_progress_bar()
+
+
+def cpu_threads(cores: int | None = None) -> int:
+    """Threads for a generation on the CPU: ``HITL_CPU_THREADS`` when set, else the cores
+    that other programs leave idle right now (at least one). A decoding step is some 2000
+    small parallel regions; a thread that has to wait for a core at each of them makes the
+    step several times slower than one thread alone (measured on 2 cores with other
+    programs busy: 660 ms per step with 2 threads against 160 ms with 1). The busy cores are
+    the runnable tasks of ``/proc/loadavg`` (median of 3 looks, this thread excluded); where
+    it cannot be read, every core. The texts do not depend on the number of threads (the
+    int8 sums are exact; checked on the embedded model)."""
+    cores = max(1, cores or os.cpu_count() or 1)
+    wanted = os.environ.get(THREADS_ENV, "").strip()
+    if wanted and wanted != "auto":
+        try:
+            return max(1, int(wanted))
+        except ValueError:
+            pass
+    if cores == 1:
+        return 1
+    looks = []
+    try:
+        for i in range(3):
+            if i:
+                time.sleep(0.002)
+            with open("/proc/loadavg", encoding="ascii") as f:
+                looks.append(int(f.read().split()[3].split("/")[0]))
+    except (OSError, ValueError, IndexError):
+        return cores
+    busy = max(0, sorted(looks)[1] - 1)
+    return max(1, min(cores, cores - busy))
