@@ -327,8 +327,10 @@ def test_review_mode_records_an_adjudication_that_export_uses(qtbot, win, tmp_pa
     dialog.reject()
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     mine = [r for r in rows if r["prompt_id"] == adj.prompt_id]
-    assert {r["judgment_id"] for r in mine if r["source"] == "ranking"} == {adj.id}
-    assert {(r["chosen"], r["rejected"]) for r in mine if r["source"] == "ranking"} == {
+    # a lead's ruling says so (issue 19): source "adjudication", the adjudicator as its tutor
+    assert {r["judgment_id"] for r in mine if r["source"] == "adjudication"} == {adj.id}
+    assert {r["tutor"] for r in mine if r["source"] == "adjudication"} == {"lead"}
+    assert {(r["chosen"], r["rejected"]) for r in mine if r["source"] == "adjudication"} == {
         ("delta answer", t) for t in TEXTS[:3]
     } | {("alpha answer", "beta answer"), ("alpha answer", "gamma answer")}
     assert [r["tutor"] for r in mine if r["source"] == "correction"] == ["bob"] * 4
