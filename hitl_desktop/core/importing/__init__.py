@@ -30,7 +30,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import re
 import uuid
@@ -39,6 +38,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.importing.limits import (
+    MAX_CANDIDATES,
+    MAX_DEPTH,
+    MAX_LINE_BYTES,
+    MAX_MESSAGES,
+    MAX_NAME,
+    MAX_RATIONALE,
+    MAX_TEXT,
+    LimitError,
+    check_depth,
+    check_int,
+    check_length,
+    check_number,
+    check_strings,
+    may_be_deep,
+    shown,
+    size,
+)
 from hitl_desktop.core.layouts import LAYOUTS, RowError, detect_layout, to_record
 from hitl_desktop.core.ranking import (
     RankingError,
@@ -79,9 +96,9 @@ MAX_ERRORS_SHOWN = 20
 #: ``json.dumps(value, ensure_ascii=False)``, without building an encoder per call (ids are
 #: hashes of this text: it must never change)
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
-#: a JSON escape that can make a lone UTF-16 surrogate (\ud800-\udfff): only a line holding
-#: one needs its strings checked (a UTF-8 line cannot hold a surrogate otherwise)
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: a JSON escape that can make a lone UTF-16 surrogate (\ud800-\udfff) or a NUL: only a line
+#: holding one needs its strings checked (a UTF-8 line cannot hold either otherwise)
+_SUSPECT_TEXT = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
 
 ProgressCallback = Callable[[int, int], None]  # (bytes read, total bytes)
 
@@ -93,22 +110,55 @@ class LineError:
     message: str
 
 
-class ImportFileError(Exception):
-    """A file refused as a whole. ``errors`` lists every bad line found (up to a limit)."""
+#: characters ``str.splitlines`` breaks a line at: escaped in an error, which is one line
+_LINE_BREAKS = str.maketrans({c: f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+                              for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})  # fmt: skip
 
-    def __init__(self, path: str | os.PathLike[str], errors: list[LineError]) -> None:
+
+def _one_line(text: str, limit: int = 500) -> str:
+    """``text`` with its line breaks escaped, cut to ``limit`` characters."""
+    text = text.translate(_LINE_BREAKS)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class BadLines(list):
+    """The bad lines of a file: the first ``MAX_ERRORS_SHOWN`` kept, ``total`` counts them all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def append(self, error: LineError) -> None:  # type: ignore[override]
+        self.total += 1
+        if len(self) < MAX_ERRORS_SHOWN:
+            super().append(error)
+
+
+class ImportFileError(Exception):
+    """A file refused as a whole. ``errors`` lists the bad lines found (the first
+    ``MAX_ERRORS_SHOWN``), ``total`` counts them all."""
+
+    def __init__(self, path: str | os.PathLike[str], errors: list[LineError], total: int | None = None) -> None:
         self.path = str(path)
-        self.errors = errors
-        first = errors[0]
-        where = f"{self.path}:{first.line}" if first.line else self.path
-        more = f" (and {count(len(errors) - 1, 'more bad line')})" if len(errors) > 1 else ""
+        self.errors = [LineError(e.line, _one_line(e.field, 100), _one_line(e.message)) for e in errors]
+        self.total = max(len(errors), total if total is not None else getattr(errors, "total", 0))
+        first = self.errors[0]
+        where = f"{_one_line(self.path)}:{first.line}" if first.line else _one_line(self.path)
+        more = f" (and {count(self.total - 1, 'more bad line')})" if self.total > 1 else ""
         msg = f"{where}: {first.field}: {first.message}" if first.field else f"{where}: {first.message}"
         super().__init__(msg + more + "; nothing was imported")
 
+    def lines(self) -> list[str]:
+        """One line per bad line listed: ``file:line: field: message``."""
+        path = _one_line(self.path)
+        return [
+            f"{path}:{e.line}: {e.field + ': ' if e.field else ''}{e.message}" if e.line
+            else f"{path}: {e.field + ': ' if e.field else ''}{e.message}"
+            for e in self.errors
+        ]
+
     def details(self) -> str:
-        return "\n".join(
-            f"{self.path}:{e.line}: {e.field + ': ' if e.field else ''}{e.message}" for e in self.errors
-        )
+        return "\n".join(self.lines())
 
 
 @dataclass
@@ -130,11 +180,7 @@ class ImportSummary:
     fields_not_kept: dict[str, int] = field(default_factory=dict)
 
 
-class _RecordError(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+_RecordError = LimitError  # a bad field of a record: (field, message)
 
 
 @dataclass
@@ -186,61 +232,56 @@ def _expect(obj: dict[str, Any], key: str, types: type | tuple[type, ...], what:
     return value
 
 
-def _check_text(value: Any, path: str) -> None:
-    """Refuse strings SQLite cannot store: JSON escapes can make lone UTF-16 surrogates."""
-    if path == "":
-        try:  # the usual case, in one C call; walk the record only to name the bad field
-            _to_json(value).encode("utf-8")
-            return
-        except UnicodeEncodeError:
-            pass
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise _RecordError(path, f"holds a lone surrogate {value[e.start]!r} (broken \\u escape)") from None
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_text(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_text(v, f"{path}[{i}]")
+def _ranks_fit(ranks: list[int], field: str) -> None:
+    """Each rank at most the number of candidates (1 = best; ties share a rank)."""
+    n = len(ranks)
+    for i, r in enumerate(ranks):
+        if r > n:
+            raise _RecordError(f"{field}[{i}]", f"rank {shown(r)} is above the number of candidates ({n})")
 
 
 def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text: bool = True) -> _Record:
     if not isinstance(obj, dict):
         raise _RecordError("", f"a record must be a JSON object, not {type(obj).__name__}")
     if check_text:
-        _check_text(obj, "")
+        check_strings(obj)
     prompt = _expect(obj, "prompt", str, "a string")
     if prompt is None or not prompt.strip():
         raise _RecordError("prompt", "is missing or empty")
+    check_length(prompt, "prompt", MAX_TEXT)
     ext = _expect(obj, "id", (str, int), "a string")
-    ext = None if ext is None else str(ext)
+    ext = None if ext is None else check_length(str(ext), "id", MAX_NAME)
     if ext is not None and not ext.strip():
         raise _RecordError("id", "is empty")
     domain = _expect(obj, "domain", str, "a string") or default_domain or "general"
+    check_length(domain, "domain", MAX_NAME)
     domain = domain.strip().lower()
     if not domain:
         raise _RecordError("domain", "is empty")
 
     messages: list[Message] = []
     raw_messages = _expect(obj, "messages", list, "a list of {role, content} objects") or []
+    if len(raw_messages) > MAX_MESSAGES:
+        raise _RecordError("messages", f"has {len(raw_messages):,} turns, above the limit of {MAX_MESSAGES:,}")
     for i, m in enumerate(raw_messages):
         if not isinstance(m, dict):
             raise _RecordError(f"messages[{i}]", "must be an object with role and content")
         role, content = m.get("role"), m.get("content")
         if role not in ROLES:
-            raise _RecordError(f"messages[{i}].role", f"must be one of {', '.join(ROLES)}, not {role!r}")
+            raise _RecordError(f"messages[{i}].role", f"must be one of {', '.join(ROLES)}, not {shown(role)}")
         if not isinstance(content, str):
             raise _RecordError(f"messages[{i}].content", "must be a string")
+        check_length(content, f"messages[{i}].content", MAX_TEXT)
         messages.append(Message(role, content))
 
     candidates: list[tuple[str, str]] = []
     seeds: list[int | None] = []
     raw_cands = _expect(obj, "candidates", list, "a list") or []
+    if len(raw_cands) > MAX_CANDIDATES:
+        raise _RecordError("candidates", f"has {len(raw_cands):,} candidates, above the limit of {MAX_CANDIDATES}")
     for i, c in enumerate(raw_cands):
         if isinstance(c, str):
+            check_length(c, f"candidates[{i}]", MAX_TEXT)
             candidates.append((c, ""))
             seeds.append(None)
             continue
@@ -249,14 +290,16 @@ def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text
         text = c.get("text")
         if not isinstance(text, str):
             raise _RecordError(f"candidates[{i}].text", "is missing or not a string")
+        check_length(text, f"candidates[{i}].text", MAX_TEXT)
         model = c.get("model", "")
         if model is None:
             model = ""
         if not isinstance(model, str):
             raise _RecordError(f"candidates[{i}].model", "must be a string")
+        check_length(model, f"candidates[{i}].model", MAX_NAME)
         seed = c.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise _RecordError(f"candidates[{i}].seed", "must be an integer")
+        if seed is not None:
+            check_int(seed, f"candidates[{i}].seed")
         candidates.append((text, model))
         seeds.append(seed)
     texts = [t for t, _ in candidates]
@@ -272,6 +315,7 @@ def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text
         except RankingError as e:
             field_name, _, msg = str(e).partition(": ")
             raise _RecordError(field_name, msg) from None
+        _ranks_fit(ranking, "ranking")
 
     gold = _expect(obj, "gold_ranking", list, "a list of ranks")
     if gold is not None:
@@ -280,13 +324,18 @@ def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text
         except RankingError as e:
             field_name, _, msg = str(e).partition(": ")
             raise _RecordError(field_name, msg) from None
+        _ranks_fit(gold, "gold_ranking")
 
     tutor = _expect(obj, "tutor", str, "a string")
     if tutor is not None and not tutor.strip():
         raise _RecordError("tutor", "is empty")
+    if tutor is not None:
+        check_length(tutor, "tutor", MAX_NAME)
     correction = _expect(obj, "correction", str, "a string")
     if correction is not None and not correction.strip():
         raise _RecordError("correction", "is empty")
+    if correction is not None:
+        check_length(correction, "correction", MAX_TEXT)
     corrected_index = _expect(obj, "corrected_index", int, "an integer")
     if corrected_index is not None:
         if correction is None:
@@ -304,7 +353,7 @@ def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text
         strength = DEFAULT_STRENGTH
     elif strength not in STRENGTHS:
         raise _RecordError("strength", f"{strength} is not one of {sorted(STRENGTHS)}")
-    rationale = _expect(obj, "rationale", str, "a string") or ""
+    rationale = check_length(_expect(obj, "rationale", str, "a string") or "", "rationale", MAX_RATIONALE)
     flags = _expect(obj, "flags", list, "a list with one list of flags per candidate")
     if flags is not None:
         if len(flags) != len(candidates):
@@ -328,6 +377,8 @@ def _parse_record(obj: Any, line: int, default_domain: str | None, *, check_text
                     f"ratings[{i}]", f"must map {' or '.join(RATING_SCALES)} to an integer from 1 to 5"
                 )
     created_at = _expect(obj, "created_at", str, "an ISO 8601 time")
+    if created_at is not None:
+        check_length(created_at, "created_at", MAX_NAME)
     if ext is None:
         ext = content_id(domain, messages, prompt)
     return _Record(
@@ -373,6 +424,9 @@ def _read_jsonl(
             raw = raw[3:]
         if not raw.strip():
             continue
+        if len(raw) > MAX_LINE_BYTES:
+            errors.append(LineError(lineno, "", f"is {len(raw) / 2**20:.1f} MB long, above the limit of {size(MAX_LINE_BYTES)} for one record"))
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -380,32 +434,47 @@ def _read_jsonl(
             continue
         try:
             obj = json.loads(text)
+            if may_be_deep(raw):
+                check_depth(obj)
         except json.JSONDecodeError as e:
             errors.append(LineError(lineno, "", f"bad JSON: {e.msg} (column {e.colno})"))
             continue
-        check_text = _SURROGATE_ESCAPE.search(raw) is not None
-        layout = _add_object(obj, lineno, default_domain, layout, unkept, records, errors, check_text)
-        if len(errors) >= MAX_ERRORS_SHOWN:
-            break
+        except RecursionError:
+            errors.append(LineError(lineno, "", f"is nested too deeply (more than {MAX_DEPTH} levels of arrays and objects)"))
+            continue
+        except ValueError as e:  # an integer of more than 4,300 digits
+            errors.append(LineError(lineno, "", f"bad JSON: {str(e).split(':')[0].lower()}"))
+            continue
+        except LimitError as e:
+            errors.append(LineError(lineno, e.field, e.message))
+            continue
+        check_text = _SUSPECT_TEXT.search(raw) is not None
+        layout = _add_object(obj, lineno, default_domain, layout, unkept, records if not errors else None, errors, check_text)
     return records, layout
 
 
 def _add_object(obj, lineno, default_domain, layout, unkept, records, errors, check_text=True) -> str | None:  # noqa: ANN001
     """One record (a JSONL line or a Parquet row) in the file's layout; returns the layout
-    (found from this record's fields when not known yet)."""
+    (found from this record's fields when not known yet). ``records`` None: the file is
+    refused already, the record is only checked (to list every bad line)."""
     try:
+        if check_text:
+            check_strings(obj)
         if layout is None:
             layout = detect_layout(obj)
         obj, judgment_key = to_record(layout, obj, unkept)
-        rec = _parse_record(obj, lineno, default_domain, check_text=check_text)
+        rec = _parse_record(obj, lineno, default_domain, check_text=False)
         rec.judgment_key = judgment_key
         if judgment_key is not None:
             rec.source_values = obj.get("source_values")
         if layout == "judgments":
             _parse_full(obj, rec)
-        records.append(rec)
-    except (RowError, _RecordError) as e:
+        if records is not None:
+            records.append(rec)
+    except (RowError, LimitError) as e:
         errors.append(LineError(lineno, e.field, e.message))
+    except RecursionError:
+        errors.append(LineError(lineno, "", f"is nested too deeply (more than {MAX_DEPTH} levels of arrays and objects)"))
     return layout
 
 
@@ -423,9 +492,12 @@ def _read_parquet(
         return [], layout
     records: list[_Record] = []
     for n, obj in enumerate(rows, start=1):
-        layout = _add_object(obj, n, default_domain, layout, unkept, records, errors)
-        if len(errors) >= MAX_ERRORS_SHOWN:
-            break
+        try:
+            check_depth(obj)
+        except LimitError as e:
+            errors.append(LineError(n, e.field, e.message))
+            continue
+        layout = _add_object(obj, n, default_domain, layout, unkept, records if not errors else None, errors)
     return records, layout
 
 
@@ -455,11 +527,11 @@ def _read_csv(data: bytes, default_domain: str | None, errors: list[LineError]) 
             if row.get("id"):
                 obj["id"] = row["id"]
             try:
-                records.append(_parse_record(obj, reader.line_num, default_domain))
+                rec = _parse_record(obj, reader.line_num, default_domain)
+                if not errors:
+                    records.append(rec)
             except _RecordError as e:
                 errors.append(LineError(reader.line_num, e.field, e.message))
-            if len(errors) >= MAX_ERRORS_SHOWN:
-                break
     except csv.Error as e:
         # An unterminated quote is only noticed at the end: it began on the line after the last row.
         line = reader.line_num + 1 if "end of data" in str(e) else reader.line_num
@@ -488,7 +560,7 @@ def read_records(
         raise ImportFileError(p, [LineError(0, "", f"cannot be read ({e.strerror})")]) from None
     if layout is not None and layout not in LAYOUTS:
         raise ImportFileError(p, [LineError(0, "", f"unknown layout {layout!r}; layouts: {', '.join(LAYOUTS)}")])
-    errors: list[LineError] = []
+    errors = BadLines()
     unkept: dict[str, int] = {}
     if p.suffix.lower() == ".csv":
         records = _read_csv(data, default_domain, errors)
@@ -529,14 +601,12 @@ def import_file(
         return _import_full(store, path, records, plan.summary)
     plan._row_keys = [r.judgment_key for r in records if r.judgment_key is not None]
     plan.load_existing(sorted({r.external_id for r in records if r.external_id is not None}))
-    errors: list[LineError] = []
+    errors = BadLines()
     for rec in records:
         try:
             plan.add(rec)
         except _RecordError as e:
             errors.append(LineError(rec.line, e.field, e.message))
-            if len(errors) >= MAX_ERRORS_SHOWN:
-                break
     if errors:
         raise ImportFileError(path, errors)
     store.bulk_insert(
@@ -721,14 +791,26 @@ def _str(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise _RecordError(key, "is missing or not a string")
-    return value
+    return check_length(value, key, MAX_NAME)
+
+
+def _opt_str(obj: dict[str, Any], key: str, path: str) -> str | None:
+    """A short optional text field: None, or a string of at most ``MAX_NAME`` characters."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _RecordError(path, f"must be a string, not {type(value).__name__}")
+    return check_length(value, path, MAX_NAME)
 
 
 def _num(obj: dict[str, Any], key: str, path: str, kind: type | tuple[type, ...]) -> Any:
     value = obj.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
         raise _RecordError(path, f"must be a number, not {type(value).__name__}")
-    return value
+    return check_int(value, path) if kind is int else check_number(value, path)
 
 
 def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
@@ -747,15 +829,15 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
                 prompt_id=prompt_id,
                 text=c["text"],
                 model=c.get("model") or "",
-                model_revision=c.get("model_revision") or "",
-                dtype=c.get("dtype") or "",
+                model_revision=_opt_str(c, "model_revision", f"candidates[{i}].model_revision") or "",
+                dtype=_opt_str(c, "dtype", f"candidates[{i}].dtype") or "",
                 params=params,
                 seed=_num(c, "seed", f"candidates[{i}].seed", int),
                 tokens=_num(c, "tokens", f"candidates[{i}].tokens", int),
                 seconds=_num(c, "seconds", f"candidates[{i}].seconds", (int, float)),
                 index=_num(c, "index", f"candidates[{i}].index", int) or 0,
                 id=_str(c, "id") if isinstance(c.get("id"), str) and c["id"] else _missing(f"candidates[{i}].id"),
-                created_at=c.get("created_at") or now_iso(),
+                created_at=_opt_str(c, "created_at", f"candidates[{i}].created_at") or now_iso(),
             )
         )
     ids = [c.id for c in cands]
@@ -765,9 +847,11 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
     for i, c in enumerate(raw):
         origin, set_id = c.get("origin", "imported"), c.get("set_id")
         if origin not in ORIGINS:
-            raise _RecordError(f"candidates[{i}].origin", f"must be one of {', '.join(ORIGINS)}, not {origin!r}")
+            raise _RecordError(f"candidates[{i}].origin", f"must be one of {', '.join(ORIGINS)}, not {shown(origin)}")
         if set_id is not None and (not isinstance(set_id, str) or not set_id):
             raise _RecordError(f"candidates[{i}].set_id", "must be a string or null")
+        if set_id is not None:
+            check_length(set_id, f"candidates[{i}].set_id", MAX_NAME)
         rec.origins[ids[i]] = (origin, set_id)
     pseudonymised = obj.get("tutor_pseudonymised", False)
     if not isinstance(pseudonymised, bool):
@@ -778,7 +862,9 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
         raise _RecordError("display_order", "must be a list of candidate ids")
     for i, cid in enumerate(order):
         if cid not in ids:
-            raise _RecordError(f"display_order[{i}]", f"names candidate {cid!r}, which the row does not hold")
+            raise _RecordError(f"display_order[{i}]", f"names candidate {shown(cid)}, which the row does not hold")
+        if cid in order[:i]:
+            raise _RecordError(f"display_order[{i}]", f"names candidate {shown(cid)} twice")
     session = obj.get("session")
     full_session = None
     if session is not None:
@@ -787,10 +873,10 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
         full_session = Session(
             tutor_id=_str(obj, "tutor_id"),
             domain=_str(session, "domain"),
-            guideline_version=session.get("guideline_version") or "",
+            guideline_version=_opt_str(session, "guideline_version", "session.guideline_version") or "",
             id=_str(session, "id"),
             started_at=_str(session, "started_at"),
-            ended_at=session.get("ended_at"),
+            ended_at=_opt_str(session, "ended_at", "session.ended_at"),
         )
     ext = obj.get("id")
     rec.full_prompt = Prompt(
@@ -798,8 +884,8 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
         domain=rec.domain,
         messages=rec.messages,
         external_id=None if ext is None else str(ext),
-        source=obj.get("prompt_source") or "",
-        parent_judgment_id=obj.get("parent_judgment_id"),
+        source=_opt_str(obj, "prompt_source", "prompt_source") or "",
+        parent_judgment_id=_opt_str(obj, "parent_judgment_id", "parent_judgment_id"),
         id=prompt_id,
         created_at=_str(obj, "prompt_created_at"),
     )
@@ -827,7 +913,7 @@ def _parse_full(obj: dict[str, Any], rec: _Record) -> None:
         strength=rec.strength,
         seconds_spent=_num(obj, "seconds_spent", "seconds_spent", (int, float)),
         display_order=list(order),
-        guideline_version=obj.get("guideline_version") or "",
+        guideline_version=_opt_str(obj, "guideline_version", "guideline_version") or "",
         correction=correction,
         created_at=_str(obj, "created_at"),
         supersedes=_str(obj, "supersedes", required=False),
@@ -846,9 +932,9 @@ def _source_values(values: Any, ids: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def number(value: Any, path: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _RecordError(path, "must be a finite number")
-        return float(value)
+        return float(check_number(value, path))
 
     if "margin" in values:
         out["margin"] = number(values["margin"], "source_values.margin")
@@ -885,7 +971,7 @@ def _import_full(store: Store, path, records: list[_Record], s: ImportSummary) -
     pseudonyms: list[str] = []  # ids of new tutors whose names are pseudonyms
     origins: dict[str, tuple[str, str | None]] = {}
     new: dict[str, list] = {"prompts": [], "candidates": [], "judgments": [], "sessions": []}
-    errors: list[LineError] = []
+    errors = BadLines()
     for rec in records:
         s.records += 1
         p, j = rec.full_prompt, rec.full
@@ -929,8 +1015,6 @@ def _import_full(store: Store, path, records: list[_Record], s: ImportSummary) -
         s.corrections += j.correction is not None
         new["judgments"].append(j)
         s.judgments += 1
-        if len(errors) >= MAX_ERRORS_SHOWN:
-            break
     if errors:
         raise ImportFileError(path, errors)
     store.bulk_insert(
