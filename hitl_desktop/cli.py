@@ -4,20 +4,21 @@
 non-zero with a one-line reason on stderr for bad input, leaving the database unchanged; a
 refused import file lists its bad lines under that line. Any other error (a bug) is one line
 too, its traceback kept in the log (core/errors.py); ``--debug`` or ``HITL_DEBUG=1`` prints it.
-The catch-all is in one place: ``_Commands.invoke``, the group's own.
+The catch-all is in one place: the group's own ``invoke`` (``cli_errors.Commands``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from hitl_desktop import cli_errors
+from hitl_desktop.cli_errors import Commands, Refused, Unexpected, import_refused, unexpected
+from hitl_desktop.cli_errors import one_line as _one_line
 from hitl_desktop.core.wording import count, counted
 
 if TYPE_CHECKING:
@@ -58,82 +59,7 @@ def _db_file(db_path: str | None) -> Path:
     return Path(db_path) if db_path else _store_module().default_db_path()
 
 
-class Refused(click.ClickException):
-    """Bad input refused: the one-line reason, and the bad lines listed under it (one each)."""
-
-    def __init__(self, message: str, lines: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.lines = list(lines or [])
-
-    def show(self, file=None) -> None:  # noqa: ANN001 (click's standalone mode: as main says it)
-        click.echo(f"Error: {_one_line(self.format_message())}", err=file is None, file=file)
-        for line in self.lines:
-            click.echo(_one_line(line), err=file is None, file=file)
-
-
-class Unexpected(click.ClickException):
-    """Any other exception (a bug), as one line; ``error`` is the exception itself."""
-
-    def __init__(self, error: BaseException, log: Path | None, *, debug: bool) -> None:
-        from hitl_desktop.core.errors import one_line
-
-        where = f"its traceback is in {log}" if log else "run again with --debug for its traceback"
-        super().__init__(f"unexpected {one_line(error)} (a bug: {where}; nothing was changed by it)")
-        self.error = error
-        self.debug = debug
-
-    def show(self, file=None) -> None:  # noqa: ANN001
-        if self.debug:
-            traceback.print_exception(type(self.error), self.error, self.error.__traceback__, file=file or sys.stderr)
-        click.echo(f"Error: {_one_line(self.format_message())}", err=file is None, file=file)
-
-
-def _debug_wanted(argv: list[str] | None = None) -> bool:
-    """``--debug`` given before the command, or ``HITL_DEBUG`` set to 1 (yes, true)."""
-    if os.environ.get("HITL_DEBUG", "").strip().lower() in ("1", "yes", "true", "on"):
-        return True
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        return bool(ctx.find_root().params.get("debug"))
-    return "--debug" in (sys.argv[1:] if argv is None else argv)  # before the arguments were read
-
-
-def _unexpected(error: BaseException, argv: list[str] | None = None) -> Unexpected:
-    """The one line for a bug; its traceback goes to the log (core/errors.py)."""
-    from hitl_desktop.core.errors import log_traceback
-
-    args = (sys.argv[1:] if _ARGV is None else _ARGV) if argv is None else argv
-    log = log_traceback(error, context="hitl-desktop " + " ".join(args))
-    return Unexpected(error, log, debug=_debug_wanted(argv))
-
-
-#: the arguments ``main`` was given (for the log), else sys.argv's
-_ARGV: list[str] | None = None
-
-
-class _Commands(click.Group):
-    """The group: every command runs inside ``invoke``, which turns any exception that is not
-    already a reason for the user (a ClickException, an exit, Ctrl+C) into one line."""
-
-    def invoke(self, ctx: click.Context):  # noqa: ANN201
-        try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
-            raise
-        except Exception as e:
-            raise _unexpected(e) from e
-
-
-def _import_refused(e) -> Refused:  # noqa: ANN001
-    """An ImportFileError as the CLI says it: one line for one bad line; for several, a summary
-    line and then every bad line listed (the first ``MAX_ERRORS_SHOWN``), one line each."""
-    if e.total <= 1:
-        return Refused(str(e))
-    listed = "" if e.total == len(e.errors) else f", the first {len(e.errors)} listed"
-    return Refused(f"{e.path}: {count(e.total, 'bad line')}{listed}; nothing was imported", e.lines())
-
-
-@click.group(cls=_Commands, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--model", "model_path", type=click.Path(), default=None, help=MODEL_HELP)
 @click.option("--debug", is_flag=True, help="Print the traceback of an unexpected error (also HITL_DEBUG=1).")
@@ -189,7 +115,7 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
                     layout=layout,
                 )
     except ImportFileError as e:
-        raise _import_refused(e) from None
+        raise import_refused(e) from None
     except _store_module().StoreError as e:
         raise click.ClickException(f"{file}: {e}; nothing was imported") from None
     finally:
@@ -692,22 +618,17 @@ def adjudicate_command(prompt: str, db_path: str | None, ranking: str, rationale
     click.echo(f"Recorded {adjudicator}'s adjudication of {prompt} ({a.id}).")
 
 
-def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
 def main(argv: list[str] | None = None) -> int:
     """The ``hitl-desktop`` entry point: the exit code; any error is one line on stderr (a
     refused file's bad lines follow it, one line each)."""
-    global _ARGV
-    _ARGV = argv
+    cli_errors.ARGV = argv
     try:
         try:
             rv = cli.main(args=argv, prog_name="hitl-desktop", standalone_mode=False)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as e:  # raised before a command ran (reading the arguments)
-            raise _unexpected(e, argv) from e
+            raise unexpected(e, argv) from e
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         click.echo(f"Error: {_one_line(e.format_message())}{hint}", err=True)

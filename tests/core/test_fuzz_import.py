@@ -316,6 +316,8 @@ def mutated_row(draw, layout: str) -> dict:
     row = LAYOUT_ROWS[layout]
     for _ in range(draw(st.integers(1, 3))):
         paths = [p for p, _ in _paths(row) if p]
+        if not paths:  # every field dropped
+            return {**row, draw(st.text(any_char, max_size=8)): draw(field_values)}
         path = draw(st.sampled_from(paths))
         how = draw(st.sampled_from(["replace", "replace", "drop", "add"]))
         if how == "drop" and isinstance(path[-1], str):
