@@ -622,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     """The ``hitl-desktop`` entry point: the exit code; any error is one line on stderr (a
     refused file's bad lines follow it, one line each)."""
     cli_errors.ARGV = argv
+    if any("\x00" in arg for arg in (sys.argv[1:] if argv is None else argv)):
+        click.echo("Error: an argument holds a NUL character", err=True)  # no shell can pass one
+        return 2
     try:
         try:
             rv = cli.main(args=argv, prog_name="hitl-desktop", standalone_mode=False)
