@@ -180,11 +180,17 @@ def test_every_command_is_fuzzed():
     assert set(COMMANDS) <= set(cli.commands), set(COMMANDS) - set(cli.commands)
 
 
+#: ``generate`` starts the model process for a model path (seconds an example): a long hunt
+#: gives it at most this many examples
+GENERATE_EXAMPLES = 100
+
+
 @pytest.mark.parametrize("name", COMMANDS)
 def test_command_arguments(world, name):
     strategy = command_args(world)[name]
+    fuzz = FUZZ if name != "generate" else settings(FUZZ, max_examples=min(FUZZ.max_examples, GENERATE_EXAMPLES))
 
-    @FUZZ
+    @fuzz
     @given(args=strategy, db_first=st.booleans())
     def run(args, db_first):
         check_command(world, name, args, db_first)
