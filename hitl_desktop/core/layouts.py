@@ -1,8 +1,9 @@
 """Preference-data layouts an import understands, and how a row becomes an import record.
 
 A JSONL file's layout is found from the fields of its first record (or given with
-``import --format``); every line is then read in that layout. A record whose fields fit no
-layout is refused, naming the fields found.
+``import --format``; core/importing/registry.py, the selecting fields below); every line is
+then read in that layout. A record whose fields fit no layout is refused, naming the fields
+found. This module turns a pair or Nectar row into an import record (``to_record``).
 
 =======================  =================================================================
 layout                   fields that select it / what a row becomes
@@ -102,34 +103,6 @@ class RowError(Exception):
 def _shown(value: Any, limit: int = 40) -> str:
     """``repr(value)`` cut to ``limit`` characters (an error never holds a whole field)."""
     text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def detect_layout(obj: Any) -> str:
-    """The layout of a record, from its fields; raises RowError naming the fields found."""
-    if not isinstance(obj, dict):
-        raise RowError("", f"a record must be a JSON object, not {type(obj).__name__}")
-    keys = set(obj)
-    if "answers" in keys:
-        return "nectar"
-    if "chosen" in keys or "rejected" in keys:
-        sample = obj.get("chosen", obj.get("rejected"))
-        if isinstance(sample, list):
-            return "trl-preference-chat" if isinstance(obj.get("prompt"), list) else "ultrafeedback"
-        return "trl-preference" if "prompt" in keys else "hh-rlhf"
-    if "judgment_id" in keys and "candidates" in keys:
-        return "judgments"
-    if keys & RECORD_FIELDS:
-        return "records"
-    # field names escaped (a name may hold a line break) and at most a dozen of them
-    names = [_cut(json.dumps(str(k))[1:-1]) for k in sorted(map(str, keys))[:13]]
-    found = ", ".join(names[:12]) + (f" and {len(keys) - 12} more" if len(keys) > 12 else "") or "none"
-    raise RowError(
-        "", f"its fields fit no import layout (fields found: {found}; layouts: {', '.join(LAYOUTS)})"
-    )
-
-
-def _cut(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
