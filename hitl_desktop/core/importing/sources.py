@@ -86,6 +86,9 @@ def _jsonl_rows(path: Path, progress: ProgressCallback | None) -> Iterator[Row |
                     progress(min(f.tell(), total), total)
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
+                if lineno == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                    yield LineError(1, "", "is not valid UTF-8: the file is UTF-16 (save it as UTF-8)")
+                    return  # its other lines would only say the same
                 if not raw.strip():
                     continue
                 yield _json_row(raw, lineno)
@@ -99,7 +102,7 @@ def _json_row(raw: bytes, lineno: int) -> Row | LineError:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return LineError(lineno, "", f"is not valid UTF-8 (byte {e.start})")
+        return LineError(lineno, "", _not_utf8(raw, e, lineno))
     try:
         obj = json.loads(text)
         if may_be_deep(raw):
@@ -142,7 +145,7 @@ def _csv_rows(data: bytes) -> Iterator[Row | LineError]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        yield LineError(line, "", f"is not valid UTF-8 (byte {e.start})")
+        yield LineError(line, "", _not_utf8(data, e, line))
         return
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
@@ -166,3 +169,9 @@ def _csv_rows(data: bytes) -> Iterator[Row | LineError]:
         # An unterminated quote is only noticed at the end: it began on the line after the last row.
         line = reader.line_num + 1 if "end of data" in str(e) else reader.line_num
         yield LineError(line, "", f"bad CSV: {e}")
+
+
+def _not_utf8(data: bytes, e: UnicodeDecodeError, line: int) -> str:
+    if line == 1 and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "is not valid UTF-8: the file is UTF-16 (save it as UTF-8)"
+    return f"is not valid UTF-8 (byte {e.start})"
