@@ -140,7 +140,7 @@ def test_at_the_limits_a_record_is_taken(tmp_path):
     (".csv", b"prompt,domain\n" + b"x" * 200_000 + b",law\n", "field limit"),
     (".jsonl", "\n".join([json.dumps({"prompt": "x"})] * 2).encode("utf-16"), "the file is UTF-16"),
     (".csv", "prompt\nx\n".encode("utf-16"), "the file is UTF-16"),
-    (".jsonl", b'{"prompt": "caf\xe9"}\n', "not valid UTF-8 (byte 14)"),
+    (".jsonl", b'{"prompt": "caf\xe9"}\n', "not valid UTF-8 (byte 15)"),
 ])  # fmt: skip
 def test_csv_and_encodings(tmp_path, db, suffix, data, words):
     bad = tmp_path / f"bad{suffix}"
