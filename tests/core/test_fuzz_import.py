@@ -428,3 +428,33 @@ def test_bytes_and_truncated_parquet(tmp, data, cut):
         path = tmp / name
         path.write_bytes(blob)
         check_file(path, n_lines=3)
+
+
+def check_as(tmp: Path, layout: str, data: bytes) -> None:
+    """``data`` imported with ``--format layout``: a summary, or a clean refusal."""
+    path = tmp / "as.jsonl"
+    path.write_bytes(data)
+    store = fresh_store(tmp)
+    before = snapshot(store)
+    try:
+        import_file(store, path, layout=layout)
+    except ImportFileError as e:
+        assert len(str(e).splitlines()) == 1 and "nothing was imported" in str(e)
+        assert snapshot(store) == before
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUT_ROWS))
+def test_each_layout_read_as_every_other(tmp, layout):
+    """--format names a layout the rows are not in (found by the CLI fuzz: KeyError)."""
+    for row in LAYOUT_ROWS.values():
+        check_as(tmp, layout, (json.dumps(row) + "\n").encode())
+        check_as(tmp, layout, (json.dumps({k: v for k, v in row.items() if k != "candidates"}) + "\n").encode())
+
+
+@FUZZ
+@given(data=st.data(), layout=st.sampled_from(sorted(LAYOUT_ROWS)), forced=st.sampled_from(sorted(LAYOUT_ROWS)))
+def test_any_row_read_as_any_layout(tmp, data, layout, forced):
+    row = data.draw(st.one_of(mutated_row(layout), st.just(LAYOUT_ROWS[layout])))
+    check_as(tmp, forced, (json.dumps(row) + "\n").encode("utf-8", "surrogatepass"))

@@ -57,7 +57,9 @@ def _num(obj: dict[str, Any], key: str, path: str, kind: type | tuple[type, ...]
 
 def parse_full(obj: dict[str, Any], rec: Record) -> None:
     """The ids and provenance of a ``judgments`` row, checked against the row's candidates."""
-    raw = obj["candidates"]
+    raw = obj.get("candidates")
+    if not isinstance(raw, list) or not raw:  # a file read --format judgments may lack them
+        raise RecordError("candidates", "is missing (a judgments row holds the candidates it ranked)")
     cands: list[Candidate] = []
     prompt_id = _str(obj, "prompt_id")
     for i, c in enumerate(raw):
