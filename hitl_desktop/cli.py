@@ -1,7 +1,10 @@
 """The command line: a thin shell over ``hitl_desktop.core`` (like sqlite_utils/cli.py).
 
 ``hitl-desktop`` with no command opens the app. Every command exits 0 on success and
-non-zero with a one-line reason on stderr for bad input, leaving the database unchanged.
+non-zero with a one-line reason on stderr for bad input, leaving the database unchanged; a
+refused import file lists its bad lines under that line. Any other error (a bug) is one line
+too, its traceback kept in the log (core/errors.py); ``--debug`` or ``HITL_DEBUG=1`` prints it.
+The catch-all is in one place: the group's own ``invoke`` (``cli_errors.Commands``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hitl_desktop import cli_errors
+from hitl_desktop.cli_errors import Commands, Refused, Unexpected, import_refused, unexpected
+from hitl_desktop.cli_errors import one_line as _one_line
 from hitl_desktop.core.wording import count, counted
 
 if TYPE_CHECKING:
@@ -53,12 +59,13 @@ def _db_file(db_path: str | None) -> Path:
     return Path(db_path) if db_path else _store_module().default_db_path()
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", "db_path", type=click.Path(), default=None, help=DB_HELP)
 @click.option("--model", "model_path", type=click.Path(), default=None, help=MODEL_HELP)
+@click.option("--debug", is_flag=True, help="Print the traceback of an unexpected error (also HITL_DEBUG=1).")
 @click.version_option(package_name="hitl-desktop")
 @click.pass_context
-def cli(ctx: click.Context, db_path: str | None, model_path: str | None) -> None:
+def cli(ctx: click.Context, db_path: str | None, model_path: str | None, debug: bool) -> None:
     """A bench for specialist tutors: rank, flag and correct a local model's answers, and
     export them as reward-model training pairs.
 
@@ -105,7 +112,7 @@ def import_command(file: str, db_path: str | None, domain: str | None, tutor: st
 
                 summary = operations.import_file(db, file, domain=domain, tutor=tutor, layout=layout, progress=progress, create=True)
     except ImportFileError as e:
-        raise click.ClickException(str(e)) from None
+        raise import_refused(e) from None
     except _store_module().StoreError as e:
         raise click.ClickException(f"{file}: {e}; nothing was imported") from None
     if as_json:
@@ -653,17 +660,26 @@ def adjudicate_command(prompt: str, db_path: str | None, ranking: str, rationale
     click.echo(f"Recorded {adjudicator}'s adjudication of {prompt} ({a.id}).")
 
 
-def _one_line(text: str) -> str:
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
 def main(argv: list[str] | None = None) -> int:
-    """The ``hitl-desktop`` entry point: the exit code; any error is one line on stderr."""
+    """The ``hitl-desktop`` entry point: the exit code; any error is one line on stderr (a
+    refused file's bad lines follow it, one line each)."""
+    cli_errors.ARGV = argv
+    if any("\x00" in arg for arg in (sys.argv[1:] if argv is None else argv)):
+        click.echo("Error: an argument holds a NUL character", err=True)  # no shell can pass one
+        return 2
     try:
-        rv = cli.main(args=argv, prog_name="hitl-desktop", standalone_mode=False)
+        try:
+            rv = cli.main(args=argv, prog_name="hitl-desktop", standalone_mode=False)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as e:  # raised before a command ran (reading the arguments)
+            raise unexpected(e, argv) from e
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         click.echo(f"Error: {_one_line(e.format_message())}{hint}", err=True)
+        return e.exit_code
+    except (Unexpected, Refused) as e:
+        e.show()
         return e.exit_code
     except click.ClickException as e:
         click.echo(f"Error: {_one_line(e.format_message())}", err=True)
@@ -671,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
     return rv if isinstance(rv, int) else 0
 
 

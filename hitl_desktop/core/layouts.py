@@ -1,8 +1,9 @@
 """Preference-data layouts an import understands, and how a row becomes an import record.
 
 A JSONL file's layout is found from the fields of its first record (or given with
-``import --format``); every line is then read in that layout. A record whose fields fit no
-layout is refused, naming the fields found.
+``import --format``; core/importing/registry.py, the selecting fields below); every line is
+then read in that layout. A record whose fields fit no layout is refused, naming the fields
+found. This module turns a pair or Nectar row into an import record (``to_record``).
 
 =======================  =================================================================
 layout                   fields that select it / what a row becomes
@@ -99,28 +100,10 @@ class RowError(Exception):
         self.message = message
 
 
-def detect_layout(obj: Any) -> str:
-    """The layout of a record, from its fields; raises RowError naming the fields found."""
-    if not isinstance(obj, dict):
-        raise RowError("", f"a record must be a JSON object, not {type(obj).__name__}")
-    keys = set(obj)
-    if "answers" in keys:
-        return "nectar"
-    if "chosen" in keys or "rejected" in keys:
-        sample = obj.get("chosen", obj.get("rejected"))
-        if isinstance(sample, list):
-            return "trl-preference-chat" if isinstance(obj.get("prompt"), list) else "ultrafeedback"
-        return "trl-preference" if "prompt" in keys else "hh-rlhf"
-    if "judgment_id" in keys and "candidates" in keys:
-        return "judgments"
-    if keys & RECORD_FIELDS:
-        return "records"
-    # field names escaped (a name may hold a line break) and at most a dozen of them
-    names = [json.dumps(str(k))[1:-1] for k in sorted(map(str, keys))]
-    found = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "") or "none"
-    raise RowError(
-        "", f"its fields fit no import layout (fields found: {found}; layouts: {', '.join(LAYOUTS)})"
-    )
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters (an error never holds a whole field)."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_transcript(text: Any, field: str) -> list[dict[str, str]]:
@@ -155,7 +138,7 @@ def _messages(value: Any, field: str) -> list[dict[str, str]]:
         if not isinstance(m, dict) or not isinstance(m.get("content"), str):
             raise RowError(f"{field}[{i}]", "must be an object with role and content")
         if m.get("role") not in ("system", "user", "assistant"):
-            raise RowError(f"{field}[{i}].role", f"must be system, user or assistant, not {m.get('role')!r}")
+            raise RowError(f"{field}[{i}].role", f"must be system, user or assistant, not {_shown(m.get('role'))}")
         out.append({"role": m["role"], "content": m["content"]})
     return out
 
@@ -180,6 +163,8 @@ def _number(obj: dict[str, Any], key: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RowError(key, f"must be a number, not {type(value).__name__}")
+    if isinstance(value, int) and abs(value) > 2**63:
+        raise RowError(key, f"is too large ({_shown(value)})")
     if not math.isfinite(value):
         raise RowError(key, f"must be a finite number, not {value}")
     return float(value)
@@ -324,7 +309,7 @@ def _nectar(obj: dict[str, Any]) -> dict[str, Any]:
         if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= len(answers):
             raise RowError(
                 f"answers[{i}].rank",
-                f"{rank!r} does not fit the row's {len(answers)} answers (a rank from 1 to {len(answers)})",
+                f"{_shown(rank)} does not fit the row's {len(answers)} answers (a rank from 1 to {len(answers)})",
             )
         candidates.append({"text": a["answer"], "model": a.get("model") or ""})
         ranking.append(rank)

@@ -29,6 +29,9 @@ AXES: tuple[str, ...] = (
 )
 AXIS_PREFIX = "axis:"
 POINTS_LIMIT = 10.0
+#: the smallest magnitude of a criterion's points: a score divides by the positive points, and
+#: 5e-324 points would make a score of -inf (HealthBench's points are whole numbers)
+POINTS_MIN = 0.01
 
 #: rubric status: a tutor's proposal, or the lab rubric a lead approved (packs and exports use it)
 PROPOSED = "proposed"
@@ -104,7 +107,8 @@ class Grade:
 
 
 def check_points(points: object, *, where: str = "points") -> float:
-    """``points`` as a float, or :class:`RubricError`: a finite, non-zero number in [-10, 10]."""
+    """``points`` as a float, or :class:`RubricError`: a finite number from -10 to 10, at least
+    0.01 away from 0 (``POINTS_MIN``)."""
     if isinstance(points, bool) or not isinstance(points, (int, float)):
         raise RubricError(f"{where}: must be a number, not {type(points).__name__}")
     # an integer is compared before it is converted: 10**400 has no float
@@ -114,6 +118,8 @@ def check_points(points: object, *, where: str = "points") -> float:
     value = float(points)
     if not math.isfinite(value) or value == 0 or abs(value) > POINTS_LIMIT:
         raise RubricError(f"{where}: must be a non-zero number from -10 to 10, not {points!r}")
+    if abs(value) < POINTS_MIN:
+        raise RubricError(f"{where}: must be at least {POINTS_MIN} away from 0, not {points!r}")
     return value
 
 

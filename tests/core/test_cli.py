@@ -216,3 +216,98 @@ def test_the_command_line_starts_without_torch_or_pandas():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------ no traceback (issue 20)
+
+
+def _break_stats(monkeypatch):
+    """A bug inside the stats command (it computes through core/lab_stats.py)."""
+    from hitl_desktop.core import lab_stats as lab_stats_module
+
+    def broken(store):
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    monkeypatch.setattr(lab_stats_module, "lab_stats", broken)
+
+
+def test_an_unexpected_error_is_one_line_with_its_traceback_in_the_log(monkeypatch, capsys, jsonl, db_path):
+    from hitl_desktop.cli import main
+    from hitl_desktop.core.errors import log_path
+
+    assert main(["import", str(jsonl), "--db", str(db_path)]) == 0
+    capsys.readouterr()
+    before = db_path.read_bytes()
+    _break_stats(monkeypatch)
+    monkeypatch.delenv("HITL_DEBUG", raising=False)
+    code = main(["stats", "--db", str(db_path)])
+    out, err = capsys.readouterr()
+    assert code != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("Error: unexpected OverflowError: Python int too large") and "Traceback" not in err
+    assert str(log_path()) in err
+    logged = log_path().read_text()
+    assert "Traceback" in logged and "in broken" in logged and "stats --db" in logged
+    assert db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_debug_shows_the_traceback(monkeypatch, capsys, jsonl, db_path, how):
+    from hitl_desktop.cli import main
+
+    main(["import", str(jsonl), "--db", str(db_path)])
+    capsys.readouterr()
+    _break_stats(monkeypatch)
+    if how == "env":
+        monkeypatch.setenv("HITL_DEBUG", "1")
+        args = ["stats", "--db", str(db_path)]
+    else:
+        monkeypatch.delenv("HITL_DEBUG", raising=False)
+        args = ["--debug", "stats", "--db", str(db_path)]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback (most recent call last)" in err and "in broken" in err
+    assert err.strip().splitlines()[-1].startswith("Error: unexpected OverflowError")
+
+
+def test_an_unexpected_error_through_click_itself_is_one_line(monkeypatch, runner, jsonl, db_path):
+    """The catch-all is the group's own invoke: click's standalone mode (and CliRunner) too."""
+    runner.invoke(cli, ["import", str(jsonl), "--db", str(db_path)])
+    _break_stats(monkeypatch)
+    monkeypatch.delenv("HITL_DEBUG", raising=False)
+    result = runner.invoke(cli, ["stats", "--db", str(db_path)])
+    assert result.exit_code != 0 and not isinstance(result.exception, OverflowError)
+    assert result.output.startswith("Error: unexpected OverflowError") and len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad_lines", [2, 7, 45])
+def test_a_refused_file_lists_every_bad_line_under_a_summary(tmp_path, db_path, jsonl, capsys, bad_lines):
+    from hitl_desktop.cli import main
+    from hitl_desktop.core.importing import MAX_ERRORS_SHOWN
+
+    main(["import", str(jsonl), "--db", str(db_path)])
+    capsys.readouterr()
+    before = db_path.read_bytes()
+    bad = tmp_path / "bad.jsonl"
+    rows = [{"prompt": "fine"}] + [{"prompt": f"q{i}", "candidates": ["a", "b"], "ranking": [1, 2, 3]} for i in range(bad_lines)]
+    bad.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    code = main(["import", str(bad), "--db", str(db_path)])
+    out, err = capsys.readouterr()
+    assert code != 0 and out == ""
+    lines = err.strip().splitlines()
+    listed = min(bad_lines, MAX_ERRORS_SHOWN)
+    assert lines[0].startswith(f"Error: {bad}: {bad_lines} bad lines") and "nothing was imported" in lines[0]
+    assert ("the first 20 listed" in lines[0]) == (bad_lines > MAX_ERRORS_SHOWN)
+    assert lines[1:] == [f"{bad}:{n}: ranking: has 3 ranks for 2 candidates (one rank per candidate)" for n in range(2, 2 + listed)]
+    assert "Traceback" not in err
+    assert db_path.read_bytes() == before
+
+
+def test_one_line_of_an_exception():
+    from hitl_desktop.core.errors import MAX_LINE, one_line
+
+    assert one_line(ValueError("a\nb\n\n c")) == "ValueError: a b c"
+    assert one_line(KeyError()) == "KeyError"
+    assert len(one_line(RuntimeError("x" * 10_000))) == MAX_LINE
+    assert "\n" not in one_line(OSError(2, "No such file\nor folder"))

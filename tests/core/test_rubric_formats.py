@@ -99,6 +99,7 @@ BAD_RUBRICS = [
     ({**HB_ROW, "rubrics": [{"criterion": "a", "points": "5", "tags": []}]}, "rubrics[0].points"),
     ({**HB_ROW, "rubrics": [{"criterion": "a", "points": 11, "tags": []}]}, "rubrics[0].points"),
     ({**HB_ROW, "rubrics": [{"criterion": "a", "points": -10.5, "tags": []}]}, "rubrics[0].points"),
+    ({**HB_ROW, "rubrics": [{"criterion": "a", "points": 5e-324, "tags": []}]}, "rubrics[0].points"),
     ({**HB_ROW, "rubrics": [{"criterion": " ", "points": 3, "tags": []}]}, "rubrics[0].criterion"),
     ({**HB_ROW, "rubrics": [{"criterion": "bad", "points": -3, "tags": []}]}, "rubrics: a rubric needs at least one criterion with positive"),
     ({**HB_ROW, "rubrics": []}, "rubrics"),
@@ -162,7 +163,7 @@ def test_rubric_formats_write_jsonl_parquet_or_a_folder_and_refuse_other_files(t
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
     lambda t: t.strip() == t and t)
-points = st.one_of(st.integers(-10, 10).filter(bool), st.floats(-10, 10, allow_nan=False).filter(lambda x: x != 0))
+points = st.one_of(st.integers(-10, 10).filter(bool), st.floats(-10, 10, allow_nan=False).filter(lambda x: abs(x) >= 0.01))
 tags = st.lists(st.sampled_from([f"axis:{a}" for a in AXES]), max_size=1).map(lambda t: t + ["level:example"])
 
 

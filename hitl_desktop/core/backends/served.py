@@ -112,11 +112,15 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 def public_url(url: str) -> str:
     """The URL as provenance and messages show it: no user:password, query or fragment."""
-    parts = urlsplit(url.strip())
+    try:  # urllib refuses a broken [IPv6] host or a port past 65535 with ValueError
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as e:
+        raise ModelError(f"{url.strip()!r} is not a server URL ({e})") from None
     host = parts.hostname or ""
     if ":" in host:  # IPv6
         host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 

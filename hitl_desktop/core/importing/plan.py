@@ -1,0 +1,224 @@
+"""The plan that writes records (the ``records``, pair and Nectar layouts, and CSV): prompts,
+candidates, tutors, judgments and gold rankings, batch by batch.
+
+A batch's records are checked against the database and the file's earlier records (an id
+names one prompt: same text, same earlier turns, one gold ranking; candidates matched by
+text; one judgment per prompt and tutor, or per pair row), then written with
+``Store.bulk_insert`` inside the import's one transaction (``import_file``). Between batches
+only names and ids are kept (tutors, the line each new prompt was first seen on): what a
+later batch needs of an earlier one it reads back from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from hitl_desktop.core.importing.record import Record, RecordError
+from hitl_desktop.core.importing.refusals import BadLines, ImportSummary, LineError
+from hitl_desktop.core.ranking import is_unchanged_correction
+from hitl_desktop.core.store import Store
+from hitl_desktop.core.types import Candidate, Correction, Judgment, Prompt, Tutor
+
+#: Namespace of imported judgments' ids (uuid5 of the prompt's external id and the tutor name).
+IMPORT_NAMESPACE = uuid.UUID("3d0c8f7e-5a1b-5e2c-8f4d-9b6a7c2e1f30")
+
+#: ``json.dumps(value, ensure_ascii=False)`` without an encoder per call (ids hash it)
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def imported_judgment_id(external_id: str, tutor: str) -> str:
+    """The id of a tutor's imported judgment of a prompt: the same on every workstation that
+    imports that record, so a merge of their databases keeps one copy (as an import does)."""
+    return str(uuid.uuid5(IMPORT_NAMESPACE, _to_json([external_id, tutor])))
+
+
+class RecordPlan:
+    """What a file's records add to the store, worked out and written batch by batch."""
+
+    def __init__(self, store: Store, path: str, default_tutor: str, summary: ImportSummary) -> None:
+        self.store = store
+        self.source = Path(path).name
+        self.default_tutor = default_tutor
+        self.summary = summary
+        self._tutors: dict[str, str] = {t.name: t.id for t in store.tutors()}
+        self._reused: set[str] = set()  # prompts of the database this file reuses
+        self._first_lines: dict[str, int] = {}  # external id -> line, of the prompts this file adds
+        self._start_batch()
+
+    def _start_batch(self) -> None:
+        self.new_tutors: list[Tutor] = []
+        self.new_prompts: list[Prompt] = []
+        self.new_candidates: list[Candidate] = []
+        self.new_judgments: list[Judgment] = []
+        self.gold_for_existing: dict[str, dict[str, int]] = {}
+        self._prompts: dict[str, tuple[Prompt, int, bool]] = {}  # external id -> (prompt, line, stored)
+        self._cands: dict[str, dict[str, Candidate]] = {}  # prompt id -> text -> candidate
+        self._next_index: dict[str, int] = {}  # prompt id -> idx of its next new candidate
+        self._judged: set[tuple[str, str]] = set()  # (prompt id, tutor id) already judged
+        self._existing_judgments: set[str] = set()
+        self._by_model: dict[tuple[str, str, str], Candidate] = {}  # (prompt id, text, model)
+
+    def add_batch(self, records: list[Record], errors: BadLines) -> None:
+        """Check a batch and plan its rows; a bad record adds its line to ``errors``."""
+        self._load_existing(sorted({r.external_id for r in records if r.external_id is not None}),
+                            [r.judgment_key for r in records if r.judgment_key is not None])  # fmt: skip
+        for rec in records:
+            try:
+                self.add(rec)
+            except RecordError as e:
+                errors.append(LineError(rec.line, e.field, e.message))
+
+    def write(self) -> None:
+        """Write the planned batch (inside the import's transaction) and forget it."""
+        self.store.bulk_insert(
+            tutors=self.new_tutors,
+            prompts=self.new_prompts,
+            candidates=self.new_candidates,
+            judgments=self.new_judgments,
+            gold_rankings=self.gold_for_existing,
+        )
+        self._start_batch()
+
+    def _load_existing(self, ext_ids: list[str], row_keys: list[str]) -> None:
+        """Bring in the prompts of the database (earlier batches' included) that the batch's
+        ids name (a few queries in all)."""
+        found = self.store.prompts_by_external_id(ext_ids)
+        pids = [prompt.id for prompt in found.values()]
+        for ext, prompt in found.items():
+            self._prompts[ext] = (prompt, self._first_lines.get(ext, 0), True)
+        for pid, cands in self.store.candidates_by_prompt(pids).items():
+            self._cands[pid] = {}
+            for c in cands:
+                self._cands[pid].setdefault(c.text, c)
+                self._by_model.setdefault((pid, c.text, c.model), c)
+            self._next_index[pid] = max((c.index for c in cands), default=-1) + 1
+        self._judged |= self.store.judging_tutor_ids(pids)
+        self._existing_judgments = self.store.existing_ids("judgments", row_keys)
+
+    def add(self, rec: Record) -> None:
+        s = self.summary
+        s.records += 1
+        known = self._prompts.get(rec.external_id) if rec.external_id is not None else None
+        where = ""
+        if known is not None:
+            prompt, first_line, _stored = known
+            where = f"line {first_line}" if first_line else "the database"
+            if prompt.text != rec.prompt:
+                raise RecordError("prompt", f"id {rec.external_id!r} has another prompt text in {where}")
+            if [m.to_dict() for m in prompt.messages] != [m.to_dict() for m in rec.messages]:
+                raise RecordError("messages", f"id {rec.external_id!r} has other earlier turns in {where}")
+            if first_line == 0 and prompt.id not in self._reused:
+                self._reused.add(prompt.id)
+                s.prompts_reused += 1
+        else:
+            prompt = Prompt(
+                text=rec.prompt,
+                domain=rec.domain,
+                messages=rec.messages,
+                external_id=rec.external_id,
+                source=self.source,
+            )
+            self.new_prompts.append(prompt)
+            self._cands[prompt.id] = {}
+            self._next_index[prompt.id] = 0
+            if rec.external_id is not None:
+                self._prompts[rec.external_id] = (prompt, rec.line, False)
+                self._first_lines[rec.external_id] = rec.line
+            s.prompts += 1
+            s.domains[prompt.domain] = s.domains.get(prompt.domain, 0) + 1
+
+        by_text = self._cands[prompt.id]
+        ids: list[str] = []
+        for (text, model), seed in zip(rec.candidates, rec.seeds or [None] * len(rec.candidates), strict=True):
+            cand = by_text.get(text)
+            if cand is not None and rec.judgment_key is not None and cand.model != model:
+                # a pair / Nectar row: the same text from another model (or another tutor's
+                # identical correction) is its own candidate, so its model is not lost
+                cand = self._by_model.get((prompt.id, text, model))
+            if cand is None:
+                index = self._next_index[prompt.id]
+                self._next_index[prompt.id] = index + 1
+                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=index, seed=seed)
+                by_text.setdefault(text, cand)
+                self._by_model[(prompt.id, text, model)] = cand
+                self.new_candidates.append(cand)
+                s.candidates += 1
+            ids.append(cand.id)
+        if rec.gold_ranking is not None:
+            # gold ranks go to the candidates' ids, never positions (table gold_rankings)
+            gold = dict(zip(ids, rec.gold_ranking))
+            if prompt.gold_ranking is not None and prompt.gold_ranking != gold:
+                raise RecordError(
+                    "gold_ranking", f"id {rec.external_id!r} has another gold ranking in {where}"
+                )
+            if prompt.gold_ranking is None and known is not None and known[2]:  # stored
+                self.gold_for_existing[prompt.id] = gold  # a prompt already in the database
+            prompt.gold_ranking = gold
+
+        if rec.ranking is None:
+            s.queued += 1
+            return
+        tutor = rec.tutor or self.default_tutor
+        tutor_id = self._tutor_id(tutor)
+        # a record: one judgment per prompt and tutor; a pair or Nectar row: its own judgment
+        judged_key = (prompt.id, rec.judgment_key or tutor_id)
+        if judged_key in self._judged or rec.judgment_key in self._existing_judgments:
+            s.judgments_skipped += 1
+            return
+        self._judged.add(judged_key)
+        judgment_id = rec.judgment_key or imported_judgment_id(prompt.external_id or prompt.id, tutor)
+        correction = None
+        if (
+            rec.correction is not None
+            and rec.corrected_index is not None
+            and is_unchanged_correction(rec.candidates[rec.corrected_index][0], rec.correction)
+        ):
+            s.corrections_ignored += 1  # equal to the candidate it corrects: no correction
+        elif rec.correction is not None:
+            corrected = ids[rec.corrected_index] if rec.corrected_index is not None else None
+            correction = Correction(
+                text=rec.correction,
+                candidate_id=corrected,
+                id=str(uuid.uuid5(IMPORT_NAMESPACE, f"{judgment_id}:correction")),
+            )
+            s.corrections += 1
+        self.new_judgments.append(
+            Judgment(
+                id=judgment_id,
+                prompt_id=prompt.id,
+                tutor_id=tutor_id,
+                ranks=dict(zip(ids, rec.ranking)),
+                all_bad=rec.all_bad,
+                flags={cid: fl for cid, fl in zip(ids, rec.flags or []) if fl},
+                rationale=rec.rationale,
+                strength=rec.strength,
+                display_order=list(ids),
+                correction=correction,
+                ratings={cid: r for cid, r in zip(ids, rec.ratings or []) if r},
+                source_values=_by_candidate(rec.source_values, ids),
+                **({"created_at": rec.created_at} if rec.created_at else {}),
+            )
+        )
+        s.judgments += 1
+
+    def _tutor_id(self, name: str) -> str:
+        tid = self._tutors.get(name)
+        if tid is None:
+            tutor = Tutor(name=name)
+            self.new_tutors.append(tutor)
+            self._tutors[name] = tid = tutor.id
+            self.summary.tutors += 1
+        return tid
+
+
+def _by_candidate(values: dict[str, Any] | None, ids: list[str]) -> dict[str, Any]:
+    """A row's source values with its scores (by position) given to its candidates' ids."""
+    if not values:
+        return {}
+    out = dict(values)
+    if "scores" in out:
+        out["scores"] = dict(zip(ids, out["scores"], strict=True))
+    return out
