@@ -240,7 +240,7 @@ class LabMenus(QObject):
 
         view_menu = bar.addMenu("&View")
         self.queue_action = self._panel_toggle(view_menu, "&Queue", c.panels["queue"])
-        self.guidelines_action = self._panel_toggle(view_menu, "&Guidelines and rubric", c.panels["guidelines"])
+        self.guidelines_action = self._panel_toggle(view_menu, "&Guidelines", c.panels["guidelines"])
         for a in c.view_actions:
             view_menu.addAction(a)
         view_menu.addSeparator()
