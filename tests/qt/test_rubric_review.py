@@ -4,51 +4,24 @@ through core.operations), and the criteria tutors disagree on most."""
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
+from rubric_data import CRITERIA, GRADES, build
 
 from hitl_desktop.core import operations
 from hitl_desktop.core.guidelines import GuidelineLibrary
-from hitl_desktop.core.importing import import_file
-from hitl_desktop.core.rubrics import Criterion
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.workflow import TutorWorkflow
 from hitl_desktop.qt.review import ReviewView
 from hitl_desktop.qt.review_rubrics import LAB_MARK
 from hitl_desktop.qt.rubric_common import axis_label
 
-CRITERIA = [("Advises stopping metformin when eGFR < 30", 8, "axis:accuracy"),
-            ("Mentions lactic acidosis risk", 4, "axis:completeness"),
-            ("Recommends increasing the dose", -9, "axis:accuracy")]
-ANSWERS = ["Stop it; lactic acidosis risk.", "Stop it.", "Double the dose."]
-#: ann and ben on each answer, criterion by criterion: they differ on criterion 2 twice, criterion 1 once
-GRADES = {"ann": [[1, 1, 0], [1, 0, 0], [0, 0, 1]],
-          "ben": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
-
-
-def _rows(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
 
 @pytest.fixture
 def lab_db(tmp_path):
     db = tmp_path / "lab.db"
-    with Store.open(db) as store:
-        hb = {"prompt": [{"role": "user", "content": "I take metformin; my eGFR is 25. Keep taking it?"}],
-              "prompt_id": "hb-1", "rubrics": [{"criterion": c, "points": p, "tags": [t]} for c, p, t in CRITERIA]}
-        import_file(store, _rows(tmp_path / "hb.jsonl", [hb]), default_domain="medicine")
-        import_file(store, _rows(tmp_path / "g.jsonl", [
-            {"prompt_id": "hb-1", "completion": a, "grader": tutor, "grader_kind": "tutor",
-             "grades": [{"criterion": c[0], "criteria_met": bool(m)} for c, m in zip(CRITERIA, mets, strict=True)]}
-            for tutor, per in GRADES.items() for a, mets in zip(ANSWERS, per, strict=True)]))
-        pid = store.prompts_by_external_id(["hb-1"])["hb-1"].id
-        store.rubrics.save_rubric(pid, [Criterion("Stops metformin below eGFR 30", 8),
-                                        Criterion("Explains why", 2)], author="ann")  # fmt: skip
-        store.rubrics.save_rubric(pid, [Criterion("Stops metformin", 6)], author="ben")
-    return db, pid
+    return db, build(db, tmp_path)
 
 
 @pytest.fixture
