@@ -330,7 +330,7 @@ class ReviewView(QDialog):
         self.detail_tabs.addTab(self.detail, "Candidate, corrections and rationales")
         self.detail_tabs.addTab(self.rubric_review, "Rubrics")
         self.rubric_review.loaded.connect(self._rubric_tab_title)
-        rl.addWidget(self.detail_tabs, 3)
+        rl.addWidget(self.detail_tabs, 4)
 
         form = QFrame()
         form.setObjectName("Panel")

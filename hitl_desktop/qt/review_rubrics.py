@@ -111,10 +111,12 @@ class RubricReview(QWidget):
         self.runner = OperationRunner(self, name="rubric-review")
         self._wanted: str | None | bool = False  # a prompt to read once the runner is free (False: none)
 
-        self.proposals = _Rows(("Version", "Author", "Criteria", "Positive points", "Status", "Written"),
+        self.proposals = _Rows(("Version", "Author", "Criteria", "Points", "Status", "Written"),
                                self._proposal_cells, self)  # fmt: skip
         self.proposals.colour = lambda r, col: "success" if col == 4 and r.id == self.lab_id else None
-        self.proposal_view = _table(self.proposals, "Rubric proposals", 5)
+        self.proposal_view = _table(self.proposals, "Rubric proposals", 1)
+        self.proposal_view.setToolTip("Points: the sum of the positive points (a candidate meeting every "
+                                      "positive criterion and no negative one scores 100 %)")
         self.proposal_view.selectionModel().currentRowChanged.connect(lambda cur, _p: self._show_version(cur.row()))
         self.criteria_view = QTextBrowser()
         self.criteria_view.setAccessibleName("Criteria of the selected version")
@@ -136,7 +138,7 @@ class RubricReview(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.proposal_view)
         split.addWidget(self.criteria_view)
-        split.setSizes([420, 420])
+        split.setSizes([480, 360])
         tl.addWidget(split, 1)
         row = QHBoxLayout()
         row.addWidget(self.status, 1)
@@ -163,7 +165,7 @@ class RubricReview(QWidget):
         if r.id == self.lab_id and r.approved_by:
             status += f" ({r.approved_by})"
         return (f"v{r.version}", r.author or "–", len(r.criteria), points_text(positive_points(r.criteria)),
-                status, (r.created_at or "")[:16].replace("T", " "))
+                status, (r.created_at or "")[:10])
 
     @staticmethod
     def _disagreed_cells(d: dict) -> tuple:

@@ -23,12 +23,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
-from PySide6.QtWidgets import QSplitter, QTabWidget, QWidget
+from PySide6.QtWidgets import QFrame, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from hitl_desktop.core.events import Change, Changes
 from hitl_desktop.core.rubric_bench import LAB, OWN
 from hitl_desktop.qt.rubric_views import RubricViews
 
+RUBRIC_WIDTH = 430  # the side pane's least width while the rubric tab is open
 GRID_KEY = "Ctrl+Shift+G"
 PANEL_KEY = "Ctrl+Shift+U"
 
@@ -47,9 +48,17 @@ class RubricArea(QObject):
         self.side.setObjectName("SideTabs")
         self.side.setDocumentMode(True)
         self.side.addTab(guidelines, "Guidelines")
-        self.side.addTab(self.panel, "Rubric")
+        self.panel_frame = QFrame()  # framed like the guidelines panel beside it
+        self.panel_frame.setObjectName("Panel")
+        framed = QVBoxLayout(self.panel_frame)
+        framed.setContentsMargins(12, 10, 12, 10)
+        framed.addWidget(self.panel)
+        self.side.addTab(self.panel_frame, "Rubric")
         self.side.setTabToolTip(1, f"The prompt's criteria: write, reorder, save a version ({PANEL_KEY})")
         self.side.setMinimumWidth(260)
+        # the rubric's table needs more room than the guidelines' text: its tab widens the pane
+        self.side.currentChanged.connect(lambda i: self.side.setMinimumWidth(RUBRIC_WIDTH if i == 1 else 260))
+        self._splitter: QSplitter | None = None
         self.grid.setMinimumHeight(160)
         self.grid.ranking_accepted.connect(on_ranking)
         self.show_action = QAction("&Grading grid", self)
@@ -78,7 +87,21 @@ class RubricArea(QObject):
         splitter.addWidget(self.grid)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        self._splitter = splitter
         return splitter
+
+    def fit_grid(self) -> None:
+        """Give the grid the height of its rows (at most half the bench's), the cards the rest."""
+        s = self._splitter
+        if s is None or not self.grid.isVisible():
+            return
+        total = sum(s.sizes())
+        rows = self.grid.model.rowCount()
+        line = self.grid.view.fontMetrics().height()
+        want = self.grid.view.horizontalHeader().sizeHint().height() + rows * max(34, line + 14) + 4 * line + 40
+        grid = max(self.grid.minimumHeight(), min(want, total // 2))
+        if total > grid:
+            s.setSizes([total - grid, grid])
 
     def set_order(self, candidate_ids: Sequence[str]) -> None:
         """The cards were shown or reshuffled: the grid's columns in the cards' order."""
@@ -110,13 +133,17 @@ class RubricArea(QObject):
         return self.has_rubric() or self._forced_for == pid
 
     def update_visibility(self) -> None:
+        shown = self.grid.isVisible()
         self.grid.setVisible(self.grid_wanted())
+        if self.grid.isVisible() and not shown:
+            self.fit_grid()
 
     def _changed(self, changes: Changes) -> None:
         if Change.RUBRIC in changes:
             if self._forced_for is not None and self._forced_for != self._prompt_id():
                 self._forced_for = None
             self.update_visibility()
+            self.fit_grid()
 
     def toggle_grid_focus(self) -> None:
         """Ctrl+Shift+G: into the grid (shown for this prompt if it was not); again: the cards."""
@@ -128,10 +155,11 @@ class RubricArea(QObject):
         if not self.grid.isVisible():
             self._forced_for = self._prompt_id()
             self.grid.setVisible(True)
+            self.fit_grid()
         self.grid.view.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def focus_panel(self) -> None:
         """Ctrl+Shift+U: the rubric tab, the focus in its criteria."""
-        self.side.setCurrentWidget(self.panel)
+        self.side.setCurrentWidget(self.panel_frame)
         self.side.show()
         self.panel.view.setFocus(Qt.FocusReason.ShortcutFocusReason)

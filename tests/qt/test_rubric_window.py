@@ -62,7 +62,7 @@ def test_write_grade_rank_submit_export_and_undo_through_the_window(qtbot, rubri
     assert w.rubric_bench.source == TEMPLATE and not grid.isVisible()
 
     keys(qtbot, (K.Key_U, CTRL | SHIFT))  # the rubric tab, focus in its criteria
-    assert w.rubrics.side.currentWidget() is panel and panel.view.hasFocus()
+    assert w.rubrics.side.currentWidget() is w.rubrics.panel_frame and panel.view.hasFocus()
     while panel.model.rowCount():  # the tutor writes their own instead of the template's
         keys(qtbot, K.Key_Delete)
     write(qtbot, "Says to stop metformin because eGFR is below 30", ups=4)     # +9
@@ -187,3 +187,24 @@ def test_the_grid_toggle_hides_it_and_ctrl_shift_g_shows_it_for_the_item(qtbot, 
     assert isinstance(w.lab_menus, LabMenus)
     view_menu = w.lab_menus.menus["view"]
     assert w.rubrics.show_action in view_menu.actions()
+
+
+def test_the_rubric_tab_widens_the_side_pane_and_the_grid_takes_at_most_half_the_bench(qtbot, rubric_window):
+    from hitl_desktop.core.rubrics import Criterion
+    from hitl_desktop.qt.rubric_area import RUBRIC_WIDTH
+    from hitl_desktop.qt.rubric_panel import TAGS
+
+    w = rubric_window
+    wait_ready(qtbot, w)
+    w.rubric_bench.save_rubric([Criterion(f"Criterion {i}", 3) for i in range(12)])
+    QApplication.processEvents()
+    sizes = w.bench_splitter.sizes()
+    assert w.rubrics.grid.isVisible() and 0 < sizes[1] <= sum(sizes) // 2 + 1
+    w.rubrics.focus_panel()
+    qtbot.waitUntil(lambda: w.rubrics.side.width() >= RUBRIC_WIDTH, timeout=3000)
+    panel = w.rubrics.panel
+    assert panel.view.isColumnHidden(TAGS) == (panel.width() < panel.COMPACT_WIDTH)
+    panel.resize(panel.COMPACT_WIDTH + 100, panel.height())
+    assert not panel.view.isColumnHidden(TAGS)
+    w.rubrics.side.setCurrentIndex(0)
+    assert w.rubrics.side.minimumWidth() < RUBRIC_WIDTH
