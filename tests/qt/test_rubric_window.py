@@ -208,3 +208,45 @@ def test_the_rubric_tab_widens_the_side_pane_and_the_grid_takes_at_most_half_the
     assert not panel.view.isColumnHidden(TAGS)
     w.rubrics.side.setCurrentIndex(0)
     assert w.rubrics.side.minimumWidth() < RUBRIC_WIDTH
+
+
+def test_generated_candidates_reach_the_grid_in_the_cards_order_and_a_past_judgment_reopens_with_its_grades(
+        qtbot, fake_window, file_store, tmp_path):
+    from hitl_desktop.core.rubrics import Criterion
+
+    w = fake_window
+    w.start_session(tutor_name="Dr. Ann", domain="medicine")
+    w.add_prompt("My eGFR is 27 and I take metformin. Should I keep taking it?")
+    wait_ready(qtbot, w)  # the candidates come from the (fake) model
+    rb, grid = w.rubric_bench, w.rubrics.grid
+    rb.save_rubric([Criterion("Says to stop metformin", 6), Criterion("Mentions eGFR", 2)])
+    order = w.bench.display_order_ids()
+    assert len(order) == w.settings.k and grid.model.order == order and grid.isVisible()
+    for cid in order:
+        for crit in rb.criteria:
+            rb.set_grade(cid, crit.id, cid == order[0])
+    grid.accept_button.click()
+    with qtbot.waitSignal(w.judgment_saved, timeout=5000) as saved:
+        w.submit(then_load_next=False)
+    judgment = saved.args[0]
+    saved_grades = {(g.candidate_id, g.criterion_id): g.met for g in file_store.rubrics.grades_for_judgment(judgment.id)}
+    assert len(saved_grades) == 2 * len(order)
+    w.actions.load_next()
+    w.reopen_judgment(judgment.id)  # Edit a past judgment: the grades come back with it
+    assert w.prompt.id == judgment.prompt_id
+    assert {(c, k.id): rb.cell(c, k.id).met for c in order for k in rb.criteria} == saved_grades
+    assert grid.model.order == w.bench.display_order_ids()
+
+
+def test_the_theme_switch_reaches_the_rubric_views_and_closing_the_window_unsubscribes_them(qtbot, rubric_window,
+                                                                                            monkeypatch):
+    w = rubric_window
+    calls = []
+    monkeypatch.setattr(w.rubrics.views, "apply_theme", lambda: calls.append("theme"))
+    w.lab_menus.set_theme("dark")
+    assert calls == ["theme"]
+    w.lab_menus.set_theme("light")
+    bench = w.rubric_bench
+    assert bench._subscribers  # the views follow the rubric bench while the window is open
+    w.close()
+    assert not bench._subscribers
