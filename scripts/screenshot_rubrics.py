@@ -106,12 +106,13 @@ by_text = {c.text: c.id for c in w.workflow.item.candidates}
 for i, mets in GRADED.items():
     for crit, m in zip(rb.criteria, mets, strict=False):
         rb.set_grade(by_text[ANSWERS[i]], crit.id, bool(m))
-w.rubrics.grid.view.setFocus()
+w.rubrics.toggle_grid_focus()  # the grid, and the card of its column selected
 for _ in range(30):
     app.processEvents()
 w.grab().save(str(out / "window-guidelines-light.png"))
 w.rubrics.side.setCurrentWidget(w.rubrics.panel_frame)
-w.rubrics.grid.view.setFocus()
+if not w.rubrics.grid.view.hasFocus():
+    w.rubrics.toggle_grid_focus()
 for _ in range(30):
     app.processEvents()
 w.grab().save(str(out / "window-light.png"))

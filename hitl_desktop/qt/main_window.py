@@ -103,7 +103,8 @@ class MainWindow(QMainWindow):
         self.guidelines_panel = GuidelinesPanel(wf, on_edit=self.actions.open_guideline_editor)
         self.guideline_view, self.guideline_version = self.guidelines_panel.view, self.guidelines_panel.version
         self.rubric_bench, self.rubrics = rb, RubricArea(wf, rb, guidelines=self.guidelines_panel.frame, parent=self,
-                                                         on_ranking=self.bench.set_ranking, focus_cards=self.bench.setFocus)
+                                                         on_ranking=self.bench.set_ranking, focus_cards=self.bench.setFocus,
+                                                         show_card=self.bench.select)  # fmt: skip
         self.bench.cards_shown.connect(self.rubrics.set_order)
         self.bench_splitter = self.rubrics.under(self.bench)  # the cards over the grading grid
         cl.addWidget(self.bench_splitter, 1)

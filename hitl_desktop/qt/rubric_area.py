@@ -7,7 +7,9 @@ the guidelines frame it is given, and the rubric panel) and ``grid`` (the gradin
 takes the workflow, the rubric bench and callbacks, never the window:
 
 - ``on_ranking(ranks)``: "Use this ranking" (the bench view's public ``set_ranking``);
-- ``focus_cards()``: where focus goes back from the grid (Ctrl+Shift+G again).
+- ``focus_cards()``: where focus goes back from the grid (Ctrl+Shift+G again);
+- ``show_card(position)``: the grid's cursor moved to another candidate: select (and scroll to)
+  its card, so the answer being graded is the one in view.
 
 The grid is shown when the prompt on the bench has a rubric (the tutor's own version or the
 lab's), not for a template nobody has saved, so a tutor who only ranks is not crowded; the
@@ -38,7 +40,8 @@ class RubricArea(QObject):
     """See the module docstring. ``show_grid``: the View menu's setting (default on)."""
 
     def __init__(self, workflow: Any, rubric_bench: Any, *, guidelines: QWidget, on_ranking: Callable[[dict], None],
-                 focus_cards: Callable[[], None], show_grid: bool = True, parent: QObject | None = None) -> None:  # fmt: skip
+                 focus_cards: Callable[[], None], show_card: Callable[[int], None] | None = None,
+                 show_grid: bool = True, parent: QObject | None = None) -> None:  # fmt: skip
         super().__init__(parent)
         self.workflow, self.rubric_bench = workflow, rubric_bench
         self.views = RubricViews(rubric_bench, workflow, parent=self)
@@ -61,6 +64,8 @@ class RubricArea(QObject):
         self._splitter: QSplitter | None = None
         self.grid.setMinimumHeight(160)
         self.grid.ranking_accepted.connect(on_ranking)
+        self.show_card = show_card
+        self.grid.view.selectionModel().currentChanged.connect(lambda cur, prev: self._cursor_moved(cur, prev))
         self.show_action = QAction("&Grading grid", self)
         self.show_action.setCheckable(True)
         self.show_action.setChecked(show_grid)
@@ -157,6 +162,18 @@ class RubricArea(QObject):
             self.grid.setVisible(True)
             self.fit_grid()
         self.grid.view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        cid = self.grid.model.candidate_at(self.grid.view.currentIndex().column())
+        if cid is not None and self.show_card is not None:
+            self.show_card(self.grid.model.order.index(cid))
+
+    def _cursor_moved(self, current, previous) -> None:
+        if self.show_card is None or not current.isValid() or not self.grid.view.hasFocus():
+            return
+        if previous.isValid() and previous.column() == current.column():
+            return
+        cid = self.grid.model.candidate_at(current.column())
+        if cid is not None:
+            self.show_card(self.grid.model.order.index(cid))
 
     def focus_panel(self) -> None:
         """Ctrl+Shift+U: the rubric tab, the focus in its criteria."""

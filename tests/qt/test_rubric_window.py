@@ -73,9 +73,13 @@ def test_write_grade_rank_submit_export_and_undo_through_the_window(qtbot, rubri
     assert rubric.author == "Dr. Ann" and [c.points for c in rubric.criteria] == [9, 3, -8]
     assert grid.isVisible() and grid.model.rowCount() == 3  # the prompt has a rubric now
 
+    w.bench.select(2)
     keys(qtbot, (K.Key_G, CTRL | SHIFT))
     assert grid.view.hasFocus() and grid.view.currentIndex().column() == FIRST
-    grid.view.setCurrentIndex(grid.model.index(0, FIRST))
+    assert w.bench.selected_position == 0  # the card of the column graded is the one selected, in view
+    keys(qtbot, K.Key_Right)
+    assert w.bench.selected_position == 1
+    keys(qtbot, K.Key_Left)
     by_text = {c.id: c.text for c in w.workflow.item.candidates}
     wanted = {ANSWERS[0]: "XXX", ANSWERS[1]: "YYX", ANSWERS[2]: "YXY"}  # met / not met, criterion by criterion
     for column, cid in enumerate(order):
