@@ -292,7 +292,7 @@ class MainWindow(QMainWindow):
         self.autobackup.final()  # the last state, as the window closes
         if self.dashboard is not None:
             self.dashboard.close()
-        for d in self._dialogs:
+        for d in (*self._dialogs, self.lab_menus.review_view):  # an operation under way ends first
             if hasattr(d, "runner"):
                 d.runner.wait(30000)
         self.model.shutdown()

@@ -461,6 +461,10 @@ class ReviewView(QDialog):
         self.grid_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.show_candidate(0)
 
+    @property
+    def runner(self):  # noqa: ANN201 - the rubric tab's operations (the window waits for them on close)
+        return self.rubric_review.runner
+
     def _rubric_tab_title(self) -> None:
         n = self.rubric_review.proposals.rowCount()
         self.detail_tabs.setTabText(1, f"Rubrics ({n} version{'s' if n != 1 else ''})" if n else "Rubrics")
