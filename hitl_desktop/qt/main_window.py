@@ -104,7 +104,8 @@ class MainWindow(QMainWindow):
         self.guideline_view, self.guideline_version = self.guidelines_panel.view, self.guidelines_panel.version
         self.rubric_bench, self.rubrics = rb, RubricArea(wf, rb, guidelines=self.guidelines_panel.frame, parent=self,
                                                          on_ranking=self.bench.set_ranking, focus_cards=self.bench.setFocus,
-                                                         show_card=self.bench.select)  # fmt: skip
+                                                         show_card=self.bench.select, show_grid=settings.grading_grid,
+                                                         remember_grid=lambda on: setattr(settings, "grading_grid", on))  # fmt: skip
         self.bench.cards_shown.connect(self.rubrics.set_order)
         self.bench_splitter = self.rubrics.under(self.bench)  # the cards over the grading grid
         cl.addWidget(self.bench_splitter, 1)
@@ -394,6 +395,5 @@ class MainWindow(QMainWindow):
 _ACTIONS = frozenset({
     "skip", "undo", "reopen_judgment", "continue_conversation", "add_prompt", "load_samples", "load_next",
     "load_prompt", "refresh_queue", "end_session", "open_session_dialog", "save_guideline", "open_guideline_editor",
-    "session_summary_text", "open_correction", "apply_correction", "submit_and_continue", "begin_session",
-    "start_pack_session",
+    "session_summary_text", "open_correction", "apply_correction", "submit_and_continue", "begin_session", "start_pack_session",
 })  # fmt: skip

@@ -37,11 +37,13 @@ PANEL_KEY = "Ctrl+Shift+U"
 
 
 class RubricArea(QObject):
-    """See the module docstring. ``show_grid``: the View menu's setting (default on)."""
+    """See the module docstring. ``show_grid``: the View menu's setting (default on);
+    ``remember_grid(on)``: called when the tutor changes it."""
 
     def __init__(self, workflow: Any, rubric_bench: Any, *, guidelines: QWidget, on_ranking: Callable[[dict], None],
                  focus_cards: Callable[[], None], show_card: Callable[[int], None] | None = None,
-                 show_grid: bool = True, parent: QObject | None = None) -> None:  # fmt: skip
+                 show_grid: bool = True, remember_grid: Callable[[bool], None] | None = None,
+                 parent: QObject | None = None) -> None:  # fmt: skip
         super().__init__(parent)
         self.workflow, self.rubric_bench = workflow, rubric_bench
         self.views = RubricViews(rubric_bench, workflow, parent=self)
@@ -71,6 +73,8 @@ class RubricArea(QObject):
         self.show_action.setChecked(show_grid)
         self.show_action.setToolTip("Show the grading grid under the cards when the prompt has a rubric")
         self.show_action.toggled.connect(lambda _on: self.update_visibility())
+        if remember_grid is not None:  # the tutor's choice, for the next launch too
+            self.show_action.toggled.connect(remember_grid)
         self._forced_for: str | None = None  # the prompt Ctrl+Shift+G showed the grid for
         self._unsubscribe = [rubric_bench.subscribe(self._changed)]
         self.update_visibility()

@@ -254,3 +254,17 @@ def test_the_theme_switch_reaches_the_rubric_views_and_closing_the_window_unsubs
     assert bench._subscribers  # the views follow the rubric bench while the window is open
     w.close()
     assert not bench._subscribers
+
+
+def test_the_grading_grid_setting_is_remembered_for_the_next_launch(qtbot, rubric_window, app_settings,
+                                                                    guideline_library):
+    from hitl_desktop.core.store import Store
+    from hitl_desktop.qt.main_window import MainWindow
+
+    assert app_settings.grading_grid is True and rubric_window.rubrics.show_action.isChecked()
+    rubric_window.rubrics.show_action.setChecked(False)
+    assert app_settings.grading_grid is False
+    again = MainWindow(store=Store.memory(), settings=app_settings, guidelines=guideline_library)
+    qtbot.addWidget(again)
+    assert not again.rubrics.show_action.isChecked()
+    again.close()
