@@ -119,7 +119,8 @@ def check_points(points: object, *, where: str = "points") -> float:
 
 def check_criteria(criteria: Sequence[Criterion]) -> None:
     """The rules of a rubric: every criterion has text and valid points, no text twice, at least
-    one positive criterion, at most one axis tag per criterion and only a known axis."""
+    one positive criterion (and positive points enough that every score is a finite number), at
+    most one axis tag per criterion and only a known axis."""
     if not criteria:
         raise RubricError("a rubric needs at least one criterion")
     seen: set[str] = set()
@@ -137,8 +138,13 @@ def check_criteria(criteria: Sequence[Criterion]) -> None:
             raise RubricError(f"{where}: more than one axis tag: {', '.join(axes)}")
         if axes and axes[0] not in AXES:
             raise RubricError(f"{where}: unknown axis {axes[0]!r} (one of {', '.join(AXES)})")
-    if positive_points(criteria) <= 0:
+    total = positive_points(criteria)
+    if total <= 0:
         raise RubricError("a rubric needs at least one criterion with positive points")
+    # a score divides by the positive points: points so small (1e-308) that it would not be
+    # a finite number are refused, never exported as -inf
+    if not math.isfinite(sum(abs(c.points) for c in criteria) / total):
+        raise RubricError(f"the positive points sum to {total:g}, too little to score against")
 
 
 def positive_points(criteria: Iterable[Criterion]) -> float:

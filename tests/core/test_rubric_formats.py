@@ -162,7 +162,9 @@ def test_rubric_formats_write_jsonl_parquet_or_a_folder_and_refuse_other_files(t
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12).filter(
     lambda t: t.strip() == t and t)
-points = st.one_of(st.integers(-10, 10).filter(bool), st.floats(-10, 10, allow_nan=False).filter(lambda x: x != 0))
+# valid points: a float so small that a score would overflow (1e-308) is refused (test below)
+points = st.one_of(st.integers(-10, 10).filter(bool),
+                   st.floats(-10, 10, allow_nan=False).filter(lambda x: abs(x) >= 1e-9))
 tags = st.lists(st.sampled_from([f"axis:{a}" for a in AXES]), max_size=1).map(lambda t: t + ["level:example"])
 
 
@@ -225,3 +227,12 @@ def test_export_import_into_an_empty_database_export_gives_the_same_rows(tmp_pat
         import_file(second, tmp_path / "a-rubric-grades-gpt.jsonl")
     b = export_all(second, tmp_path, "b")
     assert a == b
+
+
+def test_positive_points_too_small_to_score_against_are_refused_by_line(tmp_path):
+    row = dict(HB_ROW, rubrics=[{"criterion": "Penalised", "points": -1, "tags": []},
+                                {"criterion": "Tiny", "points": 2.225073858507203e-309, "tags": []}])
+    store = Store.memory()
+    with pytest.raises(ImportFileError, match=r"hb.jsonl:1: .*too little to score against"):
+        import_file(store, write(tmp_path / "hb.jsonl", [row]))
+    assert store.rubrics.prompt_ids_with_rubrics() == []
