@@ -1,5 +1,6 @@
 """The lab's operations over a database file, one function each, called the same way by the CLI
-and the GUI: import, export, merge, assign, backup, restore, review and adjudicate.
+and the GUI: import, export, merge, assign, backup, restore, review, adjudicate and the rubric review
+(approve a lab rubric).
 
 Every operation takes the database's path (it opens and closes its own connection, so it may run
 in any thread), an optional ``progress(fraction, message)`` callback, an optional ``cancelled()``
@@ -223,6 +224,43 @@ def adjudicate(
     with open_for_writing(db_path, create=False) as store:
         return reviews.adjudicate_in_order(store, prompt=prompt, ranking=list(ranking), rationale=rationale, adjudicator=adjudicator)
 
+
+
+def rubric_review(db_path: str | os.PathLike[str] | None, *, prompt_id: str | None, limit: int = 20) -> dict[str, Any]:
+    """What the review view shows of rubrics, only read: the prompt's rubric versions (each
+    tutor's proposals, oldest first), its lab rubric's id, and the criteria tutors disagree on
+    most (``core.rubric_agreement.disagreed_criteria``, the whole database)."""
+    with open_for_reading(db_path) as store:
+        return rubric_review_of(store, prompt_id=prompt_id, limit=limit)
+
+
+def rubric_review_of(store: Store, *, prompt_id: str | None, limit: int = 20) -> dict[str, Any]:
+    """:func:`rubric_review` on an open store (an in-memory database has no file to reopen)."""
+    from hitl_desktop.core.rubric_agreement import disagreed_criteria
+
+    if not store.rubrics.available():
+        return {"prompt_id": prompt_id, "versions": [], "lab": None, "disagreed": []}
+    versions = store.rubrics.versions(prompt_id) if prompt_id else []
+    lab = store.rubrics.lab_rubric(prompt_id) if prompt_id else None
+    return {"prompt_id": prompt_id, "versions": versions, "lab": lab.id if lab else None,
+            "disagreed": disagreed_criteria(store, limit=limit)}
+
+
+def approve_rubric(db_path: str | os.PathLike[str] | None, *, rubric_id: str, lead: str):
+    """A lead approves one rubric version as its prompt's lab rubric (packs carry it, exports use
+    it); ``lead`` is the lead's own name. The approved :class:`Rubric`."""
+    with open_for_writing(db_path, create=False) as store:
+        return approve_rubric_in(store, rubric_id=rubric_id, lead=lead)
+
+
+def approve_rubric_in(store: Store, *, rubric_id: str, lead: str):
+    """:func:`approve_rubric` on an open store. A lead's name is required."""
+    from hitl_desktop.core.rubrics import RubricError
+
+    lead = (lead or "").strip()
+    if not lead:
+        raise RubricError("a lead's name is required to approve a rubric (Settings: your name)")
+    return store.rubrics.approve(rubric_id, lead=lead)
 
 class AutoBackup:
     """The rolling backups' timing while the app runs (``backup.BackupScheduler`` decides when

@@ -307,9 +307,11 @@ class RubricBench(Evented):
 
     def undo(self) -> Any:
         """The workflow's undo; the judgment's grades are deleted with it and come back on the grid."""
-        if not self.workflow.history:
+        top = self.workflow.next_undo() if hasattr(self.workflow, "next_undo") else (
+            self.workflow.history[-1] if self.workflow.history else None)
+        if top is None:  # next_undo: also the judgments of before a restart (read lazily)
             return None
-        judgment_id = self.workflow.history[-1][0].id
+        judgment_id = top[0].id
         grades = self._rubrics.grades_for_judgment(judgment_id)
         with self.workflow.store.transaction():
             self._rubrics.delete_judgment_grades(judgment_id)

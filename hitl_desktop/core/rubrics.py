@@ -143,7 +143,7 @@ def check_criteria(criteria: Sequence[Criterion]) -> None:
             raise RubricError(f"{where}: more than one axis tag: {', '.join(axes)}")
         if axes and axes[0] not in AXES:
             raise RubricError(f"{where}: unknown axis {axes[0]!r} (one of {', '.join(AXES)})")
-    if positive_points(criteria) <= 0:
+    if positive_points(criteria) <= 0:  # POINTS_MIN keeps every score finite
         raise RubricError("a rubric needs at least one criterion with positive points")
 
 

@@ -59,6 +59,7 @@ class BenchView(QWidget):
     regenerate_all_requested = Signal()
     samples_requested = Signal()
     judgment_changed = Signal()
+    cards_shown = Signal(object)  # display order (candidate ids): cards shown, reshuffled or replaced
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -373,6 +374,7 @@ class BenchView(QWidget):
         self._show_fields(self.state.rationale, self.state.all_bad, self.state.strength)
         self.select(0)
         self._refresh()
+        self.cards_shown.emit(list(order))
 
     def begin_regeneration(self, slot: int, waiting: str = "Writing a new answer…") -> None:
         pos = self.position_of_slot(slot)
@@ -402,6 +404,8 @@ class BenchView(QWidget):
             self.cards[pos].set_candidate(shown, status=_candidate_status(shown))
             self.cards[pos].status.setToolTip(_candidate_details(shown))
         self._refresh()
+        if candidate is not None and self.state is not None:
+            self.cards_shown.emit(self.display_order_ids())
 
     def candidate_at(self, position: int) -> Candidate | None:
         if 0 <= position < len(self.positions):
@@ -563,6 +567,13 @@ class BenchView(QWidget):
     def _rationale_edited(self, text: str) -> None:
         if self.state is not None:
             self.state.rationale = text
+
+    def set_ranking(self, ranks: dict[str, int]) -> None:
+        """Put a ranking on the bench ({candidate id: rank}, 1 = best, equal ranks tie): the
+        grading grid's "Use this ranking"; the tutor may still change it."""
+        if self.state is not None:
+            self.state.set_levels_from_ranks(ranks)
+            self._changed()
 
     def set_correction(self, correction) -> None:
         if self.state is not None:

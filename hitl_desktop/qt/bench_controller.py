@@ -23,6 +23,7 @@ from hitl_desktop.core.events import Change, Changes
 from hitl_desktop.core.guidelines import Guideline
 from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.ranking import RankingError
+from hitl_desktop.core.rubrics import RubricError
 from hitl_desktop.core.store import StoreError
 from hitl_desktop.core.types import Judgment, Prompt, Session
 from hitl_desktop.core.workflow import BenchItem, TutorWorkflow, WorkflowError, shuffled_positions
@@ -53,9 +54,12 @@ class BenchController(QObject):
 
     def __init__(self, *, workflow: TutorWorkflow, bench: BenchView, generation: GenerationController,
                  messages: MessageBar, settings: AppSettings, parent: QWidget,
-                 open_dialog: Callable[[Any], None]) -> None:  # fmt: skip
+                 open_dialog: Callable[[Any], None], judge: Any = None) -> None:  # fmt: skip
         super().__init__(parent)
         self.workflow, self.bench, self.generation, self.messages = workflow, bench, generation, messages
+        #: submit / undo / reopen go through it: the rubric bench (core/rubric_bench.py), so the
+        #: grades are saved, taken back and shown with the judgment; default the workflow
+        self.judge = judge if judge is not None else workflow
         self.settings, self.parent_widget, self.open_dialog = settings, parent, open_dialog
         self.item_started = time.monotonic()
         self._shown_item: BenchItem | None = None
@@ -213,7 +217,10 @@ class BenchController(QObject):
             return None
         assert self.bench.state is not None
         try:
-            judgment = wf.submit(self.bench.state, seconds_spent=round(time.monotonic() - self.item_started, 3))
+            judgment = self.judge.submit(self.bench.state, seconds_spent=round(time.monotonic() - self.item_started, 3))
+        except RubricError as e:
+            self.messages.show_message(f"Not submitted: {e}.", severity="warning", timeout_ms=6000)
+            return None
         except DB_ERRORS as e:
             self.show_error(f"The judgment was not saved: {e}")
             return None
@@ -243,7 +250,7 @@ class BenchController(QObject):
                 self.messages.show_info("Nothing to undo.")
                 return False
             judgment, _ = top
-            self.workflow.undo()
+            self.judge.undo()
         except DB_ERRORS as e:
             self.show_error(f"Could not undo: {e}")
             return False
@@ -260,7 +267,7 @@ class BenchController(QObject):
             self.show_error("Start a session first (Ctrl+Shift+N); the new version is saved in it.")
             return
         try:
-            self.workflow.reopen(judgment_id)
+            self.judge.reopen(judgment_id)
         except WorkflowError as e:
             self.show_error(sentence(e))
             return

@@ -1,7 +1,9 @@
 """The quality dashboard: agreement per domain, per-tutor figures, three small bar charts.
 
 ``QualityDashboard(store, parent=None)`` is a non-modal dialog; ``refresh()`` recomputes.
-The figures come from ``core.quality.quality_summary`` (the dashboard only shows them):
+The figures come from ``core.quality.quality_summary`` and, for rubrics,
+``core.rubric_agreement`` (``rubric_stats``, ``disagreed_criteria``; :func:`figures`), and the
+dashboard only shows them:
 
 * on the GUI thread when the database is small (or in memory);
 * for a larger database, in a worker thread with its OWN read-only Store on ``store.path``
@@ -48,10 +50,12 @@ from PySide6.QtWidgets import (
 
 from hitl_desktop.core.access import open_for_reading
 from hitl_desktop.core.quality import fmt, pct, quality_summary, write_report
+from hitl_desktop.core.rubric_agreement import disagreed_criteria, rubric_stats
 from hitl_desktop.core.store import Store
 from hitl_desktop.qt.bar_chart import BarChart, Series
 from hitl_desktop.qt.models_chart import ModelStrengthChart
 from hitl_desktop.qt.ops import OperationRunner
+from hitl_desktop.qt.rubric_charts import RubricCharts
 
 #: Above this many judgments the figures are computed in a worker thread.
 WORKER_THRESHOLD = 2000
@@ -221,7 +225,16 @@ class FiguresTableModel(QAbstractTableModel):
 def _figures(db_path: str, domain: str | None) -> dict[str, Any]:
     """The figures, in an operation's thread, on a read-only connection of its own."""
     with open_for_reading(db_path) as store:
-        return quality_summary(store, domain=domain)
+        return figures(store, domain)
+
+
+def figures(store: Store, domain: str | None) -> dict[str, Any]:
+    """``quality_summary`` with the rubric figures: ``"rubrics"`` (``stats --json``'s, the
+    whole database) and ``"rubric_criteria"`` (the criteria tutors disagree on most)."""
+    summary = quality_summary(store, domain=domain)
+    summary.setdefault("rubrics", rubric_stats(store))
+    summary.setdefault("rubric_criteria", disagreed_criteria(store, limit=12))
+    return summary
 
 
 # -- the dialog ---------------------------------------------------------------------------------
@@ -352,6 +365,13 @@ class QualityDashboard(QDialog):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(chart_host)
+        # per-criterion agreement between tutors and each model grader's macro-F1 per axis
+        self.rubric_charts = RubricCharts()
+        self.rubric_charts.setMinimumHeight(200)
+        self.rubric_panel = self._panel("Rubrics: criteria tutors disagree on, model graders against the tutors"
+                                        " (all domains)", self.rubric_charts)  # fmt: skip
+        self.rubric_panel.hide()
+        splitter.addWidget(self.rubric_panel)
         splitter.addWidget(self._panel("Tutors", self.tutor_view))
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.setChildrenCollapsible(False)
@@ -360,10 +380,9 @@ class QualityDashboard(QDialog):
         bottom.addWidget(self.gold_panel)
         self.gold_panel.hide()
         splitter.addWidget(bottom)
-        splitter.setStretchFactor(0, 5)
-        splitter.setStretchFactor(1, 4)
-        splitter.setStretchFactor(2, 3)
-        splitter.setSizes([270, 300, 180])
+        for i, stretch in enumerate((5, 4, 4, 3)):
+            splitter.setStretchFactor(i, stretch)
+        splitter.setSizes([270, 240, 300, 180])
         outer.addWidget(splitter, 1)
 
         note = QLabel(
@@ -458,7 +477,7 @@ class QualityDashboard(QDialog):
         request, domain = self._request, self.current_domain()
         if not self.use_worker():
             try:
-                summary = quality_summary(self.store, domain=domain)
+                summary = figures(self.store, domain)
             except Exception as e:  # noqa: BLE001
                 self._on_failed(request, f"{type(e).__name__}: {e}")
                 return
@@ -567,6 +586,9 @@ class QualityDashboard(QDialog):
         )
         self.models_chart.set_models(summary.get("models") or {})
         self.models_chart.setVisible(bool(summary.get("models")))
+        rubrics = summary.get("rubrics") or {}
+        self.rubric_charts.set_stats(rubrics, by_criterion=summary.get("rubric_criteria") or None)
+        self.rubric_panel.setVisible(bool(rubrics.get("graded_completions")))
 
     def set_show_gold(self, on: bool) -> None:
         """Show gold figures (a lead) or hide them (a tutor); takes effect at once."""

@@ -30,6 +30,8 @@ KEY_TABLE: list[tuple[str, str]] = [
     ("Ctrl+→", "Skip this prompt"),
     ("Ctrl+Z", "Undo the last submission (again: the one before)"),
     ("Ctrl+N", "Type a new prompt"),
+    ("Ctrl+Shift+G", "Grading grid: show it and grade (again: back to the cards)"),
+    ("Ctrl+Shift+U", "Rubric panel: write the prompt's criteria (Ctrl+N add, Ctrl+S save)"),
     ("Ctrl+E", "Export…"),
     ("F1", "This help"),
     ("Drag a card's header", "Drop on another card: upper third better, middle tie, lower third worse"),

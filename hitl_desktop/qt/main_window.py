@@ -31,6 +31,7 @@ from hitl_desktop.core.events import Change, Changes
 from hitl_desktop.core.guidelines import GuidelineLibrary, resources_dir
 from hitl_desktop.core.operations import AutoBackup
 from hitl_desktop.core.ranking import RankingError
+from hitl_desktop.core.rubric_bench import RubricBench
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.workflow import TutorWorkflow, WorkflowError
 from hitl_desktop.qt.bench import BenchView
@@ -41,6 +42,7 @@ from hitl_desktop.qt.menus import LabMenus, MenuCommands
 from hitl_desktop.qt.message_bar import MessageBar
 from hitl_desktop.qt.ops import OperationRunner
 from hitl_desktop.qt.queue_panel import QueuePanel
+from hitl_desktop.qt.rubric_area import RubricArea
 from hitl_desktop.qt.settings import AppSettings
 from hitl_desktop.qt.status_bar import StatusView
 from hitl_desktop.qt.workers import BackendFactory, ModelController
@@ -86,7 +88,6 @@ class MainWindow(QMainWindow):
         self.messages = MessageBar(centre)
         self.bench = BenchView(centre)
         cl.addWidget(self.messages)
-        cl.addWidget(self.bench, 1)
         centre.setMinimumWidth(560)
         self.generation = GenerationController(
             workflow=wf, model=self.model, bench=self.bench, settings=settings, status=self.status,
@@ -95,16 +96,24 @@ class MainWindow(QMainWindow):
             on_ready=lambda pid: self.actions.ready(pid), on_failed=self.generation_failed.emit,
         )  # fmt: skip
         self.actions = BenchController(workflow=wf, bench=self.bench, generation=self.generation, messages=self.messages,
-                                       settings=settings, parent=self, open_dialog=self._open)  # fmt: skip
+                                       settings=settings, parent=self, open_dialog=self._open,
+                                       judge=(rb := RubricBench(wf)))  # fmt: skip
         for name in ("session_started", "prompt_loaded", "candidates_ready", "judgment_saved", "judgment_undone"):
             setattr(self, name, getattr(self.actions, name))
         self.guidelines_panel = GuidelinesPanel(wf, on_edit=self.actions.open_guideline_editor)
         self.guideline_view, self.guideline_version = self.guidelines_panel.view, self.guidelines_panel.version
+        self.rubric_bench, self.rubrics = rb, RubricArea(wf, rb, guidelines=self.guidelines_panel.frame, parent=self,
+                                                         on_ranking=self.bench.set_ranking, focus_cards=self.bench.setFocus,
+                                                         show_card=self.bench.select, show_grid=settings.grading_grid,
+                                                         remember_grid=lambda on: setattr(settings, "grading_grid", on))  # fmt: skip
+        self.bench.cards_shown.connect(self.rubrics.set_order)
+        self.bench_splitter = self.rubrics.under(self.bench)  # the cards over the grading grid
+        cl.addWidget(self.bench_splitter, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("MainSplitter")
         self.splitter.setChildrenCollapsible(False)
-        for i, (w, stretch) in enumerate(((self.queue.frame, 0), (centre, 1), (self.guidelines_panel.frame, 0))):
+        for i, (w, stretch) in enumerate(((self.queue.frame, 0), (centre, 1), (self.rubrics.side, 0))):
             self.splitter.addWidget(w)
             self.splitter.setStretchFactor(i, stretch)
         self.splitter.setSizes([250, 890, 300])
@@ -125,6 +134,7 @@ class MainWindow(QMainWindow):
 
         install_shortcuts(self, bench=self.bench, actions=self.actions, generation=self.generation,
                           new_prompt=self.queue.new_prompt.setFocus, escape=self.escape)  # fmt: skip
+        self.rubrics.install_shortcuts(self)
         self._restore_window_state()
         self.lab_menus = LabMenus(self, workflow=wf, settings=settings, commands=self._menu_commands())
         wf.subscribe(self._changed)
@@ -201,7 +211,7 @@ class MainWindow(QMainWindow):
             apply_theme=self.apply_theme, lead_changed=self._lead_changed,
             toolbar_actions={"export": self.export_action, "settings": self.settings_action, "session": self.session_action,
                              "end_session": self.end_session_action, "quality": self.quality_action, "help": self.help_action},
-            panels={"queue": self.queue.frame, "guidelines": self.guidelines_panel.frame},
+            panels={"queue": self.queue.frame, "guidelines": self.rubrics.side}, view_actions=(self.rubrics.show_action,),
         )  # fmt: skip
 
     # -- what changed ----------------------------------------------------------------------------
@@ -283,15 +293,17 @@ class MainWindow(QMainWindow):
         self.autobackup.final()  # the last state, as the window closes
         if self.dashboard is not None:
             self.dashboard.close()
-        for d in self._dialogs:
+        for d in (*self._dialogs, self.lab_menus.review_view):  # an operation under way ends first
             if hasattr(d, "runner"):
                 d.runner.wait(30000)
         self.model.shutdown()
+        self.rubrics.close()
         self.workflow.close_database()
 
     def apply_theme(self) -> None:
         self.bench.apply_theme()
         self.guideline_view.apply_theme()
+        self.rubrics.apply_theme()
 
     def maybe_backup(self) -> bool:
         """Start a background backup when one is due; True when one was started."""
@@ -383,6 +395,5 @@ class MainWindow(QMainWindow):
 _ACTIONS = frozenset({
     "skip", "undo", "reopen_judgment", "continue_conversation", "add_prompt", "load_samples", "load_next",
     "load_prompt", "refresh_queue", "end_session", "open_session_dialog", "save_guideline", "open_guideline_editor",
-    "session_summary_text", "open_correction", "apply_correction", "submit_and_continue", "begin_session",
-    "start_pack_session",
+    "session_summary_text", "open_correction", "apply_correction", "submit_and_continue", "begin_session", "start_pack_session",
 })  # fmt: skip

@@ -94,6 +94,7 @@ class MenuCommands:
     lead_changed: Callable[[bool], Any]
     toolbar_actions: dict[str, QAction]  # export, settings, session, end_session, quality, help
     panels: dict[str, QWidget]  # queue, guidelines: what View shows or hides
+    view_actions: tuple[QAction, ...] = ()  # more View items (the grading grid)
 
 
 @dataclass
@@ -240,6 +241,8 @@ class LabMenus(QObject):
         view_menu = bar.addMenu("&View")
         self.queue_action = self._panel_toggle(view_menu, "&Queue", c.panels["queue"])
         self.guidelines_action = self._panel_toggle(view_menu, "&Guidelines", c.panels["guidelines"])
+        for a in c.view_actions:
+            view_menu.addAction(a)
         view_menu.addSeparator()
         self.history_action = self._action(view_menu, "Judgment &history…", self.open_history, name="History")
         self.review_action = self._action(view_menu, "&Review disagreements…", self.open_review, name="Review")

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStyledItemDelegate,
     QTableView,
+    QTabWidget,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -41,6 +42,7 @@ from hitl_desktop.core.store import StoreError
 from hitl_desktop.core.workflow import TutorWorkflow
 from hitl_desktop.qt import theme
 from hitl_desktop.qt.dashboard import heading, panel
+from hitl_desktop.qt.review_rubrics import RubricReview
 from hitl_desktop.qt.wording import count
 
 FLAG_MARK = "⚑"
@@ -320,7 +322,15 @@ class ReviewView(QDialog):
         self.detail = QTextBrowser()
         self.detail.setOpenLinks(False)
         self.detail.setAccessibleName("Candidate text, corrections and rationales")
-        rl.addWidget(self._panel("Candidate, corrections and rationales", self.detail), 3)
+        # the candidate's text, and the rubric tab: the prompt's proposals (approve the lab
+        # rubric) and the criteria tutors disagree on most (qt/review_rubrics.py)
+        self.rubric_review = RubricReview(store=lambda: self.workflow.store, lead=lambda: self.adjudicator_edit.text())
+        self.detail_tabs = QTabWidget()
+        self.detail_tabs.setDocumentMode(True)
+        self.detail_tabs.addTab(self.detail, "Candidate, corrections and rationales")
+        self.detail_tabs.addTab(self.rubric_review, "Rubrics")
+        self.rubric_review.loaded.connect(self._rubric_tab_title)
+        rl.addWidget(self.detail_tabs, 4)
 
         form = QFrame()
         form.setObjectName("Panel")
@@ -432,11 +442,13 @@ class ReviewView(QDialog):
             self.grid_model.set_item(None, {})
             self.prompt_label.setText("Nothing to review: no prompt was ranked by two or more tutors.")
             self.detail.clear()
+            self.rubric_review.show_prompt(None)
             return
         pid = self.list_model.row(row).prompt.id
         if self.item is not None and self.item.prompt.id == pid and self.grid_model.item is not None:
             return
         self.item = review.review_item(self.workflow.store, pid)
+        self.rubric_review.show_prompt(pid)
         p = self.item.prompt
         head = f"[{p.external_id}] " if p.external_id else ""
         self.prompt_label.setText(head + p.text)
@@ -448,6 +460,18 @@ class ReviewView(QDialog):
         self.grid_view.resizeColumnsToContents()
         self.grid_view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.show_candidate(0)
+
+    @property
+    def runner(self):  # noqa: ANN201 - the rubric tab's operations (the window waits for them on close)
+        return self.rubric_review.runner
+
+    def _rubric_tab_title(self) -> None:
+        n = self.rubric_review.proposals.rowCount()
+        self.detail_tabs.setTabText(1, f"Rubrics ({n} version{'s' if n != 1 else ''})" if n else "Rubrics")
+
+    def done(self, result: int) -> None:  # noqa: D102 - closing waits for a rubric read under way
+        self.rubric_review.close_runner()
+        super().done(result)
 
     def _consensus(self) -> dict[str, int]:
         assert self.item is not None

@@ -156,7 +156,7 @@ class CriteriaModel(QAbstractTableModel):
             if col == POINTS:
                 return "Penalised behaviour: meeting it lowers the score" if c.points < 0 else \
                     "Points earned when a candidate meets it"
-            return c.text if col == TEXT else None
+            return (c.text + (f"\n\nTags: {', '.join(free)}" if free else "")) if col == TEXT else None
         if role == Qt.ItemDataRole.ForegroundRole and col == TEXT and not c.text.strip():
             return QColor(theme.current()["muted"])
         if role == Qt.ItemDataRole.ForegroundRole and col == POINTS:
@@ -380,11 +380,20 @@ class RubricPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.title)
         top.addWidget(self.version_label, 1)
-        buttons = QHBoxLayout()
-        for b in (self.add_button, self.remove_button, self.template_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.save_button)
+        self.version_label.setWordWrap(True)  # "7 criteria · 30 positive points · version 1 (...)" in a side pane
+        self.hint.setWordWrap(True)
+        self.template_button.setToolTip("Replace the draft by the domain's template")
+        # two rows of buttons: the panel lives in a side pane a few hundred pixels wide
+        buttons = QVBoxLayout()
+        row1, row2 = QHBoxLayout(), QHBoxLayout()
+        row1.addWidget(self.add_button)
+        row1.addWidget(self.remove_button)
+        row1.addStretch(1)
+        row1.addWidget(self.save_button)
+        row2.addWidget(self.template_button)
+        row2.addStretch(1)
+        buttons.addLayout(row1)
+        buttons.addLayout(row2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -393,6 +402,17 @@ class RubricPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.hint)
         self.show_rubric(None)
+
+    COMPACT_WIDTH = 520  # narrower: the tags column hides (they show in the criterion's tooltip)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        compact = self.width() < self.COMPACT_WIDTH
+        self.view.setColumnHidden(TAGS, compact)
+        h = self.view.horizontalHeader()  # the axis wraps onto two lines rather than squeeze the criterion
+        h.setSectionResizeMode(AXIS, QHeaderView.ResizeMode.Fixed if compact else QHeaderView.ResizeMode.ResizeToContents)
+        if compact:
+            h.resizeSection(AXIS, 104)
 
     @property
     def dirty(self) -> bool:

@@ -92,6 +92,8 @@ class RubricViews(QObject):
         self.grid.on_changes(changes)
 
     def _on_workflow(self, changes: Changes) -> None:
+        if Change.CANDIDATES in changes and Change.ITEM not in changes:  # generated or regenerated
+            self.grid.on_changes(changes)  # (a new item comes through the bench's Change.RUBRIC)
         if Change.SESSION in changes:
             self.panel.author = self._tutor()
             self.panel.version_label.setText(self.panel.version_text())

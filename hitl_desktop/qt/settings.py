@@ -70,6 +70,15 @@ class AppSettings:
     def lead_mode(self, value: bool) -> None:
         self.q.setValue("lead/mode", "true" if value else "false")
 
+    @property
+    def grading_grid(self) -> bool:
+        """View → Grading grid: the grid under the cards when the prompt has a rubric (default on)."""
+        return self._get("view/grading_grid", True, bool)
+
+    @grading_grid.setter
+    def grading_grid(self, value: bool) -> None:
+        self.q.setValue("view/grading_grid", "true" if value else "false")
+
     # -- model and sampling --------------------------------------------------------------------
 
     @property

@@ -226,3 +226,13 @@ def test_export_import_into_an_empty_database_export_gives_the_same_rows(tmp_pat
         import_file(second, tmp_path / "a-rubric-grades-gpt.jsonl")
     b = export_all(second, tmp_path, "b")
     assert a == b
+
+
+def test_positive_points_too_small_to_score_against_are_refused_by_line(tmp_path):
+    """A score divides by the positive points: 2e-309 of them would make -inf of a penalty."""
+    row = dict(HB_ROW, rubrics=[{"criterion": "Penalised", "points": -1, "tags": []},
+                                {"criterion": "Tiny", "points": 2.225073858507203e-309, "tags": []}])
+    store = Store.memory()
+    with pytest.raises(ImportFileError, match=r"hb.jsonl:1: rubrics\[1\]\.points: must be at least 0.01 away from 0"):
+        import_file(store, write(tmp_path / "hb.jsonl", [row]))
+    assert store.rubrics.prompt_ids_with_rubrics() == []
