@@ -68,6 +68,7 @@ class GenerationController:
             device=spec["device"],
             served_model=spec["served_model"],
             completions=spec["completions"],
+            max_concurrency=spec["max_concurrency"],
         )
 
     def _state_changed(self, _state: str) -> None:
@@ -165,6 +166,8 @@ class GenerationController:
         self.requests.pop(request.request_id, None)
         self.status.show_speed(result.tokens, result.seconds)
         self.status.show_model_state()
+        for note in getattr(result, "notes", None) or ():  # e.g. cut streams written again alone
+            self.show_info(note)
         plan = self.workflow.generation_finished(request.request_id)
         if plan is None:
             return  # the tutor moved on, or a newer generation for this prompt is on its way

@@ -119,6 +119,16 @@ class AppSettings:
     def completions(self, value: bool) -> None:
         self.q.setValue("model/completions", bool(value))
 
+    @property
+    def max_concurrency(self) -> int | None:
+        """Streams sent to one served model at once (None: as many as candidates, K)."""
+        value = self._get("model/max_concurrency", 0, int)
+        return value if value and value > 0 else None
+
+    @max_concurrency.setter
+    def max_concurrency(self, value: int | None) -> None:
+        self.q.setValue("model/max_concurrency", int(value or 0))
+
     def backend_spec(self) -> dict:
         """The arguments of ``core.backends.registry.open_backend`` for these settings."""
         models = [self.model_path or None, *self.compare_models]
@@ -127,6 +137,7 @@ class AppSettings:
             "served_model": self.served_model or None,
             "completions": self.completions,
             "device": self.device,
+            "max_concurrency": self.max_concurrency,
         }
 
     @property

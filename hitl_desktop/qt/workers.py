@@ -54,14 +54,16 @@ def default_backend_factory(
     device: str | None = None,
     served_model: str | None = None,
     completions: bool = False,
+    max_concurrency: int | None = None,
 ) -> ModelBackend:
     """``core.backends.registry.open_backend``: a local model in its own process (None = the
-    embedded default model), a served model over HTTP, or several of them."""
+    embedded default model), a served model over HTTP, or several of them. ``max_concurrency``:
+    streams sent to one server at once (None: K)."""
     from hitl_desktop.core.backends.registry import open_backend
 
     return open_backend(
         spec or None, device=device, on_progress=on_progress,
-        served_model=served_model, completions=completions,
+        served_model=served_model, completions=completions, max_concurrency=max_concurrency,
     )
 
 
@@ -236,12 +238,14 @@ class ModelController(QObject):
         device: str | None = None,
         served_model: str | None = None,
         completions: bool = False,
+        max_concurrency: int | None = None,
     ) -> None:
         """Load ``path`` (None = the embedded model; a served model's URL; or a list of them to
         compare) on ``device`` (None/"auto" = the best one)."""
         self._ensure_started()
         self.path, self.device = path, device
-        self.options = {"device": device, "served_model": served_model, "completions": completions}
+        self.options = {"device": device, "served_model": served_model, "completions": completions,
+                        "max_concurrency": max_concurrency}
         self.loaded = False
         self._backend = None
         self._health.stop()

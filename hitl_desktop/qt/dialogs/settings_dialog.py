@@ -92,6 +92,14 @@ class SettingsDialog(QDialog):
         self.completions_check = QCheckBox("Plain completions (a base model served without a chat template)")
         self.completions_check.setChecked(settings.completions)
         served.addRow(self.completions_check)
+        self.concurrency_spin = QSpinBox()
+        self.concurrency_spin.setRange(0, 64)
+        self.concurrency_spin.setSpecialValueText("as many as candidates")
+        self.concurrency_spin.setValue(settings.max_concurrency or 0)
+        self.concurrency_spin.setAccessibleName("Streams at once")
+        self.concurrency_spin.setToolTip("Streams sent to one server at once; a server that cuts concurrent "
+                                         "streams gets its cut candidates again one at a time")
+        served.addRow("Streams at once", self.concurrency_spin)
         self.compare_edit = QPlainTextEdit("\n".join(settings.compare_models))
         self.compare_edit.setPlaceholderText("one per line: a folder, a .gguf file or a URL")
         self.compare_edit.setAccessibleName("Models to compare")
@@ -167,6 +175,7 @@ class SettingsDialog(QDialog):
         served = any(is_url(m) for m in [self.model_path(), *self.compare_models()])
         self.served_model_edit.setEnabled(served)
         self.completions_check.setEnabled(served)
+        self.concurrency_spin.setEnabled(served)
 
     def accept(self) -> None:
         # "a local model" with no path would silently mean the embedded one
@@ -199,12 +208,13 @@ class SettingsDialog(QDialog):
         s = self.settings
         device = str(self.device_combo.currentData())
         changed = (self.model_path(), self.compare_models(), self.served_model_edit.text().strip(),
-                   self.completions_check.isChecked(), device) != (
-            s.model_path, s.compare_models, s.served_model, s.completions, s.device)
+                   self.completions_check.isChecked(), device, self.concurrency_spin.value() or None) != (
+            s.model_path, s.compare_models, s.served_model, s.completions, s.device, s.max_concurrency)
         s.model_path = self.model_path()
         s.compare_models = self.compare_models()
         s.served_model = self.served_model_edit.text().strip()
         s.completions = self.completions_check.isChecked()
+        s.max_concurrency = self.concurrency_spin.value() or None
         s.device = device
         s.k = self.k_spin.value()
         s.temperature = self.temp_spin.value()
