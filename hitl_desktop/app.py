@@ -21,6 +21,7 @@ from hitl_desktop.core.backup import CorruptDatabase, restore
 from hitl_desktop.core.store import Store, StoreError
 from hitl_desktop.core.types import DEFAULT_DOMAINS
 from hitl_desktop.qt import theme
+from hitl_desktop.qt.error_dialog import ErrorReporter
 from hitl_desktop.qt.main_window import MainWindow
 from hitl_desktop.qt.settings import AppSettings
 from hitl_desktop.qt.workers import BackendFactory
@@ -176,8 +177,10 @@ def run(db_path: str | None, model_path: str | None, argv: Sequence[str] | None 
     store = open_store(db_path)
     if store is None:
         return 2
+    reporter = ErrorReporter().install()  # an unexpected error: one line in a dialog, traceback in the log
     try:
         window = create_window(store=store, model_path=model_path)
+        reporter.parent = lambda: window
         window.show()
         when_exposed(window, lambda: begin(window))
         app.aboutToQuit.connect(window.shutdown)
@@ -185,6 +188,7 @@ def run(db_path: str | None, model_path: str | None, argv: Sequence[str] | None 
         tear_down(app, window)
         return code
     finally:
+        reporter.uninstall()
         store.close()
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from hitl_desktop.core.errors import log_traceback
 
 Progress = Callable[[float, str], None]
 Op = Callable[[Progress, Callable[[], bool]], Any]
@@ -45,7 +46,7 @@ class _Task(QObject):
         try:
             result = self.op(self.progressed.emit, self.cancel.is_set)
         except BaseException as e:  # noqa: BLE001 - reported to the GUI, never lost
-            traceback.print_exc()
+            log_traceback(e, context="operation")  # for a bug report; the view shows one line
             self.failed.emit(describe_error(e))
             return
         self.succeeded.emit(result)
