@@ -246,6 +246,22 @@ def rubric_review_of(store: Store, *, prompt_id: str | None, limit: int = 20) ->
             "disagreed": disagreed_criteria(store, limit=limit)}
 
 
+def rubrics_to_approve(
+    db_path: str | os.PathLike[str] | None, *, domain: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The prompts whose rubric waits for a lead's approval, only read
+    (``RubricStore.to_approve``: newest version first, at most ``limit``)."""
+    with open_for_reading(db_path) as store:
+        return rubrics_to_approve_in(store, domain=domain, limit=limit)
+
+
+def rubrics_to_approve_in(store: Store, *, domain: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """:func:`rubrics_to_approve` on an open store."""
+    if not store.rubrics.available():
+        return []
+    return list(store.rubrics.to_approve(domain=domain, limit=limit))
+
+
 def approve_rubric(db_path: str | os.PathLike[str] | None, *, rubric_id: str, lead: str):
     """A lead approves one rubric version as its prompt's lab rubric (packs carry it, exports use
     it); ``lead`` is the lead's own name. The approved :class:`Rubric`."""

@@ -240,6 +240,42 @@ class RubricStore:
         rubric.status, rubric.approved_by, rubric.approved_at = APPROVED, lead, when
         return rubric
 
+    def to_approve(self, *, domain: str | None = None, limit: int = 200) -> Iterator[dict[str, Any]]:
+        """The prompts whose rubric waits for a lead ("rubrics to approve"): versions newer than
+        the lab rubric, or proposals and no lab rubric at all; the newest version first, at most
+        ``limit``, streamed. Each: prompt_id, external_id, text (its first 200 characters),
+        domain, versions, authors (sorted), newest (version), newest_at (its time), lab_version
+        (None: no lab rubric)."""
+        cur = self.db.execute(
+            """
+            with lab as (
+                select prompt_id, version from (
+                    select prompt_id, version, row_number() over (
+                        partition by prompt_id order by approved_at desc, version desc) as n
+                    from rubrics where status = ?) where n = 1),
+            agg as (
+                select prompt_id, count(*) as versions, max(version) as newest,
+                       group_concat(distinct author) as authors
+                from rubrics group by prompt_id)
+            select a.prompt_id, p.external_id, substr(p.text, 1, 200), p.domain, a.versions, a.authors,
+                   a.newest, r.created_at, lab.version
+            from agg a
+            join prompts p on p.id = a.prompt_id
+            join rubrics r on r.prompt_id = a.prompt_id and r.version = a.newest
+            left join lab on lab.prompt_id = a.prompt_id
+            where (lab.version is null or a.newest > lab.version) and (? is null or p.domain = ?)
+            order by r.created_at desc, a.prompt_id
+            limit ?
+            """,
+            [APPROVED, domain, domain, max(0, int(limit))],
+        )
+        for row in cur:
+            yield {
+                "prompt_id": row[0], "external_id": row[1] or "", "text": row[2], "domain": row[3],
+                "versions": row[4], "authors": sorted({a for a in (row[5] or "").split(",") if a}),
+                "newest": row[6], "newest_at": row[7], "lab_version": row[8],
+            }
+
     def prompt_ids_with_rubrics(self) -> list[str]:
         return [r[0] for r in self.db.execute("select distinct prompt_id from rubrics order by prompt_id")]
 
