@@ -1,7 +1,9 @@
 """The lead's review mode: prompts by disagreement, every tutor's ranking side by side, and the
 adjudicated ranking (with a rationale) recorded through ``core.review.adjudicate``.
 
-Left, the prompts two or more tutors ranked, lowest mean Kendall tau-b first. Right, the
+Left, two lists (tabs): the prompts two or more tutors ranked, lowest mean Kendall tau-b first,
+and the rubrics to approve (prompts whose newest rubric version is not the lab rubric; selecting
+one opens its proposals in the Rubrics tab, where the lead approves one). Right, the
 chosen prompt: candidates as rows, one column per tutor (rank, flags, ✎ where that tutor
 corrected the candidate), and an editable "Adjudicated" column, filled from the current
 adjudication or else from the tutors' consensus (ranked pairs). The models adapt core rows;
@@ -293,8 +295,8 @@ class ReviewView(QDialog):
         self.list_view.setAccessibleName("Prompts by disagreement")
         self.list_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list_view.horizontalHeader().setSectionResizeMode(DisagreementModel.PROMPT, QHeaderView.ResizeMode.Stretch)
-        self.list_view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.show_row(cur.row()))
-        splitter.addWidget(self._panel("Most disagreement first (mean Kendall τ-b between tutors)", self.list_view))
+        self.list_view.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: None if self.showing_rubrics() else self.show_row(cur.row()))
 
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -330,6 +332,21 @@ class ReviewView(QDialog):
         self.detail_tabs.addTab(self.detail, "Candidate, corrections and rationales")
         self.detail_tabs.addTab(self.rubric_review, "Rubrics")
         self.rubric_review.loaded.connect(self._rubric_tab_title)
+        # the left: "Show" disagreements or the rubrics to approve (Alt+D / Alt+A, or the arrows)
+        self.queue = self.rubric_review.queue
+        self.queue.chosen.connect(self._queue_chosen)
+        self.queue.listed.connect(self._queue_listed)
+        self.lists = QTabWidget()
+        self.lists.setObjectName("ReviewLists")
+        self.lists.setAccessibleName("Show")
+        self.lists.setDocumentMode(True)
+        self.lists.addTab(self._panel("Most disagreement first (mean Kendall τ-b between tutors)", self.list_view),
+                          "&Disagreements")
+        self.lists.addTab(self._panel("Newest proposal first: select a prompt, approve a version in the Rubrics tab",
+                                      self.queue), "Rubrics to &approve")  # fmt: skip
+        self.lists.setTabToolTip(1, "Prompts whose newest rubric version is not the lab rubric (or that have none)")
+        self.lists.currentChanged.connect(self._list_changed)
+        splitter.addWidget(self.lists)
         rl.addWidget(self.detail_tabs, 4)
 
         form = QFrame()
@@ -414,6 +431,7 @@ class ReviewView(QDialog):
             self.domain_box.setCurrentIndex(max(0, self.domain_box.findData(wanted)) if wanted else 0)
         finally:
             self._filling = False
+        self.queue.refresh(self.domain_box.currentData())
         current = self.item.prompt.id if self.item else None
         rows = review.disagreements(store, domain=self.domain_box.currentData())
         self.list_model.set_rows(rows)
@@ -422,13 +440,57 @@ class ReviewView(QDialog):
         row = self.list_model.row_of(current) if current else -1
         if row < 0 and rows:
             row = 0
-        if row >= 0:
+        if not self.showing_rubrics():
+            if row >= 0:
+                self.list_view.selectRow(row)
+                self.show_row(row)
+            else:
+                self.show_row(-1)
+        elif row >= 0:
             self.list_view.selectRow(row)
-            self.show_row(row)
+
+    # -- the rubrics to approve --------------------------------------------------------------
+
+    def showing_rubrics(self) -> bool:
+        return self.lists.currentIndex() == 1
+
+    def show_rubrics_to_approve(self) -> None:
+        self.lists.setCurrentIndex(1)
+
+    def _list_changed(self, index: int) -> None:
+        if index == 1:
+            if not self.queue.rows.rows:
+                self._show_nothing("No rubric waits for approval.")
+            elif self.queue.current_id() is None:
+                self.queue.view.selectRow(0)  # shows it (chosen)
+            else:
+                self._queue_chosen(self.queue.current_id())
+            self.queue.view.setFocus()
         else:
-            self.show_row(-1)
+            self.show_row(self.list_view.currentIndex().row())
+            self.list_view.setFocus()
+
+    def _queue_chosen(self, prompt_id: str | None) -> None:
+        if not self.showing_rubrics():
+            return
+        if prompt_id is None:  # keep the prompt on show (one just approved leaves the list)
+            return
+        self._show_prompt(prompt_id)
+        self.detail_tabs.setCurrentWidget(self.rubric_review)
+
+    def _queue_listed(self) -> None:
+        n = self.queue.rows.rowCount()
+        self.lists.setTabText(1, f"Rubrics to &approve ({n})" if n else "Rubrics to &approve")
+        if self.showing_rubrics() and self.queue.current_id() is None and self.item is None and n:
+            self.queue.view.selectRow(0)
 
     def select_prompt(self, prompt_id: str) -> None:
+        if self.showing_rubrics():
+            row = self.queue.row_of(prompt_id)
+            if row >= 0:
+                self.queue.view.selectRow(row)
+            self._show_prompt(prompt_id)
+            return
         row = self.list_model.row_of(prompt_id)
         if row >= 0:
             self.list_view.selectRow(row)
@@ -438,13 +500,18 @@ class ReviewView(QDialog):
 
     def show_row(self, row: int) -> None:
         if row < 0 or row >= self.list_model.rowCount():
-            self.item = None
-            self.grid_model.set_item(None, {})
-            self.prompt_label.setText("Nothing to review: no prompt was ranked by two or more tutors.")
-            self.detail.clear()
-            self.rubric_review.show_prompt(None)
+            self._show_nothing("Nothing to review: no prompt was ranked by two or more tutors.")
             return
-        pid = self.list_model.row(row).prompt.id
+        self._show_prompt(self.list_model.row(row).prompt.id)
+
+    def _show_nothing(self, text: str) -> None:
+        self.item = None
+        self.grid_model.set_item(None, {})
+        self.prompt_label.setText(text)
+        self.detail.clear()
+        self.rubric_review.show_prompt(None)
+
+    def _show_prompt(self, pid: str) -> None:
         if self.item is not None and self.item.prompt.id == pid and self.grid_model.item is not None:
             return
         self.item = review.review_item(self.workflow.store, pid)

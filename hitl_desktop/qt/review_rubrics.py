@@ -1,5 +1,7 @@
 """The lead's rubric review (a tab of the review view): the selected prompt's rubric proposals,
-one of which the lead approves as the lab rubric, and the criteria tutors disagree on most.
+one of which the lead approves as the lab rubric, and the criteria tutors disagree on most; and
+:class:`RubricQueue`, the review view's second list: the prompts whose rubric waits for the
+lead ("rubrics to approve", ``core.operations.rubrics_to_approve``), newest version first.
 
 Both are read by ``core.operations.rubric_review`` and the approval is
 ``core.operations.approve_rubric`` (the lead's own name), run off the GUI thread by an
@@ -96,6 +98,99 @@ def _table(model: QAbstractTableModel, name: str, stretch: int) -> QTableView:
     return view
 
 
+def _short(text: str, n: int = 160) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class RubricQueue(QWidget):
+    """The prompts whose rubric has versions newer than its lab rubric, or proposals and no lab
+    rubric (read off the GUI thread, at most ``LIMIT``); ``chosen(prompt_id)`` when the lead
+    selects one (None: none selected), ``listed`` once the rows are on show."""
+
+    LIMIT = 500
+    chosen = Signal(object)
+    listed = Signal()
+
+    def __init__(self, *, store: Callable[[], Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.domain: str | None = None
+        self.runner = OperationRunner(self, name="rubric-queue")
+        self._again, self._quiet = False, False
+        self.rows = _Rows(("Newest", "Versions", "Authors", "Lab rubric", "Domain", "Prompt"), self._cells, self)
+        self.rows.colour = lambda r, col: "warning" if col == 3 and r["lab_version"] is None else None
+        self.view = _table(self.rows, "Rubrics to approve", 5)
+        self.view.setToolTip("Prompts whose newest rubric version is not the lab rubric, newest first; "
+                             "select one and approve a version in the Rubrics tab")  # fmt: skip
+        self.view.selectionModel().currentRowChanged.connect(lambda cur, _p: self._chosen(cur.row()))
+        self.empty = QLabel("")
+        self.empty.setObjectName("Muted")
+        self.empty.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.empty)
+
+    @staticmethod
+    def _cells(r: dict) -> tuple:
+        head = f"[{r['external_id']}] " if r["external_id"] else ""
+        return ((r["newest_at"] or "")[:16].replace("T", " "), f"{r['versions']} (v{r['newest']})",
+                ", ".join(r["authors"]) or "–", f"v{r['lab_version']}" if r["lab_version"] else "none yet",
+                r["domain"], head + _short(r["text"]))  # fmt: skip
+
+    def current_id(self) -> str | None:
+        row = self.view.currentIndex().row()
+        return self.rows.rows[row]["prompt_id"] if 0 <= row < len(self.rows.rows) else None
+
+    def row_of(self, prompt_id: str | None) -> int:
+        return next((i for i, r in enumerate(self.rows.rows) if r["prompt_id"] == prompt_id), -1)
+
+    def _chosen(self, row: int) -> None:
+        if not self._quiet:
+            self.chosen.emit(self.rows.rows[row]["prompt_id"] if 0 <= row < len(self.rows.rows) else None)
+
+    def refresh(self, domain: str | None = None) -> None:
+        """Read the list again (for ``domain``, None: all), keeping the selected prompt selected."""
+        self.domain = domain
+        if self.runner.is_running():
+            self._again = True
+            return
+        store = self.store()
+        if store.path is None:
+            self._listed(operations.rubrics_to_approve_in(store, domain=domain, limit=self.LIMIT))
+            return
+        path, limit = store.path, self.LIMIT
+        self.runner.run(lambda _p, _c: operations.rubrics_to_approve(path, domain=domain, limit=limit),
+                        on_success=self._listed, on_failure=self._failed)
+
+    def _listed(self, rows: list[dict]) -> None:
+        if self._again:
+            self._again = False
+            self.refresh(self.domain)
+            return
+        current = self.current_id()
+        self._quiet = True
+        try:
+            self.rows.set_rows(rows)
+            row = self.row_of(current)
+            if row >= 0:
+                self.view.selectRow(row)
+        finally:
+            self._quiet = False
+        more = f" (the newest {self.LIMIT})" if len(rows) >= self.LIMIT else ""
+        self.empty.setText("No rubric waits for approval: every prompt's newest version is its lab rubric."
+                           if not rows else f"{len(rows)} prompt{'s' if len(rows) != 1 else ''}{more}")  # fmt: skip
+        self.listed.emit()
+
+    def _failed(self, message: str) -> None:
+        self.empty.setText(f"The rubrics to approve could not be read: {message}")
+        self.listed.emit()
+
+    def close_runner(self) -> None:
+        self.runner.wait(30000)
+
+
 class RubricReview(QWidget):
     """See the module docstring. ``store()``: the review's store (its path is the file the
     operations open); ``lead()``: the lead's own name."""
@@ -110,6 +205,7 @@ class RubricReview(QWidget):
         self.lab_id: str | None = None
         self.runner = OperationRunner(self, name="rubric-review")
         self._wanted: str | None | bool = False  # a prompt to read once the runner is free (False: none)
+        self.queue = RubricQueue(store=store)  # the review view shows it as its second list
 
         self.proposals = _Rows(("Version", "Author", "Criteria", "Points", "Status", "Written"),
                                self._proposal_cells, self)  # fmt: skip
@@ -261,6 +357,7 @@ class RubricReview(QWidget):
 
     def _approved(self, rubric: Rubric) -> None:
         self.approved.emit(rubric)
+        self.queue.refresh(self.queue.domain)  # a prompt whose newest version is now approved leaves it
         if not self._next():
             self.show_prompt(self.prompt_id)
 
@@ -271,3 +368,4 @@ class RubricReview(QWidget):
 
     def close_runner(self) -> None:
         self.runner.wait(30000)
+        self.queue.close_runner()
