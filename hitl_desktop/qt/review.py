@@ -257,6 +257,19 @@ class RankDelegate(QStyledItemDelegate):
         return spin
 
 
+class _Runners:
+    """Several OperationRunners as one: ``wait`` waits for each, ``is_running`` while any runs."""
+
+    def __init__(self, *runners) -> None:
+        self.runners = runners
+
+    def is_running(self) -> bool:
+        return any(r.is_running() for r in self.runners)
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        return all([r.wait(timeout_ms) for r in self.runners])
+
+
 class ReviewView(QDialog):
     """The lead's review of disagreements (module docstring)."""
 
@@ -267,7 +280,7 @@ class ReviewView(QDialog):
         super().__init__(parent)
         self.workflow = workflow
         self.setObjectName("ReviewView")
-        self.setWindowTitle("Review disagreements")
+        self.setWindowTitle("Review disagreements and rubrics")
         self.setModal(False)
         self.resize(1380, 820)
         self.item: review.ReviewItem | None = None
@@ -276,7 +289,7 @@ class ReviewView(QDialog):
         outer.setSpacing(10)
 
         top = QHBoxLayout()
-        top.addWidget(heading("Review disagreements"))
+        top.addWidget(heading("Review"))
         top.addSpacing(12)
         self.domain_box = QComboBox()
         self.domain_box.setAccessibleName("Domain")
@@ -458,6 +471,7 @@ class ReviewView(QDialog):
         self.lists.setCurrentIndex(1)
 
     def _list_changed(self, index: int) -> None:
+        self.rubric_review.prefer_newest = index == 1
         if index == 1:
             if not self.queue.rows.rows:
                 self._show_nothing("No rubric waits for approval.")
@@ -476,6 +490,8 @@ class ReviewView(QDialog):
         if prompt_id is None:  # keep the prompt on show (one just approved leaves the list)
             return
         self._show_prompt(prompt_id)
+        if self.rubric_review.prompt_id == prompt_id:
+            self.rubric_review.select_newest()  # when already read; else on reading (prefer_newest)
         self.detail_tabs.setCurrentWidget(self.rubric_review)
 
     def _queue_listed(self) -> None:
@@ -529,8 +545,9 @@ class ReviewView(QDialog):
         self.show_candidate(0)
 
     @property
-    def runner(self):  # noqa: ANN201 - the rubric tab's operations (the window waits for them on close)
-        return self.rubric_review.runner
+    def runner(self) -> _Runners:
+        """The rubric tab's and the rubrics-to-approve list's operations (the window waits for them on close)."""
+        return _Runners(self.rubric_review.runner, self.queue.runner)
 
     def _rubric_tab_title(self) -> None:
         n = self.rubric_review.proposals.rowCount()

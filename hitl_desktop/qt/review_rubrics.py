@@ -118,12 +118,13 @@ class RubricQueue(QWidget):
         self.domain: str | None = None
         self.runner = OperationRunner(self, name="rubric-queue")
         self._again, self._quiet = False, False
-        self.rows = _Rows(("Newest", "Versions", "Authors", "Lab rubric", "Domain", "Prompt"), self._cells, self)
-        self.rows.colour = lambda r, col: "warning" if col == 3 and r["lab_version"] is None else None
-        self.view = _table(self.rows, "Rubrics to approve", 5)
-        self.view.setToolTip("Prompts whose newest rubric version is not the lab rubric, newest first; "
-                             "select one and approve a version in the Rubrics tab")  # fmt: skip
+        self.rows = _Rows(("Prompt", "Newest", "Versions", "Authors", "Domain"), self._cells, self)
+        self.rows.colour = lambda r, col: "warning" if col == 2 and r["lab_version"] is None else None
+        self.view = _table(self.rows, "Rubrics to approve", 0)
+        self.view.setToolTip("Prompts whose newest rubric version is not the lab rubric, newest first "
+                             "(Versions: the newest and the lab rubric's); approve one in the Rubrics tab")  # fmt: skip
         self.view.selectionModel().currentRowChanged.connect(lambda cur, _p: self._chosen(cur.row()))
+        self.view.horizontalHeader().setMinimumSectionSize(40)
         self.empty = QLabel("")
         self.empty.setObjectName("Muted")
         self.empty.setWordWrap(True)
@@ -134,10 +135,13 @@ class RubricQueue(QWidget):
 
     @staticmethod
     def _cells(r: dict) -> tuple:
+        """The prompt first (it stretches); the authors as the first and how many more."""
         head = f"[{r['external_id']}] " if r["external_id"] else ""
-        return ((r["newest_at"] or "")[:16].replace("T", " "), f"{r['versions']} (v{r['newest']})",
-                ", ".join(r["authors"]) or "–", f"v{r['lab_version']}" if r["lab_version"] else "none yet",
-                r["domain"], head + _short(r["text"]))  # fmt: skip
+        who = r["authors"]
+        authors = (who[0] + (f" +{len(who) - 1}" if len(who) > 1 else "")) if who else "–"
+        lab = f"lab v{r['lab_version']}" if r["lab_version"] else "no lab"
+        return (head + _short(r["text"]), (r["newest_at"] or "")[:10], f"v{r['newest']} · {lab}",
+                authors, r["domain"])  # fmt: skip
 
     def current_id(self) -> str | None:
         row = self.view.currentIndex().row()
@@ -206,6 +210,7 @@ class RubricReview(QWidget):
         self.runner = OperationRunner(self, name="rubric-review")
         self._wanted: str | None | bool = False  # a prompt to read once the runner is free (False: none)
         self.queue = RubricQueue(store=store)  # the review view shows it as its second list
+        self.prefer_newest = False  # select the newest version on reading (the rubrics to approve)
 
         self.proposals = _Rows(("Version", "Author", "Criteria", "Points", "Status", "Written"),
                                self._proposal_cells, self)  # fmt: skip
@@ -301,7 +306,7 @@ class RubricReview(QWidget):
         n = len(result["versions"])
         if n:
             lab_row = next((i for i, r in enumerate(result["versions"]) if r.id == self.lab_id), n - 1)
-            self.proposal_view.selectRow(lab_row)
+            self.proposal_view.selectRow(n - 1 if self.prefer_newest else lab_row)
         self._show_version(self.proposal_view.currentIndex().row() if n else -1)
         self.loaded.emit()
 
@@ -316,6 +321,11 @@ class RubricReview(QWidget):
     def selected(self) -> Rubric | None:
         row = self.proposal_view.currentIndex().row()
         return self.proposals.rows[row] if 0 <= row < len(self.proposals.rows) else None
+
+    def select_newest(self) -> None:
+        """Select the newest version (the one a lead working through the rubrics to approve wants)."""
+        if self.proposals.rows and not self.runner.is_running():
+            self.proposal_view.selectRow(len(self.proposals.rows) - 1)
 
     def _show_version(self, row: int) -> None:
         r = self.proposals.rows[row] if 0 <= row < len(self.proposals.rows) else None

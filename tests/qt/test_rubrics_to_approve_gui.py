@@ -51,8 +51,9 @@ def test_the_lead_lists_the_rubrics_to_approve_selects_one_and_approving_it_take
     assert ids(view.queue) == [solo, hb]  # newest version first
     assert view.lists.tabText(1) == "Rubrics to &approve (2)"
     row = cells(view.queue, 0)
-    assert row[1:5] == ["1 (v1)", "cat", "none yet", "law"] and row[5] == "What is adverse possession? Explain briefly."
-    assert cells(view.queue, 1)[1:4] == ["3 (v3)", "ann, ben, imported", "v1"]
+    assert row == ["What is adverse possession? Explain briefly.", "2099-01-01", "v1 · no lab", "cat", "law"]
+    assert cells(view.queue, 1)[2:4] == ["v3 · lab v1", "ann +2"]
+    assert view.queue.rows.rows[1]["authors"] == ["ann", "ben", "imported"]
 
     # keyboard: Alt+A shows the list, the first prompt is selected and its proposals open
     view.list_view.setFocus()
@@ -77,8 +78,7 @@ def test_the_lead_lists_the_rubrics_to_approve_selects_one_and_approving_it_take
     with qtbot.waitSignal(rr.loaded, timeout=10000):
         qtbot.keyClick(view.queue.view, Qt.Key.Key_Down)
     assert rr.prompt_id == hb and view.item.prompt.id == hb
-    qtbot.waitUntil(lambda: rr.proposals.rowCount() == 3, timeout=10000)
-    rr.proposal_view.selectRow(2)
+    assert rr.proposals.rowCount() == 3 and rr.selected().version == 3  # the newest version, to approve
     with qtbot.waitSignal(view.queue.listed, timeout=10000):
         assert rr.approve_selected()
     assert ids(view.queue) == [] and view.lists.tabText(1) == "Rubrics to &approve"
@@ -99,3 +99,15 @@ def test_the_domain_filter_applies_to_the_rubrics_to_approve(qtbot, lab):
     with qtbot.waitSignal(view.queue.listed, timeout=10000):
         view.domain_box.setCurrentIndex(view.domain_box.findData("medicine"))
     assert ids(view.queue) == [hb]
+
+
+def test_opening_the_list_on_the_prompt_already_on_show_selects_its_newest_version(qtbot, lab):
+    view, _db, hb, _solo = lab
+    rr = view.rubric_review
+    assert view.item.prompt.id == hb and rr.selected().version == 1  # the disagreement list: the lab rubric
+    with qtbot.waitSignal(view.queue.listed, timeout=10000):
+        view.domain_box.setCurrentIndex(view.domain_box.findData("medicine"))
+    qtbot.waitUntil(lambda: not rr.runner.is_running(), timeout=10000)
+    view.lists.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: rr.selected() is not None and rr.selected().version == 3, timeout=10000)
+    assert view.item.prompt.id == hb and rr.approve_button.isEnabled()
