@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from hitl_desktop.core.rubric_limits import (
-    INT64_MAX,
     MAX_CRITERIA,
     MAX_CRITERION,
     MAX_DEPTH,
@@ -49,6 +48,7 @@ from hitl_desktop.core.rubric_limits import (
     check_length,
     check_number,
     check_strings,
+    check_version,
     one_line,
     shown,
 )
@@ -296,7 +296,7 @@ def _parse_rubric_row(line: int, obj: dict[str, Any], default_domain: str | None
         check_length(ideal_text, "ideal_completions_data", MAX_TEXT)
     version = obj.get("rubric_version")
     if version is not None:
-        check_int(version, "rubric_version", low=1, high=INT64_MAX, what="a positive integer")
+        check_version(version, "rubric_version")
     author = _str(obj, "rubric_author", required=False) or IMPORTED
     status = obj.get("rubric_status", APPROVED)
     if status not in (PROPOSED, APPROVED):
