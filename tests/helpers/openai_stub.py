@@ -53,7 +53,7 @@ class LocalServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def __enter__(self):  # noqa: ANN204 (the subclass)
+    def __enter__(self):  # the subclass itself
         self._thread.start()
         return self
 
