@@ -37,3 +37,29 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def swap_in_folder(tmp: Path, out: Path) -> None:
+    """Put the folder ``tmp`` (beside ``out``) in the place of ``out`` by renames: ``out``, if
+    any, is moved aside first and put back when the swap fails, then removed; the parent
+    folder is synced. (Dataset folder exports: core/rubric_export.py; core/export/files.py's
+    ``replace_folder`` does the same swap.)"""
+    import shutil
+
+    old: Path | None = None
+    try:
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.rmdir(old)
+            os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            if old is not None:
+                os.rename(old, out)
+                old = None
+            raise
+        fsync_dir(out.parent)
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -33,7 +33,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from hitl_desktop.core.files import fsync_dir, fsync_file
+from hitl_desktop.core.files import fsync_dir, fsync_file, swap_in_folder
 from hitl_desktop.core.rubric_store import CURRENT_GRADE
 from hitl_desktop.core.rubrics import TUTOR, Criterion, RubricError, score
 
@@ -388,7 +388,6 @@ def write_folder(path: Path, fmt: str, rows: Iterable[dict[str, Any]], card: Cal
             raise RubricError(f"{path}: is a folder that is not a dataset export; refusing to replace it")
     schema = rubric_arrow_schema(fmt)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    old: Path | None = None
     was_disabled = are_progress_bars_disabled()
     disable_progress_bars()
     try:
@@ -406,24 +405,11 @@ def write_folder(path: Path, fmt: str, rows: Iterable[dict[str, Any]], card: Cal
         for dirpath, _dirs, files in os.walk(out):
             for name in files:
                 fsync_file(os.path.join(dirpath, name))
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.rmdir(old)
-            os.rename(path, old)
-        try:
-            os.rename(out, path)
-        except BaseException:
-            if old is not None:
-                os.rename(old, path)
-                old = None
-            raise
-        fsync_dir(path.parent)
+        swap_in_folder(out, path)
     finally:
         if not was_disabled:
             enable_progress_bars()
         shutil.rmtree(work, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     return n
 
 

@@ -27,12 +27,12 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.importing.refusals import ImportSummary
 from hitl_desktop.core.rubric_limits import (
-    INT64_MAX,
     MAX_CRITERIA,
     MAX_CRITERION,
     MAX_DEPTH,
@@ -49,6 +49,7 @@ from hitl_desktop.core.rubric_limits import (
     check_length,
     check_number,
     check_strings,
+    check_version,
     one_line,
     shown,
 )
@@ -124,27 +125,14 @@ def detect_rubric_layout(path: str | os.PathLike[str]) -> str | None:
 
 
 @dataclass
-class RubricImport:
-    """What a rubric file added."""
+class RubricImport(ImportSummary):
+    """What a rubric file added: the import command's summary (``importing.ImportSummary``,
+    whose counts it shares) with the rubric layouts' own."""
 
-    path: str
-    layout: str
-    records: int = 0
-    prompts: int = 0
-    prompts_reused: int = 0
     rubrics: int = 0
     criteria: int = 0
-    candidates: int = 0
     grades: int = 0
     grades_skipped: int = 0  # rows a grader had graded already
-    judgments: int = 0
-    domains: dict[str, int] = field(default_factory=dict)
-    # as importing.ImportSummary has them (the import command prints them)
-    judgments_skipped: int = 0
-    corrections: int = 0
-    corrections_ignored: int = 0
-    queued: int = 0
-    fields_not_kept: dict[str, int] = field(default_factory=dict)
 
 
 def _str(obj: dict[str, Any], key: str, *, required: bool = True, empty: bool = False,
@@ -296,7 +284,7 @@ def _parse_rubric_row(line: int, obj: dict[str, Any], default_domain: str | None
         check_length(ideal_text, "ideal_completions_data", MAX_TEXT)
     version = obj.get("rubric_version")
     if version is not None:
-        check_int(version, "rubric_version", low=1, high=INT64_MAX, what="a positive integer")
+        check_version(version, "rubric_version")
     author = _str(obj, "rubric_author", required=False) or IMPORTED
     status = obj.get("rubric_status", APPROVED)
     if status not in (PROPOSED, APPROVED):

@@ -534,7 +534,7 @@ class TutorWorkflow(Evented):
         self.store.save_judgment(judgment)
         with self.batch():
             self.history.append((judgment, item.prompt))
-            del self.history[: -self.undo_limit]
+            del self.history[: max(0, len(self.history) - self.undo_limit)]  # (not [:-limit]: -0 keeps all)
             del self._earlier[: max(0, len(self._earlier) - (self.undo_limit - len(self.history)))]
             self.queue = [p for p in self.queue if p.id != item.prompt.id]
             self.skipped.discard(item.prompt.id)

@@ -10,12 +10,8 @@ format makes this model answer nothing), 12 tokens at most, one thread."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -26,6 +22,9 @@ from hitl_desktop.core.backends.served import ServedBackend
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.types import Message
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from transformers_serve import ServerDidNotStart, local_server  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 
@@ -35,38 +34,17 @@ def llama_server(tmp_path_factory):
     from hitl_desktop.core.backends.gguf_files import default_gguf_path
 
     gguf = default_gguf_path()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                "--port", str(port), "--n_ctx", "1024", "--n_threads", "1"]
+
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    out = open(log, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "1024", "--n_threads", "1"],
-        stdout=out, stderr=subprocess.STDOUT, env={**os.environ},
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    start = time.monotonic()
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() - start > 120:
-                pytest.fail(f"llama-cpp-python's server did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        out.close()
+        with local_server(command, what="llama-cpp-python's server", log=log) as (url, _):
+            yield url
+    except ServerDidNotStart as e:
+        pytest.fail(str(e))
 
 
 def test_its_cut_streams_are_retried_alone_and_never_returned(llama_server):

@@ -212,6 +212,17 @@ def test_undo_limit(store, library, tmp_path):
     assert w.undo() and w.undo() and w.undo() is None
 
 
+def test_an_undo_limit_of_0_keeps_no_undo(store, library, tmp_path):
+    # -0 as a slice end kept the whole history: undo worked though the limit is 0
+    import_prompts(store, write_jsonl(tmp_path / "s.jsonl", [{"id": "p0", "prompt": "P0?"}]))
+    w = TutorWorkflow(store, guidelines=library, undo_limit=0)
+    w.start_session(tutor_name="ann", domain="general")
+    fill(w, "p0")
+    judge(w, {"x": 1, "y": 1, "z": 2})
+    assert not w.can_undo() and w.undo() is None
+    assert store.stats()["judgments"] == 1  # the judgment stays
+
+
 def test_reopen_and_rejudge_supersedes_the_old_version(wf, store, tmp_path):
     fill(wf, "q1")
     old = judge(wf, {"x": 1, "y": 2, "z": 3}, rationale="first")

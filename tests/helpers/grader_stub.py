@@ -14,7 +14,9 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from openai_stub import JsonHandler, LocalServer
 
 MODEL = "grader-model"
 _ITEM = re.compile(r"# Rubric item\n\[(-?[\d.]+)\] (.*?)\n\n# Instructions", re.S)
@@ -28,36 +30,13 @@ def verdict(prompt: str) -> bool:
     return bool(word) and word in answer.lower()
 
 
-class _Quiet(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
-
-
-class GraderStub:
+class GraderStub(LocalServer):
     def __init__(self, *, mode: str = "ok", hang: float = 30.0, delay: float = 0.0) -> None:
         self.mode, self.hang, self.delay = mode, hang, delay
         self.requests = 0
         self.seen: dict[str, int] = {}
         self.lock = threading.Lock()
-        self.closed = threading.Event()
-        self._httpd = _Quiet(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> GraderStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.closed.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(self._handler())
 
     def reply(self, prompt: str) -> str:
         with self.lock:
@@ -71,22 +50,9 @@ class GraderStub:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _json(self, obj: object) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
-                self._json({"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "x"}]})
+                self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "x"}]})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
@@ -98,7 +64,7 @@ class GraderStub:
                 text = stub.reply(body["messages"][-1]["content"])
                 usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
                 if not body.get("stream"):
-                    return self._json({"id": "x", "object": "chat.completion", "created": 0, "model": MODEL,
+                    return self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": MODEL,
                                        "choices": [{"index": 0, "finish_reason": "stop",
                                                     "message": {"role": "assistant", "content": text}}],
                                        "usage": usage})
@@ -116,9 +82,6 @@ class GraderStub:
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-
-            def _event(self, obj: dict) -> None:
-                self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
 
         return Handler
 

@@ -33,11 +33,58 @@ def answer_words(seed: int, n: int) -> list[str]:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that hangs up (a closed stream) is expected here
 
 
-class StubServer:
+class LocalServer:
+    """An ``http.server`` on 127.0.0.1 in a thread, for a stub: ``with Stub() as s: s.url``.
+    A subclass calls ``_serve(handler)`` in its ``__init__``; ``closed`` is set on exit."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.closed = threading.Event()
+        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self):  # the subclass itself
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler with ``_json(status, obj)``."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _json(self, status: int, obj: object) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _event(self, obj: dict) -> None:
+        self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+        self.wfile.flush()
+
+
+class StubServer(LocalServer):
     def __init__(
         self, *, mode: str = "ok", words: int = 6, delay: float = 0.0, models: list[str] | None = None,
         text: str | None = None,
@@ -48,7 +95,6 @@ class StubServer:
         self.delay = delay
         self.models = models or ([MODEL, "other-model"] if mode == "several" else [MODEL])
         self.requests: list[tuple[str, str, dict[str, str], dict]] = []
-        self.closed = threading.Event()
         self.active = 0
         self.max_active = 0
         self._count_lock = threading.Lock()
@@ -56,22 +102,7 @@ class StubServer:
         # the running one), then lets the outer go; a stream that finds the outer taken ends
         self.outer = threading.Lock()
         self.inner = threading.Lock()
-        self._httpd = _QuietServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> StubServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.closed.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(self._handler())
 
     def completion_requests(self) -> list[dict]:
         return [body for method, path, _, body in self.requests if path.endswith("completions")]
@@ -79,20 +110,7 @@ class StubServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _json(self, status: int, obj: object) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _error(self, status: int, message: str) -> None:
                 self._json(status, {"error": {"message": message, "type": "error", "code": status}})
 
@@ -206,10 +224,6 @@ class StubServer:
                 except (BrokenPipeError, ConnectionResetError):
                     return None
                 return None
-
-            def _event(self, obj: dict) -> None:
-                self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
-                self.wfile.flush()
 
         return Handler
 

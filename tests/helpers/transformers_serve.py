@@ -3,7 +3,8 @@ the served backend's tests (tests/core/test_served_real.py) and benchmarks/bench
 
 ``with serving(folder) as (url, seconds): ...`` starts it on a free port, waits until
 ``/v1/models`` answers (``seconds``: how long that took), and ends it on the way out. It needs
-``transformers[serving]`` (``scripts/setup.sh --dev``). Nothing is fetched: the hub is off."""
+``transformers[serving]`` (``scripts/setup.sh --dev``). Nothing is fetched: the hub is off.
+``local_server(command, what=...)`` does the same for any such server (llama-cpp-python's too)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,20 +43,37 @@ def serving(
     """``(url, seconds to start)`` of ``transformers serve`` serving ``model_dir`` on the CPU;
     its output goes to ``log`` (else to a temporary file, removed afterwards); its end is in
     the error when it does not start."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable, "-c", SERVE, "serve", str(model_dir), "--host", "127.0.0.1",
+            "--port", str(port), "--device", "cpu", "--log-level", "warning",
+        ]  # fmt: skip
+
+    with local_server(command, what="transformers serve", env=env, log=log, timeout=timeout) as served:
+        yield served
+
+
+@contextmanager
+def local_server(
+    command: Callable[[int], list[str]], *, what: str, env: dict[str, str] | None = None,
+    log: Path | None = None, timeout: float = 120.0,
+) -> Iterator[tuple[str, float]]:
+    """``(url, seconds to start)`` of the OpenAI-compatible server ``command(port)`` starts on
+    127.0.0.1 (a free port), once its ``/v1/models`` answers; ended on the way out. Its output
+    goes to ``log`` (else to a temporary file, removed afterwards); :class:`ServerDidNotStart`
+    (naming ``what``, with the output's end) when it exits or does not answer in ``timeout``."""
     own_log = log is None
     if own_log:
-        handle, name = tempfile.mkstemp(prefix="transformers-serve-", suffix=".log")
+        handle, name = tempfile.mkstemp(prefix="local-server-", suffix=".log")
         os.close(handle)
         log = Path(name)
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    command = [
-        sys.executable, "-c", SERVE, "serve", str(model_dir), "--host", "127.0.0.1",
-        "--port", str(port), "--device", "cpu", "--log-level", "warning",
-    ]  # fmt: skip
     out = open(log, "wb")  # noqa: SIM115 - closed below
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(command(port), stdout=out, stderr=subprocess.STDOUT,
+                            env=env if env is not None else {**os.environ})
     url = f"http://127.0.0.1:{port}/v1"
     try:
         while True:
@@ -68,7 +86,7 @@ def serving(
             if proc.poll() is not None or time.perf_counter() - start > timeout:
                 proc.kill()
                 said = log.read_text(errors="replace")
-                raise ServerDidNotStart(f"transformers serve did not start: {said[-2000:]}")
+                raise ServerDidNotStart(f"{what} did not start: {said[-2000:]}")
             time.sleep(0.25)
         yield url, time.perf_counter() - start
     finally:

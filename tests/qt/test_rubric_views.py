@@ -9,7 +9,8 @@ import json
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QHBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+from rubric_keys import CTRL, K, keys, write
 
 from hitl_desktop.core.guidelines import GuidelineLibrary
 from hitl_desktop.core.judging import JudgingState
@@ -20,9 +21,6 @@ from hitl_desktop.core.rubrics import Criterion, score
 from hitl_desktop.core.workflow import TutorWorkflow, import_prompts
 from hitl_desktop.qt.rubric_grid import FIRST
 from hitl_desktop.qt.rubric_views import RubricViews
-
-K = Qt.Key
-CTRL = Qt.KeyboardModifier.ControlModifier
 
 
 @pytest.fixture
@@ -55,20 +53,6 @@ def views(qtbot, wf, tmp_path):
     bench.load()  # an Evented workflow (qtshape's) has the bench follow it by itself
     yield v
     v.close()
-
-
-def keys(qtbot, *presses):
-    for p in presses:
-        k, mod = p if isinstance(p, tuple) else (p, Qt.KeyboardModifier.NoModifier)
-        qtbot.keyClick(QApplication.focusWidget(), k, mod)
-        QApplication.processEvents()
-
-
-def write(qtbot, text, *, ups=0, downs=0):
-    keys(qtbot, (K.Key_N, CTRL))
-    qtbot.keyClicks(QApplication.focusWidget(), text)
-    keys(qtbot, K.Key_Return, K.Key_Left, K.Key_Return, *([K.Key_Up] * ups), *([K.Key_Down] * downs),
-         K.Key_Return)
 
 
 def test_write_a_rubric_grade_three_candidates_take_the_ranking_and_submit(views, wf, store, qtbot, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from fakes import wait_ready
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
+from rubric_keys import CTRL, K, keys, write
 
 from hitl_desktop.core import operations
 from hitl_desktop.core.importing import import_file
@@ -20,8 +21,6 @@ from hitl_desktop.core.rubric_export import export_rubric_format
 from hitl_desktop.core.rubrics import score
 from hitl_desktop.qt.rubric_grid import FIRST
 
-K = Qt.Key
-CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 ANSWERS = ["Keep taking it.", "Stop it and see your doctor about alternatives.", "Stop metformin and insulin today."]
 
@@ -35,21 +34,6 @@ def rubric_window(fake_window, file_store, tmp_path):
     import_file(file_store, src)
     fake_window.start_session(tutor_name="Dr. Ann", domain="medicine")
     return fake_window
-
-
-def keys(qtbot, *presses):
-    for p in presses:
-        k, mod = p if isinstance(p, tuple) else (p, Qt.KeyboardModifier.NoModifier)
-        qtbot.keyClick(QApplication.focusWidget(), k, mod)
-        QApplication.processEvents()
-
-
-def write(qtbot, text, *, ups=0, downs=0):
-    """Ctrl+N, the text, then the points (Left to the points column, up/down from 5)."""
-    keys(qtbot, (K.Key_N, CTRL))
-    qtbot.keyClicks(QApplication.focusWidget(), text)
-    keys(qtbot, K.Key_Return, K.Key_Left, K.Key_Return, *([K.Key_Up] * ups), *([K.Key_Down] * downs),
-         K.Key_Return)
 
 
 def test_write_grade_rank_submit_export_and_undo_through_the_window(qtbot, rubric_window, file_store, tmp_path):

@@ -97,8 +97,8 @@ class GenerationResult:
 
 
 def check_request(k: int, seeds: Sequence[int]) -> None:
-    """The arguments every backend's ``generate`` checks first: ``k >= 1``, a seed per candidate."""
-    if k < 1 or len(seeds) < k:
+    """The arguments every backend's ``generate`` checks first: ``k >= 1``, exactly one seed per candidate."""
+    if k < 1 or len(seeds) != k:
         raise ValueError(f"need k >= 1 and one seed per candidate (k={k}, {len(seeds)} seeds)")
 
 

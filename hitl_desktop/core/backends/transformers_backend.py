@@ -64,7 +64,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ from hitl_desktop.core.backends.base import (
     SamplingParams,
     StopCallback,
     TokenCallback,
+    check_request,
 )
 from hitl_desktop.core.backends.decoding import STATIC_CACHE_MIN, DecodingMixin, forward_keywords
 from hitl_desktop.core.backends.decoding import fast_decode_default as _fast_decode_default
@@ -181,21 +182,6 @@ class TransformersBackend(DecodingMixin):
             cls, path, dtype=dtype, on_progress=on_progress, cache_dir=cache_dir, warmup=warmup, device=device
         )
 
-    @classmethod
-    def _load_cached(
-        cls,
-        gguf: Callable[[], Path],
-        sha: str,
-        name: str,
-        root: Path,
-        dtype: str,
-        progress: ProgressCallback,
-        warmup: bool,
-        *,
-        device: str = "cpu",
-    ) -> TransformersBackend:
-        return loading.load_cached(cls, gguf, sha, name, root, dtype, progress, warmup, device=device)
-
     def warmup(self) -> None:
         """One tiny prompt and decoding step: the CPU kernels get set up before the first request."""
         with self._lock:
@@ -249,10 +235,7 @@ class TransformersBackend(DecodingMixin):
         Returns the candidates in order with their tokens, seconds and finish reason ("eos",
         "length" or "stopped"). Exceptions (a callback's included) propagate.
         """
-        if k < 1:
-            raise ValueError(f"k must be at least 1, not {k}")
-        if len(seeds) != k:
-            raise ValueError(f"need one seed per candidate: k={k} but {len(seeds)} seeds")
+        check_request(k, seeds)
         with self._lock, torch.inference_mode():
             threads = torch.get_num_threads()
             if self.device == "cpu":
@@ -449,7 +432,8 @@ def load_backend(
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
     root = cache.cache_root()
     if path is None:
-        return TransformersBackend._load_cached(
+        return loading.load_cached(
+            TransformersBackend,
             gguf_files.default_gguf_path,
             gguf_files.DEFAULT_SHA256,
             Path(gguf_files.DEFAULT_GGUF_NAME).stem,

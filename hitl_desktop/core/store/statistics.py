@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from hitl_desktop.core.store.base import CURRENT_JUDGMENT, StoreBase
@@ -35,36 +36,61 @@ class Statistics(StoreBase):
 
     def stats(self) -> dict[str, Any]:
         """Counts of prompts, candidates, judgments, pairs and tutors, overall and per domain."""
-        from hitl_desktop.core.ranking import pairs_for_item
+        tally = StatsTally(self.db.execute, CURRENT_JUDGMENT if self._has_lab_schema() else "1=1")
+        for item in self.judged_items():
+            tally.add(item)
+        return tally.figures()
 
-        def count(sql: str) -> int:
-            return self.db.execute(sql).fetchone()[0]
 
-        current = CURRENT_JUDGMENT if self._has_lab_schema() else "1=1"
+#: the figures of one domain, in ``stats``' order
+FIGURES = ("prompts", "candidates", "judgments", "pairs", "corrections", "tutors")
 
-        per_domain: dict[str, dict[str, int]] = defaultdict(
-            lambda: {"prompts": 0, "candidates": 0, "judgments": 0, "pairs": 0, "corrections": 0, "tutors": 0}
-        )
-        for dom, n in self.db.execute("select domain, count(*) from prompts group by domain"):
-            per_domain[dom]["prompts"] = n
-        for dom, n in self.db.execute(
+
+class StatsTally:
+    """The figures of ``stats``: counts from SQL aggregates, and what needs the judged items
+    (pairs, corrections and tutors per domain, what the pair rules left out) added one item at
+    a time. ``Store.stats`` adds every item; ``core/lab_stats.py`` adds them a prompt at a time.
+
+    ``execute``: a connection's ``execute``; ``current``: the SQL condition on ``judgments j``
+    of a judgment's newest version (``"1=1"`` for a database without versions).
+    """
+
+    def __init__(self, execute: Callable[[str], Any], current: str) -> None:
+        self._execute = execute
+        self._current = current
+        self.per_domain: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
+        for dom, n in execute("select domain, count(*) from prompts group by domain"):
+            self.per_domain[dom]["prompts"] = n
+        for dom, n in execute(
             "select p.domain, count(*) from candidates c join prompts p on p.id = c.prompt_id group by p.domain"
         ):
-            per_domain[dom]["candidates"] = n
-        tutors_by_domain: dict[str, set[str]] = defaultdict(set)
-        total_pairs = 0
-        dropped: Counter[str] = Counter()  # what the pair rules left out, by reason
-        for item in self.judged_items():
-            d = per_domain[item.domain]
-            d["judgments"] += 1
-            n = len(pairs_for_item(item, dropped))
-            d["pairs"] += n
-            total_pairs += n
-            if item.judgment.correction is not None:
-                d["corrections"] += 1
-            tutors_by_domain[item.domain].add(item.judgment.tutor_id)
-        for dom, ids in tutors_by_domain.items():
-            per_domain[dom]["tutors"] = len(ids)
+            self.per_domain[dom]["candidates"] = n
+        self._tutors: dict[str, set[str]] = defaultdict(set)
+        self.pairs = 0
+        self.dropped: Counter[str] = Counter()  # what the pair rules left out, by reason
+
+    def add(self, item: Any) -> None:
+        """One judged item (``JudgedItem``): its judgment, pairs, correction and tutor."""
+        from hitl_desktop.core.ranking import pairs_for_item
+
+        d = self.per_domain[item.domain]
+        d["judgments"] += 1
+        n = len(pairs_for_item(item, self.dropped))
+        d["pairs"] += n
+        self.pairs += n
+        if item.judgment.correction is not None:
+            d["corrections"] += 1
+        self._tutors[item.domain].add(item.judgment.tutor_id)
+
+    def figures(self) -> dict[str, Any]:
+        """``stats``' keys: totals, ``domains`` (figures per domain) and ``dropped``."""
+
+        def count(sql: str) -> int:
+            return self._execute(sql).fetchone()[0]
+
+        for dom, ids in self._tutors.items():
+            self.per_domain[dom]["tutors"] = len(ids)
+        current = self._current
         return {
             "prompts": count("select count(*) from prompts"),
             "candidates": count("select count(*) from candidates"),
@@ -73,12 +99,12 @@ class Statistics(StoreBase):
                 "select count(*) from corrections c join judgments j on j.id = c.judgment_id "
                 f"where {current}"
             ),
-            "pairs": total_pairs,
+            "pairs": self.pairs,
             "tutors": count("select count(*) from tutors"),
             "queued": count(
                 "select count(*) from prompts p where not exists "
                 "(select 1 from judgments j where j.prompt_id = p.id)"
             ),
-            "domains": {k: per_domain[k] for k in sorted(per_domain)},
-            "dropped": dict(sorted(dropped.items())),
+            "domains": {k: self.per_domain[k] for k in sorted(self.per_domain)},
+            "dropped": dict(sorted(self.dropped.items())),
         }
