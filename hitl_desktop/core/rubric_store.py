@@ -357,9 +357,11 @@ class RubricStore:
             [candidate_id, rubric_id, grader],
         ).fetchone() is not None
 
-    def graded_pairs(self, grader: str) -> set[tuple[str, str]]:
-        """(candidate id, criterion id) that ``grader`` has graded already."""
-        return set(self.db.execute("select candidate_id, criterion_id from grades where grader = ?", [grader]))
+    def graded_pairs(self, grader: str, *, kind: str = MODEL) -> set[tuple[str, str]]:
+        """(candidate id, criterion id) that ``grader`` of ``kind`` has graded already (a tutor
+        who shares a model grader's name does not grade for it)."""
+        return set(self.db.execute(
+            "select candidate_id, criterion_id from grades where grader = ? and grader_kind = ?", [grader, kind]))
 
     def graders(self, kind: str = MODEL) -> list[str]:
         return [r[0] for r in self.db.execute(

@@ -12,7 +12,7 @@ from hitl_desktop.core.judging import JudgingState
 from hitl_desktop.core.merging import merge_databases
 from hitl_desktop.core.packs import assign
 from hitl_desktop.core.rubric_bench import LAB, NONE, OWN, TEMPLATE, RubricBench
-from hitl_desktop.core.rubrics import APPROVED, MODEL, Criterion, Grade, RubricError
+from hitl_desktop.core.rubrics import APPROVED, MODEL, TUTOR, Criterion, Grade, RubricError
 from hitl_desktop.core.store import Store
 from hitl_desktop.core.workflow import TutorWorkflow, import_prompts
 
@@ -310,3 +310,17 @@ def test_a_database_before_m0008_reads_rubrics_without_a_template_version(store,
     store.db.execute("alter table rubrics drop column template_version")
     assert store.rubrics.rubric(saved.id).template_version == ""
     assert [c.text for c in store.rubrics.rubric(saved.id).criteria] == ["x"]
+
+
+def test_a_tutor_named_like_a_model_grader_grades_nothing_for_it(store, wf):
+    """What a model grader has graded (what `grade` skips) counts its own grades only."""
+    item = open_q(wf)
+    r = store.rubrics.save_rubric(item.prompt.id, [crit("Right", 5)], author="gpt")
+    cand, crit_id = item.candidates[0], r.criteria[0].id
+    store.rubrics.save_grades([Grade(candidate_id=cand.id, criterion_id=crit_id, rubric_id=r.id, met=True,
+                                     grader="gpt", grader_kind=TUTOR)])
+    assert store.rubrics.graded_pairs("gpt") == set()
+    assert store.rubrics.graded_pairs("gpt", kind=TUTOR) == {(cand.id, crit_id)}
+    store.rubrics.save_grades([Grade(candidate_id=cand.id, criterion_id=crit_id, rubric_id=r.id, met=False,
+                                     grader="gpt", grader_kind=MODEL)])
+    assert store.rubrics.graded_pairs("gpt") == {(cand.id, crit_id)}
