@@ -360,5 +360,7 @@ class _Export:
     def _file_writer(self, which: str) -> Callable[[Path], None]:
         # the writers are looked up here, at call time: tests replace them on this module
         if self.kind == "jsonl":
+            if self.fmt == "judgments":  # free-form nested values: json alone (files.jsonl_encoder)
+                return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which)), exact=True)
             return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which)))
         return lambda tmp: _write_parquet(tmp, self.fmt, Rows(self.rows(which)))
