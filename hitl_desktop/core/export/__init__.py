@@ -58,7 +58,7 @@ from hitl_desktop.core.export.rows import (
 )
 from hitl_desktop.core.export.selection import Selection, test_prompt_ids
 from hitl_desktop.core.judged_reader import Filters
-from hitl_desktop.core.ranking import effective_correction, pairs_for_item
+from hitl_desktop.core.ranking import effective_correction, pair_specs
 from hitl_desktop.core.rubric_export import RUBRIC_FORMATS, export_rubric_format
 from hitl_desktop.core.rubrics import RubricError
 from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem
@@ -266,7 +266,7 @@ class _Export:
                 if fmt in PAIRED:
                     tally.pairs += len(rows)
                 else:
-                    tally.pairs += len(pairs_for_item(it))
+                    tally.pairs += len(pair_specs(it))
                     if it.judgment.correction is not None and effective_correction(it) is None:
                         self.dropped[ranking.UNCHANGED_CORRECTION] += 1
                 yield from rows
