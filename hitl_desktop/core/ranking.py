@@ -188,7 +188,7 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None) -> list[Pa
     same order, by the same rules: what export and stats build their rows and counts from
     without a ``PreferencePair`` per pair. ``dropped`` counts what the rules left out."""
     j = item.judgment
-    flags, ratings = j.flags, j.ratings
+    flags = j.flags
     by_id = {c.id: c for c in item.candidates}
     side: dict[str, Side] = {
         cid: (c.text, cid, c.model, c.seed, tuple(flags.get(cid, ())), _ratings(j, cid)) for cid, c in by_id.items()

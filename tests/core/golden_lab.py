@@ -9,7 +9,15 @@ from __future__ import annotations
 import random
 
 from hitl_desktop.core.store import Store
-from hitl_desktop.core.types import Adjudication, Candidate, Correction, Judgment, Message, Prompt, Tutor
+from hitl_desktop.core.types import (
+    Adjudication,
+    Candidate,
+    Correction,
+    Judgment,
+    Message,
+    Prompt,
+    Tutor,
+)
 
 TEXTS = ("the mechanism is ...", "café au lait — ½ dose", "日本語の答え", "emoji 🙂 and \"quotes\"\n\tnewline")
 

@@ -91,12 +91,12 @@ from hitl_desktop.core import ranking
 from hitl_desktop.core.export.columns import check_format
 from hitl_desktop.core.judgment_records import judgment_row
 from hitl_desktop.core.ranking import (
+    PairSpec,
     dense_ranks,
     effective_correction,
     is_disqualified,
     pair_specs,
 )
-from hitl_desktop.core.ranking import PairSpec
 from hitl_desktop.core.ranking import Side as PairSide
 from hitl_desktop.core.types import (
     ADJUDICATION_TUTOR_ID,
