@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -73,6 +74,9 @@ except ImportError:  # pragma: no cover - a dependency; json alone still writes 
     _orjson = None
 
 
+_small_float = re.compile(rb"0\.0000|\de-\d(?!\d)").search
+
+
 def _plain_float(v: float) -> bool:
     """A float orjson writes as json does: finite, and not below 1e-4 in size (json writes
     1e-05 where orjson writes 0.00001)."""
@@ -83,8 +87,9 @@ def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     """One row to its UTF-8 JSON line (no newline): json's compact encoding with
     ``ensure_ascii=False``, a lone surrogate written as the escape it stands for. With orjson
     when it writes the same bytes: a row with a surrogate, an integer beyond 64 bits, a
-    top-level float that is not finite or a float below 1e-4 (orjson writes 0.00001 where json
-    writes 1e-05) goes through json. A nested float that is not finite is only caught with
+    top-level float that is not finite or a float below 1e-4 (orjson writes 0.00001 or 1.5e-8
+    where json writes 1e-05 or 1.5e-08; nested ones are found in orjson's output) goes
+    through json. A nested float that is not finite is only caught with
     ``exact`` (json alone: rows with free-form nested values, the judgments format); the rows
     of the other formats nest none."""
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -104,7 +109,8 @@ def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
             out = dumps(row)
         except error:
             return slow(row)
-        return slow(row) if b"0.0000" in out else out
+        # a nested float below 1e-4: orjson writes 0.00001 or 1.5e-8, json 1e-05 or 1.5e-08
+        return slow(row) if _small_float(out) else out
 
     return fast
 
