@@ -77,10 +77,11 @@ except ImportError:  # pragma: no cover - a dependency; json alone still writes 
 _small_float = re.compile(rb"0\.0000|\de-\d(?!\d)").search
 
 
-def _plain_float(v: float) -> bool:
-    """A float orjson writes as json does: finite, and not below 1e-4 in size (json writes
-    1e-05 where orjson writes 0.00001)."""
-    return v == 0 or 1e-4 <= abs(v) < float("inf")
+def _finite(v: float) -> bool:
+    return -_INF < v < _INF
+
+
+_INF = float("inf")
 
 
 def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
@@ -102,15 +103,19 @@ def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     dumps, error = _orjson.dumps, _orjson.JSONEncodeError
 
     def fast(row: dict[str, Any]) -> bytes:
-        for v in row.values():
-            if type(v) is float and not _plain_float(v):
-                return slow(row)
         try:
             out = dumps(row)
         except error:
             return slow(row)
-        # a nested float below 1e-4: orjson writes 0.00001 or 1.5e-8, json 1e-05 or 1.5e-08
-        return slow(row) if _small_float(out) else out
+        # orjson writes a float that is not finite as null: look at the top-level floats then
+        if b"null" in out:
+            for v in row.values():
+                if type(v) is float and not _finite(v):
+                    return slow(row)
+        # a float below 1e-4: orjson writes 0.00001 or 1.5e-8, json 1e-05 or 1.5e-08
+        if b"0.0000" in out or (b"e-" in out and _small_float(out)):
+            return slow(row)
+        return out
 
     return fast
 
