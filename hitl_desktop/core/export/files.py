@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -74,25 +73,23 @@ except ImportError:  # pragma: no cover - a dependency; json alone still writes 
     _orjson = None
 
 
-_small_float = re.compile(rb"0\.0000|\de-\d(?!\d)").search
-
-
-def _finite(v: float) -> bool:
-    return -_INF < v < _INF
-
-
 _INF = float("inf")
+
+
+def _as_json_writes(v: float) -> bool:
+    """A float orjson writes as json does: finite, and 0 or at least 1e-4 in size (json
+    writes 1e-05 and 1.5e-08 where orjson writes 0.00001 and 1.5e-8)."""
+    return v == 0 or 1e-4 <= abs(v) < _INF
 
 
 def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     """One row to its UTF-8 JSON line (no newline): json's compact encoding with
     ``ensure_ascii=False``, a lone surrogate written as the escape it stands for. With orjson
-    when it writes the same bytes: a row with a surrogate, an integer beyond 64 bits, a
-    top-level float that is not finite or a float below 1e-4 (orjson writes 0.00001 or 1.5e-8
-    where json writes 1e-05 or 1.5e-08; nested ones are found in orjson's output) goes
-    through json. A nested float that is not finite is only caught with
-    ``exact`` (json alone: rows with free-form nested values, the judgments format); the rows
-    of the other formats nest none."""
+    where it writes the same bytes: a row with a surrogate, an integer beyond 64 bits, or a
+    top-level float orjson writes otherwise (not finite, or below 1e-4) goes through json.
+    Only top-level floats are looked at: the rows of every format but ``judgments`` have no
+    nested ones (their Arrow schemas, checked by tests/core/test_export_golden.py); ``exact``
+    (json alone) is for rows with free-form nested values, the judgments format."""
     encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def slow(row: dict[str, Any]) -> bytes:
@@ -103,19 +100,13 @@ def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     dumps, error = _orjson.dumps, _orjson.JSONEncodeError
 
     def fast(row: dict[str, Any]) -> bytes:
+        for v in row.values():
+            if type(v) is float and not (v == 0 or 1e-4 <= abs(v) < _INF):  # _as_json_writes
+                return slow(row)
         try:
-            out = dumps(row)
+            return dumps(row)
         except error:
             return slow(row)
-        # orjson writes a float that is not finite as null: look at the top-level floats then
-        if b"null" in out:
-            for v in row.values():
-                if type(v) is float and not _finite(v):
-                    return slow(row)
-        # a float below 1e-4: orjson writes 0.00001 or 1.5e-8, json 1e-05 or 1.5e-08
-        if b"0.0000" in out or (b"e-" in out and _small_float(out)):
-            return slow(row)
-        return out
 
     return fast
 
