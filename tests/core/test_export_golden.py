@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from hitl_desktop.core.export import build_rows, export_dataset
 from hitl_desktop.core.export.columns import FORMATS, arrow_schema
-from hitl_desktop.core.export.files import jsonl_encoder
+from hitl_desktop.core.export.files import jsonl_batch_encoder, jsonl_encoder
 from hitl_desktop.core.export.rows import render_prompt, render_transcript
 from hitl_desktop.core.export.selection import Selection
 from hitl_desktop.core.judged_reader import Filters
@@ -197,6 +197,23 @@ def test_jsonl_encoder_writes_json_bytes(row):
 @given(st.dictionaries(st.text(max_size=8), values, max_size=6))
 def test_exact_encoder_is_json(row):
     assert jsonl_encoder(exact=True)(row) == ref_line(row)
+
+
+row_keys = st.sampled_from(["prompt", "chosen", "role", "content", "a\\\"b", "é"])
+nested = st.lists(st.dictionaries(row_keys, st.text(alphabet='{}[],:"\\prompt\\u00e9', max_size=8), max_size=3), max_size=3)
+
+
+texts = st.text(alphabet='{}[],:"\\prompt\u00e9\n', max_size=12)
+some_row = st.dictionaries(row_keys, scalars | st.floats() | nested | texts, max_size=5)
+prompt_first = st.builds(lambda head, rest: {"prompt": head, **rest}, texts | nested, some_row)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(prompt_first, max_size=6) | st.lists(prompt_first | some_row, max_size=6))
+def test_batch_encoder_writes_the_lines(batch):
+    """A batch at once: the lines json writes, row by row, whatever the texts hold (braces,
+    quotes, a nested dict with the rows' first key)."""
+    assert jsonl_batch_encoder()(batch) == b"".join(ref_line(r) + b"\n" for r in batch)
 
 
 def test_jsonl_encoder_edge_floats():
