@@ -213,7 +213,10 @@ prompt_first = st.builds(lambda head, rest: {"prompt": head, **rest}, texts | ne
 def test_batch_encoder_writes_the_lines(batch):
     """A batch at once: the lines json writes, row by row, whatever the texts hold (braces,
     quotes, a nested dict with the rows' first key)."""
-    assert jsonl_batch_encoder()(batch) == b"".join(ref_line(r) + b"\n" for r in batch)
+    want = b"".join(ref_line(r) + b"\n" for r in batch)
+    assert jsonl_batch_encoder()(batch) == want
+    floats = sorted({k for r in batch for k, v in r.items() if isinstance(v, float)})  # a schema's numeric columns
+    assert jsonl_batch_encoder(floats=[*floats, "absent"])(batch) == want
 
 
 def test_jsonl_encoder_edge_floats():

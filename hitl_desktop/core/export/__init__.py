@@ -45,7 +45,14 @@ from hitl_desktop.core.export.columns import (
     arrow_schema,
     check_format,
 )
-from hitl_desktop.core.export.files import Rows, oserror, output_kind, replace_files, replace_folder
+from hitl_desktop.core.export.files import (
+    Rows,
+    numeric_columns,
+    oserror,
+    output_kind,
+    replace_files,
+    replace_folder,
+)
 from hitl_desktop.core.export.files import write_folder as _write_folder
 from hitl_desktop.core.export.files import write_jsonl as _write_jsonl
 from hitl_desktop.core.export.files import write_parquet as _write_parquet
@@ -362,5 +369,6 @@ class _Export:
         if self.kind == "jsonl":
             if self.fmt == "judgments":  # free-form nested values: json alone (files.jsonl_encoder)
                 return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which)), exact=True)
-            return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which)))
+            floats = numeric_columns(self.fmt)  # where a row's floats may be (files.jsonl_batch_encoder)
+            return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which)), floats=floats)
         return lambda tmp: _write_parquet(tmp, self.fmt, Rows(self.rows(which)))

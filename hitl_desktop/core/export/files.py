@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -111,13 +111,17 @@ def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     return fast
 
 
-def jsonl_batch_encoder(*, exact: bool = False) -> Callable[[list[dict[str, Any]]], bytes]:
+def jsonl_batch_encoder(
+    *, exact: bool = False, floats: Sequence[str] | None = None
+) -> Callable[[list[dict[str, Any]]], bytes]:
     """A batch of rows to its JSON lines (each ending in a newline), the bytes of
     ``jsonl_encoder`` row by row. With orjson the whole batch is one call (a call per row costs
     several times more), the list's ``},{"<first key>":`` separators turned into newlines:
     inside a JSON string a quote is always escaped, so the sequence is a dict boundary; when
     every row starts with the same key and it occurs exactly once between each two rows, the
-    occurrences are the rows' boundaries. Otherwise (and for a row json must write) row by row."""
+    occurrences are the rows' boundaries. Otherwise (and for a row json must write) row by row.
+    ``floats``: the only top-level keys whose values may be floats (a format's numeric
+    columns, ``numeric_columns``); None: every value is looked at."""
     one = jsonl_encoder(exact=exact)
 
     def by_row(batch: list[dict[str, Any]]) -> bytes:
@@ -126,19 +130,16 @@ def jsonl_batch_encoder(*, exact: bool = False) -> Callable[[list[dict[str, Any]
     if _orjson is None or exact:
         return by_row
     dumps, error = _orjson.dumps, _orjson.JSONEncodeError
+    keys = tuple(floats) if floats is not None else None
 
     def fast(batch: list[dict[str, Any]]) -> bytes:
         if not batch or not batch[0]:
             return by_row(batch)
         first = next(iter(batch[0]))
         for row in batch:
-            for k in row:  # the first key
-                if k != first:
-                    return by_row(batch)
-                break
-            else:
+            if next(iter(row), None) != first:
                 return by_row(batch)
-            for v in row.values():
+            for v in row.values() if keys is None else map(row.get, keys):
                 if type(v) is float and not (v == 0 or 1e-4 <= abs(v) < _INF):  # _as_json_writes
                     return by_row(batch)
         try:
@@ -155,8 +156,45 @@ def jsonl_batch_encoder(*, exact: bool = False) -> Callable[[list[dict[str, Any]
     return fast
 
 
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]], *, exact: bool = False) -> None:
-    encode = jsonl_batch_encoder(exact=exact)
+def numeric_columns(fmt: str) -> tuple[str, ...] | None:
+    """A format's top-level numeric columns (its Arrow schema's): the only values of its rows
+    that may be floats (a text column is read as text; an integer column may hold a REAL that
+    SQLite kept). Nested numbers are integers the rules check (ratings 1-5, ranks). None when
+    the format has no schema or nests a float: every value is then looked at."""
+    import pyarrow as pa
+
+    try:
+        schema = arrow_schema(fmt)
+    except Exception:
+        return None
+    out = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            out.append(f.name)
+        elif _nests_float(t):
+            return None
+    return tuple(out)
+
+
+def _nests_float(t) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_nests_float(f.type) for f in t)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _nests_float(t.value_type)
+    if pa.types.is_map(t):
+        return _nests_float(t.key_type) or _nests_float(t.item_type)
+    return False
+
+
+def write_jsonl(
+    path: Path, rows: Iterable[dict[str, Any]], *, exact: bool = False, floats: Sequence[str] | None = None
+) -> None:
+    encode = jsonl_batch_encoder(exact=exact, floats=floats)
     # Each batch is encoded to UTF-8 on its own and written as a chunk: joining everything into
     # one str first costs more (non-ASCII text makes Python strings up to 4 bytes a character).
     with open(path, "wb") as f:

@@ -201,9 +201,13 @@ def _source(source: str, item: JudgedItem) -> str:
 
 
 def _trl_preference_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> Iterator[dict[str, Any]]:
+    # the export's most used format: ``_pair_metadata`` written inline (a call and a merge
+    # less per row; tests/core/test_export_golden.py checks the columns and their order)
     prompt = render_prompt(item.prompt.messages, item.prompt.text)
     j, pid, domain = item.judgment, item.prompt.id, item.domain
-    adj = j.tutor_id == ADJUDICATION_TUTOR_ID
+    jid, created_at, rationale = j.id, j.created_at, j.rationale
+    ranking = "adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking"
+    tutor_model = f"tutor:{tutor}"
     for ch, rej, value, source in pairs:
         yield {
             "prompt": prompt,
@@ -211,7 +215,20 @@ def _trl_preference_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) ->
             "rejected": rej[0],
             "margin": float(value),
             "prompt_id": pid,
-            **_pair_metadata(ch, rej, source, j, domain, tutor, adj),
+            "judgment_id": jid,
+            "domain": domain,
+            "tutor": tutor,
+            "chosen_model": tutor_model if source == "correction" else ch[2],
+            "rejected_model": rej[2],
+            "chosen_seed": ch[3],
+            "rejected_seed": rej[3],
+            "source": ranking if source == "ranking" else source,
+            "created_at": created_at,
+            "chosen_flags": list(ch[4]),
+            "rejected_flags": list(rej[4]),
+            "chosen_ratings": dict(ch[5]) or None,
+            "rejected_ratings": dict(rej[5]) or None,
+            "rationale": rationale,
         }
 
 
