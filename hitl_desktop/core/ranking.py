@@ -188,11 +188,12 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None) -> list[Pa
     same order, by the same rules: what export and stats build their rows and counts from
     without a ``PreferencePair`` per pair. ``dropped`` counts what the rules left out."""
     j = item.judgment
-    flags = j.flags
+    flags, ratings = j.flags, j.ratings
     by_id = {c.id: c for c in item.candidates}
-    side: dict[str, Side] = {
-        cid: (c.text, cid, c.model, c.seed, tuple(flags.get(cid, ())), _ratings(j, cid)) for cid, c in by_id.items()
-    }
+    side: dict[str, Side] = {}
+    for cid, c in by_id.items():
+        r = ratings.get(cid)
+        side[cid] = (c.text, cid, c.model, c.seed, tuple(flags.get(cid, ())), tuple(sorted(r.items())) if r else ())
     ranks = {cid: r for cid, r in j.ranks.items() if cid in by_id}
     out: list[PairSpec] = []
     seen: set[tuple[str, str]] = set()
@@ -220,13 +221,23 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None) -> list[Pa
         kept = j.source_values.get("margin")  # an imported pair's own margin, as it was
         graded = item.rubric_scores  # a graded judgment: the score difference (README "Rubrics")
         strength = j.strength
-        for a, b in combinations(ordered, 2):
-            if ranks[a] == ranks[b]:
-                continue
-            value = margin(dense[b] - dense[a], strength) if kept is None else float(kept)
-            if graded and a in graded and b in graded:
-                value = graded[a] - graded[b]
-            add(side[a], side[b], value, "ranking")
+        # combinations(ordered, 2) with margin() and add() written inline (the hot loop)
+        levels = [(side[cid], ranks[cid], dense[cid], cid) for cid in ordered]
+        for i, (sa, ra, da, a) in enumerate(levels):
+            for sb, rb, db, b in levels[i + 1 :]:
+                if ra == rb:
+                    continue
+                value = (db - da) * strength / 2 if kept is None else float(kept)
+                if graded and a in graded and b in graded:
+                    value = graded[a] - graded[b]
+                key = (sa[0], sb[0])
+                if key[0] == key[1]:
+                    _count(dropped, SAME_TEXT_PAIR)
+                elif key in seen:
+                    _count(dropped, REPEATED_PAIR)
+                else:
+                    seen.add(key)
+                    out.append((sa, sb, value, "ranking"))
     corr = effective_correction(item)
     if corr is None and j.correction is not None:
         _count(dropped, UNCHANGED_CORRECTION)
