@@ -34,7 +34,6 @@ import dataclasses
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import combinations
 
 from hitl_desktop.core.types import (
     DISQUALIFYING_FLAGS,

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from hitl_desktop.core.export import build_rows, export_dataset
 from hitl_desktop.core.export.columns import FORMATS, arrow_schema
-from hitl_desktop.core.export.files import jsonl_batch_encoder, jsonl_encoder
+from hitl_desktop.core.export.files import jsonl_batch_encoder, jsonl_encoder, numeric_columns
 from hitl_desktop.core.export.rows import render_prompt, render_transcript
 from hitl_desktop.core.export.selection import Selection
 from hitl_desktop.core.judged_reader import Filters
@@ -171,8 +171,16 @@ def nested_float(t) -> bool:
 
 @pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "judgments"])
 def test_rows_nest_no_float(fmt):
-    """The orjson path looks at top-level floats only: no format but judgments nests one."""
-    assert not [f.name for f in arrow_schema(fmt) if not pa.types.is_floating(f.type) and nested_float(f.type)]
+    """The orjson path looks at a format's top-level numeric columns only (numeric_columns):
+    its Arrow schema has no other float, at the top or nested."""
+    schema = arrow_schema(fmt)
+    assert not [f.name for f in schema if not pa.types.is_floating(f.type) and nested_float(f.type)]
+    numeric = [f.name for f in schema if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)]
+    assert sorted(numeric_columns(fmt)) == sorted(numeric)
+
+
+def test_judgments_rows_are_looked_at_whole():
+    assert numeric_columns("judgments") is None
 
 
 values = st.recursive(

@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from hitl_desktop.core.export.columns import ExportError, arrow_schema
+from hitl_desktop.core.export.columns import COLUMNS, ExportError, arrow_schema
 from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
 
 #: Suffixes of file types we do not write: refused instead of becoming a folder's name.
@@ -156,39 +156,23 @@ def jsonl_batch_encoder(
     return fast
 
 
-def numeric_columns(fmt: str) -> tuple[str, ...] | None:
-    """A format's top-level numeric columns (its Arrow schema's): the only values of its rows
-    that may be floats (a text column is read as text; an integer column may hold a REAL that
-    SQLite kept). Nested numbers are integers the rules check (ratings 1-5, ranks). None when
-    the format has no schema or nests a float: every value is then looked at."""
-    import pyarrow as pa
+#: Column kinds (columns.COLUMNS) that nest no float: text, integers the rules check (ratings
+#: 1-5, ranks), flags, booleans.
+_NO_FLOAT_INSIDE = frozenset({"str", "bool", "messages", "answers", "flags", "ratings"})
 
-    try:
-        schema = arrow_schema(fmt)
-    except Exception:
-        return None
+
+def numeric_columns(fmt: str) -> tuple[str, ...] | None:
+    """A format's top-level numeric columns (``columns.COLUMNS``, without importing pyarrow):
+    the only values of its rows that may be floats (a text column is read as text; an integer
+    column may hold a REAL that SQLite kept). None when the format has free-form columns
+    (judgments): every value is then looked at."""
     out = []
-    for f in schema:
-        t = f.type
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            out.append(f.name)
-        elif _nests_float(t):
+    for name, kind, _ in COLUMNS.get(fmt, [("", "json", "")]):
+        if kind in ("int", "float"):
+            out.append(name)
+        elif kind not in _NO_FLOAT_INSIDE:
             return None
     return tuple(out)
-
-
-def _nests_float(t) -> bool:
-    import pyarrow as pa
-
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return True
-    if pa.types.is_struct(t):
-        return any(_nests_float(f.type) for f in t)
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return _nests_float(t.value_type)
-    if pa.types.is_map(t):
-        return _nests_float(t.key_type) or _nests_float(t.item_type)
-    return False
 
 
 def write_jsonl(
