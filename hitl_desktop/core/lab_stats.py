@@ -47,7 +47,7 @@ def lab_stats(store: Store, *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) ->
         for item in batch:
             d = per_domain[item.domain]
             d["judgments"] += 1
-            n = len(pair_specs(item, dropped))
+            n = len(pair_specs(item, dropped, bare=True))
             d["pairs"] += n
             total_pairs += n
             if item.judgment.correction is not None:

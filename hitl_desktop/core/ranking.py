@@ -182,12 +182,13 @@ Side = tuple[str, str, str, "int | None", tuple[str, ...], tuple[tuple[str, int]
 PairSpec = tuple[Side, Side, float, str]
 
 
-def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None) -> list[PairSpec]:
+def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None, *, bare: bool = False) -> list[PairSpec]:
     """The pairs of ``pairs_for_item`` as (chosen side, rejected side, margin, source), in the
     same order, by the same rules: what export and stats build their rows and counts from
-    without a ``PreferencePair`` per pair. ``dropped`` counts what the rules left out."""
+    without a ``PreferencePair`` per pair. ``dropped`` counts what the rules left out.
+    ``bare``: sides without flags and ratings (empty), for who only counts the pairs."""
     j = item.judgment
-    flags, ratings = j.flags, j.ratings
+    flags, ratings = ({}, {}) if bare else (j.flags, j.ratings)
     by_id = {c.id: c for c in item.candidates}
     side: dict[str, Side] = {}
     for cid, c in by_id.items():
@@ -244,7 +245,7 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None) -> list[Pa
         if dense is None:
             dense = dense_ranks(ranks)
         mine: Side = (corr.text, corr.id, f"tutor:{item.tutor_name}", None,
-                      tuple(flags.get(corr.id, ())), _ratings(j, corr.id))  # fmt: skip
+                      tuple(flags.get(corr.id, ())), () if bare else _ratings(j, corr.id))  # fmt: skip
         for cid in sorted(ranks, key=lambda c: (ranks[c], by_id[c].index)):
             add(mine, side[cid], margin(dense[cid], j.strength), "correction")
     return out

@@ -231,3 +231,17 @@ def test_jsonl_encoder_edge_floats():
     for v in (1e-5, 5e-324, -2.5e-7, 1.5e-8, 1e16, 1e22, math.inf, -math.inf, math.nan, 0.0, -0.0, 0.0001, 1 / 3):
         row = {"margin": v, "seed": None}
         assert jsonl_encoder()(row) == ref_line(row)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bare_pairs_count_the_same(lab, variant):
+    """stats counts with ``pair_specs(bare=True)``: the same pairs and the same left-out
+    counts as ``pairs_for_item``, item by item."""
+    from hitl_desktop.core.ranking import pair_specs
+
+    for it in items_of(lab, **VARIANTS[variant]):
+        a, b = Counter(), Counter()
+        specs = pair_specs(it, a, bare=True)
+        pairs = pairs_for_item(it, b)
+        assert [(c[0], r[0], m, s) for c, r, m, s in specs] == [(p.chosen, p.rejected, p.margin, p.source) for p in pairs]
+        assert a == b

@@ -273,7 +273,7 @@ class _Export:
                 if fmt in PAIRED:
                     tally.pairs += len(rows)
                 else:
-                    tally.pairs += len(pair_specs(it))
+                    tally.pairs += len(pair_specs(it, bare=True))
                     if it.judgment.correction is not None and effective_correction(it) is None:
                         self.dropped[ranking.UNCHANGED_CORRECTION] += 1
                 yield from rows
