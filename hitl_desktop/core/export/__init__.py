@@ -367,8 +367,8 @@ class _Export:
     def _file_writer(self, which: str) -> Callable[[Path], None]:
         # the writers are looked up here, at call time: tests replace them on this module
         if self.kind == "jsonl":
-            if self.fmt == "judgments":  # free-form nested values: json alone (files.jsonl_encoder)
-                return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which)), exact=True)
-            floats = numeric_columns(self.fmt)  # where a row's floats may be (files.jsonl_batch_encoder)
-            return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which)), floats=floats)
+            # where a row's floats may be (files.jsonl_batch_encoder); judgments: free-form values
+            floats = numeric_columns(self.fmt)
+            exact = self.fmt == "judgments"
+            return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which), floats=floats, exact=exact))
         return lambda tmp: _write_parquet(tmp, self.fmt, Rows(self.rows(which)))

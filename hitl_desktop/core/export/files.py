@@ -31,8 +31,14 @@ class Rows:
     """A one-pass stream of rows, a writer's input: iterate it once; ``rows[:n]`` takes the
     first n rows still to come (a list)."""
 
-    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+    def __init__(
+        self, rows: Iterable[dict[str, Any]], *, floats: Sequence[str] | None = None, exact: bool = False
+    ) -> None:
         self._rows = iter(rows)
+        #: what a JSONL writer may know of the rows (``jsonl_batch_encoder``): the only keys
+        #: that may hold floats (None: any), or ``exact``: free-form values, json alone
+        self.floats = floats
+        self.exact = exact
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._rows
@@ -175,10 +181,9 @@ def numeric_columns(fmt: str) -> tuple[str, ...] | None:
     return tuple(out)
 
 
-def write_jsonl(
-    path: Path, rows: Iterable[dict[str, Any]], *, exact: bool = False, floats: Sequence[str] | None = None
-) -> None:
-    encode = jsonl_batch_encoder(exact=exact, floats=floats)
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """The rows as JSON lines; a ``Rows`` stream says where floats may be (``Rows.floats``)."""
+    encode = jsonl_batch_encoder(exact=getattr(rows, "exact", False), floats=getattr(rows, "floats", None))
     # Each batch is encoded to UTF-8 on its own and written as a chunk: joining everything into
     # one str first costs more (non-ASCII text makes Python strings up to 4 bytes a character).
     with open(path, "wb") as f:
