@@ -245,3 +245,17 @@ def test_bare_pairs_count_the_same(lab, variant):
         pairs = pairs_for_item(it, b)
         assert [(c[0], r[0], m, s) for c, r, m, s in specs] == [(p.chosen, p.rejected, p.margin, p.source) for p in pairs]
         assert a == b
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "judgments"])
+def test_arrow_tables_are_from_pylist(lab, fmt):
+    """files.table builds a column at a time: the table Table.from_pylist makes of the rows
+    (missing keys null, extra keys left out), empty batches included."""
+    from hitl_desktop.core.export.files import table
+
+    rows = build_rows(fmt, items_of(lab, consensus=True))
+    rows[0] = {**rows[0], "not a column": 1}
+    rows[-1] = {k: v for i, (k, v) in enumerate(rows[-1].items()) if i % 2}
+    schema = arrow_schema(fmt)
+    for batch in (rows, rows[:1], []):
+        assert table(fmt, batch).equals(pa.Table.from_pylist(batch, schema=schema))

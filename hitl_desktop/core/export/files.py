@@ -194,9 +194,13 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def table(fmt: str, rows: list[dict[str, Any]]):
+    """The rows as an Arrow table of the format's schema: ``Table.from_pylist``'s table (a
+    missing key is null, keys outside the schema are left out), built a column at a time
+    (about twice as fast)."""
     import pyarrow as pa
 
-    return pa.Table.from_pylist(rows, schema=arrow_schema(fmt))
+    schema = arrow_schema(fmt)
+    return pa.Table.from_pydict({f.name: [r.get(f.name) for r in rows] for f in schema}, schema=schema)
 
 
 def write_parquet(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> None:
