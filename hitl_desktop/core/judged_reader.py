@@ -36,6 +36,9 @@ except ImportError:  # store.py in one module: the same names, private there
     JudgedItemsQuery = None
 from hitl_desktop.core.types import Candidate, Correction, JudgedItem, Judgment, Prompt
 
+_NO_FLAGS = frozenset({None, "", "[]"})
+_NO_RATINGS = frozenset({None, "", "{}"})
+
 #: Judgments per batch (the ids of one "in (...)" query).
 BATCH = 500
 
@@ -201,8 +204,10 @@ class JudgedReader:
                 session_id=session_id,
                 ranks={cid: rank for _, cid, rank, _, _ in rr},
                 all_bad=bool(all_bad),
-                flags={cid: f for _, cid, _, flags, _ in rr if (f := _loads(flags, []))},
-                ratings={cid: g for _, cid, _, _, ratings in rr if (g := _loads(ratings, {}))},
+                # most candidates have no flags and no ratings: those skip the parser
+                flags={cid: f for _, cid, _, flags, _ in rr if flags not in _NO_FLAGS and (f := _loads(flags, []))},
+                ratings={cid: g for _, cid, _, _, ratings in rr
+                         if ratings not in _NO_RATINGS and (g := _loads(ratings, {}))},  # fmt: skip
                 rationale=rationale or "",
                 strength=strength if strength is not None else 2,
                 seconds_spent=seconds_spent,

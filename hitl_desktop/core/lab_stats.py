@@ -15,7 +15,7 @@ from typing import Any
 from hitl_desktop.core.agreement import StatsAgreement
 from hitl_desktop.core.judged_reader import CURRENT_JUDGMENT, JudgedReader
 from hitl_desktop.core.models_compared import BOOTSTRAP_ROUNDS, ModelsTally
-from hitl_desktop.core.ranking import pairs_for_item
+from hitl_desktop.core.ranking import pair_specs
 from hitl_desktop.core.store import Store
 
 _FIGURES = ("prompts", "candidates", "judgments", "pairs", "corrections", "tutors")
@@ -47,7 +47,7 @@ def lab_stats(store: Store, *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) ->
         for item in batch:
             d = per_domain[item.domain]
             d["judgments"] += 1
-            n = len(pairs_for_item(item, dropped))
+            n = len(pair_specs(item, dropped, bare=True))
             d["pairs"] += n
             total_pairs += n
             if item.judgment.correction is not None:

@@ -34,7 +34,6 @@ import dataclasses
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import combinations
 
 from hitl_desktop.core.types import (
     DISQUALIFYING_FLAGS,
@@ -175,82 +174,117 @@ def _ratings(j: Judgment, cid: str) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(r.items())) if r else ()
 
 
+#: One side of a pair as the row builders need it, made once per candidate (or correction)
+#: and shared by every pair it is in: (text, id, model, seed, flags, ratings), flags a tuple
+#: and ratings sorted (scale, value) pairs, as in ``PreferencePair``.
+Side = tuple[str, str, str, "int | None", tuple[str, ...], tuple[tuple[str, int], ...]]
+#: A pair before it is a ``PreferencePair``: (chosen, rejected, margin, source).
+PairSpec = tuple[Side, Side, float, str]
+
+
+def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None, *, bare: bool = False) -> list[PairSpec]:
+    """The pairs of ``pairs_for_item`` as (chosen side, rejected side, margin, source), in the
+    same order, by the same rules: what export and stats build their rows and counts from
+    without a ``PreferencePair`` per pair. ``dropped`` counts what the rules left out.
+    ``bare``: sides without flags and ratings (empty), for who only counts the pairs."""
+    j = item.judgment
+    flags, ratings = ({}, {}) if bare else (j.flags, j.ratings)
+    by_id = {c.id: c for c in item.candidates}
+    side: dict[str, Side] = {}
+    for cid, c in by_id.items():
+        r = ratings.get(cid)
+        side[cid] = (c.text, cid, c.model, c.seed, tuple(flags.get(cid, ())), tuple(sorted(r.items())) if r else ())
+    ranks = {cid: r for cid, r in j.ranks.items() if cid in by_id}
+    out: list[PairSpec] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(chosen: Side, rejected: Side, value: float, source: str) -> None:
+        key = (chosen[0], rejected[0])
+        if key[0] == key[1]:
+            _count(dropped, SAME_TEXT_PAIR)
+        elif key in seen:
+            _count(dropped, REPEATED_PAIR)
+        else:
+            seen.add(key)
+            out.append((chosen, rejected, value, source))
+
+    dense: dict[str, int] | None = None
+    if item.correction_only:
+        pass
+    elif item.majorities is not None:
+        for m in item.majorities:
+            if m.winner in by_id and m.loser in by_id:
+                add(side[m.winner], side[m.loser], consensus_margin(m.votes_for, m.votes_against), "consensus")
+    elif not j.all_bad:
+        dense = dense_ranks(ranks)
+        ordered = sorted(ranks, key=lambda cid: (ranks[cid], by_id[cid].index))
+        kept = j.source_values.get("margin")  # an imported pair's own margin, as it was
+        graded = item.rubric_scores  # a graded judgment: the score difference (README "Rubrics")
+        strength = j.strength
+        # combinations(ordered, 2) with margin() and add() written inline (the hot loop)
+        levels = [(side[cid], ranks[cid], dense[cid], cid) for cid in ordered]
+        for i, (sa, ra, da, a) in enumerate(levels):
+            for sb, rb, db, b in levels[i + 1 :]:
+                if ra == rb:
+                    continue
+                value = (db - da) * strength / 2 if kept is None else float(kept)
+                if graded and a in graded and b in graded:
+                    value = graded[a] - graded[b]
+                key = (sa[0], sb[0])
+                if key[0] == key[1]:
+                    _count(dropped, SAME_TEXT_PAIR)
+                elif key in seen:
+                    _count(dropped, REPEATED_PAIR)
+                else:
+                    seen.add(key)
+                    out.append((sa, sb, value, "ranking"))
+    corr = effective_correction(item)
+    if corr is None and j.correction is not None:
+        _count(dropped, UNCHANGED_CORRECTION)
+    if corr is not None:
+        if dense is None:
+            dense = dense_ranks(ranks)
+        mine: Side = (corr.text, corr.id, f"tutor:{item.tutor_name}", None,
+                      tuple(flags.get(corr.id, ())), () if bare else _ratings(j, corr.id))  # fmt: skip
+        for cid in sorted(ranks, key=lambda c: (ranks[c], by_id[c].index)):
+            add(mine, side[cid], margin(dense[cid], j.strength), "correction")
+    return out
+
+
 def pairs_for_item(item: JudgedItem, dropped: Counter[str] | None = None) -> list[PreferencePair]:
     """All preference pairs one judgment gives, by the rules in this module's docstring.
 
     ``dropped`` (optional) counts what the rules left out, by the keys above.
     """
     j = item.judgment
-    by_id = {c.id: c for c in item.candidates}
-    ranks = {cid: r for cid, r in j.ranks.items() if cid in by_id}
-    dense = dense_ranks(ranks)
     messages = tuple(item.prompt.messages)
-    pairs: list[PreferencePair] = []
-    seen: set[tuple[str, str]] = set()
-
-    def add(chosen_text, chosen_id, chosen_model, chosen_seed, rejected, value, source):
-        if chosen_text == rejected.text:
-            _count(dropped, SAME_TEXT_PAIR)
-            return
-        if (chosen_text, rejected.text) in seen:
-            _count(dropped, REPEATED_PAIR)
-            return
-        seen.add((chosen_text, rejected.text))
-        pairs.append(
-            PreferencePair(
-                prompt_id=item.prompt.id,
-                judgment_id=j.id,
-                prompt=item.prompt.text,
-                messages=messages,
-                chosen=chosen_text,
-                rejected=rejected.text,
-                margin=value,
-                source=source,
-                domain=item.domain,
-                tutor=item.tutor_name,
-                chosen_model=chosen_model,
-                rejected_model=rejected.model,
-                chosen_id=chosen_id,
-                rejected_id=rejected.id,
-                chosen_seed=chosen_seed,
-                rejected_seed=rejected.seed,
-                created_at=j.created_at,
-                chosen_flags=tuple(j.flags.get(chosen_id, ())),
-                rejected_flags=tuple(j.flags.get(rejected.id, ())),
-                chosen_ratings=_ratings(j, chosen_id),
-                rejected_ratings=_ratings(j, rejected.id),
-                rationale=j.rationale,
-            )
+    return [
+        PreferencePair(
+            prompt_id=item.prompt.id,
+            judgment_id=j.id,
+            prompt=item.prompt.text,
+            messages=messages,
+            chosen=ch[0],
+            rejected=rej[0],
+            margin=value,
+            source=source,
+            domain=item.domain,
+            tutor=item.tutor_name,
+            chosen_model=ch[2],
+            rejected_model=rej[2],
+            chosen_id=ch[1],
+            rejected_id=rej[1],
+            chosen_seed=ch[3],
+            rejected_seed=rej[3],
+            created_at=j.created_at,
+            chosen_flags=ch[4],
+            rejected_flags=rej[4],
+            chosen_ratings=ch[5],
+            rejected_ratings=rej[5],
+            rationale=j.rationale,
         )
-
-    if item.correction_only:
-        pass
-    elif item.majorities is not None:
-        for m in item.majorities:
-            if m.winner in by_id and m.loser in by_id:
-                w = by_id[m.winner]
-                add(w.text, w.id, w.model, w.seed, by_id[m.loser],
-                    consensus_margin(m.votes_for, m.votes_against), "consensus")  # fmt: skip
-    elif not j.all_bad:
-        ordered = sorted(ranks, key=lambda cid: (ranks[cid], by_id[cid].index))
-        kept = j.source_values.get("margin")  # an imported pair's own margin, as it was
-        for a, b in combinations(ordered, 2):
-            if ranks[a] == ranks[b]:
-                continue
-            ca = by_id[a]
-            value = margin(dense[b] - dense[a], j.strength) if kept is None else float(kept)
-            graded = item.rubric_scores  # a graded judgment: the score difference (README "Rubrics")
-            if graded and a in graded and b in graded:
-                value = graded[a] - graded[b]
-            add(ca.text, ca.id, ca.model, ca.seed, by_id[b], value, "ranking")  # fmt: skip
-    corr = effective_correction(item)
-    if corr is None and j.correction is not None:
-        _count(dropped, UNCHANGED_CORRECTION)
-    if corr is not None:
-        for cid in sorted(ranks, key=lambda c: (ranks[c], by_id[c].index)):
-            add(corr.text, corr.id, f"tutor:{item.tutor_name}", None, by_id[cid],
-                margin(dense[cid], j.strength), "correction")  # fmt: skip
-    return pairs
+        for ch, rej, value, source in pair_specs(item, dropped)
+    ]
 
 
 def consensus_margin(votes_for: int, votes_against: int) -> float:

@@ -45,7 +45,14 @@ from hitl_desktop.core.export.columns import (
     arrow_schema,
     check_format,
 )
-from hitl_desktop.core.export.files import Rows, oserror, output_kind, replace_files, replace_folder
+from hitl_desktop.core.export.files import (
+    Rows,
+    numeric_columns,
+    oserror,
+    output_kind,
+    replace_files,
+    replace_folder,
+)
 from hitl_desktop.core.export.files import write_folder as _write_folder
 from hitl_desktop.core.export.files import write_jsonl as _write_jsonl
 from hitl_desktop.core.export.files import write_parquet as _write_parquet
@@ -58,7 +65,7 @@ from hitl_desktop.core.export.rows import (
 )
 from hitl_desktop.core.export.selection import Selection, test_prompt_ids
 from hitl_desktop.core.judged_reader import Filters
-from hitl_desktop.core.ranking import effective_correction, pairs_for_item
+from hitl_desktop.core.ranking import effective_correction, pair_specs
 from hitl_desktop.core.rubric_export import RUBRIC_FORMATS, export_rubric_format
 from hitl_desktop.core.rubrics import RubricError
 from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem
@@ -266,7 +273,7 @@ class _Export:
                 if fmt in PAIRED:
                     tally.pairs += len(rows)
                 else:
-                    tally.pairs += len(pairs_for_item(it))
+                    tally.pairs += len(pair_specs(it, bare=True))
                     if it.judgment.correction is not None and effective_correction(it) is None:
                         self.dropped[ranking.UNCHANGED_CORRECTION] += 1
                 yield from rows
@@ -360,5 +367,8 @@ class _Export:
     def _file_writer(self, which: str) -> Callable[[Path], None]:
         # the writers are looked up here, at call time: tests replace them on this module
         if self.kind == "jsonl":
-            return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which)))
+            # where a row's floats may be (files.jsonl_batch_encoder); judgments: free-form values
+            floats = numeric_columns(self.fmt)
+            exact = self.fmt == "judgments"
+            return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which), floats=floats, exact=exact))
         return lambda tmp: _write_parquet(tmp, self.fmt, Rows(self.rows(which)))

@@ -91,17 +91,19 @@ from hitl_desktop.core import ranking
 from hitl_desktop.core.export.columns import check_format
 from hitl_desktop.core.judgment_records import judgment_row
 from hitl_desktop.core.ranking import (
+    PairSpec,
     dense_ranks,
     effective_correction,
     is_disqualified,
-    pairs_for_item,
+    pair_specs,
 )
+from hitl_desktop.core.ranking import Side as PairSide
 from hitl_desktop.core.types import (
     ADJUDICATION_TUTOR_ID,
     Candidate,
     JudgedItem,
+    Judgment,
     Message,
-    PreferencePair,
 )
 
 _ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
@@ -166,24 +168,27 @@ def _desirable(item: JudgedItem, dropped: Counter[str] | None) -> list[tuple[Can
     return out
 
 
-def _pair_metadata(p: PreferencePair, item: JudgedItem, tutor: str) -> dict[str, Any]:
+def _pair_metadata(
+    ch: PairSide, rej: PairSide, source: str, j: Judgment, domain: str, tutor: str, adjudicated: bool
+) -> dict[str, Any]:
     """The metadata columns of a pair's row (``_META_PAIR`` but ``prompt_id``); ``tutor`` is the
-    name as exported (pseudonymised unless asked), also in a correction's ``chosen_model``."""
+    name as exported (pseudonymised unless asked), also in a correction's ``chosen_model``;
+    ``adjudicated``: the judgment is a lead's ruling (``_source``)."""
     return {
-        "judgment_id": p.judgment_id,
-        "domain": item.domain,
+        "judgment_id": j.id,
+        "domain": domain,
         "tutor": tutor,
-        "chosen_model": f"tutor:{tutor}" if p.source == "correction" else p.chosen_model,
-        "rejected_model": p.rejected_model,
-        "chosen_seed": p.chosen_seed,
-        "rejected_seed": p.rejected_seed,
-        "source": _source(p.source, item),
-        "created_at": p.created_at,
-        "chosen_flags": list(p.chosen_flags),
-        "rejected_flags": list(p.rejected_flags),
-        "chosen_ratings": dict(p.chosen_ratings) or None,
-        "rejected_ratings": dict(p.rejected_ratings) or None,
-        "rationale": p.rationale,
+        "chosen_model": f"tutor:{tutor}" if source == "correction" else ch[2],
+        "rejected_model": rej[2],
+        "chosen_seed": ch[3],
+        "rejected_seed": rej[3],
+        "source": "adjudication" if adjudicated and source == "ranking" else source,
+        "created_at": j.created_at,
+        "chosen_flags": list(ch[4]),
+        "rejected_flags": list(rej[4]),
+        "chosen_ratings": dict(ch[5]) or None,
+        "rejected_ratings": dict(rej[5]) or None,
+        "rationale": j.rationale,
     }
 
 
@@ -195,52 +200,67 @@ def _source(source: str, item: JudgedItem) -> str:
     return source
 
 
-def _trl_preference_rows(
-    item: JudgedItem, pairs: list[PreferencePair], tutor: str
-) -> Iterator[dict[str, Any]]:
+def _trl_preference_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> Iterator[dict[str, Any]]:
+    # the export's most used format: ``_pair_metadata`` written inline (a call and a merge
+    # less per row; tests/core/test_export_golden.py checks the columns and their order)
     prompt = render_prompt(item.prompt.messages, item.prompt.text)
-    for p in pairs:
+    j, pid, domain = item.judgment, item.prompt.id, item.domain
+    jid, created_at, rationale = j.id, j.created_at, j.rationale
+    ranking = "adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking"
+    tutor_model = f"tutor:{tutor}"
+    for ch, rej, value, source in pairs:
         yield {
             "prompt": prompt,
-            "chosen": p.chosen,
-            "rejected": p.rejected,
-            "margin": float(p.margin),
-            "prompt_id": p.prompt_id,
-            **_pair_metadata(p, item, tutor),
+            "chosen": ch[0],
+            "rejected": rej[0],
+            "margin": float(value),
+            "prompt_id": pid,
+            "judgment_id": jid,
+            "domain": domain,
+            "tutor": tutor,
+            "chosen_model": tutor_model if source == "correction" else ch[2],
+            "rejected_model": rej[2],
+            "chosen_seed": ch[3],
+            "rejected_seed": rej[3],
+            "source": ranking if source == "ranking" else source,
+            "created_at": created_at,
+            "chosen_flags": list(ch[4]),
+            "rejected_flags": list(rej[4]),
+            "chosen_ratings": dict(ch[5]) or None,
+            "rejected_ratings": dict(rej[5]) or None,
+            "rationale": rationale,
         }
 
 
-def _trl_preference_chat_rows(
-    item: JudgedItem, pairs: list[PreferencePair], tutor: str
-) -> Iterator[dict[str, Any]]:
+def _trl_preference_chat_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> Iterator[dict[str, Any]]:
     conv = _conversation(item)
-    for p in pairs:
+    j, pid, domain = item.judgment, item.prompt.id, item.domain
+    adj = j.tutor_id == ADJUDICATION_TUTOR_ID
+    for ch, rej, value, source in pairs:
         yield {
             "prompt": conv,
-            "chosen": [{"role": "assistant", "content": p.chosen}],
-            "rejected": [{"role": "assistant", "content": p.rejected}],
-            "margin": float(p.margin),
-            "prompt_id": p.prompt_id,
-            **_pair_metadata(p, item, tutor),
+            "chosen": [{"role": "assistant", "content": ch[0]}],
+            "rejected": [{"role": "assistant", "content": rej[0]}],
+            "margin": float(value),
+            "prompt_id": pid,
+            **_pair_metadata(ch, rej, source, j, domain, tutor, adj),
         }
 
 
-def _hh_rlhf_rows(
-    item: JudgedItem, pairs: list[PreferencePair], tutor: str
-) -> Iterator[dict[str, Any]]:
+def _hh_rlhf_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> Iterator[dict[str, Any]]:
     head = render_transcript(item.prompt.messages, item.prompt.text) + "\n\nAssistant: "
-    for p in pairs:
+    j, pid, domain = item.judgment, item.prompt.id, item.domain
+    adj = j.tutor_id == ADJUDICATION_TUTOR_ID
+    for ch, rej, _value, source in pairs:
         yield {
-            "chosen": head + p.chosen,
-            "rejected": head + p.rejected,
-            "prompt_id": p.prompt_id,
-            **_pair_metadata(p, item, tutor),
+            "chosen": head + ch[0],
+            "rejected": head + rej[0],
+            "prompt_id": pid,
+            **_pair_metadata(ch, rej, source, j, domain, tutor, adj),
         }
 
 
-def _ultrafeedback_rows(
-    item: JudgedItem, pairs: list[PreferencePair], tutor: str
-) -> Iterator[dict[str, Any]]:
+def _ultrafeedback_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> Iterator[dict[str, Any]]:
     j = item.judgment
     prompt = render_prompt(item.prompt.messages, item.prompt.text)
     prompt_hash = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
@@ -249,6 +269,8 @@ def _ultrafeedback_rows(
     dense = dense_ranks({cid: r for cid, r in j.ranks.items() if cid in known})
     levels = len(set(dense.values()))
     corr_id = j.correction.id if j.correction is not None else None
+    pid, domain = item.prompt.id, item.domain
+    adj = j.tutor_id == ADJUDICATION_TUTOR_ID
 
     def score(answer_id: str) -> float:
         if answer_id == corr_id or answer_id not in dense:
@@ -256,24 +278,24 @@ def _ultrafeedback_rows(
         return float(levels - dense[answer_id] + 1)
 
     kept = j.source_values.get("scores") or {}  # an imported row's own scores, as they were
-    for p in pairs:
-        if p.chosen_id in kept and p.rejected_id in kept:
-            scores = (float(kept[p.chosen_id]), float(kept[p.rejected_id]))
-        elif p.chosen_ratings and p.rejected_ratings:
-            scores = (_rating_score(p.chosen_ratings), _rating_score(p.rejected_ratings))
+    for ch, rej, _value, source in pairs:
+        if ch[1] in kept and rej[1] in kept:
+            scores = (float(kept[ch[1]]), float(kept[rej[1]]))
+        elif ch[5] and rej[5]:
+            scores = (_rating_score(ch[5]), _rating_score(rej[5]))
         else:
-            scores = (score(p.chosen_id), score(p.rejected_id))
-        chosen = [*conv, {"role": "assistant", "content": p.chosen}]
+            scores = (score(ch[1]), score(rej[1]))
+        chosen = [*conv, {"role": "assistant", "content": ch[0]}]
         yield {
             "prompt": prompt,
             "prompt_id": prompt_hash,
             "chosen": chosen,
-            "rejected": [*conv, {"role": "assistant", "content": p.rejected}],
+            "rejected": [*conv, {"role": "assistant", "content": rej[0]}],
             "messages": chosen,
             "score_chosen": scores[0],
             "score_rejected": scores[1],
-            "hitl_prompt_id": p.prompt_id,
-            **_pair_metadata(p, item, tutor),
+            "hitl_prompt_id": pid,
+            **_pair_metadata(ch, rej, source, j, domain, tutor, adj),
         }
 
 
@@ -389,7 +411,7 @@ def build_rows(
     for item in items:
         tutor = tutor_name(item.tutor_name)
         if pair_rows is not None:
-            pairs = pairs_for_item(item, dropped)
+            pairs = pair_specs(item, dropped)
             if pairs:
                 rows.extend(pair_rows(item, pairs, tutor))
         elif fmt == "nectar":
