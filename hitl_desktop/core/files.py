@@ -42,8 +42,8 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 def swap_in_folder(tmp: Path, out: Path) -> None:
     """Put the folder ``tmp`` (beside ``out``) in the place of ``out`` by renames: ``out``, if
     any, is moved aside first and put back when the swap fails, then removed; the parent
-    folder is synced. (Dataset folder exports: core/rubric_export.py; core/export/files.py's
-    ``replace_folder`` does the same swap.)"""
+    folder is synced. (Dataset folder exports: core/export/files.py's ``replace_folder`` and
+    core/rubric_export.py.)"""
     import shutil
 
     old: Path | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hitl_desktop.core.export.columns import COLUMNS, ExportError, arrow_schema
-from hitl_desktop.core.files import fsync_dir, fsync_file, temp_file
+from hitl_desktop.core.files import fsync_dir, fsync_file, swap_in_folder, temp_file
 
 #: Suffixes of file types we do not write: refused instead of becoming a folder's name.
 REFUSED_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".arrow", ".gz", ".zip", ".xz", ".bz2"})
@@ -323,24 +323,9 @@ def replace_folder(out: Path, write: Callable[[Path], None]) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as e:
         raise oserror(out, e) from e
-    old: Path | None = None
     try:
         write(tmp)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.rmdir(old)
-            os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            if old is not None:
-                os.rename(old, out)
-                old = None
-            raise
-        fsync_dir(out.parent)
+        swap_in_folder(tmp, out)  # core/files.py: the old folder put back if the swap fails
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
