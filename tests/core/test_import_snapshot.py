@@ -16,6 +16,10 @@ import random
 import sys
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 SNAPSHOT = Path(__file__).parent / "data" / "import_snapshot.json"
 
 
@@ -141,10 +145,24 @@ def test_import_writes_the_recorded_database(tmp_path, monkeypatch):
     assert all(got[n].keys() == want[n].keys() for n in want)
 
 
+@settings(max_examples=500)
+@given(st.text())
+def test_imported_ids_are_uuid5_of_their_names(name):
+    import uuid
+
+    from hitl_desktop.core.importing.plan import IMPORT_NAMESPACE, _uuid5
+
+    try:
+        want = str(uuid.uuid5(IMPORT_NAMESPACE, name))
+    except UnicodeEncodeError:  # a lone surrogate: refused the same way
+        with pytest.raises(UnicodeEncodeError):
+            _uuid5(name)
+        return
+    assert _uuid5(name) == want
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     import tempfile
-
-    import pytest
 
     mp = pytest.MonkeyPatch()
     deterministic(mp)
