@@ -161,6 +161,15 @@ def test_imported_ids_are_uuid5_of_their_names(name):
     assert _uuid5(name) == want
 
 
+@settings(max_examples=1000)
+@given(st.lists(st.one_of(st.uuids().map(str), st.text(), st.text(alphabet='ab"\\\x00\x1f\x7f\u2028\ud800'), st.integers(), st.none())))
+def test_display_order_json_is_the_encoders(ids):
+    from hitl_desktop.core.store.bulk import ids_json
+    from hitl_desktop.core.store.rows import dumps
+
+    assert ids_json(ids) == dumps(ids)
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     import tempfile
 

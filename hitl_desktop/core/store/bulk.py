@@ -7,6 +7,7 @@ write paths use (tests/core/test_import_snapshot.py holds the database an import
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,17 @@ _CANDIDATE = ("id", "prompt_id", "idx", "text", "model", "model_revision", "dtyp
 _JUDGMENT = ("id", "prompt_id", "tutor_id", "session_id", "all_bad", "rationale", "strength", "seconds_spent",
              "display_order", "guideline_version", "created_at", "supersedes", "source_values",
              "departs_from_scores")  # fmt: skip
+
+#: What ``json.dumps(..., ensure_ascii=False)`` escapes in a string (and nothing else)
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
+def ids_json(ids: list[str]) -> str:
+    """``dumps(ids)`` of a list of ids: joined directly when no id holds a character JSON
+    escapes (ids are UUIDs), else through the encoder."""
+    if ids and all(type(i) is str for i in ids) and _ESCAPED.search("".join(ids)) is None:
+        return '["' + '","'.join(ids) + '"]'
+    return dumps(ids)
 
 
 class Bulk(StoreBase):
@@ -73,7 +85,7 @@ class Bulk(StoreBase):
             jid, flags, ratings = j.id, j.flags, j.ratings
             judgment_list.append(
                 (jid, j.prompt_id, j.tutor_id, j.session_id, int(j.all_bad), j.rationale, j.strength,
-                 j.seconds_spent, dumps(j.display_order), j.guideline_version, j.created_at, j.supersedes,
+                 j.seconds_spent, ids_json(j.display_order), j.guideline_version, j.created_at, j.supersedes,
                  dumps(j.source_values) if j.source_values else None,
                  None if j.departs_from_scores is None else int(j.departs_from_scores))
             )  # fmt: skip
