@@ -21,6 +21,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 SNAPSHOT = Path(__file__).parent / "data" / "import_snapshot.json"
+#: our own ``judgments`` export of the records below (pseudonymised tutors), a session added
+#: to every third row: the input of the ``judgments`` layout (written with the snapshot)
+JUDGMENTS = Path(__file__).parent / "data" / "import_snapshot_judgments.jsonl"
+
+
+def write_judgments_input(db: Path) -> None:
+    from hitl_desktop.core.export import export_dataset
+    from hitl_desktop.core.store import Store
+
+    store = Store.open(db)
+    out = db.with_suffix(".judgments.jsonl")
+    export_dataset(store, fmt="judgments", out=out)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").split("\n") if line]
+    for i, row in enumerate(rows):
+        if i % 3 == 0:
+            row["session"] = {"id": f"s{i % 2}", "domain": "stem", "started_at": "2025-01-01T00:00:00+00:00"}
+    JUDGMENTS.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
 def write_input(path: Path, n: int = 240) -> None:
@@ -113,7 +130,7 @@ def dump(db: Path) -> dict[str, list]:
     return out
 
 
-def build(tmp: Path) -> dict[str, dict[str, list]]:
+def build(tmp: Path, write: bool = False) -> dict[str, dict[str, list]]:
     from hitl_desktop.core.importing import import_file
     from hitl_desktop.core.store import Store
 
@@ -130,6 +147,16 @@ def build(tmp: Path) -> dict[str, dict[str, list]]:
         store.close() if hasattr(store, "close") else None
         d = dump(db)
         d["summaries"] = [[k, v] for s in (s1, s2, s3) for k, v in sorted(vars(s).items()) if k != "path"]
+        out[name] = d
+        if write and name == "batch7":
+            write_judgments_input(db)
+    for name, batch in (("judgments7", 7), ("judgments5000", 5000)):
+        db = tmp / f"{name}.db"
+        store = Store.open(db)
+        s1 = import_file(store, JUDGMENTS, batch_size=batch)
+        s2 = import_file(store, JUDGMENTS, batch_size=batch)  # again: adds nothing
+        d = dump(db)
+        d["summaries"] = [[k, v] for s in (s1, s2) for k, v in sorted(vars(s).items()) if k != "path"]
         out[name] = d
     return out
 
@@ -176,5 +203,5 @@ if __name__ == "__main__" and "--write" in sys.argv:
     mp = pytest.MonkeyPatch()
     deterministic(mp)
     with tempfile.TemporaryDirectory() as d:
-        SNAPSHOT.write_text(json.dumps(build(Path(d)), default=str, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+        SNAPSHOT.write_text(json.dumps(build(Path(d), write=True), default=str, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
     mp.undo()
