@@ -197,6 +197,22 @@ def test_display_order_json_is_the_encoders(ids):
     assert ids_json(ids) == dumps(ids)
 
 
+@settings(max_examples=1000)
+@given(st.one_of(st.text(), st.text(alphabet='ab"\\\x00\x1f\x7f\u2028\ud800')), st.text(alphabet='ab"\\ \x01\xe9'))
+def test_imported_judgment_ids_hash_the_json_of_id_and_tutor(external_id, tutor):
+    import uuid
+
+    from hitl_desktop.core.importing.plan import IMPORT_NAMESPACE, _to_json, imported_judgment_id
+
+    try:
+        want = str(uuid.uuid5(IMPORT_NAMESPACE, _to_json([external_id, tutor])))
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            imported_judgment_id(external_id, tutor)
+        return
+    assert imported_judgment_id(external_id, tutor) == want
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     import tempfile
 
