@@ -237,24 +237,30 @@ def parse_record(obj: Any, line: int, default_domain: str | None, *, check_text:
     domain = domain.strip().lower()
     if not domain:
         raise RecordError("domain", "is empty")
-    messages = _messages(obj)
+    get = obj.get  # fields left out (most are) skip their checks: absent is valid for each
+    messages = [] if get("messages") is None else _messages(obj)
     candidates, seeds = _candidates(obj)
     if obj.get("ranking") is not None and not candidates and isinstance(obj["ranking"], list):
         raise RecordError("ranking", "given without candidates")
     ranking = _ranks(obj, "ranking", len(candidates))
-    gold = _ranks(obj, "gold_ranking", len(candidates))
+    gold = None if get("gold_ranking") is None else _ranks(obj, "gold_ranking", len(candidates))
     tutor = _optional_text(obj, "tutor", MAX_NAME)
-    correction, corrected_index = _correction(obj, len(candidates), ranking is not None)
-    all_bad = expect(obj, "all_bad", bool, "true or false") or False
-    strength = expect(obj, "strength", int, "an integer 1-3")
+    if get("correction") is None and get("corrected_index") is None:
+        correction, corrected_index = None, None
+    else:
+        correction, corrected_index = _correction(obj, len(candidates), ranking is not None)
+    all_bad = False if get("all_bad") is None else expect(obj, "all_bad", bool, "true or false") or False
+    strength = None if get("strength") is None else expect(obj, "strength", int, "an integer 1-3")
     if strength is None:
         strength = DEFAULT_STRENGTH
     elif strength not in STRENGTHS:
         raise RecordError("strength", f"{strength} is not one of {sorted(STRENGTHS)}")
-    rationale = check_length(expect(obj, "rationale", str, "a string") or "", "rationale", MAX_RATIONALE)
-    flags = _per_candidate_flags(obj, len(candidates))
-    ratings = _per_candidate_ratings(obj, len(candidates))
-    created_at = expect(obj, "created_at", str, "an ISO 8601 time")
+    rationale = "" if get("rationale") is None else check_length(
+        expect(obj, "rationale", str, "a string") or "", "rationale", MAX_RATIONALE
+    )
+    flags = None if get("flags") is None else _per_candidate_flags(obj, len(candidates))
+    ratings = None if get("ratings") is None else _per_candidate_ratings(obj, len(candidates))
+    created_at = None if get("created_at") is None else expect(obj, "created_at", str, "an ISO 8601 time")
     if created_at is not None:
         check_length(created_at, "created_at", MAX_NAME)
     return Record(

@@ -1,19 +1,36 @@
-"""Many records in one transaction: the write path of an import (and of a pack being built)."""
+"""Many records in one transaction: the write path of an import (and of a pack being built).
+
+Rows go to ``executemany`` as plain tuples in fixed column orders (no dict per row): the
+values are exactly those of ``rows.py``'s ``*_to_row`` / ``judgment_rows``, which the other
+write paths use (tests/core/test_import_snapshot.py holds the database an import writes).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hitl_desktop.core.store.base import StoreBase
-from hitl_desktop.core.store.rows import (
-    candidate_to_row,
-    gold_rows,
-    judgment_rows,
-    prompt_to_row,
-    tutor_to_row,
-)
+from hitl_desktop.core.store.rows import dumps
 from hitl_desktop.core.types import Candidate, Judgment, Prompt, Session, Tutor
+
+_CANDIDATE = ("id", "prompt_id", "idx", "text", "model", "model_revision", "dtype", "params", "seed",
+              "tokens", "seconds", "created_at")  # fmt: skip
+_JUDGMENT = ("id", "prompt_id", "tutor_id", "session_id", "all_bad", "rationale", "strength", "seconds_spent",
+             "display_order", "guideline_version", "created_at", "supersedes", "source_values",
+             "departs_from_scores")  # fmt: skip
+
+#: What ``json.dumps(..., ensure_ascii=False)`` escapes in a string (and nothing else)
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
+def ids_json(ids: list[str]) -> str:
+    """``dumps(ids)`` of a list of ids: joined directly when no id holds a character JSON
+    escapes (ids are UUIDs), else through the encoder."""
+    if ids and all(type(i) is str for i in ids) and _ESCAPED.search("".join(ids)) is None:
+        return '["' + '","'.join(ids) + '"]'
+    return dumps(ids)
 
 
 class Bulk(StoreBase):
@@ -37,40 +54,67 @@ class Bulk(StoreBase):
         candidate id -> rank) for prompts already stored. ``candidate_origins``: candidate id
         -> (origin, set id) (default: ``imported``, the prompt's own set). ``pseudonymised``:
         ids of the new tutors whose names are already pseudonyms (``m0006_source_values``)."""
-        cand_rows = [candidate_to_row(c) for c in candidates]
-        if candidate_origins:
-            for row in cand_rows:
-                row["origin"], row["set_id"] = candidate_origins.get(row["id"], ("imported", None))
         marked = set(pseudonymised)
-        rankings: list[dict[str, Any]] = []
-        corrections: list[dict[str, Any]] = []
-        judgment_list: list[dict[str, Any]] = []
+        if marked:
+            tutor_cols: tuple[str, ...] = ("id", "name", "domains", "created_at", "pseudonymised")
+            tutor_rows = [(t.id, t.name, dumps(t.domains), t.created_at, int(t.id in marked)) for t in tutors]
+        else:
+            tutor_cols = ("id", "name", "domains", "created_at")
+            tutor_rows = [(t.id, t.name, dumps(t.domains), t.created_at) for t in tutors]
+        session_rows = [(x.id, x.tutor_id, x.domain, x.guideline_version, x.started_at, x.ended_at) for x in sessions]
+        prompt_rows = [
+            (p.id, p.text, p.domain, dumps([m.to_dict() for m in p.messages]) if p.messages else "[]",
+             p.external_id, p.source, p.parent_judgment_id, None, p.created_at)
+            for p in prompts
+        ]  # fmt: skip
+        cand_rows: list[tuple] = [
+            (c.id, c.prompt_id, c.index, c.text, c.model, c.model_revision, c.dtype,
+             dumps(c.params) if c.params else "{}" if type(c.params) is dict else dumps(c.params),
+             c.seed, c.tokens, c.seconds, c.created_at)
+            for c in candidates
+        ]  # fmt: skip
+        cand_cols = _CANDIDATE
+        if candidate_origins:
+            cand_cols = (*_CANDIDATE, "origin", "set_id")
+            default = ("imported", None)
+            cand_rows = [(*row, *candidate_origins.get(row[0], default)) for row in cand_rows]
+        judgment_list: list[tuple] = []
+        rankings: list[tuple] = []
+        corrections: list[tuple] = []
         for j in judgments:
-            jrow, rrows, crow = judgment_rows(j)
-            judgment_list.append(jrow)
-            rankings.extend(rrows)
-            if crow is not None:
-                corrections.append(crow)
-        with self.db.atomic():
-            self._insert_many(
-                "tutors",
-                [{**tutor_to_row(t), **({"pseudonymised": int(t.id in marked)} if marked else {})} for t in tutors],
-            )
-            self._insert_many(
-                "sessions",
-                [
-                    {"id": x.id, "tutor_id": x.tutor_id, "domain": x.domain, "guideline_version": x.guideline_version,
-                     "started_at": x.started_at, "ended_at": x.ended_at}
-                    for x in sessions
-                ],
+            jid, flags, ratings = j.id, j.flags, j.ratings
+            judgment_list.append(
+                (jid, j.prompt_id, j.tutor_id, j.session_id, int(j.all_bad), j.rationale, j.strength,
+                 j.seconds_spent, ids_json(j.display_order), j.guideline_version, j.created_at, j.supersedes,
+                 dumps(j.source_values) if j.source_values else None,
+                 None if j.departs_from_scores is None else int(j.departs_from_scores))
             )  # fmt: skip
-            self._insert_many("prompts", [prompt_to_row(p) for p in prompts])
-            self._insert_many("candidates", cand_rows)
-            self._insert_many("judgments", judgment_list)
-            self._insert_many("rankings", rankings)
-            self._insert_many("corrections", corrections)
-            self._insert_many(
-                "gold_rankings",
-                [r for p in prompts if p.gold_ranking for r in gold_rows(p.id, p.gold_ranking)]
-                + [r for pid, g in (gold_rankings or {}).items() for r in gold_rows(pid, dict(g))],
-            )
+            if not flags and not ratings:
+                rankings.extend([(jid, cid, rank, "[]", "{}") for cid, rank in j.ranks.items()])
+            else:
+                rankings.extend(
+                    [(jid, cid, rank, dumps(flags.get(cid, [])), dumps(ratings.get(cid, {})))
+                     for cid, rank in j.ranks.items()]
+                )  # fmt: skip
+            c = j.correction
+            if c is not None:
+                corrections.append((c.id, jid, c.candidate_id, c.text, c.created_at))
+        gold = [(p.id, cid, r) for p in prompts if p.gold_ranking for cid, r in p.gold_ranking.items()]
+        gold += [(pid, cid, r) for pid, g in (gold_rankings or {}).items() for cid, r in dict(g).items()]
+        with self.db.atomic():
+            ins = self._insert_tuples
+            ins("tutors", tutor_cols, tutor_rows)
+            ins("sessions", ("id", "tutor_id", "domain", "guideline_version", "started_at", "ended_at"), session_rows)
+            ins("prompts", ("id", "text", "domain", "messages", "external_id", "source", "parent_judgment_id",
+                            "gold_ranking", "created_at"), prompt_rows)  # fmt: skip
+            ins("candidates", cand_cols, cand_rows)
+            ins("judgments", _JUDGMENT, judgment_list)
+            ins("rankings", ("judgment_id", "candidate_id", "rank", "flags", "ratings"), rankings)
+            ins("corrections", ("id", "judgment_id", "candidate_id", "text", "created_at"), corrections)
+            ins("gold_rankings", ("prompt_id", "candidate_id", "rank"), gold)
+
+    def _insert_tuples(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """``executemany`` of rows that are already SQL values, in ``columns``' order."""
+        if rows:
+            sql = f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) values ({', '.join('?' * len(columns))})"
+            self.db.conn.executemany(sql, rows)

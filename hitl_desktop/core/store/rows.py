@@ -28,7 +28,11 @@ def loads(value: str | None, default: Any) -> Any:
 def dumps(value: Any) -> str:
     if not value and type(value) in (list, dict):  # most flags, ratings, params: no encoder
         return "[]" if type(value) is list else "{}"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _encode(value)
+
+
+#: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without an encoder per call
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 # Column lists for reading prompts and candidates: rows are fetched as plain tuples in this
