@@ -29,6 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not the venv's
 
 from bench_lab import write_lab_file  # noqa: E402
 
@@ -159,6 +160,9 @@ def measure(db: Path, *, timeout_s: float = 600.0) -> dict:
     if "charts" not in marks:
         raise SystemExit(f"the dashboard did not show its figures within {timeout_s:.0f} s")
     summary = window.dashboard.summary
+    import hitl_desktop
+
+    assert Path(hitl_desktop.__file__).resolve().parents[1] == Path(__file__).resolve().parents[1]
     figures = {
         "judgments": summary["judgments"],
         "tutors": len([t for t in summary["tutors"] if t["judgments"]]),

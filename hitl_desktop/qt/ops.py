@@ -11,9 +11,11 @@ arrive on the GUI thread. An operation never touches the GUI thread's Store: the
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
@@ -22,6 +24,37 @@ from hitl_desktop.core.errors import log_traceback
 
 Progress = Callable[[float, str], None]
 Op = Callable[[Progress, Callable[[], bool]], Any]
+
+
+_paused = 0
+_paused_lock = threading.Lock()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector held off while an operation builds many objects at once.
+
+    A full collection runs in whichever thread allocates and holds the GIL throughout: on a lab
+    database each one in the dashboard's worker took 100-180 ms, the GUI thread stalled as long.
+    Pauses nest (across threads too); the collector runs again when the last one ends, over a
+    heap the operation's objects have left (refcounting frees them)."""
+    global _paused
+    with _paused_lock:
+        _paused += 1
+        was_enabled = gc.isenabled() if _paused == 1 else None
+        if was_enabled is not None:
+            _paused_enabled[0] = was_enabled
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0 and _paused_enabled[0]:
+                gc.enable()
+
+
+_paused_enabled = [True]
 
 
 def describe_error(e: BaseException) -> str:
