@@ -26,8 +26,8 @@ Progress = Callable[[float, str], None]
 Op = Callable[[Progress, Callable[[], bool]], Any]
 
 
-_paused = 0
-_paused_lock = threading.Lock()
+_pause = {"depth": 0, "was_enabled": True}
+_pause_lock = threading.Lock()
 
 
 @contextmanager
@@ -37,24 +37,19 @@ def collector_paused() -> Iterator[None]:
     A full collection runs in whichever thread allocates and holds the GIL throughout: on a lab
     database each one in the dashboard's worker took 100-180 ms, the GUI thread stalled as long.
     Pauses nest (across threads too); the collector runs again when the last one ends, over a
-    heap the operation's objects have left (refcounting frees them)."""
-    global _paused
-    with _paused_lock:
-        _paused += 1
-        was_enabled = gc.isenabled() if _paused == 1 else None
-        if was_enabled is not None:
-            _paused_enabled[0] = was_enabled
+    heap the operation's objects have left (refcounting frees them), unless it was off before."""
+    with _pause_lock:
+        if _pause["depth"] == 0:
+            _pause["was_enabled"] = gc.isenabled()
+        _pause["depth"] += 1
         gc.disable()
     try:
         yield
     finally:
-        with _paused_lock:
-            _paused -= 1
-            if _paused == 0 and _paused_enabled[0]:
+        with _pause_lock:
+            _pause["depth"] -= 1
+            if _pause["depth"] == 0 and _pause["was_enabled"]:
                 gc.enable()
-
-
-_paused_enabled = [True]
 
 
 def describe_error(e: BaseException) -> str:
