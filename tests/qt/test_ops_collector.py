@@ -80,3 +80,20 @@ def test_the_dashboards_worker_computes_with_the_collector_paused(qtbot, tmp_pat
     assert seen == [False] and gc.isenabled()
     d.close()
     store.close()
+
+
+def test_preload_imports_the_modules_in_a_thread_of_its_own_after_the_delay(qtbot, tmp_path, monkeypatch):
+    import sys
+
+    from PySide6.QtCore import QObject
+
+    from hitl_desktop.qt.ops import preload
+
+    (tmp_path / "preload_probe_mod.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "preload_probe_mod", raising=False)
+    context = QObject()
+    preload(context, "no_such_module_here", "preload_probe_mod", delay_ms=50)  # a missing one is skipped
+    assert "preload_probe_mod" not in sys.modules  # not before the delay
+    qtbot.waitUntil(lambda: "preload_probe_mod" in sys.modules, timeout=5000)
+    assert sys.modules["preload_probe_mod"].THREAD == "preload"
