@@ -28,6 +28,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
     Slot,
 )
@@ -54,11 +55,14 @@ from hitl_desktop.core.rubric_agreement import disagreed_criteria, rubric_stats
 from hitl_desktop.core.store import Store
 from hitl_desktop.qt.bar_chart import BarChart, Series
 from hitl_desktop.qt.models_chart import ModelStrengthChart
-from hitl_desktop.qt.ops import OperationRunner
+from hitl_desktop.qt.ops import OperationRunner, collector_paused
 from hitl_desktop.qt.rubric_charts import RubricCharts
 
 #: Above this many judgments the figures are computed in a worker thread.
 WORKER_THRESHOLD = 2000
+
+#: The worker's figures start this long after the dialog is made (shown and painted by then).
+FIRST_REFRESH_MS = 30
 
 ALL_DOMAINS_LABEL = "All domains"
 SortRole = Qt.ItemDataRole.UserRole + 1
@@ -223,8 +227,10 @@ class FiguresTableModel(QAbstractTableModel):
 
 
 def _figures(db_path: str, domain: str | None) -> dict[str, Any]:
-    """The figures, in an operation's thread, on a read-only connection of its own."""
-    with open_for_reading(db_path) as store:
+    """The figures, in an operation's thread, on a read-only connection of its own; the cycle
+    collector paused meanwhile (its full collections over the many objects a lab database
+    makes held the GIL 100-180 ms each: gaps in the GUI thread's event loop)."""
+    with collector_paused(), open_for_reading(db_path) as store:
         return figures(store, domain)
 
 
@@ -279,12 +285,21 @@ class QualityDashboard(QDialog):
         self._request = 0
         self._threads: list[OperationRunner] = []  # the figures being computed in the background
         self._filling_domains = False
+        self._closed = False
         self.setWindowTitle("Quality dashboard")
         self.setObjectName("QualityDashboard")
         self.setModal(False)
         self.resize(1180, 820)
         self._build()
-        self.refresh()
+        if self.use_worker():  # once the dialog is on screen: its first layout and paint don't
+            QTimer.singleShot(FIRST_REFRESH_MS, self, self._first_refresh)  # wait on the worker's GIL
+        else:
+            self.refresh()
+
+    @Slot()
+    def _first_refresh(self) -> None:
+        if not self._closed and self.summary is None and not self._threads:
+            self.refresh()
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -523,11 +538,13 @@ class QualityDashboard(QDialog):
         return ok
 
     def done(self, result: int) -> None:
+        self._closed = True
         self._request += 1  # late results are ignored
         self.wait_for_workers()
         super().done(result)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        self._closed = True
         self._request += 1
         self.wait_for_workers()
         super().closeEvent(event)

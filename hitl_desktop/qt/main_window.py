@@ -40,7 +40,7 @@ from hitl_desktop.qt.generation import GenerationController
 from hitl_desktop.qt.guidelines_panel import GuidelinesPanel
 from hitl_desktop.qt.menus import LabMenus, MenuCommands
 from hitl_desktop.qt.message_bar import MessageBar
-from hitl_desktop.qt.ops import OperationRunner
+from hitl_desktop.qt.ops import OperationRunner, preload
 from hitl_desktop.qt.queue_panel import QueuePanel
 from hitl_desktop.qt.rubric_area import RubricArea
 from hitl_desktop.qt.settings import AppSettings
@@ -63,8 +63,8 @@ class MainWindow(QMainWindow):
         self.workflow = wf = TutorWorkflow(store, guidelines=self.guidelines, own_name=settings.tutor_name or None)
         self.model_path_override = model_path
         self._dialogs: list = []
-        self.dashboard = None
-        self.export_dialog = None
+        self.dashboard = self.export_dialog = None
+        preload(self, "hitl_desktop.qt.dashboard")  # opened at a click: imported before it
         self._closed = False
         self.model = ModelController(backend_factory, self)
         self.setWindowTitle("hitl-desktop")

@@ -26,3 +26,20 @@ def test_the_grading_ui_bench_smoke_run_grades_every_cell_and_reports_the_gaps()
     assert 0 < r["median_gap_ms"] <= r["p95_gap_ms"] <= r["max_gap_ms"]
     assert 0 < r["ms_per_key"] <= r["max_ms_per_key"]
     assert r["worst_gap_after"] and r["cpu_ms_per_key"] > 0
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_dashboard.py"
+
+
+def test_the_dashboard_bench_smoke_run_opens_the_dashboard_and_reports_the_gaps():
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(DASHBOARD), "--smoke", "--json"], capture_output=True, text=True,
+                          timeout=180, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("{")]
+    r = json.loads(line)
+    # the figures of the database it built: 3,000 judgments by two tutors
+    assert (r["size"], r["judgments"], r["tutors"]) == (3000, 3000, 2)
+    assert 0 < r["figures_s"] <= r["charts_drawn_s"]
+    assert r["ticks"] > 0 and 0 < r["gap_p50_ms"] <= r["gap_p99_ms"] <= r["gap_max_ms"]
+    assert r["within_target"] == (r["gap_max_ms"] <= r["target_max_ms"] == 100.0)
