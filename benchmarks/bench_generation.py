@@ -143,7 +143,14 @@ def child_ours(k: int, tokens: int, spawned: float, reps: int = 3) -> dict:
         "first_token_s": min(firsts),
         "peak_rss_mb": _peak_rss_mb(),
         "sample": result.candidates[0].text[:120],
+        "kernel": _kernel(),
     }
+
+
+def _kernel() -> str:
+    from hitl_desktop.core.backends.loading import int8_kernel
+
+    return int8_kernel()
 
 
 def child_engine(k: int, tokens: int, spawned: float) -> dict:
@@ -483,6 +490,12 @@ def main() -> None:
         "that packs, unpacks and repacks) against torch._int_mm on the kept tables, same run",
     )
     ap.add_argument(
+        "--int-mm",
+        action="store_true",
+        help="also run ours with torch._int_mm integer products (HITL_INT8_KERNEL=int_mm, the "
+        "default where torch has no AVX-512 kernels) against the default kernel, same run",
+    )
+    ap.add_argument(
         "--reps",
         type=int,
         default=3,
@@ -550,13 +563,16 @@ def main() -> None:
         f"{ours['threads']} thread(s) (HITL_CPU_THREADS, else the idle cores)"
     )
     print(f"  first streamed token (model loaded): {ours['first_token_s'] * 1000:.0f} ms")
-    print(f"  peak RSS {ours['peak_rss_mb']:.0f} MB")
+    print(f"  peak RSS {ours['peak_rss_mb']:.0f} MB, int8 kernel {ours['kernel']}")
     print(f"  sample: {ours['sample']!r}")
     if args.bf16_weights:
         _against(args, ours, {"HITL_CPU_INT8": "0"}, "bf16 weights", ("bf16", "int8"))
     if args.fbgemm:
         _against(args, ours, {"HITL_INT8_KERNEL": "fbgemm"}, "fbgemm-packed int8 weights",
                  ("fbgemm packed", "int_mm, tables kept"))
+    if args.int_mm:
+        _against(args, ours, {"HITL_INT8_KERNEL": "int_mm"}, "torch._int_mm products",
+                 ("int_mm", f"{ours.get('kernel', 'default')}"))
     if args.transformers_step:
         _against(
             args, ours, {"HITL_LEAN_DECODE": "0"}, "transformers' decoding step",

@@ -296,3 +296,70 @@ def test_a_warm_load_maps_the_kept_int8_tables_instead_of_quantizing(tiny_model_
         packed = TransformersBackend.load(tiny_model_dir, cache_dir=root)
         layers = [m for m in packed.model.modules() if isinstance(m, Int8Linear)]
         assert layers and all(m._packed is not None and not m._int_mm for m in layers)
+
+
+# -- weight_only: torch's _weight_int8pack_mm on the same tables (the default on AVX-512) --
+
+
+def test_weight_only_layer_follows_the_dequantized_weight_and_each_row_alone():
+    g = torch.Generator().manual_seed(7)
+    threads = torch.get_num_threads()
+    try:
+        for out_features, width in ((300, 64), (1536, 640), (640, 2048), (8, 4096)):
+            layer = Int8Linear.from_linear(torch.randn(out_features, width, generator=g).to(torch.bfloat16), None)
+            assert not layer._int_mm and layer._packed is None  # no product prepared: weight-only
+            x = (torch.randn(6, width, generator=g) * 3).to(torch.bfloat16)
+            x[2, 5] = 80.0  # an outlier in one row only
+            torch.set_num_threads(2)
+            y = layer(x)
+            assert y.dtype == torch.bfloat16 and y.shape == (6, out_features)
+            ref = x.float() @ (layer.weight.float() * layer.scales.float()[:, None]).T
+            assert ((y.float() - ref).abs() <= ref.abs() * 2**-7 + 2e-2 * ref.abs().max()).all()
+            # a row's result is the same alone, in any batch, in any order, at any thread count
+            assert torch.equal(torch.cat([layer(x[i : i + 1]) for i in range(6)]), y)
+            assert torch.equal(layer(x.flip(0)).flip(0), y)
+            assert torch.equal(torch.cat([layer(x[:2]), layer(x[2:5]), layer(x[5:])]), y)
+            torch.set_num_threads(1)
+            assert torch.equal(layer(x), y)
+            # a fused table's channels are its siblings' (the lean step's fused products)
+            half = out_features // 2
+            top = Int8Linear(layer.weight[:half], layer.scales[:half], None)
+            assert torch.equal(top(x), y[:, :half])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_quantize_linears_weight_only_fuses_the_tables_and_prepares_nothing(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from hitl_desktop.core.backends.int8 import int8_tables
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16).eval()
+    ids = torch.tensor([[5, 17, 99, 3]])
+    with torch.inference_mode():
+        before = model(input_ids=ids).logits.float()
+    quantize_linears(model, weight_only=True)
+    layers = [m for m in model.modules() if isinstance(m, Int8Linear)]
+    assert layers and all(m._packed is None and not m._int_mm for m in layers)
+    attn = model.model.layers[0].self_attn
+    assert attn.q_proj.fused[0] is attn.k_proj.fused[0] is attn.v_proj.fused[0]
+    with torch.inference_mode():
+        after = model(input_ids=ids).logits.float()
+    assert (after.argmax(-1) == before.argmax(-1)).float().mean() >= 0.75
+    assert (after - before).abs().max() < 0.2 * before.abs().max()
+    assert "model.layers.0.self_attn.q_proj+k_proj+v_proj.weight" in int8_tables(model)
+
+
+def test_the_default_kernel_is_the_faster_one_for_the_cpu_and_the_switch_overrides_it(monkeypatch):
+    from hitl_desktop.core.backends import int8, loading
+
+    monkeypatch.delenv(loading.INT8_KERNEL_ENV, raising=False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert int8.default_kernel() == "weight_only" == loading.int8_kernel()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert int8.default_kernel() == "int_mm" == loading.int8_kernel()
+    for kernel in int8.KERNELS:
+        monkeypatch.setenv(loading.INT8_KERNEL_ENV, kernel)
+        assert loading.int8_kernel() == kernel
+    monkeypatch.setenv(loading.INT8_KERNEL_ENV, "no-such-kernel")  # ignored: the default
+    assert loading.int8_kernel() == "int_mm"

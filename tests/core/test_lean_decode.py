@@ -53,8 +53,9 @@ def gemma3(dtype=torch.float32, *, int8=False, kv_heads=1, seed=0):
             if "norm" in name:
                 param.normal_(0.0, 0.3)
     model = model.to(dtype)
-    if int8:
-        assert quantize_linears(model) > 0
+    if int8:  # True: fbgemm-packed (quantize_linears' default); or a kernel's name
+        kernel = int8 if isinstance(int8, str) else "fbgemm"
+        assert quantize_linears(model, int_mm=kernel == "int_mm", weight_only=kernel == "weight_only") > 0
     return model
 
 
@@ -107,7 +108,7 @@ def test_float32_logits_equal_transformers_step(kv_heads):
         assert torch.allclose(got, ref, atol=2e-5, rtol=1e-5), (got - ref).abs().max()
 
 
-@pytest.mark.parametrize("int8", [False, True], ids=["bf16", "bf16-int8"])
+@pytest.mark.parametrize("int8", [False, True, "weight_only"], ids=["bf16", "bf16-int8", "bf16-int8-weight-only"])
 def test_bf16_greedy_tokens_and_logits_follow_transformers_step(int8):
     model = gemma3(torch.bfloat16, int8=int8)
     if int8:
@@ -203,9 +204,15 @@ def test_the_switch_turns_the_lean_step_off(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("dtype", "int8"), [("float32", False), ("bfloat16", True)], ids=["float32", "bf16-int8"]
+    ("dtype", "int8"),
+    [("float32", False), ("bfloat16", True), ("bfloat16", "int_mm"), ("bfloat16", "weight_only")],
+    ids=["float32", "bf16-int8", "bf16-int8-int-mm", "bf16-int8-weight-only"],
 )
 def test_backend_texts_are_the_same_with_the_lean_step_on_and_off(dtype, int8):
+    """float32: the same texts, greedy and sampled (equal logits). bf16: the logits are
+    within a bf16 rounding of each other (the step above), so greedy texts are the same and
+    a sampled text can part where a draw falls within that rounding of a token's boundary
+    (measured: 1-5 of 30 candidates, whichever int8 kernel): most are the same."""
     b = backend(gemma3(getattr(torch, dtype), int8=int8), dtype)
     lean = b.lean
     assert lean is not None
@@ -213,16 +220,28 @@ def test_backend_texts_are_the_same_with_the_lean_step_on_and_off(dtype, int8):
     assert len(b.encode_prompt(conv)) > WINDOW
     greedy = SamplingParams(temperature=0.0, max_new_tokens=30)
     sampled = SamplingParams(temperature=0.9, top_p=0.95, max_new_tokens=30)
-    for params in (greedy, sampled):
-        on = [c.text for c in b.generate(conv, k=3, params=params, seeds=[4, 5, 6]).candidates]
+
+    def both(params, seeds):
+        on = [c.text for c in b.generate(conv, k=3, params=params, seeds=seeds).candidates]
         b.lean = None
-        off = [c.text for c in b.generate(conv, k=3, params=params, seeds=[4, 5, 6]).candidates]
+        off = [c.text for c in b.generate(conv, k=3, params=params, seeds=seeds).candidates]
         b.lean = lean
-        assert on == off
+        return on, off
+
+    on, off = both(greedy, [4, 5, 6])
+    assert on == off
+    triples = [[s, s + 1, s + 2] for s in range(0, 30, 3)] if dtype == "bfloat16" else [[4, 5, 6]]
+    same = total = 0
+    for seeds in triples:
+        on, off = both(sampled, seeds)
+        same += sum(a == c for a, c in zip(on, off))
+        total += len(on)
+    assert same == total if dtype == "float32" else same >= 0.75 * total
 
 
-def test_on_the_lean_path_a_candidate_depends_only_on_its_seed():
-    b = backend(gemma3(torch.bfloat16, int8=True), "bfloat16")
+@pytest.mark.parametrize("kernel", ["fbgemm", "int_mm", "weight_only"])
+def test_on_the_lean_path_a_candidate_depends_only_on_its_seed(kernel):
+    b = backend(gemma3(torch.bfloat16, int8=kernel), "bfloat16")
     assert b.lean is not None
     b.logit_bias = {i: 2.0 for i in b.eos_ids}  # rows end at different steps: the batch shrinks
     conv = conversation(12)

@@ -46,7 +46,23 @@ from typing import Any
 
 import torch
 
-__all__ = ["FUSED_GROUPS", "Int8Embedding", "Int8Linear", "int8_tables", "int_mm_supported", "quantize_linears", "supported"]
+__all__ = [
+    "FUSED_GROUPS",
+    "KERNELS",
+    "Int8Embedding",
+    "Int8Linear",
+    "default_kernel",
+    "int8_tables",
+    "int_mm_supported",
+    "quantize_linears",
+    "supported",
+]
+
+#: The int8 products a CPU model can use (:func:`default_kernel`, ``HITL_INT8_KERNEL``):
+#: ``weight_only``: torch's ``_weight_int8pack_mm`` on the tables as they are (bf16
+#: activations, float32 sums); ``int_mm``: ``torch._int_mm`` integer products on the same
+#: tables (:func:`_int_mm_product`); ``fbgemm``: fbgemm's packed kernel (packed at load).
+KERNELS = ("weight_only", "int_mm", "fbgemm")
 
 #: Rows quantized at a time (bounds the float32 temporaries: 4096 x hidden x 4 bytes).
 _SLICE = 4096
@@ -59,6 +75,19 @@ _LO = 126.0
 _PIN = 63.5
 #: Output rows packed at a time (bounds the temporaries while packing the output layer).
 _PACK_ROWS = 32768
+
+
+def default_kernel() -> str:
+    """The faster int8 product on this CPU, measured on the embedded model's layers (2
+    cores, 4 rows, the 262k x 640 output layer): where torch runs its AVX-512 kernels,
+    ``weight_only`` (8.3 ms, against 13-25 ms for ``int_mm``: one call, no activation
+    splitting); on AVX2 (``ATEN_CPU_CAPABILITY=avx2`` on the same CPU), ``int_mm`` (12.9 ms
+    against 26.5 ms for ``weight_only``). Both keep a row's numbers independent of the other
+    rows and of the thread count (``tests/core/test_int8.py``)."""
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if capability.startswith("AVX512") and hasattr(torch.ops.aten, "_weight_int8pack_mm"):
+        return "weight_only"
+    return "int_mm"
 
 
 def supported(dtype: torch.dtype) -> bool:
@@ -157,7 +186,7 @@ class Int8Linear(torch.nn.Module):
         return cached
 
     def extra_repr(self) -> str:
-        packed = ", fbgemm" if self._packed is not None else (", int_mm" if self._int_mm else "")
+        packed = ", fbgemm" if self._packed is not None else (", int_mm" if self._int_mm else ", weight_only")
         return f"in_features={self.in_features}, out_features={self.out_features}, int8{packed}"
 
 
@@ -379,15 +408,17 @@ def _drop_pages(weight: torch.Tensor, spans: list[tuple[int, int]]) -> None:
 FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 
-def _fuse_groups(model: Any) -> list[tuple[str, list[str]]]:
+def _fuse_groups(model: Any, max_width: int | None = INT_MM_MAX_WIDTH) -> list[tuple[str, list[str]]]:
     """(parent name, child names) of each :data:`FUSED_GROUPS` group of plain linear layers
-    without bias, of one input width, that the int8 kernel takes."""
+    without bias, of one input width, that the int8 kernel takes (inputs up to ``max_width``;
+    None: any)."""
     found = []
     for name, module in model.named_modules():
         for group in FUSED_GROUPS:
             parts = [getattr(module, child, None) for child in group]
             if all(type(p) is torch.nn.Linear and p.bias is None and _fits(p) for p in parts) and (
-                len({p.in_features for p in parts}) == 1 and parts[0].in_features <= INT_MM_MAX_WIDTH
+                len({p.in_features for p in parts}) == 1
+                and (max_width is None or parts[0].in_features <= max_width)
             ):
                 found.append((name, list(group)))
     return found
@@ -424,7 +455,9 @@ def int8_tables(model: Any) -> dict[str, torch.Tensor]:
     return out
 
 
-def quantize_linears(model: Any, *, pack: bool = True, int_mm: bool = False, tables: Any = None) -> int:
+def quantize_linears(
+    model: Any, *, pack: bool = True, int_mm: bool = False, weight_only: bool = False, tables: Any = None
+) -> int:
     """Replace every ``nn.Linear`` of ``model`` (a bf16 model on the CPU) by :class:`Int8Linear`,
     untying a tied output layer from the input embedding first. ``pack``: pack them for
     fbgemm where torch has it (:meth:`Int8Linear.pack`; only the table the input embedding
@@ -432,12 +465,17 @@ def quantize_linears(model: Any, *, pack: bool = True, int_mm: bool = False, tab
     (:meth:`Int8Linear.use_int_mm`, the same numbers; nothing packed), each weight quantized
     once, and the :data:`FUSED_GROUPS` siblings quantized as one table whose row slices are
     the siblings' (``layer.fused``): no copy, and the fused product needs no repacking.
-    Falls back to ``pack`` where torch has no int8 matrix product. ``tables``: int8 tables
+    Falls back to ``pack`` where torch has no int8 matrix product. ``weight_only``: the same
+    tables as ``int_mm`` (fused, kept), multiplied by ``_weight_int8pack_mm`` (bf16
+    activations; no width limit, nothing packed). ``tables``: int8 tables
     kept from an earlier load (:func:`int8_tables`, e.g. mapped from the disk cache), used as
     they are instead of quantizing again where their shapes fit. Returns how many were
     replaced."""
     if int_mm and not int_mm_supported():
         int_mm = False
+    if weight_only:
+        int_mm = False
+    layout = int_mm or weight_only  # the tables as they are: fused groups, kept tables
     out = model.get_output_embeddings()
     inp = model.get_input_embeddings()
     tied = out is not None and inp is not None and out.weight is inp.weight
@@ -450,7 +488,8 @@ def quantize_linears(model: Any, *, pack: bool = True, int_mm: bool = False, tab
     ]
     spans = _file_mappings()
     done: set[str] = set()
-    for parent_name, group in _fuse_groups(model) if int_mm else ():
+    groups = _fuse_groups(model, None if weight_only else INT_MM_MAX_WIDTH) if layout else ()
+    for parent_name, group in groups:
         parent = model.get_submodule(parent_name) if parent_name else model
         weights = [getattr(parent, child).weight.detach() for child in group]
         key = f"{parent_name}.{'+'.join(group)}" if parent_name else "+".join(group)
@@ -476,7 +515,7 @@ def quantize_linears(model: Any, *, pack: bool = True, int_mm: bool = False, tab
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         module = getattr(parent, child)
-        kept = _stored(tables, name, tuple(module.weight.shape)) if int_mm else None
+        kept = _stored(tables, name, tuple(module.weight.shape)) if layout else None
         if kept is not None:
             bias = None if module.bias is None else module.bias.detach().clone()
             layer = Int8Linear(kept[0], kept[1].to(module.weight.dtype), bias)
@@ -496,7 +535,9 @@ def quantize_linears(model: Any, *, pack: bool = True, int_mm: bool = False, tab
         text_config = getattr(model.config, "get_text_config", lambda: None)()
         if text_config is not None:
             text_config.tie_word_embeddings = False
-    if int_mm:
+    if weight_only:
+        pass  # Int8Linear.forward's own product: nothing to prepare
+    elif int_mm:
         table = getattr(model.get_input_embeddings(), "table", None)
         for module in list(model.modules()):
             if isinstance(module, Int8Linear):

@@ -36,7 +36,13 @@ from hitl_desktop.core.backends.base import (
     ProgressCallback,
     short_error,
 )
-from hitl_desktop.core.backends.int8 import int8_tables, quantize_linears, supported
+from hitl_desktop.core.backends.int8 import (
+    KERNELS,
+    default_kernel,
+    int8_tables,
+    quantize_linears,
+    supported,
+)
 from hitl_desktop.core.backends.runtime import configure_torch
 
 __all__ = ["DTYPES", "finish", "int8_wanted", "load", "load_cached", "load_folder", "load_gguf", "two_stages"]
@@ -202,10 +208,11 @@ def finish(
     quantized = device == "cpu" and int8_wanted(DTYPES[dtype])
     if quantized:
         progress(0.8, f"Preparing {name} for the CPU")
-        int_mm = int8_kernel() == "int_mm"
-        kept = cache.int8_tables_path(revision, root) if (int_mm and root is not None and revision) else None
+        kernel = int8_kernel()
+        layout = kernel in ("int_mm", "weight_only")  # tables used as they are, kept
+        kept = cache.int8_tables_path(revision, root) if (layout and root is not None and revision) else None
         tables = cache.read_int8_tables(kept) if kept is not None else None
-        quantize_linears(model, int_mm=int_mm, tables=tables)
+        quantize_linears(model, int_mm=kernel == "int_mm", weight_only=kernel == "weight_only", tables=tables)
         if kept is not None and tables is None:
             cache.write_int8_tables(kept, int8_tables(model))
     if device != "cpu":
@@ -270,14 +277,17 @@ def int8_wanted(dtype: torch.dtype) -> bool:
     return os.environ.get("HITL_CPU_INT8", "").strip() != "0" and supported(dtype)
 
 
-#: Which int8 product the CPU uses: ``int_mm`` (default: torch._int_mm on the int8 tables,
-#: nothing packed, q/k/v and gate/up quantized as one table each) or ``fbgemm`` (the tables
-#: packed for fbgemm, the fused ones unpacked and packed again: the slower load it replaced).
+#: Which int8 product the CPU uses (:data:`.int8.KERNELS`): by default the faster one on
+#: this CPU (:func:`.int8.default_kernel`: ``weight_only`` where torch runs AVX-512 kernels,
+#: else ``int_mm``), both on the int8 tables as they are (nothing packed, q/k/v and gate/up
+#: quantized as one table each, kept in the cache); ``fbgemm``: the tables packed for
+#: fbgemm, the fused ones unpacked and packed again (the slower load the tables replaced).
 INT8_KERNEL_ENV = "HITL_INT8_KERNEL"
 
 
 def int8_kernel() -> str:
-    return "fbgemm" if os.environ.get(INT8_KERNEL_ENV, "").strip() == "fbgemm" else "int_mm"
+    wanted = os.environ.get(INT8_KERNEL_ENV, "").strip()
+    return wanted if wanted in KERNELS else default_kernel()
 
 
 def two_stages(progress: ProgressCallback) -> tuple[ProgressCallback, ProgressCallback]:
