@@ -363,3 +363,13 @@ def test_the_default_kernel_is_the_faster_one_for_the_cpu_and_the_switch_overrid
         assert loading.int8_kernel() == kernel
     monkeypatch.setenv(loading.INT8_KERNEL_ENV, "no-such-kernel")  # ignored: the default
     assert loading.int8_kernel() == "int_mm"
+
+
+def test_readme_names_the_kernel_switch_and_each_kernel():
+    from pathlib import Path
+
+    from hitl_desktop.core.backends import int8, loading
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"`{loading.INT8_KERNEL_ENV}=" in readme
+    assert all(f"`{kernel}`" in readme for kernel in int8.KERNELS)
