@@ -65,6 +65,9 @@ ProgressCallback = Callable[[float, str], None]
 
 TABLES = Store.MERGE_TABLES
 
+#: Source rows read, planned and inserted at a time (memory is bounded by a batch).
+BATCH_SIZE = 5_000
+
 
 class MergeError(StoreError):
     """A merge failed part-way; the target was rolled back and is unchanged."""
@@ -221,7 +224,7 @@ class _Merger(RubricMergePlans):
                 continue
             plan = getattr(self, f"_plan_{table}")
             self._cand_src_prompt = None
-            for batch in src.iter_raw_rows(table):
+            for batch in src.iter_raw_rows(table, batch_size=BATCH_SIZE):
                 rows = plan(batch)
                 self.t.insert_raw_rows(table, rows)
                 self.s.added[table] += len(rows)
@@ -283,22 +286,29 @@ class _Merger(RubricMergePlans):
             used.add(idx)
 
     def _plan_candidates(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # the batch's rows are this merge's own (Store.iter_raw_rows): planned in place
         present = self._present("candidates", batch)
-        self._keys_for({self.prompt_map.get(r["prompt_id"], r["prompt_id"]) for r in batch})
+        pmap = self.prompt_map
+        self._keys_for({pmap.get(r["prompt_id"], r["prompt_id"]) for r in batch})
+        last = pmap.get(batch[-1]["prompt_id"], batch[-1]["prompt_id"])
+        cand_keys, occurrences, cmap = self.cand_keys, self._occurrences, self.candidate_map
         out = []
         for r in batch:
-            if r["prompt_id"] != self._cand_src_prompt:
-                self._cand_src_prompt = r["prompt_id"]
-                self._occurrences.clear()
-            pid = self.prompt_map.get(r["prompt_id"], r["prompt_id"])
-            by_text, used = self.cand_keys[pid]
-            nth = self._occurrences[r["text"]]
-            self._occurrences[r["text"]] += 1
-            same_text = by_text.setdefault(r["text"], [])
-            if r["id"] in present:
+            src_pid, text = r["prompt_id"], r["text"]
+            if src_pid != self._cand_src_prompt:
+                self._cand_src_prompt = src_pid
+                occurrences.clear()
+            pid = pmap.get(src_pid, src_pid)
+            by_text, used = cand_keys[pid]
+            nth = occurrences[text]
+            occurrences[text] = nth + 1
+            same_text = by_text.get(text)
+            if same_text is None:
+                same_text = by_text[text] = []
+            if present and r["id"] in present:
                 continue
             if nth < len(same_text):
-                self.candidate_map[r["id"]] = same_text[nth]
+                cmap[r["id"]] = same_text[nth]
                 self.s.matched["candidates"] += 1
                 continue
             idx = r["idx"] if r["idx"] is not None else 0
@@ -306,29 +316,29 @@ class _Merger(RubricMergePlans):
                 idx = max(used) + 1
             used.add(idx)
             same_text.append(r["id"])
-            out.append({**r, "prompt_id": pid, "idx": idx})
+            r["prompt_id"], r["idx"] = pid, idx
+            out.append(r)
         # keep only the prompt in progress (it may go on in the next batch); the others are in
         # the target once this batch is inserted and are read again from there if need be
-        last = self.prompt_map.get(batch[-1]["prompt_id"], batch[-1]["prompt_id"])
-        self.cand_keys = {last: self.cand_keys[last]}
+        self.cand_keys = {last: cand_keys[last]}
         return out
 
     def _plan_judgments(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         present = self._present("judgments", batch)
         self.skipped_judgments.update(present)
         out = []
-        for r in batch:
-            if r["id"] in present:
+        pmap, tmap, cmap = self.prompt_map, self.tutor_map, self.candidate_map
+        for row in batch:  # this merge's own rows (Store.iter_raw_rows): remapped in place
+            if present and row["id"] in present:
                 continue
-            row = {
-                **r,
-                "prompt_id": self.prompt_map.get(r["prompt_id"], r["prompt_id"]),
-                "tutor_id": self.tutor_map.get(r["tutor_id"], r["tutor_id"]),
-            }
-            order = r.get("display_order")
-            if order and self.candidate_map:
+            if pmap:
+                row["prompt_id"] = pmap.get(row["prompt_id"], row["prompt_id"])
+            if tmap:
+                row["tutor_id"] = tmap.get(row["tutor_id"], row["tutor_id"])
+            order = row.get("display_order")
+            if order and cmap:
                 ids = json.loads(order)
-                remapped = [self.candidate_map.get(c, c) for c in ids]
+                remapped = [cmap.get(c, c) for c in ids]
                 if remapped != ids:
                     row["display_order"] = json.dumps(remapped, separators=(",", ":"))
             out.append(row)
@@ -339,17 +349,26 @@ class _Merger(RubricMergePlans):
         current: set[tuple[str, str]] = set()
         self._ranking_keys = (current, before)
         out = []
-        for r in batch:
-            if r["judgment_id"] in self.skipped_judgments:
+        skipped, cmap = self.skipped_judgments, self.candidate_map
+        if not cmap:  # no candidate mapped: no two can land on one, no key to keep
+            self._ranking_keys = (set(), set())
+            if not skipped:
+                return batch
+            out = [r for r in batch if r["judgment_id"] not in skipped]
+            self.s.skipped["rankings"] += len(batch) - len(out)
+            return out
+        for r in batch:  # this merge's own rows (Store.iter_raw_rows): remapped in place
+            if r["judgment_id"] in skipped:
                 self.s.skipped["rankings"] += 1
                 continue
-            cid = self.candidate_map.get(r["candidate_id"], r["candidate_id"])
+            cid = cmap.get(r["candidate_id"], r["candidate_id"])
             key = (r["judgment_id"], cid)
             if key in current or key in before:  # two candidates landed on one: keep one rank
                 self.s.skipped["rankings"] += 1
                 continue
             current.add(key)
-            out.append({**r, "candidate_id": cid})
+            r["candidate_id"] = cid
+            out.append(r)
         return out
 
     def _plan_prompts_gold_free(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -186,12 +186,18 @@ class Lab(StoreBase):
         """Insert rows as stored (from ``iter_raw_rows``), in one transaction (or savepoint).
 
         Plain INSERT: a row that clashes with an existing one is an error, never a silent skip.
+        The values go to ``executemany`` as they are (they were read from a database: text,
+        numbers, blobs, NULL), in the columns of the first row; a row with other columns is
+        refused (``StoreError``, or ``KeyError`` for a column the first row has and it lacks).
         """
         self._check_merge_table(table)
         if not rows:
             return
+        n = len(rows[0])  # the same number of columns, and (itemgetter) the same names
+        if any(len(r) != n for r in rows):
+            raise StoreError(f"{table}: the rows to insert do not all have the same columns")
         with self.db.atomic():
-            self.db[table].insert_all(rows, batch_size=500)
+            self._insert_many(table, rows)
 
     def _check_merge_table(self, table: str) -> None:
         if table not in self.MERGE_TABLES:
