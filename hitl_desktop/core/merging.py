@@ -58,6 +58,7 @@ from typing import Any
 
 from hitl_desktop.core.rubric_merge import RubricMergePlans
 from hitl_desktop.core.store import NotAHitlDatabase, Store, StoreError
+from hitl_desktop.core.store.bulk import paused_gc
 from hitl_desktop.core.wording import count
 
 #: on_progress(fraction 0..1, message), as in backends.base.ProgressCallback.
@@ -158,7 +159,7 @@ def merge_databases(
         progress = _Progress(on_progress, total)
         merger = _Merger(target, summary, progress)
         try:
-            with target.db.atomic():
+            with paused_gc(), target.db.atomic():
                 for src in stores:
                     merger.merge(src)
         except StoreError as e:
