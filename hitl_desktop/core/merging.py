@@ -173,6 +173,18 @@ def merge_databases(
     return summary
 
 
+#: Tables planned on rows as tuples (``_plan_<table>(rows, column -> position)``).
+_TUPLE_PLANS = frozenset({"candidates", "judgments", "rankings"})
+
+
+def _replaced(row: tuple, values: dict[int, Any]) -> tuple:
+    """``row`` with the values at some positions replaced."""
+    out = list(row)
+    for i, v in values.items():
+        out[i] = v
+    return tuple(out)
+
+
 class _Progress:
     def __init__(self, callback: ProgressCallback | None, total: int) -> None:
         self.callback = callback
@@ -223,8 +235,18 @@ class _Merger(RubricMergePlans):
                 # (no adjudications yet); one without gold_rankings still has its gold by
                 # position, which Store.iter_raw_rows turns into rows
                 continue
-            plan = getattr(self, f"_plan_{table}")
             self._cand_src_prompt = None
+            if table in _TUPLE_PLANS:  # the big tables: rows as tuples, no dict per row
+                columns = src.raw_columns(table)
+                plan_rows = getattr(self, f"_plan_{table}")
+                at = {c: i for i, c in enumerate(columns)}
+                for batch in src.iter_raw_rows(table, batch_size=BATCH_SIZE, as_tuples=True):
+                    rows = plan_rows(batch, at)
+                    self.t.insert_raw_rows(table, rows, columns)
+                    self.s.added[table] += len(rows)
+                    self.progress.advance(len(batch), f"{name}: {table}")
+                continue
+            plan = getattr(self, f"_plan_{table}")
             for batch in src.iter_raw_rows(table, batch_size=BATCH_SIZE):
                 rows = plan(batch)
                 self.t.insert_raw_rows(table, rows)
@@ -234,8 +256,12 @@ class _Merger(RubricMergePlans):
     # -- one plan per table: rows to insert (remapped); counts skipped and matched ------------
 
     def _present(self, table: str, batch: list[dict[str, Any]]) -> set[str]:
-        present = self.t.existing_ids(table, [r["id"] for r in batch])
-        self.s.skipped[table] += sum(1 for r in batch if r["id"] in present)
+        return self._present_ids(table, [r["id"] for r in batch])
+
+    def _present_ids(self, table: str, ids: list[str]) -> set[str]:
+        present = self.t.existing_ids(table, ids)
+        if present:
+            self.s.skipped[table] += sum(1 for i in ids if i in present)
         return present
 
     def _plan_tutors(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -286,16 +312,16 @@ class _Merger(RubricMergePlans):
             by_text.setdefault(text, []).append(cid)
             used.add(idx)
 
-    def _plan_candidates(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # the batch's rows are this merge's own (Store.iter_raw_rows): planned in place
-        present = self._present("candidates", batch)
+    def _plan_candidates(self, batch: list[tuple], at: dict[str, int]) -> list[tuple]:
+        i_id, i_pid, i_idx, i_text = at["id"], at["prompt_id"], at["idx"], at["text"]
+        present = self._present_ids("candidates", [r[i_id] for r in batch])
         pmap = self.prompt_map
-        self._keys_for({pmap.get(r["prompt_id"], r["prompt_id"]) for r in batch})
-        last = pmap.get(batch[-1]["prompt_id"], batch[-1]["prompt_id"])
+        self._keys_for({pmap.get(r[i_pid], r[i_pid]) for r in batch})
+        last = pmap.get(batch[-1][i_pid], batch[-1][i_pid])
         cand_keys, occurrences, cmap = self.cand_keys, self._occurrences, self.candidate_map
         out = []
         for r in batch:
-            src_pid, text = r["prompt_id"], r["text"]
+            src_pid, text, cid = r[i_pid], r[i_text], r[i_id]
             if src_pid != self._cand_src_prompt:
                 self._cand_src_prompt = src_pid
                 occurrences.clear()
@@ -306,70 +332,76 @@ class _Merger(RubricMergePlans):
             same_text = by_text.get(text)
             if same_text is None:
                 same_text = by_text[text] = []
-            if present and r["id"] in present:
+            if present and cid in present:
                 continue
             if nth < len(same_text):
-                cmap[r["id"]] = same_text[nth]
+                cmap[cid] = same_text[nth]
                 self.s.matched["candidates"] += 1
                 continue
-            idx = r["idx"] if r["idx"] is not None else 0
+            idx = r[i_idx] if r[i_idx] is not None else 0
             if idx in used:
                 idx = max(used) + 1
             used.add(idx)
-            same_text.append(r["id"])
-            r["prompt_id"], r["idx"] = pid, idx
+            same_text.append(cid)
+            if pid != src_pid or idx != r[i_idx] or type(idx) is not type(r[i_idx]):
+                r = _replaced(r, {i_pid: pid, i_idx: idx})
             out.append(r)
         # keep only the prompt in progress (it may go on in the next batch); the others are in
         # the target once this batch is inserted and are read again from there if need be
         self.cand_keys = {last: cand_keys[last]}
         return out
 
-    def _plan_judgments(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        present = self._present("judgments", batch)
+    def _plan_judgments(self, batch: list[tuple], at: dict[str, int]) -> list[tuple]:
+        i_id, i_pid, i_tid = at["id"], at["prompt_id"], at["tutor_id"]
+        i_order = at.get("display_order")
+        present = self._present_ids("judgments", [r[i_id] for r in batch])
         self.skipped_judgments.update(present)
-        out = []
         pmap, tmap, cmap = self.prompt_map, self.tutor_map, self.candidate_map
-        for row in batch:  # this merge's own rows (Store.iter_raw_rows): remapped in place
-            if present and row["id"] in present:
+        if not (present or pmap or tmap or cmap):
+            return batch  # nothing to skip or remap
+        out = []
+        for r in batch:
+            if present and r[i_id] in present:
                 continue
-            if pmap:
-                row["prompt_id"] = pmap.get(row["prompt_id"], row["prompt_id"])
-            if tmap:
-                row["tutor_id"] = tmap.get(row["tutor_id"], row["tutor_id"])
-            order = row.get("display_order")
+            change = {}
+            if pmap and r[i_pid] in pmap:
+                change[i_pid] = pmap[r[i_pid]]
+            if tmap and r[i_tid] in tmap:
+                change[i_tid] = tmap[r[i_tid]]
+            order = r[i_order] if i_order is not None else None
             if order and cmap:
                 ids = json.loads(order)
                 remapped = [cmap.get(c, c) for c in ids]
                 if remapped != ids:
-                    row["display_order"] = json.dumps(remapped, separators=(",", ":"))
-            out.append(row)
+                    change[i_order] = json.dumps(remapped, separators=(",", ":"))
+            out.append(_replaced(r, change) if change else r)
         return out
 
-    def _plan_rankings(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _plan_rankings(self, batch: list[tuple], at: dict[str, int]) -> list[tuple]:
+        i_jid, i_cid = at["judgment_id"], at["candidate_id"]
         before, _ = self._ranking_keys
         current: set[tuple[str, str]] = set()
         self._ranking_keys = (current, before)
-        out = []
         skipped, cmap = self.skipped_judgments, self.candidate_map
         if not cmap:  # no candidate mapped: no two can land on one, no key to keep
             self._ranking_keys = (set(), set())
             if not skipped:
                 return batch
-            out = [r for r in batch if r["judgment_id"] not in skipped]
+            out = [r for r in batch if r[i_jid] not in skipped]
             self.s.skipped["rankings"] += len(batch) - len(out)
             return out
-        for r in batch:  # this merge's own rows (Store.iter_raw_rows): remapped in place
-            if r["judgment_id"] in skipped:
+        out = []
+        for r in batch:
+            if r[i_jid] in skipped:
                 self.s.skipped["rankings"] += 1
                 continue
-            cid = cmap.get(r["candidate_id"], r["candidate_id"])
-            key = (r["judgment_id"], cid)
+            cid = cmap.get(r[i_cid], r[i_cid])
+            key = (r[i_jid], cid)
             if key in current or key in before:  # two candidates landed on one: keep one rank
                 self.s.skipped["rankings"] += 1
                 continue
             current.add(key)
-            r["candidate_id"] = cid
-            out.append(r)
+            out.append(_replaced(r, {i_cid: cid}) if cid != r[i_cid] else r)
         return out
 
     def _plan_prompts_gold_free(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -438,11 +438,11 @@ def test_a_merge_failing_midway_leaves_the_target_unchanged(target, sources, mon
     real = Store.insert_raw_rows
     calls = []
 
-    def flaky(self, table, rows):
+    def flaky(self, table, rows, *columns):
         calls.append(table)
         if len(calls) == 12:  # well into the second source
             raise sqlite3.OperationalError("disk I/O error")
-        return real(self, table, rows)
+        return real(self, table, rows, *columns)
 
     monkeypatch.setattr(Store, "insert_raw_rows", flaky)
     with pytest.raises(MergeError, match="nothing merged.*disk I/O error"):
