@@ -51,11 +51,14 @@ _NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
 
 
 def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(IMPORT_NAMESPACE, name))`` (RFC 4122: SHA-1, version 5, its variant)."""
-    h = int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16], "big")
-    h = (h & ~(0xC000 << 48) | (0x8000 << 48)) & ~(0xF000 << 64) | (5 << 76)
-    x = f"{h:032x}"
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    """``str(uuid.uuid5(IMPORT_NAMESPACE, name))`` (RFC 4122: SHA-1, version 5, its variant),
+    from the digest's hex: the version digit made 5, the variant digit's top bits 10."""
+    x = hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[int(x[16], 16)]}{x[17:20]}-{x[20:32]}"
+
+
+#: hex digit -> the same digit with its top two bits made 10 (the RFC 4122 variant)
+_VARIANT = "89ab89ab89ab89ab"
 
 
 class RecordPlan:
