@@ -58,12 +58,16 @@ from typing import Any
 
 from hitl_desktop.core.rubric_merge import RubricMergePlans
 from hitl_desktop.core.store import NotAHitlDatabase, Store, StoreError
+from hitl_desktop.core.store.bulk import paused_gc
 from hitl_desktop.core.wording import count
 
 #: on_progress(fraction 0..1, message), as in backends.base.ProgressCallback.
 ProgressCallback = Callable[[float, str], None]
 
 TABLES = Store.MERGE_TABLES
+
+#: Source rows read, planned and inserted at a time (memory is bounded by a batch).
+BATCH_SIZE = 5_000
 
 
 class MergeError(StoreError):
@@ -155,7 +159,7 @@ def merge_databases(
         progress = _Progress(on_progress, total)
         merger = _Merger(target, summary, progress)
         try:
-            with target.db.atomic():
+            with paused_gc(), target.db.atomic():
                 for src in stores:
                     merger.merge(src)
         except StoreError as e:
@@ -167,6 +171,18 @@ def merge_databases(
         for s in stores:
             s.close()
     return summary
+
+
+#: Tables planned on rows as tuples (``_plan_<table>(rows, column -> position)``).
+_TUPLE_PLANS = frozenset({"candidates", "judgments", "rankings"})
+
+
+def _replaced(row: tuple, values: dict[int, Any]) -> tuple:
+    """``row`` with the values at some positions replaced."""
+    out = list(row)
+    for i, v in values.items():
+        out[i] = v
+    return tuple(out)
 
 
 class _Progress:
@@ -219,9 +235,19 @@ class _Merger(RubricMergePlans):
                 # (no adjudications yet); one without gold_rankings still has its gold by
                 # position, which Store.iter_raw_rows turns into rows
                 continue
-            plan = getattr(self, f"_plan_{table}")
             self._cand_src_prompt = None
-            for batch in src.iter_raw_rows(table):
+            if table in _TUPLE_PLANS:  # the big tables: rows as tuples, no dict per row
+                columns = src.raw_columns(table)
+                plan_rows = getattr(self, f"_plan_{table}")
+                at = {c: i for i, c in enumerate(columns)}
+                for batch in src.iter_raw_rows(table, batch_size=BATCH_SIZE, as_tuples=True):
+                    rows = plan_rows(batch, at)
+                    self.t.insert_raw_rows(table, rows, columns)
+                    self.s.added[table] += len(rows)
+                    self.progress.advance(len(batch), f"{name}: {table}")
+                continue
+            plan = getattr(self, f"_plan_{table}")
+            for batch in src.iter_raw_rows(table, batch_size=BATCH_SIZE):
                 rows = plan(batch)
                 self.t.insert_raw_rows(table, rows)
                 self.s.added[table] += len(rows)
@@ -230,8 +256,12 @@ class _Merger(RubricMergePlans):
     # -- one plan per table: rows to insert (remapped); counts skipped and matched ------------
 
     def _present(self, table: str, batch: list[dict[str, Any]]) -> set[str]:
-        present = self.t.existing_ids(table, [r["id"] for r in batch])
-        self.s.skipped[table] += sum(1 for r in batch if r["id"] in present)
+        return self._present_ids(table, [r["id"] for r in batch])
+
+    def _present_ids(self, table: str, ids: list[str]) -> set[str]:
+        present = self.t.existing_ids(table, ids)
+        if present:
+            self.s.skipped[table] += sum(1 for i in ids if i in present)
         return present
 
     def _plan_tutors(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -282,74 +312,96 @@ class _Merger(RubricMergePlans):
             by_text.setdefault(text, []).append(cid)
             used.add(idx)
 
-    def _plan_candidates(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        present = self._present("candidates", batch)
-        self._keys_for({self.prompt_map.get(r["prompt_id"], r["prompt_id"]) for r in batch})
+    def _plan_candidates(self, batch: list[tuple], at: dict[str, int]) -> list[tuple]:
+        i_id, i_pid, i_idx, i_text = at["id"], at["prompt_id"], at["idx"], at["text"]
+        present = self._present_ids("candidates", [r[i_id] for r in batch])
+        pmap = self.prompt_map
+        self._keys_for({pmap.get(r[i_pid], r[i_pid]) for r in batch})
+        last = pmap.get(batch[-1][i_pid], batch[-1][i_pid])
+        cand_keys, occurrences, cmap = self.cand_keys, self._occurrences, self.candidate_map
         out = []
         for r in batch:
-            if r["prompt_id"] != self._cand_src_prompt:
-                self._cand_src_prompt = r["prompt_id"]
-                self._occurrences.clear()
-            pid = self.prompt_map.get(r["prompt_id"], r["prompt_id"])
-            by_text, used = self.cand_keys[pid]
-            nth = self._occurrences[r["text"]]
-            self._occurrences[r["text"]] += 1
-            same_text = by_text.setdefault(r["text"], [])
-            if r["id"] in present:
+            src_pid, text, cid = r[i_pid], r[i_text], r[i_id]
+            if src_pid != self._cand_src_prompt:
+                self._cand_src_prompt = src_pid
+                occurrences.clear()
+            pid = pmap.get(src_pid, src_pid)
+            by_text, used = cand_keys[pid]
+            nth = occurrences[text]
+            occurrences[text] = nth + 1
+            same_text = by_text.get(text)
+            if same_text is None:
+                same_text = by_text[text] = []
+            if present and cid in present:
                 continue
             if nth < len(same_text):
-                self.candidate_map[r["id"]] = same_text[nth]
+                cmap[cid] = same_text[nth]
                 self.s.matched["candidates"] += 1
                 continue
-            idx = r["idx"] if r["idx"] is not None else 0
+            idx = r[i_idx] if r[i_idx] is not None else 0
             if idx in used:
                 idx = max(used) + 1
             used.add(idx)
-            same_text.append(r["id"])
-            out.append({**r, "prompt_id": pid, "idx": idx})
+            same_text.append(cid)
+            if pid != src_pid or idx != r[i_idx] or type(idx) is not type(r[i_idx]):
+                r = _replaced(r, {i_pid: pid, i_idx: idx})
+            out.append(r)
         # keep only the prompt in progress (it may go on in the next batch); the others are in
         # the target once this batch is inserted and are read again from there if need be
-        last = self.prompt_map.get(batch[-1]["prompt_id"], batch[-1]["prompt_id"])
-        self.cand_keys = {last: self.cand_keys[last]}
+        self.cand_keys = {last: cand_keys[last]}
         return out
 
-    def _plan_judgments(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        present = self._present("judgments", batch)
+    def _plan_judgments(self, batch: list[tuple], at: dict[str, int]) -> list[tuple]:
+        i_id, i_pid, i_tid = at["id"], at["prompt_id"], at["tutor_id"]
+        i_order = at.get("display_order")
+        present = self._present_ids("judgments", [r[i_id] for r in batch])
         self.skipped_judgments.update(present)
+        pmap, tmap, cmap = self.prompt_map, self.tutor_map, self.candidate_map
+        if not (present or pmap or tmap or cmap):
+            return batch  # nothing to skip or remap
         out = []
         for r in batch:
-            if r["id"] in present:
+            if present and r[i_id] in present:
                 continue
-            row = {
-                **r,
-                "prompt_id": self.prompt_map.get(r["prompt_id"], r["prompt_id"]),
-                "tutor_id": self.tutor_map.get(r["tutor_id"], r["tutor_id"]),
-            }
-            order = r.get("display_order")
-            if order and self.candidate_map:
+            change = {}
+            if pmap and r[i_pid] in pmap:
+                change[i_pid] = pmap[r[i_pid]]
+            if tmap and r[i_tid] in tmap:
+                change[i_tid] = tmap[r[i_tid]]
+            order = r[i_order] if i_order is not None else None
+            if order and cmap:
                 ids = json.loads(order)
-                remapped = [self.candidate_map.get(c, c) for c in ids]
+                remapped = [cmap.get(c, c) for c in ids]
                 if remapped != ids:
-                    row["display_order"] = json.dumps(remapped, separators=(",", ":"))
-            out.append(row)
+                    change[i_order] = json.dumps(remapped, separators=(",", ":"))
+            out.append(_replaced(r, change) if change else r)
         return out
 
-    def _plan_rankings(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _plan_rankings(self, batch: list[tuple], at: dict[str, int]) -> list[tuple]:
+        i_jid, i_cid = at["judgment_id"], at["candidate_id"]
         before, _ = self._ranking_keys
         current: set[tuple[str, str]] = set()
         self._ranking_keys = (current, before)
+        skipped, cmap = self.skipped_judgments, self.candidate_map
+        if not cmap:  # no candidate mapped: no two can land on one, no key to keep
+            self._ranking_keys = (set(), set())
+            if not skipped:
+                return batch
+            out = [r for r in batch if r[i_jid] not in skipped]
+            self.s.skipped["rankings"] += len(batch) - len(out)
+            return out
         out = []
         for r in batch:
-            if r["judgment_id"] in self.skipped_judgments:
+            if r[i_jid] in skipped:
                 self.s.skipped["rankings"] += 1
                 continue
-            cid = self.candidate_map.get(r["candidate_id"], r["candidate_id"])
-            key = (r["judgment_id"], cid)
+            cid = cmap.get(r[i_cid], r[i_cid])
+            key = (r[i_jid], cid)
             if key in current or key in before:  # two candidates landed on one: keep one rank
                 self.s.skipped["rankings"] += 1
                 continue
             current.add(key)
-            out.append({**r, "candidate_id": cid})
+            out.append(_replaced(r, {i_cid: cid}) if cid != r[i_cid] else r)
         return out
 
     def _plan_prompts_gold_free(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

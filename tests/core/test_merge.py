@@ -438,11 +438,11 @@ def test_a_merge_failing_midway_leaves_the_target_unchanged(target, sources, mon
     real = Store.insert_raw_rows
     calls = []
 
-    def flaky(self, table, rows):
+    def flaky(self, table, rows, *columns):
         calls.append(table)
         if len(calls) == 12:  # well into the second source
             raise sqlite3.OperationalError("disk I/O error")
-        return real(self, table, rows)
+        return real(self, table, rows, *columns)
 
     monkeypatch.setattr(Store, "insert_raw_rows", flaky)
     with pytest.raises(MergeError, match="nothing merged.*disk I/O error"):
@@ -516,3 +516,17 @@ def test_a_judgment_already_in_the_target_gets_no_correction_from_a_source(tmp_p
         assert summary.skipped["corrections"] == 1
         (item,) = target.judged_items()
         assert item.judgment.correction is None
+
+
+def test_raw_rows_with_other_columns_are_refused_whole(target):
+    """insert_raw_rows goes straight to executemany: rows that do not all carry the same
+    columns are refused before anything is inserted, never written with a column lost."""
+    before = dump(target)
+    rows = [{"id": "t-x", "name": "x", "domains": "[]", "created_at": stamp(0)},
+            {"id": "t-y", "name": "y", "created_at": stamp(1)}]  # fmt: skip
+    with pytest.raises(StoreError, match="same columns"):
+        target.insert_raw_rows("tutors", rows)
+    rows[1] = {"id": "t-y", "name": "y", "created_at": stamp(1), "pseudonym": 1}
+    with pytest.raises(KeyError):
+        target.insert_raw_rows("tutors", rows)
+    assert dump(target) == before

@@ -50,6 +50,7 @@ from hitl_desktop.core.importing.refusals import (
 from hitl_desktop.core.importing.sources import ProgressCallback, Row, kind, read_rows
 from hitl_desktop.core.layouts import RowError
 from hitl_desktop.core.store import Store
+from hitl_desktop.core.store.bulk import paused_gc
 
 __all__ = [
     "BATCH_SIZE", "DEFAULT_TUTOR", "IMPORT_NAMESPACE", "MAX_ERRORS_SHOWN", "ROLES", "BadLines",
@@ -93,7 +94,7 @@ def import_file(
     run = _Run(store, str(path), default_tutor, summary, ParseContext(default_domain), chosen, batch_size)
     try:
         rows = read_rows(p, on_progress)
-        with store.db.atomic():  # rolled back by the ImportFileError of any bad line
+        with paused_gc(), store.db.atomic():  # rolled back by the ImportFileError of any bad line
             for row in rows:
                 run.take(row)
             run.flush()

@@ -22,7 +22,9 @@ from hitl_desktop.core.importing.record import Record, RecordError
 from hitl_desktop.core.importing.refusals import BadLines, ImportSummary, LineError
 from hitl_desktop.core.ranking import is_unchanged_correction
 from hitl_desktop.core.store import Store
-from hitl_desktop.core.types import Candidate, Correction, Judgment, Prompt, Tutor
+from hitl_desktop.core.store.bulk import ids_json
+from hitl_desktop.core.store.rows import dumps
+from hitl_desktop.core.types import Prompt, Tutor, new_id, now_iso
 
 #: Namespace of imported judgments' ids (uuid5 of the prompt's external id and the tutor name).
 IMPORT_NAMESPACE = uuid.UUID("3d0c8f7e-5a1b-5e2c-8f4d-9b6a7c2e1f30")
@@ -49,15 +51,22 @@ _NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
 
 
 def _uuid5(name: str) -> str:
-    """``str(uuid.uuid5(IMPORT_NAMESPACE, name))`` (RFC 4122: SHA-1, version 5, its variant)."""
-    h = int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16], "big")
-    h = (h & ~(0xC000 << 48) | (0x8000 << 48)) & ~(0xF000 << 64) | (5 << 76)
-    x = f"{h:032x}"
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    """``str(uuid.uuid5(IMPORT_NAMESPACE, name))`` (RFC 4122: SHA-1, version 5, its variant),
+    from the digest's hex: the version digit made 5, the variant digit's top bits 10."""
+    x = hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[int(x[16], 16)]}{x[17:20]}-{x[20:32]}"
+
+
+#: hex digit -> the same digit with its top two bits made 10 (the RFC 4122 variant)
+_VARIANT = "89ab89ab89ab89ab"
 
 
 class RecordPlan:
-    """What a file's records add to the store, worked out and written batch by batch."""
+    """What a file's records add to the store, worked out and written batch by batch.
+
+    The rows are built as tuples straight from the records (no ``Candidate`` or ``Judgment``
+    per row), with exactly the values ``Store.bulk_insert`` writes for those objects, and
+    their ids and times made in the same order (tests/core/test_import_snapshot.py)."""
 
     def __init__(self, store: Store, path: str, default_tutor: str, summary: ImportSummary) -> None:
         self.store = store
@@ -67,25 +76,33 @@ class RecordPlan:
         self._tutors: dict[str, str] = {t.name: t.id for t in store.tutors()}
         self._reused: set[str] = set()  # prompts of the database this file reuses
         self._first_lines: dict[str, int] = {}  # external id -> line, of the prompts this file adds
+        self._had_prompts: bool | None = None  # whether the database held prompts before the file
         self._start_batch()
 
     def _start_batch(self) -> None:
         self.new_tutors: list[Tutor] = []
         self.new_prompts: list[Prompt] = []
-        self.new_candidates: list[Candidate] = []
-        self.new_judgments: list[Judgment] = []
+        self.new_candidates: list[tuple] = []  # rows: bulk.CANDIDATE_COLUMNS
+        self.new_judgments: list[tuple] = []  # rows: bulk.JUDGMENT_COLUMNS
+        self.new_rankings: list[tuple] = []
+        self.new_corrections: list[tuple] = []
         self.gold_for_existing: dict[str, dict[str, int]] = {}
         self._prompts: dict[str, tuple[Prompt, int, bool]] = {}  # external id -> (prompt, line, stored)
-        self._cands: dict[str, dict[str, Candidate]] = {}  # prompt id -> text -> candidate
+        self._cands: dict[str, dict[str, tuple[str, str]]] = {}  # prompt id -> text -> (candidate id, model)
         self._next_index: dict[str, int] = {}  # prompt id -> idx of its next new candidate
         self._judged: set[tuple[str, str]] = set()  # (prompt id, tutor id) already judged
         self._existing_judgments: set[str] = set()
-        self._by_model: dict[tuple[str, str, str], Candidate] = {}  # (prompt id, text, model)
+        self._by_model: dict[tuple[str, str, str], tuple[str, str]] = {}  # (prompt id, text, model)
 
     def add_batch(self, records: list[Record], errors: BadLines) -> None:
         """Check a batch and plan its rows; a bad record adds its line to ``errors``."""
-        self._load_existing(sorted({r.external_id for r in records if r.external_id is not None}),
-                            [r.judgment_key for r in records if r.judgment_key is not None])  # fmt: skip
+        if self._had_prompts is None:  # asked inside the import's transaction
+            self._had_prompts = self.store.db.execute("select exists (select 1 from prompts)").fetchone()[0] == 1
+        first_lines = self._first_lines
+        # a prompt the batch names is in the database only if it was there before the file, or
+        # an earlier batch of the file added it
+        ext_ids = {r.external_id for r in records if r.external_id is not None and (self._had_prompts or r.external_id in first_lines)}
+        self._load_existing(sorted(ext_ids), [r.judgment_key for r in records if r.judgment_key is not None])
         for rec in records:
             try:
                 self.add(rec)
@@ -94,11 +111,13 @@ class RecordPlan:
 
     def write(self) -> None:
         """Write the planned batch (inside the import's transaction) and forget it."""
-        self.store.bulk_insert(
+        self.store.insert_rows(
             tutors=self.new_tutors,
             prompts=self.new_prompts,
             candidates=self.new_candidates,
             judgments=self.new_judgments,
+            rankings=self.new_rankings,
+            corrections=self.new_corrections,
             gold_rankings=self.gold_for_existing,
         )
         self._start_batch()
@@ -106,18 +125,20 @@ class RecordPlan:
     def _load_existing(self, ext_ids: list[str], row_keys: list[str]) -> None:
         """Bring in the prompts of the database (earlier batches' included) that the batch's
         ids name (a few queries in all)."""
-        found = self.store.prompts_by_external_id(ext_ids)
+        found = self.store.prompts_by_external_id(ext_ids) if ext_ids else {}
         pids = [prompt.id for prompt in found.values()]
         for ext, prompt in found.items():
             self._prompts[ext] = (prompt, self._first_lines.get(ext, 0), True)
         for pid, cands in self.store.candidates_by_prompt(pids).items():
-            self._cands[pid] = {}
+            by_text = self._cands[pid] = {}
             for c in cands:
-                self._cands[pid].setdefault(c.text, c)
-                self._by_model.setdefault((pid, c.text, c.model), c)
+                key = (c.id, c.model)
+                by_text.setdefault(c.text, key)
+                self._by_model.setdefault((pid, c.text, c.model), key)
             self._next_index[pid] = max((c.index for c in cands), default=-1) + 1
-        self._judged |= self.store.judging_tutor_ids(pids)
-        self._existing_judgments = self.store.existing_ids("judgments", row_keys)
+        if pids:
+            self._judged |= self.store.judging_tutor_ids(pids)
+        self._existing_judgments = self.store.existing_ids("judgments", row_keys) if row_keys else set()
 
     def add(self, rec: Record) -> None:
         s = self.summary
@@ -153,23 +174,27 @@ class RecordPlan:
             s.prompts += 1
             s.domains[prompt.domain] = s.domains.get(prompt.domain, 0) + 1
 
-        by_text = self._cands[prompt.id]
+        pid = prompt.id
+        by_text = self._cands[pid]
+        row_key = rec.judgment_key
         ids: list[str] = []
+        new_candidates = self.new_candidates
         for (text, model), seed in zip(rec.candidates, rec.seeds or [None] * len(rec.candidates), strict=True):
             cand = by_text.get(text)
-            if cand is not None and rec.judgment_key is not None and cand.model != model:
+            if cand is not None and row_key is not None and cand[1] != model:
                 # a pair / Nectar row: the same text from another model (or another tutor's
                 # identical correction) is its own candidate, so its model is not lost
-                cand = self._by_model.get((prompt.id, text, model))
+                cand = self._by_model.get((pid, text, model))
             if cand is None:
-                index = self._next_index[prompt.id]
-                self._next_index[prompt.id] = index + 1
-                cand = Candidate(prompt_id=prompt.id, text=text, model=model, index=index, seed=seed)
+                index = self._next_index[pid]
+                self._next_index[pid] = index + 1
+                cid = new_id()  # a Candidate's id, then its time
+                new_candidates.append((cid, pid, index, text, model, "", "", "{}", seed, None, None, now_iso()))
+                cand = (cid, model)
                 by_text.setdefault(text, cand)
-                self._by_model[(prompt.id, text, model)] = cand
-                self.new_candidates.append(cand)
+                self._by_model[(pid, text, model)] = cand
                 s.candidates += 1
-            ids.append(cand.id)
+            ids.append(cand[0])
         if rec.gold_ranking is not None:
             # gold ranks go to the candidates' ids, never positions (table gold_rankings)
             gold = dict(zip(ids, rec.gold_ranking))
@@ -187,13 +212,12 @@ class RecordPlan:
         tutor = rec.tutor or self.default_tutor
         tutor_id = self._tutor_id(tutor)
         # a record: one judgment per prompt and tutor; a pair or Nectar row: its own judgment
-        judged_key = (prompt.id, rec.judgment_key or tutor_id)
-        if judged_key in self._judged or rec.judgment_key in self._existing_judgments:
+        judged_key = (pid, row_key or tutor_id)
+        if judged_key in self._judged or row_key in self._existing_judgments:
             s.judgments_skipped += 1
             return
         self._judged.add(judged_key)
-        judgment_id = rec.judgment_key or imported_judgment_id(prompt.external_id or prompt.id, tutor)
-        correction = None
+        judgment_id = row_key or imported_judgment_id(prompt.external_id or pid, tutor)
         if (
             rec.correction is not None
             and rec.corrected_index is not None
@@ -202,29 +226,26 @@ class RecordPlan:
             s.corrections_ignored += 1  # equal to the candidate it corrects: no correction
         elif rec.correction is not None:
             corrected = ids[rec.corrected_index] if rec.corrected_index is not None else None
-            correction = Correction(
-                text=rec.correction,
-                candidate_id=corrected,
-                id=_uuid5(f"{judgment_id}:correction"),
+            self.new_corrections.append(
+                (_uuid5(f"{judgment_id}:correction"), judgment_id, corrected, rec.correction, now_iso())
             )
             s.corrections += 1
+        values = _by_candidate(rec.source_values, ids)
         self.new_judgments.append(
-            Judgment(
-                id=judgment_id,
-                prompt_id=prompt.id,
-                tutor_id=tutor_id,
-                ranks=dict(zip(ids, rec.ranking)),
-                all_bad=rec.all_bad,
-                flags={cid: fl for cid, fl in zip(ids, rec.flags or []) if fl},
-                rationale=rec.rationale,
-                strength=rec.strength,
-                display_order=list(ids),
-                correction=correction,
-                ratings={cid: r for cid, r in zip(ids, rec.ratings or []) if r},
-                source_values=_by_candidate(rec.source_values, ids),
-                **({"created_at": rec.created_at} if rec.created_at else {}),
-            )
-        )
+            (judgment_id, pid, tutor_id, None, int(rec.all_bad), rec.rationale, rec.strength, None, ids_json(ids), "",
+             rec.created_at or now_iso(), None, dumps(values) if values else None, None)
+        )  # fmt: skip
+        ranks = dict(zip(ids, rec.ranking))
+        flags = {cid: fl for cid, fl in zip(ids, rec.flags) if fl} if rec.flags else None
+        ratings = {cid: r for cid, r in zip(ids, rec.ratings) if r} if rec.ratings else None
+        if not flags and not ratings:
+            self.new_rankings.extend([(judgment_id, cid, rank, "[]", "{}") for cid, rank in ranks.items()])
+        else:
+            flags, ratings = flags or {}, ratings or {}
+            self.new_rankings.extend(
+                [(judgment_id, cid, rank, dumps(flags.get(cid, [])), dumps(ratings.get(cid, {})))
+                 for cid, rank in ranks.items()]
+            )  # fmt: skip
         s.judgments += 1
 
     def _tutor_id(self, name: str) -> str:

@@ -98,6 +98,9 @@ def expect(obj: dict[str, Any], key: str, types: type | tuple[type, ...], what: 
 
 def _ranks(obj: dict[str, Any], key: str, n_candidates: int) -> list[int] | None:
     """One rank per candidate, each from 1 to the number of candidates (ties share a rank)."""
+    ranks = obj.get(key)
+    if type(ranks) is list and len(ranks) == n_candidates and all(type(r) is int and 0 < r <= n_candidates for r in ranks):
+        return list(ranks)  # the usual ranking: what the checks below return for it
     ranks = expect(obj, key, list, "a list of ranks")
     if ranks is None:
         return None
@@ -132,6 +135,12 @@ def _messages(obj: dict[str, Any]) -> list[Message]:
 
 def _candidates(obj: dict[str, Any]) -> tuple[list[tuple[str, str]], list[int | None]]:
     """(text, model) of each candidate (a string, or an object with text), and their seeds."""
+    raw = obj.get("candidates")
+    if (
+        type(raw) is list and len(raw) <= MAX_CANDIDATES
+        and all(type(c) is str and len(c) <= MAX_TEXT for c in raw) and len(set(raw)) == len(raw)
+    ):  # fmt: skip
+        return [(c, "") for c in raw], [None] * len(raw)  # plain strings: what the loop below makes
     raw = expect(obj, "candidates", list, "a list") or []
     if len(raw) > MAX_CANDIDATES:
         raise RecordError("candidates", f"has {len(raw):,} candidates, above the limit of {MAX_CANDIDATES}")
@@ -225,26 +234,35 @@ def parse_record(obj: Any, line: int, default_domain: str | None, *, check_text:
         raise RecordError("", f"a record must be a JSON object, not {type(obj).__name__}")
     if check_text:
         check_strings(obj)
-    prompt = expect(obj, "prompt", str, "a string")
+    get = obj.get  # fields left out (most are) skip their checks: absent is valid for each
+    prompt = get("prompt")
+    if type(prompt) is not str:  # (the usual types are taken without a call: expect's result)
+        prompt = expect(obj, "prompt", str, "a string")
     if prompt is None or not prompt.strip():
         raise RecordError("prompt", "is missing or empty")
     check_length(prompt, "prompt", MAX_TEXT)
-    ext = expect(obj, "id", (str, int), "a string")
+    ext = get("id")
+    if type(ext) is not str:
+        ext = expect(obj, "id", (str, int), "a string")
     ext = None if ext is None else check_length(str(ext), "id", MAX_NAME)
     if ext is not None and not ext.strip():
         raise RecordError("id", "is empty")
-    domain = check_length(expect(obj, "domain", str, "a string") or default_domain or "general", "domain", MAX_NAME)
+    domain = get("domain")
+    if type(domain) is not str:
+        domain = expect(obj, "domain", str, "a string")
+    domain = check_length(domain or default_domain or "general", "domain", MAX_NAME)
     domain = domain.strip().lower()
     if not domain:
         raise RecordError("domain", "is empty")
-    get = obj.get  # fields left out (most are) skip their checks: absent is valid for each
     messages = [] if get("messages") is None else _messages(obj)
     candidates, seeds = _candidates(obj)
     if obj.get("ranking") is not None and not candidates and isinstance(obj["ranking"], list):
         raise RecordError("ranking", "given without candidates")
     ranking = _ranks(obj, "ranking", len(candidates))
     gold = None if get("gold_ranking") is None else _ranks(obj, "gold_ranking", len(candidates))
-    tutor = _optional_text(obj, "tutor", MAX_NAME)
+    tutor = get("tutor")
+    if type(tutor) is not str or not tutor.strip() or len(tutor) > MAX_NAME:
+        tutor = _optional_text(obj, "tutor", MAX_NAME)  # (a usual name: what it returns)
     if get("correction") is None and get("corrected_index") is None:
         correction, corrected_index = None, None
     else:

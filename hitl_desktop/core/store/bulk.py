@@ -7,19 +7,28 @@ write paths use (tests/core/test_import_snapshot.py holds the database an import
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from hitl_desktop.core.store.base import StoreBase
 from hitl_desktop.core.store.rows import dumps
 from hitl_desktop.core.types import Candidate, Judgment, Prompt, Session, Tutor
 
+#: The columns of the candidate and judgment rows of ``insert_rows``, in order.
 _CANDIDATE = ("id", "prompt_id", "idx", "text", "model", "model_revision", "dtype", "params", "seed",
               "tokens", "seconds", "created_at")  # fmt: skip
 _JUDGMENT = ("id", "prompt_id", "tutor_id", "session_id", "all_bad", "rationale", "strength", "seconds_spent",
              "display_order", "guideline_version", "created_at", "supersedes", "source_values",
              "departs_from_scores")  # fmt: skip
+_PROMPT = ("id", "text", "domain", "messages", "external_id", "source", "parent_judgment_id", "gold_ranking",
+           "created_at")  # fmt: skip
+_RANKING = ("judgment_id", "candidate_id", "rank", "flags", "ratings")
+_CORRECTION = ("id", "judgment_id", "candidate_id", "text", "created_at")
+CANDIDATE_COLUMNS, JUDGMENT_COLUMNS, RANKING_COLUMNS, CORRECTION_COLUMNS = _CANDIDATE, _JUDGMENT, _RANKING, _CORRECTION
 
 #: What ``json.dumps(..., ensure_ascii=False)`` escapes in a string (and nothing else)
 _ESCAPED = re.compile(r'[\x00-\x1f"\\]')
@@ -31,6 +40,36 @@ def ids_json(ids: list[str]) -> str:
     if ids and all(type(i) is str for i in ids) and _ESCAPED.search("".join(ids)) is None:
         return '["' + '","'.join(ids) + '"]'
     return dumps(ids)
+
+
+_gc_lock = threading.Lock()
+#: [bulk operations under way, whether the collector was on when the first one began]
+_gc_pause: list = [0, False]
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while an import or a merge runs: restored after,
+    however the operation ends (when the last of several running together ends), and never
+    turned on if it was off.
+
+    A bulk operation makes millions of small objects (rows, records, dicts) that reference
+    counting frees a batch at a time; none of them is cyclic, but each full collection walks
+    every live object, and they cost about a fifth of an import's time. Memory stays bounded
+    by a batch: the objects are freed as before; only cycles (none are made per row) wait
+    for the collector until the operation ends."""
+    with _gc_lock:
+        if _gc_pause[0] == 0:
+            _gc_pause[1] = gc.isenabled()
+            gc.disable()
+        _gc_pause[0] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pause[0] -= 1
+            if _gc_pause[0] == 0 and _gc_pause[1]:
+                gc.enable()
 
 
 class Bulk(StoreBase):
@@ -102,16 +141,46 @@ class Bulk(StoreBase):
         gold = [(p.id, cid, r) for p in prompts if p.gold_ranking for cid, r in p.gold_ranking.items()]
         gold += [(pid, cid, r) for pid, g in (gold_rankings or {}).items() for cid, r in dict(g).items()]
         with self.db.atomic():
-            ins = self._insert_tuples
-            ins("tutors", tutor_cols, tutor_rows)
-            ins("sessions", ("id", "tutor_id", "domain", "guideline_version", "started_at", "ended_at"), session_rows)
-            ins("prompts", ("id", "text", "domain", "messages", "external_id", "source", "parent_judgment_id",
-                            "gold_ranking", "created_at"), prompt_rows)  # fmt: skip
-            ins("candidates", cand_cols, cand_rows)
-            ins("judgments", _JUDGMENT, judgment_list)
-            ins("rankings", ("judgment_id", "candidate_id", "rank", "flags", "ratings"), rankings)
-            ins("corrections", ("id", "judgment_id", "candidate_id", "text", "created_at"), corrections)
-            ins("gold_rankings", ("prompt_id", "candidate_id", "rank"), gold)
+            self._insert_tuples("tutors", tutor_cols, tutor_rows)
+            self._insert_tuples("sessions", ("id", "tutor_id", "domain", "guideline_version", "started_at", "ended_at"), session_rows)
+            self._insert_tuples("prompts", _PROMPT, prompt_rows)
+            self._insert_tuples("candidates", cand_cols, cand_rows)
+            self._insert_tuples("judgments", _JUDGMENT, judgment_list)
+            self._insert_tuples("rankings", _RANKING, rankings)
+            self._insert_tuples("corrections", _CORRECTION, corrections)
+            self._insert_tuples("gold_rankings", ("prompt_id", "candidate_id", "rank"), gold)
+
+    def insert_rows(
+        self,
+        *,
+        tutors: Sequence[Tutor],
+        prompts: Sequence[Prompt],
+        candidates: list[tuple],
+        judgments: list[tuple],
+        rankings: list[tuple],
+        corrections: list[tuple],
+        gold_rankings: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
+        """``bulk_insert`` for an import's plan (core/importing/plan.py), which builds the
+        candidate, judgment, ranking and correction rows itself, as tuples in the column
+        orders of ``bulk_insert`` (``CANDIDATE_COLUMNS``, ``JUDGMENT_COLUMNS``...): the values
+        ``bulk_insert`` would have made of the same records. One transaction (or savepoint)."""
+        tutor_rows = [(t.id, t.name, dumps(t.domains), t.created_at) for t in tutors]
+        prompt_rows = [
+            (p.id, p.text, p.domain, dumps([m.to_dict() for m in p.messages]) if p.messages else "[]",
+             p.external_id, p.source, p.parent_judgment_id, None, p.created_at)
+            for p in prompts
+        ]  # fmt: skip
+        gold = [(p.id, cid, r) for p in prompts if p.gold_ranking for cid, r in p.gold_ranking.items()]
+        gold += [(pid, cid, r) for pid, g in (gold_rankings or {}).items() for cid, r in dict(g).items()]
+        with self.db.atomic():
+            self._insert_tuples("tutors", ("id", "name", "domains", "created_at"), tutor_rows)
+            self._insert_tuples("prompts", _PROMPT, prompt_rows)
+            self._insert_tuples("candidates", _CANDIDATE, candidates)
+            self._insert_tuples("judgments", _JUDGMENT, judgments)
+            self._insert_tuples("rankings", _RANKING, rankings)
+            self._insert_tuples("corrections", _CORRECTION, corrections)
+            self._insert_tuples("gold_rankings", ("prompt_id", "candidate_id", "rank"), gold)
 
     def _insert_tuples(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         """``executemany`` of rows that are already SQL values, in ``columns``' order."""

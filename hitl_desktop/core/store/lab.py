@@ -151,15 +151,20 @@ class Lab(StoreBase):
             for t in tables
         }
 
-    def iter_raw_rows(self, table: str, *, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
+    def iter_raw_rows(
+        self, table: str, *, batch_size: int = 500, as_tuples: bool = False
+    ) -> Iterator[list[dict[str, Any]]] | Iterator[list[tuple]]:
         """A merge table's rows as stored (column -> value), in batches.
 
-        In insertion order; candidates grouped by prompt in idx order.
+        In insertion order; candidates grouped by prompt in idx order. ``as_tuples``: each row
+        a tuple of its values, in the order of ``raw_columns(table)`` (no dict per row).
         """
         self._check_merge_table(table)
         if table == "gold_rankings" and not self.db["gold_rankings"].exists():
             # a source from before m0003 (opened read-only, not migrated): its gold by position
             rows = gold_rows_from_positions(self.db)
+            if as_tuples:
+                rows = [tuple(r.values()) for r in rows]  # type: ignore[misc]
             for start in range(0, len(rows), batch_size):
                 yield rows[start : start + batch_size]
             return
@@ -173,7 +178,14 @@ class Lab(StoreBase):
             chunk = cur.fetchmany(batch_size)
             if not chunk:
                 return
-            yield [dict(zip(names, row, strict=True)) for row in chunk]
+            yield chunk if as_tuples else [dict(zip(names, row, strict=True)) for row in chunk]
+
+    def raw_columns(self, table: str) -> list[str]:
+        """The columns of a merge table as ``iter_raw_rows`` gives them (its stored order)."""
+        self._check_merge_table(table)
+        if table == "gold_rankings" and not self.db["gold_rankings"].exists():
+            return ["prompt_id", "candidate_id", "rank"]  # gold_rows_from_positions' rows
+        return [d[0] for d in self.db.conn.execute(f"select * from [{table}] limit 0").description]
 
     def existing_ids(self, table: str, ids: Iterable[str]) -> set[str]:
         """Those of ``ids`` that are rows of ``table`` (by its ``id`` column)."""
@@ -182,16 +194,31 @@ class Lab(StoreBase):
             raise StoreError("rankings have no id column")
         return {r[0] for r in self._rows_in(f"select id from [{table}] where id in ({{marks}})", ids)}
 
-    def insert_raw_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    def insert_raw_rows(
+        self, table: str, rows: Sequence[dict[str, Any]] | Sequence[tuple], columns: Sequence[str] | None = None
+    ) -> None:
         """Insert rows as stored (from ``iter_raw_rows``), in one transaction (or savepoint).
+        With ``columns``, each row is a tuple of the values of those columns, in that order.
 
         Plain INSERT: a row that clashes with an existing one is an error, never a silent skip.
+        The values go to ``executemany`` as they are (they were read from a database: text,
+        numbers, blobs, NULL), in the columns of the first row; a row with other columns is
+        refused (``StoreError``, or ``KeyError`` for a column the first row has and it lacks).
         """
         self._check_merge_table(table)
         if not rows:
             return
+        if columns is not None:  # (sqlite3 refuses a tuple of another length: ProgrammingError)
+            n = len(columns)
+            sql = f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) values ({', '.join('?' * n)})"
+            with self.db.atomic():
+                self.db.conn.executemany(sql, rows)
+            return
+        n = len(rows[0])  # the same number of columns, and (itemgetter) the same names
+        if any(len(r) != n for r in rows):
+            raise StoreError(f"{table}: the rows to insert do not all have the same columns")
         with self.db.atomic():
-            self.db[table].insert_all(rows, batch_size=500)
+            self._insert_many(table, rows)
 
     def _check_merge_table(self, table: str) -> None:
         if table not in self.MERGE_TABLES:
