@@ -56,9 +56,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hitl_desktop.core.collector import paused as paused_gc
 from hitl_desktop.core.rubric_merge import RubricMergePlans
 from hitl_desktop.core.store import NotAHitlDatabase, Store, StoreError
-from hitl_desktop.core.store.bulk import paused_gc
 from hitl_desktop.core.wording import count
 
 #: on_progress(fraction 0..1, message), as in backends.base.ProgressCallback.

@@ -11,46 +11,21 @@ arrive on the GUI thread. An operation never touches the GUI thread's Store: the
 
 from __future__ import annotations
 
-import gc
 import importlib
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
+from hitl_desktop.core.collector import paused as collector_paused
 from hitl_desktop.core.errors import log_traceback
+
+__all__ = ["OperationRunner", "collector_paused", "describe_error", "preload", "process_events_until"]
 
 Progress = Callable[[float, str], None]
 Op = Callable[[Progress, Callable[[], bool]], Any]
-
-
-_pause = {"depth": 0, "was_enabled": True}
-_pause_lock = threading.Lock()
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector held off while an operation builds many objects at once.
-
-    A full collection runs in whichever thread allocates and holds the GIL throughout: on a lab
-    database each one in the dashboard's worker took 100-180 ms, the GUI thread stalled as long.
-    Pauses nest (across threads too); the collector runs again when the last one ends, over a
-    heap the operation's objects have left (refcounting frees them), unless it was off before."""
-    with _pause_lock:
-        if _pause["depth"] == 0:
-            _pause["was_enabled"] = gc.isenabled()
-        _pause["depth"] += 1
-        gc.disable()
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pause["depth"] -= 1
-            if _pause["depth"] == 0 and _pause["was_enabled"]:
-                gc.enable()
 
 
 def preload(context: QObject, *modules: str, delay_ms: int = 1500) -> None:

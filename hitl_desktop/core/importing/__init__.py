@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hitl_desktop.core.collector import paused as paused_gc
 from hitl_desktop.core.importing import registry
 from hitl_desktop.core.importing.base import Layout, ParseContext
 from hitl_desktop.core.importing.full import DEFAULT_TUTOR
@@ -50,7 +51,6 @@ from hitl_desktop.core.importing.refusals import (
 from hitl_desktop.core.importing.sources import ProgressCallback, Row, kind, read_rows
 from hitl_desktop.core.layouts import RowError
 from hitl_desktop.core.store import Store
-from hitl_desktop.core.store.bulk import paused_gc
 
 __all__ = [
     "BATCH_SIZE", "DEFAULT_TUTOR", "IMPORT_NAMESPACE", "MAX_ERRORS_SHOWN", "ROLES", "BadLines",

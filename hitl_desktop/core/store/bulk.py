@@ -7,11 +7,8 @@ write paths use (tests/core/test_import_snapshot.py holds the database an import
 
 from __future__ import annotations
 
-import gc
 import re
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hitl_desktop.core.store.base import StoreBase
@@ -40,36 +37,6 @@ def ids_json(ids: list[str]) -> str:
     if ids and all(type(i) is str for i in ids) and _ESCAPED.search("".join(ids)) is None:
         return '["' + '","'.join(ids) + '"]'
     return dumps(ids)
-
-
-_gc_lock = threading.Lock()
-#: [bulk operations under way, whether the collector was on when the first one began]
-_gc_pause: list = [0, False]
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """The cyclic garbage collector paused while an import or a merge runs: restored after,
-    however the operation ends (when the last of several running together ends), and never
-    turned on if it was off.
-
-    A bulk operation makes millions of small objects (rows, records, dicts) that reference
-    counting frees a batch at a time; none of them is cyclic, but each full collection walks
-    every live object, and they cost about a fifth of an import's time. Memory stays bounded
-    by a batch: the objects are freed as before; only cycles (none are made per row) wait
-    for the collector until the operation ends."""
-    with _gc_lock:
-        if _gc_pause[0] == 0:
-            _gc_pause[1] = gc.isenabled()
-            gc.disable()
-        _gc_pause[0] += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pause[0] -= 1
-            if _gc_pause[0] == 0 and _gc_pause[1]:
-                gc.enable()
 
 
 class Bulk(StoreBase):
