@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,12 @@ class _Tally:
         return len(self._prompts) if self._by_set else self.prompt_count
 
 
+def _counted(chunks: Iterable[list[dict[str, Any]]], tally: _Tally) -> Iterator[list[dict[str, Any]]]:
+    for rows in chunks:
+        tally.rows += len(rows)
+        yield rows
+
+
 class _Export:
     """One run of :func:`export_dataset`."""
 
@@ -243,20 +250,27 @@ class _Export:
     def rows(self, which: str) -> Iterator[dict[str, Any]]:
         """The rows of one split ("train" is everything without a split), counted."""
         tally = self.tallies[which]
-        stream = self._rows(which, tally)
+        chunks = self._chunks(which, tally)
         if self.opts.consensus and self.fmt in ("kto", "sft"):
-            stream = self._one_label_each(stream)
-        for row in stream:
-            tally.rows += 1
-            yield row
+            chunks = self._one_label_each(chunks)
+        return chain.from_iterable(_counted(chunks, tally))
 
-    def _rows(self, which: str, tally: _Tally) -> Iterator[dict[str, Any]]:
+    def _chunks(self, which: str, tally: _Tally) -> Iterator[list[dict[str, Any]]]:
+        """The rows, a list per batch of items (paired formats) or per item."""
         fmt, judgments = self.fmt, self.fmt == "judgments"
         # what assembling the items leaves out is counted once, on the first pass
         assembling = self.dropped if which == "train" else None
+        paired = fmt in PAIRED
         for batch in self.selection.batches(dropped=assembling, on_read=self._read):
             if self.split:
                 batch = [it for it in batch if (it.prompt.id in self.test_ids) == (which == "test")]
+            if paired:  # a pair is a row: the batch's rows at once
+                rows = build_rows(fmt, batch, tutor_name=self.tutor_name, dropped=self.dropped)
+                for it in batch:
+                    tally.item(it)
+                tally.pairs += len(rows)
+                yield rows
+                continue
             sessions = origins = None
             if judgments and self.store is not None:
                 wanted = {sid for it in batch if (sid := it.judgment.session_id) and sid not in self._sessions}
@@ -270,23 +284,20 @@ class _Export:
                     dropped=self.dropped, sessions=sessions, origins=origins, is_pseudonym=self.is_pseudonym,
                 )  # fmt: skip
                 tally.item(it)
-                if fmt in PAIRED:
-                    tally.pairs += len(rows)
-                else:
-                    tally.pairs += len(pair_specs(it, bare=True))
-                    if it.judgment.correction is not None and effective_correction(it) is None:
-                        self.dropped[ranking.UNCHANGED_CORRECTION] += 1
-                yield from rows
+                tally.pairs += len(pair_specs(it, bare=True))
+                if it.judgment.correction is not None and effective_correction(it) is None:
+                    self.dropped[ranking.UNCHANGED_CORRECTION] += 1
+                yield rows
 
-    def _one_label_each(self, stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _one_label_each(self, chunks: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
         """``one_label_each`` over each prompt's rows (a stream keeps them together)."""
         group: list[dict[str, Any]] = []
-        for row in stream:
+        for row in chain.from_iterable(chunks):
             if group and row["prompt_id"] != group[-1]["prompt_id"]:
-                yield from one_label_each(group, self.dropped)
+                yield one_label_each(group, self.dropped)
                 group = []
             group.append(row)
-        yield from one_label_each(group, self.dropped)
+        yield one_label_each(group, self.dropped)
 
     # -- the run ------------------------------------------------------------------------------
 

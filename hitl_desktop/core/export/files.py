@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from itertools import chain, islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,15 @@ def _as_json_writes(v: float) -> bool:
     return v == 0 or 1e-4 <= abs(v) < _INF
 
 
+def _floats_as_json_writes(values: Iterable[Any]) -> bool:
+    """``_as_json_writes`` of every float among ``values`` (other values pass), in one
+    comprehension and two builtins: the floats' nonzero sizes all at least 1e-4 and their sum
+    finite (a NaN or an infinity makes it NaN or infinite; so does an overflow, and json then
+    writes that batch: the same bytes)."""
+    sizes = [abs(v) for v in values if type(v) is float and v]  # 0.0 and -0.0 pass; NaN is kept
+    return not sizes or (sum(sizes) < _INF and min(sizes) >= 1e-4)
+
+
 def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     """One row to its UTF-8 JSON line (no newline): json's compact encoding with
     ``ensure_ascii=False``, a lone surrogate written as the escape it stands for. With orjson
@@ -142,12 +151,16 @@ def jsonl_batch_encoder(
         if not batch or not batch[0]:
             return by_row(batch)
         first = next(iter(batch[0]))
-        for row in batch:
-            if next(iter(row), None) != first:
-                return by_row(batch)
-            for v in row.values() if keys is None else map(row.get, keys):
-                if type(v) is float and not (v == 0 or 1e-4 <= abs(v) < _INF):  # _as_json_writes
-                    return by_row(batch)
+        # every row's first key (an empty row ends the map early: the length differs)
+        firsts = list(map(next, map(iter, batch)))
+        if len(firsts) != len(batch) or firsts.count(first) != len(batch):
+            return by_row(batch)
+        if keys is None:
+            values: Iterable[Any] = chain.from_iterable(map(dict.values, batch))
+        else:
+            values = chain.from_iterable(map(dict.get, batch, repeat(k)) for k in keys)
+        if not _floats_as_json_writes(values):
+            return by_row(batch)
         try:
             out = dumps(batch)
             key = dumps(first)
