@@ -72,12 +72,12 @@ def export_files(store, folder: Path, fmt: str, opts: dict, suffix: str) -> dict
 def arrow_stream(store, folder: Path, fmt: str) -> bytes:
     """The Arrow IPC stream a datasets folder is saved from (files._arrow_file)."""
     from hitl_desktop.core.export import ExportOptions, _Export
-    from hitl_desktop.core.export.files import Rows, _arrow_file
+    from hitl_desktop.core.export.files import _arrow_file
 
     ex = _Export(store, ExportOptions(fmt=fmt, out=folder / "x", keep_tutor_names=True), None, None, None, None)
     ex.test_ids = set()
     path = folder / f"{fmt}.arrow"
-    _arrow_file(path, fmt, Rows(ex.rows("train")))
+    _arrow_file(path, fmt, ex.arrow_rows("train"))
     return path.read_bytes()
 
 

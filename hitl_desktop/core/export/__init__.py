@@ -59,7 +59,9 @@ from hitl_desktop.core.export.files import write_jsonl as _write_jsonl
 from hitl_desktop.core.export.files import write_parquet as _write_parquet
 from hitl_desktop.core.export.rows import (
     PAIRED,
+    VALUES,
     build_rows,
+    build_values,
     one_label_each,
     render_prompt,
     render_transcript,
@@ -247,15 +249,22 @@ class _Export:
 
     # -- rows ---------------------------------------------------------------------------------
 
-    def rows(self, which: str) -> Iterator[dict[str, Any]]:
-        """The rows of one split ("train" is everything without a split), counted."""
+    def rows(self, which: str, *, values: bool = False) -> Iterator[dict[str, Any]]:
+        """The rows of one split ("train" is everything without a split), counted;
+        ``values``: as tuples in the columns' order (a format of ``rows.VALUES`` only)."""
         tally = self.tallies[which]
-        chunks = self._chunks(which, tally)
+        chunks = self._chunks(which, tally, values)
         if self.opts.consensus and self.fmt in ("kto", "sft"):
             chunks = self._one_label_each(chunks)
         return chain.from_iterable(_counted(chunks, tally))
 
-    def _chunks(self, which: str, tally: _Tally) -> Iterator[list[dict[str, Any]]]:
+    def arrow_rows(self, which: str) -> Rows:
+        """The rows for the Arrow writers (Parquet, datasets): tuples where the format has
+        them (``rows.VALUES``)."""
+        values = self.fmt in VALUES
+        return Rows(self.rows(which, values=values), values=values)
+
+    def _chunks(self, which: str, tally: _Tally, values: bool = False) -> Iterator[list[Any]]:
         """The rows, a list per batch of items (paired formats) or per item."""
         fmt, judgments = self.fmt, self.fmt == "judgments"
         # what assembling the items leaves out is counted once, on the first pass
@@ -265,7 +274,8 @@ class _Export:
             if self.split:
                 batch = [it for it in batch if (it.prompt.id in self.test_ids) == (which == "test")]
             if paired:  # a pair is a row: the batch's rows at once
-                rows = build_rows(fmt, batch, tutor_name=self.tutor_name, dropped=self.dropped)
+                build = build_values if values else build_rows
+                rows = build(fmt, batch, tutor_name=self.tutor_name, dropped=self.dropped)
                 for it in batch:
                     tally.item(it)
                 tally.pairs += len(rows)
@@ -354,7 +364,7 @@ class _Export:
             )
             if self.kind == "folder":
                 files = [out]
-                splits = {"train": Rows(self.rows("train")), "test": Rows(self.rows("test"))}
+                splits = {"train": self.arrow_rows("train"), "test": self.arrow_rows("test")}
                 replace_folder(out, lambda tmp: _write_folder(tmp, self.fmt, splits, self.card, self.split))
             else:
                 if self.split:
@@ -382,4 +392,4 @@ class _Export:
             floats = numeric_columns(self.fmt)
             exact = self.fmt == "judgments"
             return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which), floats=floats, exact=exact))
-        return lambda tmp: _write_parquet(tmp, self.fmt, Rows(self.rows(which)))
+        return lambda tmp: _write_parquet(tmp, self.fmt, self.arrow_rows(which))

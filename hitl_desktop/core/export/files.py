@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, islice, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,21 @@ class Rows:
     first n rows still to come (a list)."""
 
     def __init__(
-        self, rows: Iterable[dict[str, Any]], *, floats: Sequence[str] | None = None, exact: bool = False
+        self,
+        rows: Iterable[dict[str, Any]],
+        *,
+        floats: Sequence[str] | None = None,
+        exact: bool = False,
+        values: bool = False,
     ) -> None:
         self._rows = iter(rows)
         #: what a JSONL writer may know of the rows (``jsonl_batch_encoder``): the only keys
         #: that may hold floats (None: any), or ``exact``: free-form values, json alone
         self.floats = floats
         self.exact = exact
+        #: each row a tuple of its values in the columns' order (``rows.build_values``): for
+        #: the Arrow writers only
+        self.values = values
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._rows
@@ -206,24 +215,37 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
         os.fsync(f.fileno())
 
 
-def table(fmt: str, rows: list[dict[str, Any]]):
+def table(fmt: str, rows: Sequence[Any], *, values: bool = False):
     """The rows as an Arrow table of the format's schema: ``Table.from_pylist``'s table (a
     missing key is null, keys outside the schema are left out), built a column at a time
-    (about twice as fast)."""
+    (about twice as fast). ``values``: each row is a tuple of its values in the schema's
+    order (``rows.build_values``), not a dict."""
     import pyarrow as pa
 
     schema = arrow_schema(fmt)
-    return pa.Table.from_pydict({f.name: [r.get(f.name) for r in rows] for f in schema}, schema=schema)
+    names = schema.names
+    if not rows:
+        columns: list[Sequence[Any]] = [[] for _ in names]
+    elif values:
+        columns = list(zip(*rows))
+    else:
+        try:  # every row has every column: the columns taken in C
+            columns = list(zip(*map(itemgetter(*names), rows)))
+        except KeyError:
+            columns = [[r.get(name) for r in rows] for name in names]
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
-def write_parquet(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Row groups of BATCH_ROWS rows; an empty stream still makes a valid (empty) file."""
+def write_parquet(path: Path, fmt: str, rows: Iterable[Any]) -> None:
+    """Row groups of BATCH_ROWS rows; an empty stream still makes a valid (empty) file. A
+    ``Rows`` stream may hold tuples of values (``Rows.values``)."""
     import pyarrow.parquet as pq
 
     schema = arrow_schema(fmt)
+    values = getattr(rows, "values", False)
     with pq.ParquetWriter(path, schema) as writer:
         for batch in _batches(rows):
-            writer.write_table(table(fmt, batch))
+            writer.write_table(table(fmt, batch, values=values))
     fsync_file(path)
 
 
@@ -232,9 +254,10 @@ def _arrow_file(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> int:
     import pyarrow as pa
 
     n = 0
+    values = getattr(rows, "values", False)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, arrow_schema(fmt)) as writer:
         for batch in _batches(rows):
-            writer.write_table(table(fmt, batch))
+            writer.write_table(table(fmt, batch, values=values))
             n += len(batch)
     return n
 
