@@ -25,7 +25,9 @@ into place: on any error nothing partial is left and an existing output is untou
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -135,7 +137,8 @@ def export_dataset(
                                         grades_from=opts.grades_from, keep_tutor_names=opts.keep_tutor_names)
         except RubricError as e:
             raise ExportError(str(e)) from None
-    return _Export(store, opts, items, on_progress, assembled, consensus_prompts).run()
+    with _fewer_collections():
+        return _Export(store, opts, items, on_progress, assembled, consensus_prompts).run()
 
 
 def _as_time(value: Any) -> str | None:
@@ -173,6 +176,21 @@ class _Tally:
     @property
     def prompts(self) -> int:
         return len(self._prompts) if self._by_set else self.prompt_count
+
+
+@contextlib.contextmanager
+def _fewer_collections(young: int = 50_000) -> Iterator[None]:
+    """The cyclic garbage collector run less often while the rows stream: with the default
+    (a collection every 700 new containers) the rows of the batch being written are promoted
+    again and again until full collections walk every object of the process, a quarter of an
+    export's time. Rows are freed by reference counting; cyclic garbage still goes, every
+    ``young`` new containers, so memory stays flat."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(young, old[0]), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def _counted(chunks: Iterable[list[dict[str, Any]]], tally: _Tally) -> Iterator[list[dict[str, Any]]]:

@@ -1,0 +1,230 @@
+"""The export's fast paths (issue 18, export speed) against the straightforward code they
+replaced, kept here as the reference: ``ranking.pair_specs`` (its fast path for distinct
+texts, dense ranks from the sorted walk), ``consensus.majorities`` and
+``ranking_from_majorities`` (no closures, sorted tuples), ``consensus_id`` (uuid5 without the
+UUID object) and the median. Hypothesis draws judgments with ties, repeated texts,
+corrections (fresh, of a candidate, unchanged), imported margins, rubric scores, all-bad and
+strengths; and ballots with cycles."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections import Counter, defaultdict
+from itertools import combinations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hitl_desktop.core import consensus
+from hitl_desktop.core.ranking import (
+    REPEATED_PAIR,
+    SAME_TEXT_PAIR,
+    UNCHANGED_CORRECTION,
+    consensus_margin,
+    dense_ranks,
+    effective_correction,
+    margin,
+    pair_specs,
+)
+from hitl_desktop.core.types import Candidate, Correction, JudgedItem, Judgment, Majority, Prompt
+
+# -- the reference: the code before the speed work ------------------------------------------
+
+
+def ref_pair_specs(item, dropped=None, *, bare=False):
+    def count(key):
+        if dropped is not None:
+            dropped[key] += 1
+
+    j = item.judgment
+    flags, ratings = ({}, {}) if bare else (j.flags, j.ratings)
+    by_id = {c.id: c for c in item.candidates}
+    side = {}
+    for cid, c in by_id.items():
+        r = ratings.get(cid)
+        side[cid] = (c.text, cid, c.model, c.seed, tuple(flags.get(cid, ())), tuple(sorted(r.items())) if r else ())
+    ranks = {cid: r for cid, r in j.ranks.items() if cid in by_id}
+    out, seen = [], set()
+
+    def add(chosen, rejected, value, source):
+        key = (chosen[0], rejected[0])
+        if key[0] == key[1]:
+            count(SAME_TEXT_PAIR)
+        elif key in seen:
+            count(REPEATED_PAIR)
+        else:
+            seen.add(key)
+            out.append((chosen, rejected, value, source))
+
+    dense = None
+    if item.correction_only:
+        pass
+    elif item.majorities is not None:
+        for m in item.majorities:
+            if m.winner in by_id and m.loser in by_id:
+                add(side[m.winner], side[m.loser], consensus_margin(m.votes_for, m.votes_against), "consensus")
+    elif not j.all_bad:
+        dense = dense_ranks(ranks)
+        ordered = sorted(ranks, key=lambda cid: (ranks[cid], by_id[cid].index))
+        kept = j.source_values.get("margin")
+        graded = item.rubric_scores
+        for a, b in combinations(ordered, 2):
+            if ranks[a] == ranks[b]:
+                continue
+            value = margin(dense[b] - dense[a], j.strength) if kept is None else float(kept)
+            if graded and a in graded and b in graded:
+                value = graded[a] - graded[b]
+            add(side[a], side[b], value, "ranking")
+    corr = effective_correction(item)
+    if corr is None and j.correction is not None:
+        count(UNCHANGED_CORRECTION)
+    if corr is not None:
+        if dense is None:
+            dense = dense_ranks(ranks)
+        r = j.ratings.get(corr.id)
+        mine = (corr.text, corr.id, f"tutor:{item.tutor_name}", None, tuple(flags.get(corr.id, ())),
+                () if bare or not r else tuple(sorted(r.items())))  # fmt: skip
+        for cid in sorted(ranks, key=lambda c: (ranks[c], by_id[c].index)):
+            add(mine, side[cid], margin(dense[cid], j.strength), "correction")
+    return out
+
+
+def ref_majorities(ballots, order):
+    pos = {c: i for i, c in enumerate(order)}
+    wins = defaultdict(int)
+    for ballot in ballots:
+        for a, b in combinations([c for c in order if c in ballot], 2):
+            if ballot[a] < ballot[b]:
+                wins[(a, b)] += 1
+            elif ballot[b] < ballot[a]:
+                wins[(b, a)] += 1
+    out = []
+    for a, b in combinations(order, 2):
+        ab, ba = wins[(a, b)], wins[(b, a)]
+        if ab > ba:
+            out.append(Majority(a, b, ab, ba))
+        elif ba > ab:
+            out.append(Majority(b, a, ba, ab))
+    out.sort(key=lambda m: (-(m.votes_for - m.votes_against), -m.votes_for, pos[m.winner], pos[m.loser]))
+    return out
+
+
+def ref_ranking_from_majorities(strongest_first, order):
+    beats = defaultdict(set)
+
+    def reaches(start, goal):
+        stack, seen = [start], set()
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(beats[node])
+        return False
+
+    for m in strongest_first:
+        if not reaches(m.loser, m.winner):
+            beats[m.winner].add(m.loser)
+    above = defaultdict(set)
+    for w, losers in beats.items():
+        for lo in losers:
+            above[lo].add(w)
+    ranks = {}
+
+    def rank(c):
+        if c not in ranks:
+            ranks[c] = 1 + max((rank(w) for w in above[c]), default=0)
+        return ranks[c]
+
+    return {c: rank(c) for c in order}
+
+
+# -- what hypothesis draws ---------------------------------------------------------------------
+
+TEXTS = ["a", "b", "c", "d", "e", " a ", "é"]
+
+
+@st.composite
+def judged_items(draw):
+    k = draw(st.integers(1, 6))
+    cands = [
+        Candidate(prompt_id="p", text=draw(st.sampled_from(TEXTS)), index=draw(st.integers(0, 3)), id=f"c{i}",
+                  seed=draw(st.none() | st.integers(0, 3)), model=f"m{i % 2}", created_at="t")
+        for i in range(k)
+    ]  # fmt: skip
+    ranked = draw(st.lists(st.sampled_from([c.id for c in cands]), unique=True, min_size=0, max_size=k))
+    ranks = {cid: draw(st.integers(1, 4)) for cid in ranked}
+    if draw(st.booleans()):
+        ranks["ghost"] = 1  # ranked, not among the item's candidates
+    flags = {cid: draw(st.lists(st.sampled_from(["incorrect", "unsafe"]), max_size=2)) for cid in ranks
+             if draw(st.booleans())}  # fmt: skip
+    ratings = {cid: {"helpfulness": draw(st.integers(1, 5))} for cid in ranks if draw(st.booleans())}
+    corr = None
+    kind = draw(st.sampled_from(["none", "fresh", "of", "unchanged"]))
+    if kind != "none":
+        target = draw(st.sampled_from(cands))
+        text = target.text if kind == "unchanged" else draw(st.sampled_from(TEXTS + ["rewrite"]))
+        corr = Correction(text=text, candidate_id=None if kind == "fresh" else target.id, id="x", created_at="t")
+        if draw(st.booleans()):
+            flags["x"] = ["unsafe"]
+            ratings["x"] = {"helpfulness": 5}
+    judgment = Judgment(
+        prompt_id="p", tutor_id="t", ranks=ranks, all_bad=draw(st.booleans()), flags=flags, ratings=ratings,
+        strength=draw(st.sampled_from([1, 2, 3])), correction=corr, id="j", created_at="t",
+        source_values={"margin": draw(st.floats(-3, 3))} if draw(st.integers(0, 5)) == 0 else {},
+    )  # fmt: skip
+    graded = None
+    if draw(st.integers(0, 4)) == 0:
+        graded = {c.id: draw(st.floats(0, 1)) for c in cands if draw(st.booleans())}
+    majorities = None
+    if draw(st.integers(0, 4)) == 0:
+        ids = [c.id for c in cands] + ["ghost"]
+        majorities = tuple(
+            Majority(a, b, draw(st.integers(1, 3)), 0) for a, b in combinations(ids, 2) if draw(st.booleans())
+        )
+    return JudgedItem(judgment=judgment, prompt=Prompt(text="q", id="p"), candidates=cands, tutor_name="ann",
+                      domain="d", majorities=majorities, correction_only=draw(st.integers(0, 6)) == 0,
+                      rubric_scores=graded)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(judged_items(), st.booleans())
+def test_pair_specs_is_the_reference(item, bare):
+    got, want = Counter(), Counter()
+    assert pair_specs(item, got, bare=bare) == ref_pair_specs(item, want, bare=bare)
+    assert got == want
+    assert list(got) == list(want)  # counted in the same order (the summary lists them so)
+
+
+ballots = st.lists(
+    st.dictionaries(st.sampled_from("ABCDE"), st.integers(1, 4), max_size=5), max_size=5
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(ballots, st.permutations("ABCDE"), st.integers(2, 5))
+def test_majorities_and_ranked_pairs_are_the_reference(votes, order, n):
+    order = list(order[:n])
+    found = consensus.majorities(votes, order)
+    assert found == ref_majorities(votes, order)
+    assert consensus.ranking_from_majorities(found, order) == ref_ranking_from_majorities(found, order)
+    # any order of majorities, not only strongest first: the same locking
+    shuffled = found[::-1]
+    assert consensus.ranking_from_majorities(shuffled, order) == ref_ranking_from_majorities(shuffled, order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_consensus_id_is_uuid5(name):
+    try:
+        want = str(uuid.uuid5(consensus.CONSENSUS_NAMESPACE, name))
+    except UnicodeEncodeError:  # a lone surrogate: both refuse it
+        return
+    assert consensus.consensus_id(name) == want
+
+
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=9))
+def test_median_low(values):
+    assert consensus._median_low(values) == statistics.median_low(sorted(values))
