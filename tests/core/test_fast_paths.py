@@ -228,3 +228,44 @@ def test_consensus_id_is_uuid5(name):
 @given(st.lists(st.integers(1, 5), min_size=1, max_size=9))
 def test_median_low(values):
     assert consensus._median_low(values) == statistics.median_low(sorted(values))
+
+
+# -- JSON lines from pieces (export/lines.py) against the rows' dicts encoded whole ----------
+
+odd_texts = st.text(alphabet=st.characters(codec=None, categories=None), max_size=6) | st.sampled_from(
+    ["\ud800 lone", "quote \" and \\", "\u2028\x00\x1f", "日本語", "{\"prompt\":1}"]
+)  # fmt: skip
+
+
+@st.composite
+def odd_items(draw):
+    """Items whose every exported text and number may be what json and orjson write
+    differently: lone surrogates, control characters, floats below 1e-4 or not finite,
+    seeds beyond 64 bits."""
+    item = draw(judged_items())
+    for c in item.candidates:
+        c.text = draw(odd_texts)
+        c.model = draw(odd_texts)
+        c.seed = draw(st.none() | st.integers(-(2**70), 2**70))
+    item.prompt.text = draw(odd_texts)
+    item.judgment.rationale = draw(odd_texts)
+    item.judgment.created_at = draw(odd_texts)
+    if draw(st.booleans()):
+        item.judgment.source_values = {"margin": draw(st.floats(allow_nan=True, allow_infinity=True))}
+    return item
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(odd_items(), max_size=3), odd_texts)
+def test_lines_are_the_rows_encoded(items, tutor):
+    from hitl_desktop.core.export import build_rows
+    from hitl_desktop.core.export.files import jsonl_encoder
+    from hitl_desktop.core.export.lines import lines_builder
+
+    got_dropped, want_dropped = Counter(), Counter()
+    encode = jsonl_encoder()
+    want = [encode(r) + b"\n" for r in build_rows("trl-preference", items, tutor_name=lambda _: tutor,
+                                                   dropped=want_dropped)]  # fmt: skip
+    got = lines_builder("trl-preference")("trl-preference", items, tutor_name=lambda _: tutor, dropped=got_dropped)
+    assert got == want
+    assert got_dropped == want_dropped

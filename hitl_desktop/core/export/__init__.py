@@ -59,6 +59,7 @@ from hitl_desktop.core.export.files import (
 from hitl_desktop.core.export.files import write_folder as _write_folder
 from hitl_desktop.core.export.files import write_jsonl as _write_jsonl
 from hitl_desktop.core.export.files import write_parquet as _write_parquet
+from hitl_desktop.core.export.lines import LINES, lines_builder
 from hitl_desktop.core.export.rows import (
     PAIRED,
     VALUES,
@@ -267,11 +268,12 @@ class _Export:
 
     # -- rows ---------------------------------------------------------------------------------
 
-    def rows(self, which: str, *, values: bool = False) -> Iterator[dict[str, Any]]:
-        """The rows of one split ("train" is everything without a split), counted;
-        ``values``: as tuples in the columns' order (a format of ``rows.VALUES`` only)."""
+    def rows(self, which: str, *, form: str = "dicts") -> Iterator[Any]:
+        """The rows of one split ("train" is everything without a split), counted. ``form``:
+        "dicts", "values" (tuples in the columns' order, a format of ``rows.VALUES`` only) or
+        "lines" (JSON lines, a format of ``lines.LINES`` only)."""
         tally = self.tallies[which]
-        chunks = self._chunks(which, tally, values)
+        chunks = self._chunks(which, tally, form)
         if self.opts.consensus and self.fmt in ("kto", "sft"):
             chunks = self._one_label_each(chunks)
         return chain.from_iterable(_counted(chunks, tally))
@@ -280,19 +282,26 @@ class _Export:
         """The rows for the Arrow writers (Parquet, datasets): tuples where the format has
         them (``rows.VALUES``)."""
         values = self.fmt in VALUES
-        return Rows(self.rows(which, values=values), values=values)
+        return Rows(self.rows(which, form="values" if values else "dicts"), values=values)
 
-    def _chunks(self, which: str, tally: _Tally, values: bool = False) -> Iterator[list[Any]]:
+    def jsonl_rows(self, which: str) -> Rows:
+        """The rows for the JSONL writer: lines where the format has them (``lines.LINES``)."""
+        if self.fmt in LINES:
+            return Rows(self.rows(which, form="lines"), lines=True)
+        # where a row's floats may be (files.jsonl_batch_encoder); judgments: free-form values
+        return Rows(self.rows(which), floats=numeric_columns(self.fmt), exact=self.fmt == "judgments")
+
+    def _chunks(self, which: str, tally: _Tally, form: str = "dicts") -> Iterator[list[Any]]:
         """The rows, a list per batch of items (paired formats) or per item."""
         fmt, judgments = self.fmt, self.fmt == "judgments"
         # what assembling the items leaves out is counted once, on the first pass
         assembling = self.dropped if which == "train" else None
         paired = fmt in PAIRED
+        build = {"dicts": build_rows, "values": build_values}.get(form) or lines_builder(fmt)
         for batch in self.selection.batches(dropped=assembling, on_read=self._read):
             if self.split:
                 batch = [it for it in batch if (it.prompt.id in self.test_ids) == (which == "test")]
             if paired:  # a pair is a row: the batch's rows at once
-                build = build_values if values else build_rows
                 rows = build(fmt, batch, tutor_name=self.tutor_name, dropped=self.dropped)
                 for it in batch:
                     tally.item(it)
@@ -406,8 +415,5 @@ class _Export:
     def _file_writer(self, which: str) -> Callable[[Path], None]:
         # the writers are looked up here, at call time: tests replace them on this module
         if self.kind == "jsonl":
-            # where a row's floats may be (files.jsonl_batch_encoder); judgments: free-form values
-            floats = numeric_columns(self.fmt)
-            exact = self.fmt == "judgments"
-            return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which), floats=floats, exact=exact))
+            return lambda tmp: _write_jsonl(tmp, self.jsonl_rows(which))
         return lambda tmp: _write_parquet(tmp, self.fmt, self.arrow_rows(which))

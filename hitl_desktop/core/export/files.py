@@ -39,6 +39,7 @@ class Rows:
         floats: Sequence[str] | None = None,
         exact: bool = False,
         values: bool = False,
+        lines: bool = False,
     ) -> None:
         self._rows = iter(rows)
         #: what a JSONL writer may know of the rows (``jsonl_batch_encoder``): the only keys
@@ -48,6 +49,9 @@ class Rows:
         #: each row a tuple of its values in the columns' order (``rows.build_values``): for
         #: the Arrow writers only
         self.values = values
+        #: each row its JSON line already, bytes ending in a newline (export/lines.py): for
+        #: the JSONL writer only
+        self.lines = lines
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._rows
@@ -135,6 +139,30 @@ def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     return fast
 
 
+def json_value() -> Callable[[Any], bytes]:
+    """One value to its JSON bytes as ``jsonl_encoder`` writes it inside a row (orjson where
+    it writes json's bytes, else json): a line joined from such pieces and the keys is the
+    line of the row (rows built from pre-encoded pieces, export/lines.py)."""
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+    def slow(v: Any) -> bytes:
+        return encode(v).encode("utf-8", "backslashreplace")
+
+    if _orjson is None:
+        return slow
+    dumps, error = _orjson.dumps, _orjson.JSONEncodeError
+
+    def fast(v: Any) -> bytes:
+        if type(v) is float and not (v == 0 or 1e-4 <= abs(v) < _INF):  # _as_json_writes
+            return slow(v)
+        try:
+            return dumps(v)
+        except error:
+            return slow(v)
+
+    return fast
+
+
 def jsonl_batch_encoder(
     *, exact: bool = False, floats: Sequence[str] | None = None
 ) -> Callable[[list[dict[str, Any]]], bytes]:
@@ -204,8 +232,11 @@ def numeric_columns(fmt: str) -> tuple[str, ...] | None:
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """The rows as JSON lines; a ``Rows`` stream says where floats may be (``Rows.floats``)."""
+    """The rows as JSON lines; a ``Rows`` stream says where floats may be (``Rows.floats``),
+    or that its rows are lines already (``Rows.lines``: bytes ending in a newline)."""
     encode = jsonl_batch_encoder(exact=getattr(rows, "exact", False), floats=getattr(rows, "floats", None))
+    if getattr(rows, "lines", False):  # already encoded (export/lines.py)
+        encode = b"".join
     # Each batch is encoded to UTF-8 on its own and written as a chunk: joining everything into
     # one str first costs more (non-ASCII text makes Python strings up to 4 bytes a character).
     with open(path, "wb") as f:
