@@ -20,6 +20,9 @@ from hitl_desktop.core.export.rows import render_prompt
 from hitl_desktop.core.ranking import PairSpec, Side, pair_specs
 from hitl_desktop.core.types import ADJUDICATION_TUTOR_ID, JudgedItem
 
+#: How many repeating values' encodings are kept (then forgotten, and kept again).
+_MEMO = 4096
+
 #: A side's pieces: text, model, seed, flags, ratings (JSON bytes).
 _Pieces = tuple[bytes, bytes, bytes, bytes, bytes]
 
@@ -29,31 +32,35 @@ class TrlPreferenceLines:
 
     def __init__(self) -> None:
         self.enc = json_value()
-        enc = self.enc
-        self._sources = {s: enc(s) for s in ("ranking", "adjudication", "correction", "consensus")}
+        #: the encodings of values that repeat across judgments (sources, domains, tutors,
+        #: models; margins above 0, whose equal floats write the same), up to _MEMO of them
+        self._memo: dict[object, bytes] = {}
 
-    def _source(self, source: str) -> bytes:
-        b = self._sources.get(source)
+    def _same(self, value: str | float) -> bytes:
+        b = self._memo.get(value)
         if b is None:
-            b = self._sources[source] = self.enc(source)
+            if len(self._memo) >= _MEMO:
+                self._memo.clear()
+            b = self._memo[value] = self.enc(value)
         return b
 
     def _side(self, side: Side) -> _Pieces:
-        enc = self.enc
-        return (enc(side[0]), enc(side[2]), enc(side[3]), enc(list(side[4])) if side[4] else b"[]",
-                enc(dict(side[5])) if side[5] else b"null")  # fmt: skip
+        enc, seed = self.enc, side[3]
+        return (enc(side[0]), self._same(side[2]), b"null" if seed is None else enc(seed),
+                enc(list(side[4])) if side[4] else b"[]", enc(dict(side[5])) if side[5] else b"null")  # fmt: skip
 
     def item(self, item: JudgedItem, pairs: list[PairSpec], tutor: str) -> list[bytes]:
         """The lines of one judgment's pairs (``rows._trl_preference_rows``, key for key)."""
         enc = self.enc
         j = item.judgment
         head = b'{"prompt":' + enc(render_prompt(item.prompt.messages, item.prompt.text)) + b',"chosen":'
+        same = self._same
         mid = (b',"prompt_id":' + enc(item.prompt.id) + b',"judgment_id":' + enc(j.id) + b',"domain":'
-               + enc(item.domain) + b',"tutor":' + enc(tutor) + b',"chosen_model":')  # fmt: skip
+               + same(item.domain) + b',"tutor":' + same(tutor) + b',"chosen_model":')  # fmt: skip
         when = b',"created_at":' + enc(j.created_at) + b',"chosen_flags":'
         end = b',"rationale":' + enc(j.rationale) + b"}\n"
-        ranking = self._source("adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking")
-        tutor_model = enc(f"tutor:{tutor}")
+        ranking = same("adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking")
+        tutor_model = same(f"tutor:{tutor}")
         sides: dict[int, _Pieces] = {}  # by id(): the sides are alive (in ``pairs``) meanwhile
         out = []
         for ch, rej, value, source in pairs:
@@ -63,11 +70,12 @@ class TrlPreferenceLines:
             r = sides.get(id(rej))
             if r is None:
                 r = sides[id(rej)] = self._side(rej)
+            value = float(value)
             out.append(b"".join((
-                head, c[0], b',"rejected":', r[0], b',"margin":', enc(float(value)), mid,
+                head, c[0], b',"rejected":', r[0], b',"margin":', same(value) if value > 0 else enc(value), mid,
                 tutor_model if source == "correction" else c[1], b',"rejected_model":', r[1],
                 b',"chosen_seed":', c[2], b',"rejected_seed":', r[2], b',"source":',
-                ranking if source == "ranking" else self._source(source), when, c[3],
+                ranking if source == "ranking" else same(source), when, c[3],
                 b',"rejected_flags":', r[3], b',"chosen_ratings":', c[4], b',"rejected_ratings":', r[4], end,
             )))  # fmt: skip
         return out
