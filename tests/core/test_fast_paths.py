@@ -269,3 +269,17 @@ def test_lines_are_the_rows_encoded(items, tutor):
     got = lines_builder("trl-preference")("trl-preference", items, tutor_name=lambda _: tutor, dropped=got_dropped)
     assert got == want
     assert got_dropped == want_dropped
+
+
+def test_an_export_puts_the_collector_thresholds_back():
+    import gc
+
+    from hitl_desktop.core.export import _fewer_collections
+
+    before = gc.get_threshold()
+    with _fewer_collections():
+        assert gc.get_threshold()[0] >= 50_000
+        with _fewer_collections():  # a second export, as two threads' exports overlap
+            assert gc.get_threshold()[0] >= 50_000
+        assert gc.get_threshold()[0] >= 50_000  # the first still runs
+    assert gc.get_threshold() == before
