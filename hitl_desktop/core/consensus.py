@@ -41,6 +41,7 @@ import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from operator import attrgetter
 
 from hitl_desktop.core.agreement import latest_by_tutor
 from hitl_desktop.core.ranking import (
@@ -54,6 +55,9 @@ from hitl_desktop.core.types import CONSENSUS_TUTOR, Candidate, JudgedItem, Judg
 #: Namespace of consensus judgment ids.
 CONSENSUS_NAMESPACE = uuid.UUID("6f1b7a52-3c4e-5d0a-9b8e-2f6c1d7e4a90")
 _NAMESPACE_BYTES = CONSENSUS_NAMESPACE.bytes
+
+#: Candidates in generated order (then by creation and id).
+_GENERATED_ORDER = attrgetter("index", "created_at", "id")
 
 
 def majorities(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> list[Majority]:
@@ -215,7 +219,7 @@ def _consensus_item(members: list[JudgedItem], voters: list[JudgedItem]) -> Judg
             if c.id in ranks and c.id not in by_id:
                 by_id[c.id] = c
     ballots = [{c: r for c, r in m.judgment.ranks.items() if c in by_id} for m in voters]
-    candidates = sorted(by_id.values(), key=lambda c: (c.index, c.created_at, c.id))
+    candidates = sorted(by_id.values(), key=_GENERATED_ORDER)
     order = [c.id for c in candidates]
     found = majorities(ballots, order)
     last = members[-1]
