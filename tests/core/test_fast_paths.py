@@ -283,3 +283,31 @@ def test_an_export_puts_the_collector_thresholds_back():
             assert gc.get_threshold()[0] >= 50_000
         assert gc.get_threshold()[0] >= 50_000  # the first still runs
     assert gc.get_threshold() == before
+
+
+def test_a_writer_given_a_slice_of_lines_or_values_writes_them(tmp_path):
+    """The writers' seam (tests replace them, writing ``rows[:n]``): a slice of JSON lines or
+    of value tuples, a plain list, is written as such."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from hitl_desktop.core.export import ExportOptions, _Export
+    from hitl_desktop.core.export.files import write_jsonl, write_parquet
+    from hitl_desktop.core.store import Store
+
+    store = Store.open(tmp_path / "lab.db")
+    p = Prompt(text="Q?", id="p1")
+    cs = [Candidate(prompt_id="p1", text=f"A{i}", index=i, id=f"c{i}") for i in range(3)]
+    store.bulk_insert(prompts=[p], candidates=cs)
+    tutor = store.ensure_tutor("ann")
+    store.save_judgment(Judgment(prompt_id="p1", tutor_id=tutor.id, ranks={"c0": 1, "c1": 2, "c2": 3}))
+    ex = _Export(store, ExportOptions(fmt="trl-preference", out=tmp_path / "x.jsonl", keep_tutor_names=True),
+                 None, None, None, None)  # fmt: skip
+    ex.test_ids = set()
+    write_jsonl(tmp_path / "half.jsonl", ex.jsonl_rows("train")[:2])
+    lines = (tmp_path / "half.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["chosen"] for line in lines] == ["A0", "A0"]
+    write_parquet(tmp_path / "half.parquet", "trl-preference", ex.arrow_rows("train")[:2])
+    assert pq.read_table(tmp_path / "half.parquet").column("rejected").to_pylist() == ["A1", "A2"]
+    store.close()

@@ -235,13 +235,13 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """The rows as JSON lines; a ``Rows`` stream says where floats may be (``Rows.floats``),
     or that its rows are lines already (``Rows.lines``: bytes ending in a newline)."""
     encode = jsonl_batch_encoder(exact=getattr(rows, "exact", False), floats=getattr(rows, "floats", None))
-    if getattr(rows, "lines", False):  # already encoded (export/lines.py)
-        encode = b"".join
+    lines = getattr(rows, "lines", False)
     # Each batch is encoded to UTF-8 on its own and written as a chunk: joining everything into
     # one str first costs more (non-ASCII text makes Python strings up to 4 bytes a character).
     with open(path, "wb") as f:
         for batch in _batches(rows):
-            f.write(encode(batch))
+            # lines already (export/lines.py; also a slice ``rows[:n]`` of them, a plain list)
+            f.write(b"".join(batch) if lines or type(batch[0]) is bytes else encode(batch))
         f.flush()
         os.fsync(f.fileno())
 
@@ -275,8 +275,8 @@ def write_parquet(path: Path, fmt: str, rows: Iterable[Any]) -> None:
     schema = arrow_schema(fmt)
     values = getattr(rows, "values", False)
     with pq.ParquetWriter(path, schema) as writer:
-        for batch in _batches(rows):
-            writer.write_table(table(fmt, batch, values=values))
+        for batch in _batches(rows):  # (a slice ``rows[:n]`` of tuples is a plain list)
+            writer.write_table(table(fmt, batch, values=values or type(batch[0]) is tuple))
     fsync_file(path)
 
 
