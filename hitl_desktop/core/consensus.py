@@ -67,6 +67,8 @@ def majorities(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> li
     Only ballots that ranked both candidates vote on a pair; a tie is no vote.
     """
     pos = {c: i for i, c in enumerate(order)}
+    if len(pos) == len(order):  # the candidates once each (as a consensus has them)
+        return _majorities_of_distinct(ballots, order)
     wins: dict[tuple[str, str], int] = {}
     for ballot in ballots:
         ranked = [c for c in order if c in ballot]
@@ -90,6 +92,34 @@ def majorities(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> li
                 found.append((ba - ab, -ab, pos[a], pos[b], a, b, ab, ba))
             elif ba > ab:
                 found.append((ab - ba, -ba, pos[b], pos[a], b, a, ba, ab))
+    found.sort()
+    return [Majority(w, lo, vf, va) for _, _, _, _, w, lo, vf, va in found]
+
+
+def _majorities_of_distinct(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> list[Majority]:
+    """``majorities`` where ``order`` names each candidate once: each pair's votes counted
+    over the ballots directly."""
+    found: list[tuple[int, int, int, int, str, str, int, int]] = []
+    for i, a in enumerate(order):
+        with_a = [b for b in ballots if a in b]
+        if not with_a:
+            continue
+        for j in range(i + 1, len(order)):
+            b = order[j]
+            ab = ba = 0
+            for ballot in with_a:
+                rb = ballot.get(b)
+                if rb is None:
+                    continue
+                ra = ballot[a]
+                if ra < rb:
+                    ab += 1
+                elif rb < ra:
+                    ba += 1
+            if ab > ba:
+                found.append((ba - ab, -ab, i, j, a, b, ab, ba))
+            elif ba > ab:
+                found.append((ab - ba, -ba, j, i, b, a, ba, ab))
     found.sort()
     return [Majority(w, lo, vf, va) for _, _, _, _, w, lo, vf, va in found]
 
