@@ -37,11 +37,11 @@ consensus item first, then its correction items.
 from __future__ import annotations
 
 import dataclasses
-import statistics
+import hashlib
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import combinations
+from operator import attrgetter
 
 from hitl_desktop.core.agreement import latest_by_tutor
 from hitl_desktop.core.ranking import (
@@ -50,10 +50,14 @@ from hitl_desktop.core.ranking import (
     effective_correction,
     ranked_nothing,
 )
-from hitl_desktop.core.types import CONSENSUS_TUTOR, JudgedItem, Judgment, Majority
+from hitl_desktop.core.types import CONSENSUS_TUTOR, Candidate, JudgedItem, Judgment, Majority
 
 #: Namespace of consensus judgment ids.
 CONSENSUS_NAMESPACE = uuid.UUID("6f1b7a52-3c4e-5d0a-9b8e-2f6c1d7e4a90")
+_NAMESPACE_BYTES = CONSENSUS_NAMESPACE.bytes
+
+#: Candidates in generated order (then by creation and id).
+_GENERATED_ORDER = attrgetter("index", "created_at", "id")
 
 
 def majorities(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> list[Majority]:
@@ -63,24 +67,61 @@ def majorities(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> li
     Only ballots that ranked both candidates vote on a pair; a tie is no vote.
     """
     pos = {c: i for i, c in enumerate(order)}
-    wins: dict[tuple[str, str], int] = defaultdict(int)
+    if len(pos) == len(order):  # the candidates once each (as a consensus has them)
+        return _majorities_of_distinct(ballots, order)
+    wins: dict[tuple[str, str], int] = {}
     for ballot in ballots:
-        for a, b in combinations([c for c in order if c in ballot], 2):
-            if ballot[a] < ballot[b]:
-                wins[(a, b)] += 1
-            elif ballot[b] < ballot[a]:
-                wins[(b, a)] += 1
-    out = []
-    for a, b in combinations(order, 2):
-        ab, ba = wins[(a, b)], wins[(b, a)]
-        if ab > ba:
-            out.append(Majority(a, b, ab, ba))
-        elif ba > ab:
-            out.append(Majority(b, a, ba, ab))
-    out.sort(
-        key=lambda m: (-(m.votes_for - m.votes_against), -m.votes_for, pos[m.winner], pos[m.loser])
-    )
-    return out
+        ranked = [c for c in order if c in ballot]
+        for i, a in enumerate(ranked):
+            ra = ballot[a]
+            for b in ranked[i + 1 :]:
+                rb = ballot[b]
+                if ra < rb:
+                    key = (a, b)
+                elif rb < ra:
+                    key = (b, a)
+                else:
+                    continue
+                wins[key] = wins.get(key, 0) + 1
+    # (strength, votes for, positions): the sort key; no two pairs share the positions
+    found: list[tuple[int, int, int, int, str, str, int, int]] = []
+    for i, a in enumerate(order):
+        for b in order[i + 1 :]:
+            ab, ba = wins.get((a, b), 0), wins.get((b, a), 0)
+            if ab > ba:
+                found.append((ba - ab, -ab, pos[a], pos[b], a, b, ab, ba))
+            elif ba > ab:
+                found.append((ab - ba, -ba, pos[b], pos[a], b, a, ba, ab))
+    found.sort()
+    return [Majority(w, lo, vf, va) for _, _, _, _, w, lo, vf, va in found]
+
+
+def _majorities_of_distinct(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> list[Majority]:
+    """``majorities`` where ``order`` names each candidate once: each pair's votes counted
+    over the ballots directly."""
+    found: list[tuple[int, int, int, int, str, str, int, int]] = []
+    for i, a in enumerate(order):
+        with_a = [b for b in ballots if a in b]
+        if not with_a:
+            continue
+        for j in range(i + 1, len(order)):
+            b = order[j]
+            ab = ba = 0
+            for ballot in with_a:
+                rb = ballot.get(b)
+                if rb is None:
+                    continue
+                ra = ballot[a]
+                if ra < rb:
+                    ab += 1
+                elif rb < ra:
+                    ba += 1
+            if ab > ba:
+                found.append((ba - ab, -ab, i, j, a, b, ab, ba))
+            elif ba > ab:
+                found.append((ab - ba, -ba, j, i, b, a, ba, ab))
+    found.sort()
+    return [Majority(w, lo, vf, va) for _, _, _, _, w, lo, vf, va in found]
 
 
 def ranked_pairs(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> dict[str, int]:
@@ -88,36 +129,51 @@ def ranked_pairs(ballots: Sequence[Mapping[str, int]], order: Sequence[str]) -> 
     return ranking_from_majorities(majorities(ballots, order), order)
 
 
+def _reaches(beats: Mapping[str, set[str]], start: str, goal: str) -> bool:
+    """Whether the locked pairs lead from ``start`` to ``goal`` (or they are one)."""
+    if start == goal:
+        return True
+    first = beats.get(start)
+    if not first:
+        return False
+    stack, seen = list(first), {start}
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            more = beats.get(node)
+            if more:
+                stack.extend(more)
+    return False
+
+
 def ranking_from_majorities(strongest_first: Sequence[Majority], order: Sequence[str]) -> dict[str, int]:
     """Lock the majorities strongest first unless they close a cycle; rank by longest chain."""
-    beats: dict[str, set[str]] = defaultdict(set)  # locked: winner -> losers
-
-    def reaches(start: str, goal: str) -> bool:
-        stack, seen = [start], set()
-        while stack:
-            node = stack.pop()
-            if node == goal:
-                return True
-            if node not in seen:
-                seen.add(node)
-                stack.extend(beats[node])
-        return False
-
+    beats: dict[str, set[str]] = {}  # locked: winner -> losers
     for m in strongest_first:
-        if not reaches(m.loser, m.winner):  # locking winner > loser closes no cycle
-            beats[m.winner].add(m.loser)
-    above: dict[str, set[str]] = defaultdict(set)
+        if not _reaches(beats, m.loser, m.winner):  # locking winner > loser closes no cycle
+            beats.setdefault(m.winner, set()).add(m.loser)
+    above: dict[str, list[str]] = {}
     for w, losers in beats.items():
         for lo in losers:
-            above[lo].add(w)
+            above.setdefault(lo, []).append(w)
     ranks: dict[str, int] = {}
+    return {c: _chain_rank(c, above, ranks) for c in order}
 
-    def rank(c: str) -> int:
-        if c not in ranks:
-            ranks[c] = 1 + max((rank(w) for w in above[c]), default=0)
-        return ranks[c]
 
-    return {c: rank(c) for c in order}
+def _chain_rank(c: str, above: Mapping[str, list[str]], ranks: dict[str, int]) -> int:
+    """1 + the longest locked chain above ``c`` (memoised in ``ranks``; a module function,
+    not a closure calling itself: that would make a reference cycle, garbage the collector
+    has to find, per prompt)."""
+    r = ranks.get(c)
+    if r is None:
+        r = 1
+        for w in above.get(c, ()):
+            r = max(r, _chain_rank(w, above, ranks) + 1)
+        ranks[c] = r
+    return r
 
 
 def several_tutor_prompts(items: Iterable[JudgedItem]) -> int:
@@ -170,30 +226,47 @@ def count_unchanged_corrections(members: Iterable[JudgedItem]) -> int:
     return sum(1 for m in members if m.judgment.correction is not None and effective_correction(m) is None)
 
 
+def consensus_id(name: str) -> str:
+    """``str(uuid.uuid5(CONSENSUS_NAMESPACE, name))``, without the UUID object."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _median_low(values: Iterable[int]) -> int:
+    """``statistics.median_low`` of a non-empty collection."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def _consensus_item(members: list[JudgedItem], voters: list[JudgedItem]) -> JudgedItem:
-    by_id = {}
+    by_id: dict[str, Candidate] = {}
     for m in voters:
+        ranks = m.judgment.ranks
         for c in m.candidates:
-            if c.id in m.judgment.ranks:
-                by_id.setdefault(c.id, c)
+            if c.id in ranks and c.id not in by_id:
+                by_id[c.id] = c
     ballots = [{c: r for c, r in m.judgment.ranks.items() if c in by_id} for m in voters]
-    candidates = sorted(by_id.values(), key=lambda c: (c.index, c.created_at, c.id))
+    candidates = sorted(by_id.values(), key=_GENERATED_ORDER)
     order = [c.id for c in candidates]
     found = majorities(ballots, order)
     last = members[-1]
     prompt_id = last.prompt.id
     member_ids = sorted(m.judgment.id for m in members)
-    jid = str(uuid.uuid5(CONSENSUS_NAMESPACE, "|".join(["majority", prompt_id, *member_ids])))
-    flags: dict[str, set[str]] = defaultdict(set)
-    ratings: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    jid = consensus_id("|".join(["majority", prompt_id, *member_ids]))
+    flags: dict[str, set[str]] = {}
+    ratings: dict[str, dict[str, list[int]]] = {}
     for m in members:
-        for cid, fl in m.judgment.flags.items():
+        j = m.judgment
+        for cid, fl in j.flags.items():
             if cid in by_id:
-                flags[cid].update(fl)
-        for cid, scales in m.judgment.ratings.items():
+                flags.setdefault(cid, set()).update(fl)
+        for cid, scales in j.ratings.items():
             if cid in by_id:
                 for scale, value in scales.items():
-                    ratings[cid][scale].append(value)
+                    ratings.setdefault(cid, {}).setdefault(scale, []).append(value)
     judgment = Judgment(
         id=jid,
         prompt_id=prompt_id,
@@ -201,12 +274,9 @@ def _consensus_item(members: list[JudgedItem], voters: list[JudgedItem]) -> Judg
         ranks=ranking_from_majorities(found, order),
         all_bad=sum(m.judgment.all_bad for m in members) * 2 > len(members),
         flags={cid: sorted(fl) for cid, fl in flags.items() if fl},
-        ratings={
-            cid: {s: statistics.median_low(v) for s, v in sorted(sc.items())}
-            for cid, sc in ratings.items()
-        },
+        ratings={cid: {s: _median_low(v) for s, v in sorted(sc.items())} for cid, sc in ratings.items()},
         rationale=f"consensus (majority pairs) of {len(members)} tutors",
-        strength=statistics.median_low(sorted(m.judgment.strength for m in members)),
+        strength=_median_low([m.judgment.strength for m in members]),
         guideline_version=last.judgment.guideline_version,
         created_at=last.judgment.created_at,
     )

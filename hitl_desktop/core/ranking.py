@@ -190,10 +190,13 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None, *, bare: b
     j = item.judgment
     flags, ratings = ({}, {}) if bare else (j.flags, j.ratings)
     by_id = {c.id: c for c in item.candidates}
-    side: dict[str, Side] = {}
-    for cid, c in by_id.items():
-        r = ratings.get(cid)
-        side[cid] = (c.text, cid, c.model, c.seed, tuple(flags.get(cid, ())), tuple(sorted(r.items())) if r else ())
+    if flags or ratings:
+        side: dict[str, Side] = {}
+        for cid, c in by_id.items():
+            r = ratings.get(cid)
+            side[cid] = (c.text, cid, c.model, c.seed, tuple(flags.get(cid, ())), tuple(sorted(r.items())) if r else ())
+    else:  # most judgments: no flag and no rating
+        side = {cid: (c.text, cid, c.model, c.seed, (), ()) for cid, c in by_id.items()}
     ranks = {cid: r for cid, r in j.ranks.items() if cid in by_id}
     out: list[PairSpec] = []
     seen: set[tuple[str, str]] = set()
@@ -208,6 +211,7 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None, *, bare: b
             seen.add(key)
             out.append((chosen, rejected, value, source))
 
+    ordered: list[str] | None = None
     dense: dict[str, int] | None = None
     if item.correction_only:
         pass
@@ -216,39 +220,64 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None, *, bare: b
             if m.winner in by_id and m.loser in by_id:
                 add(side[m.winner], side[m.loser], consensus_margin(m.votes_for, m.votes_against), "consensus")
     elif not j.all_bad:
-        dense = dense_ranks(ranks)
-        ordered = sorted(ranks, key=lambda cid: (ranks[cid], by_id[cid].index))
+        ordered, dense = _ordered_dense(ranks, by_id)
         kept = j.source_values.get("margin")  # an imported pair's own margin, as it was
         graded = item.rubric_scores  # a graded judgment: the score difference (README "Rubrics")
         strength = j.strength
         # combinations(ordered, 2) with margin() and add() written inline (the hot loop)
         levels = [(side[cid], ranks[cid], dense[cid], cid) for cid in ordered]
-        for i, (sa, ra, da, a) in enumerate(levels):
-            for sb, rb, db, b in levels[i + 1 :]:
-                if ra == rb:
-                    continue
-                value = (db - da) * strength / 2 if kept is None else float(kept)
-                if graded and a in graded and b in graded:
-                    value = graded[a] - graded[b]
-                key = (sa[0], sb[0])
-                if key[0] == key[1]:
-                    _count(dropped, SAME_TEXT_PAIR)
-                elif key in seen:
-                    _count(dropped, REPEATED_PAIR)
-                else:
-                    seen.add(key)
-                    out.append((sa, sb, value, "ranking"))
+        if kept is None and not graded and len({s[0] for s, _, _, _ in levels}) == len(levels):
+            # distinct texts: no pair of equal texts and none repeated; margins from ranks
+            for i, (sa, ra, da, _a) in enumerate(levels):
+                for sb, rb, db, _b in levels[i + 1 :]:
+                    if ra != rb:
+                        out.append((sa, sb, (db - da) * strength / 2, "ranking"))
+        else:
+            for i, (sa, ra, da, a) in enumerate(levels):
+                for sb, rb, db, b in levels[i + 1 :]:
+                    if ra == rb:
+                        continue
+                    value = (db - da) * strength / 2 if kept is None else float(kept)
+                    if graded and a in graded and b in graded:
+                        value = graded[a] - graded[b]
+                    key = (sa[0], sb[0])
+                    if key[0] == key[1]:
+                        _count(dropped, SAME_TEXT_PAIR)
+                    elif key in seen:
+                        _count(dropped, REPEATED_PAIR)
+                    else:
+                        seen.add(key)
+                        out.append((sa, sb, value, "ranking"))
+    corr = j.correction
+    if corr is None:
+        return out
     corr = effective_correction(item)
-    if corr is None and j.correction is not None:
+    if corr is None:
         _count(dropped, UNCHANGED_CORRECTION)
-    if corr is not None:
-        if dense is None:
-            dense = dense_ranks(ranks)
-        mine: Side = (corr.text, corr.id, f"tutor:{item.tutor_name}", None,
-                      tuple(flags.get(corr.id, ())), () if bare else _ratings(j, corr.id))  # fmt: skip
-        for cid in sorted(ranks, key=lambda c: (ranks[c], by_id[c].index)):
-            add(mine, side[cid], margin(dense[cid], j.strength), "correction")
+        return out
+    if dense is None:
+        ordered, dense = _ordered_dense(ranks, by_id)
+    seen.update((a[0], b[0]) for a, b, _, _ in out)  # the fast path above keeps no seen set
+    mine: Side = (corr.text, corr.id, f"tutor:{item.tutor_name}", None,
+                  tuple(flags.get(corr.id, ())), () if bare else _ratings(j, corr.id))  # fmt: skip
+    for cid in ordered:
+        add(mine, side[cid], margin(dense[cid], j.strength), "correction")
     return out
+
+
+def _ordered_dense(ranks: Mapping[str, int], by_id: Mapping[str, Candidate]) -> tuple[list[str], dict[str, int]]:
+    """The ranked candidates best first (then in generated order), and their dense ranks
+    (``dense_ranks``, from the same walk)."""
+    ordered = sorted(ranks, key=lambda cid: (ranks[cid], by_id[cid].index))
+    dense: dict[str, int] = {}
+    level, last = 0, None
+    for cid in ordered:
+        r = ranks[cid]
+        if level == 0 or r != last:
+            level += 1
+            last = r
+        dense[cid] = level
+    return ordered, dense
 
 
 def pairs_for_item(item: JudgedItem, dropped: Counter[str] | None = None) -> list[PreferencePair]:

@@ -25,12 +25,16 @@ into place: on any error nothing partial is left and an existing output is untou
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +60,12 @@ from hitl_desktop.core.export.files import (
 from hitl_desktop.core.export.files import write_folder as _write_folder
 from hitl_desktop.core.export.files import write_jsonl as _write_jsonl
 from hitl_desktop.core.export.files import write_parquet as _write_parquet
+from hitl_desktop.core.export.lines import LINES, lines_builder
 from hitl_desktop.core.export.rows import (
     PAIRED,
+    VALUES,
     build_rows,
+    build_values,
     one_label_each,
     render_prompt,
     render_transcript,
@@ -132,7 +139,8 @@ def export_dataset(
                                         grades_from=opts.grades_from, keep_tutor_names=opts.keep_tutor_names)
         except RubricError as e:
             raise ExportError(str(e)) from None
-    return _Export(store, opts, items, on_progress, assembled, consensus_prompts).run()
+    with _fewer_collections():
+        return _Export(store, opts, items, on_progress, assembled, consensus_prompts).run()
 
 
 def _as_time(value: Any) -> str | None:
@@ -170,6 +178,40 @@ class _Tally:
     @property
     def prompts(self) -> int:
         return len(self._prompts) if self._by_set else self.prompt_count
+
+
+_gc_lock = threading.Lock()
+_gc_users = 0  # exports running (a GUI may run two at once, in threads)
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def _fewer_collections(young: int = 50_000) -> Iterator[None]:
+    """The cyclic garbage collector run less often while the rows stream: with the default
+    (a collection every 700 new containers) the rows of the batch being written are promoted
+    again and again until full collections walk every object of the process, a quarter of an
+    export's time. Rows are freed by reference counting (an export makes no reference cycle;
+    what other code makes still goes, every ``young`` new containers), so memory stays flat.
+    The thresholds are put back when the last export running ends."""
+    global _gc_users, _gc_saved
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(young, _gc_saved[0]), *_gc_saved[1:])
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0:
+                gc.set_threshold(*_gc_saved)
+
+
+def _counted(chunks: Iterable[list[dict[str, Any]]], tally: _Tally) -> Iterator[list[dict[str, Any]]]:
+    for rows in chunks:
+        tally.rows += len(rows)
+        yield rows
 
 
 class _Export:
@@ -240,23 +282,46 @@ class _Export:
 
     # -- rows ---------------------------------------------------------------------------------
 
-    def rows(self, which: str) -> Iterator[dict[str, Any]]:
-        """The rows of one split ("train" is everything without a split), counted."""
+    def rows(self, which: str, *, form: str = "dicts") -> Iterator[Any]:
+        """The rows of one split ("train" is everything without a split), counted. ``form``:
+        "dicts", "values" (tuples in the columns' order, a format of ``rows.VALUES`` only) or
+        "lines" (JSON lines, a format of ``lines.LINES`` only)."""
         tally = self.tallies[which]
-        stream = self._rows(which, tally)
+        chunks = self._chunks(which, tally, form)
         if self.opts.consensus and self.fmt in ("kto", "sft"):
-            stream = self._one_label_each(stream)
-        for row in stream:
-            tally.rows += 1
-            yield row
+            chunks = self._one_label_each(chunks)
+        return chain.from_iterable(_counted(chunks, tally))
 
-    def _rows(self, which: str, tally: _Tally) -> Iterator[dict[str, Any]]:
+    def arrow_rows(self, which: str) -> Rows:
+        """The rows for the Arrow writers (Parquet, datasets): tuples where the format has
+        them (``rows.VALUES``)."""
+        values = self.fmt in VALUES
+        return Rows(self.rows(which, form="values" if values else "dicts"), values=values)
+
+    def jsonl_rows(self, which: str) -> Rows:
+        """The rows for the JSONL writer: lines where the format has them (``lines.LINES``)."""
+        if self.fmt in LINES:
+            return Rows(self.rows(which, form="lines"), lines=True)
+        # where a row's floats may be (files.jsonl_batch_encoder); judgments: free-form values
+        return Rows(self.rows(which), floats=numeric_columns(self.fmt), exact=self.fmt == "judgments")
+
+    def _chunks(self, which: str, tally: _Tally, form: str = "dicts") -> Iterator[list[Any]]:
+        """The rows, a list per batch of items (paired formats) or per item."""
         fmt, judgments = self.fmt, self.fmt == "judgments"
         # what assembling the items leaves out is counted once, on the first pass
         assembling = self.dropped if which == "train" else None
+        paired = fmt in PAIRED
+        build = {"dicts": build_rows, "values": build_values}.get(form) or lines_builder(fmt)
         for batch in self.selection.batches(dropped=assembling, on_read=self._read):
             if self.split:
                 batch = [it for it in batch if (it.prompt.id in self.test_ids) == (which == "test")]
+            if paired:  # a pair is a row: the batch's rows at once
+                rows = build(fmt, batch, tutor_name=self.tutor_name, dropped=self.dropped)
+                for it in batch:
+                    tally.item(it)
+                tally.pairs += len(rows)
+                yield rows
+                continue
             sessions = origins = None
             if judgments and self.store is not None:
                 wanted = {sid for it in batch if (sid := it.judgment.session_id) and sid not in self._sessions}
@@ -270,23 +335,20 @@ class _Export:
                     dropped=self.dropped, sessions=sessions, origins=origins, is_pseudonym=self.is_pseudonym,
                 )  # fmt: skip
                 tally.item(it)
-                if fmt in PAIRED:
-                    tally.pairs += len(rows)
-                else:
-                    tally.pairs += len(pair_specs(it, bare=True))
-                    if it.judgment.correction is not None and effective_correction(it) is None:
-                        self.dropped[ranking.UNCHANGED_CORRECTION] += 1
-                yield from rows
+                tally.pairs += len(pair_specs(it, bare=True))
+                if it.judgment.correction is not None and effective_correction(it) is None:
+                    self.dropped[ranking.UNCHANGED_CORRECTION] += 1
+                yield rows
 
-    def _one_label_each(self, stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _one_label_each(self, chunks: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
         """``one_label_each`` over each prompt's rows (a stream keeps them together)."""
         group: list[dict[str, Any]] = []
-        for row in stream:
+        for row in chain.from_iterable(chunks):
             if group and row["prompt_id"] != group[-1]["prompt_id"]:
-                yield from one_label_each(group, self.dropped)
+                yield one_label_each(group, self.dropped)
                 group = []
             group.append(row)
-        yield from one_label_each(group, self.dropped)
+        yield one_label_each(group, self.dropped)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -343,7 +405,7 @@ class _Export:
             )
             if self.kind == "folder":
                 files = [out]
-                splits = {"train": Rows(self.rows("train")), "test": Rows(self.rows("test"))}
+                splits = {"train": self.arrow_rows("train"), "test": self.arrow_rows("test")}
                 replace_folder(out, lambda tmp: _write_folder(tmp, self.fmt, splits, self.card, self.split))
             else:
                 if self.split:
@@ -367,8 +429,5 @@ class _Export:
     def _file_writer(self, which: str) -> Callable[[Path], None]:
         # the writers are looked up here, at call time: tests replace them on this module
         if self.kind == "jsonl":
-            # where a row's floats may be (files.jsonl_batch_encoder); judgments: free-form values
-            floats = numeric_columns(self.fmt)
-            exact = self.fmt == "judgments"
-            return lambda tmp: _write_jsonl(tmp, Rows(self.rows(which), floats=floats, exact=exact))
-        return lambda tmp: _write_parquet(tmp, self.fmt, Rows(self.rows(which)))
+            return lambda tmp: _write_jsonl(tmp, self.jsonl_rows(which))
+        return lambda tmp: _write_parquet(tmp, self.fmt, self.arrow_rows(which))

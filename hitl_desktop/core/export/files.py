@@ -10,7 +10,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from itertools import chain, islice, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,25 @@ class Rows:
     first n rows still to come (a list)."""
 
     def __init__(
-        self, rows: Iterable[dict[str, Any]], *, floats: Sequence[str] | None = None, exact: bool = False
+        self,
+        rows: Iterable[dict[str, Any]],
+        *,
+        floats: Sequence[str] | None = None,
+        exact: bool = False,
+        values: bool = False,
+        lines: bool = False,
     ) -> None:
         self._rows = iter(rows)
         #: what a JSONL writer may know of the rows (``jsonl_batch_encoder``): the only keys
         #: that may hold floats (None: any), or ``exact``: free-form values, json alone
         self.floats = floats
         self.exact = exact
+        #: each row a tuple of its values in the columns' order (``rows.build_values``): for
+        #: the Arrow writers only
+        self.values = values
+        #: each row its JSON line already, bytes ending in a newline (export/lines.py): for
+        #: the JSONL writer only
+        self.lines = lines
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self._rows
@@ -88,6 +101,15 @@ def _as_json_writes(v: float) -> bool:
     return v == 0 or 1e-4 <= abs(v) < _INF
 
 
+def _floats_as_json_writes(values: Iterable[Any]) -> bool:
+    """``_as_json_writes`` of every float among ``values`` (other values pass), in one
+    comprehension and two builtins: the floats' nonzero sizes all at least 1e-4 and their sum
+    finite (a NaN or an infinity makes it NaN or infinite; so does an overflow, and json then
+    writes that batch: the same bytes)."""
+    sizes = [abs(v) for v in values if type(v) is float and v]  # 0.0 and -0.0 pass; NaN is kept
+    return not sizes or (sum(sizes) < _INF and min(sizes) >= 1e-4)
+
+
 def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     """One row to its UTF-8 JSON line (no newline): json's compact encoding with
     ``ensure_ascii=False``, a lone surrogate written as the escape it stands for. With orjson
@@ -117,6 +139,30 @@ def jsonl_encoder(*, exact: bool = False) -> Callable[[dict[str, Any]], bytes]:
     return fast
 
 
+def json_value() -> Callable[[Any], bytes]:
+    """One value to its JSON bytes as ``jsonl_encoder`` writes it inside a row (orjson where
+    it writes json's bytes, else json): a line joined from such pieces and the keys is the
+    line of the row (rows built from pre-encoded pieces, export/lines.py)."""
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+    def slow(v: Any) -> bytes:
+        return encode(v).encode("utf-8", "backslashreplace")
+
+    if _orjson is None:
+        return slow
+    dumps, error = _orjson.dumps, _orjson.JSONEncodeError
+
+    def fast(v: Any) -> bytes:
+        if type(v) is float and not (v == 0 or 1e-4 <= abs(v) < _INF):  # _as_json_writes
+            return slow(v)
+        try:
+            return dumps(v)
+        except error:
+            return slow(v)
+
+    return fast
+
+
 def jsonl_batch_encoder(
     *, exact: bool = False, floats: Sequence[str] | None = None
 ) -> Callable[[list[dict[str, Any]]], bytes]:
@@ -142,12 +188,16 @@ def jsonl_batch_encoder(
         if not batch or not batch[0]:
             return by_row(batch)
         first = next(iter(batch[0]))
-        for row in batch:
-            if next(iter(row), None) != first:
-                return by_row(batch)
-            for v in row.values() if keys is None else map(row.get, keys):
-                if type(v) is float and not (v == 0 or 1e-4 <= abs(v) < _INF):  # _as_json_writes
-                    return by_row(batch)
+        # every row's first key (an empty row ends the map early: the length differs)
+        firsts = list(map(next, map(iter, batch)))
+        if len(firsts) != len(batch) or firsts.count(first) != len(batch):
+            return by_row(batch)
+        if keys is None:
+            values: Iterable[Any] = chain.from_iterable(map(dict.values, batch))
+        else:
+            values = chain.from_iterable(map(dict.get, batch, repeat(k)) for k in keys)
+        if not _floats_as_json_writes(values):
+            return by_row(batch)
         try:
             out = dumps(batch)
             key = dumps(first)
@@ -182,35 +232,51 @@ def numeric_columns(fmt: str) -> tuple[str, ...] | None:
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """The rows as JSON lines; a ``Rows`` stream says where floats may be (``Rows.floats``)."""
+    """The rows as JSON lines; a ``Rows`` stream says where floats may be (``Rows.floats``),
+    or that its rows are lines already (``Rows.lines``: bytes ending in a newline)."""
     encode = jsonl_batch_encoder(exact=getattr(rows, "exact", False), floats=getattr(rows, "floats", None))
+    lines = getattr(rows, "lines", False)
     # Each batch is encoded to UTF-8 on its own and written as a chunk: joining everything into
     # one str first costs more (non-ASCII text makes Python strings up to 4 bytes a character).
     with open(path, "wb") as f:
         for batch in _batches(rows):
-            f.write(encode(batch))
+            # lines already (export/lines.py; also a slice ``rows[:n]`` of them, a plain list)
+            f.write(b"".join(batch) if lines or type(batch[0]) is bytes else encode(batch))
         f.flush()
         os.fsync(f.fileno())
 
 
-def table(fmt: str, rows: list[dict[str, Any]]):
+def table(fmt: str, rows: Sequence[Any], *, values: bool = False):
     """The rows as an Arrow table of the format's schema: ``Table.from_pylist``'s table (a
     missing key is null, keys outside the schema are left out), built a column at a time
-    (about twice as fast)."""
+    (about twice as fast). ``values``: each row is a tuple of its values in the schema's
+    order (``rows.build_values``), not a dict."""
     import pyarrow as pa
 
     schema = arrow_schema(fmt)
-    return pa.Table.from_pydict({f.name: [r.get(f.name) for r in rows] for f in schema}, schema=schema)
+    names = schema.names
+    if not rows:
+        columns: list[Sequence[Any]] = [[] for _ in names]
+    elif values:
+        columns = list(zip(*rows))
+    else:
+        try:  # every row has every column: the columns taken in C
+            columns = list(zip(*map(itemgetter(*names), rows)))
+        except KeyError:
+            columns = [[r.get(name) for r in rows] for name in names]
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
-def write_parquet(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Row groups of BATCH_ROWS rows; an empty stream still makes a valid (empty) file."""
+def write_parquet(path: Path, fmt: str, rows: Iterable[Any]) -> None:
+    """Row groups of BATCH_ROWS rows; an empty stream still makes a valid (empty) file. A
+    ``Rows`` stream may hold tuples of values (``Rows.values``)."""
     import pyarrow.parquet as pq
 
     schema = arrow_schema(fmt)
+    values = getattr(rows, "values", False)
     with pq.ParquetWriter(path, schema) as writer:
-        for batch in _batches(rows):
-            writer.write_table(table(fmt, batch))
+        for batch in _batches(rows):  # (a slice ``rows[:n]`` of tuples is a plain list)
+            writer.write_table(table(fmt, batch, values=values or type(batch[0]) is tuple))
     fsync_file(path)
 
 
@@ -219,9 +285,10 @@ def _arrow_file(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> int:
     import pyarrow as pa
 
     n = 0
+    values = getattr(rows, "values", False)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, arrow_schema(fmt)) as writer:
         for batch in _batches(rows):
-            writer.write_table(table(fmt, batch))
+            writer.write_table(table(fmt, batch, values=values))
             n += len(batch)
     return n
 

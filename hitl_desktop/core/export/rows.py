@@ -200,7 +200,7 @@ def _source(source: str, item: JudgedItem) -> str:
     return source
 
 
-def _trl_preference_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> Iterator[dict[str, Any]]:
+def _trl_preference_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> list[dict[str, Any]]:
     # the export's most used format: ``_pair_metadata`` written inline (a call and a merge
     # less per row; tests/core/test_export_golden.py checks the columns and their order)
     prompt = render_prompt(item.prompt.messages, item.prompt.text)
@@ -208,8 +208,8 @@ def _trl_preference_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) ->
     jid, created_at, rationale = j.id, j.created_at, j.rationale
     ranking = "adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking"
     tutor_model = f"tutor:{tutor}"
-    for ch, rej, value, source in pairs:
-        yield {
+    return [
+        {
             "prompt": prompt,
             "chosen": ch[0],
             "rejected": rej[0],
@@ -224,12 +224,56 @@ def _trl_preference_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) ->
             "rejected_seed": rej[3],
             "source": ranking if source == "ranking" else source,
             "created_at": created_at,
-            "chosen_flags": list(ch[4]),
-            "rejected_flags": list(rej[4]),
-            "chosen_ratings": dict(ch[5]) or None,
-            "rejected_ratings": dict(rej[5]) or None,
+            # a new list and dict per row, as ``_pair_metadata`` makes (most sides have none)
+            "chosen_flags": list(ch[4]) if ch[4] else [],
+            "rejected_flags": list(rej[4]) if rej[4] else [],
+            "chosen_ratings": dict(ch[5]) if ch[5] else None,
+            "rejected_ratings": dict(rej[5]) if rej[5] else None,
             "rationale": rationale,
         }
+        for ch, rej, value, source in pairs
+    ]
+
+
+def trl_preference_values(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> list[tuple[Any, ...]]:
+    """``_trl_preference_rows`` as tuples in the columns' order (``COLUMNS``, the Arrow
+    schema's): what a Parquet or Arrow batch is made from without a dict per row (flags as
+    the sides' tuples: Arrow reads them as lists). tests/core/test_export_digests.py checks
+    the files against those the dicts made."""
+    prompt = render_prompt(item.prompt.messages, item.prompt.text)
+    j, pid, domain = item.judgment, item.prompt.id, item.domain
+    jid, created_at, rationale = j.id, j.created_at, j.rationale
+    ranking = "adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking"
+    tutor_model = f"tutor:{tutor}"
+    return [
+        (
+            prompt, ch[0], rej[0], float(value), jid, pid, domain, tutor,
+            tutor_model if source == "correction" else ch[2], rej[2], ch[3], rej[3],
+            ranking if source == "ranking" else source, created_at, ch[4], rej[4],
+            dict(ch[5]) if ch[5] else None, dict(rej[5]) if rej[5] else None, rationale,
+        )  # fmt: skip
+        for ch, rej, value, source in pairs
+    ]
+
+
+#: Formats whose rows can be made as tuples in the columns' order (``build_values``).
+VALUES = {"trl-preference": trl_preference_values}
+
+
+def build_values(
+    fmt: str, items: Iterable[JudgedItem], *, tutor_name: Callable[[str], str] = lambda name: name,
+    dropped: Counter[str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """``build_rows`` for a format of ``VALUES``, each row a tuple of its column values in
+    the columns' order (``COLUMNS``)."""
+    values = VALUES[fmt]
+    out: list[tuple[Any, ...]] = []
+    for item in items:
+        tutor = tutor_name(item.tutor_name)
+        pairs = pair_specs(item, dropped)
+        if pairs:
+            out.extend(values(item, pairs, tutor))
+    return out
 
 
 def _trl_preference_chat_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> Iterator[dict[str, Any]]:
