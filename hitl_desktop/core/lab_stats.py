@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from hitl_desktop.core import collector
 from hitl_desktop.core.agreement import StatsAgreement
 from hitl_desktop.core.judged_reader import CURRENT_JUDGMENT, JudgedReader
 from hitl_desktop.core.models_compared import BOOTSTRAP_ROUNDS, ModelsTally
@@ -22,7 +23,13 @@ _FIGURES = ("prompts", "candidates", "judgments", "pairs", "corrections", "tutor
 
 
 def lab_stats(store: Store, *, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> dict[str, Any]:
-    """Everything ``stats --json`` prints (module docstring)."""
+    """Everything ``stats --json`` prints (module docstring); the cycle collector runs less
+    often meanwhile (:func:`.collector.sparse`: one pass over every judgment)."""
+    with collector.sparse():
+        return _lab_stats(store, rounds=rounds, seed=seed)
+
+
+def _lab_stats(store: Store, *, rounds: int, seed: int) -> dict[str, Any]:
     ex = store.db.conn.execute
 
     def count(sql: str) -> int:

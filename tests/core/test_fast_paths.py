@@ -277,7 +277,7 @@ def test_lines_are_the_rows_encoded(items, tutor):
 def test_an_export_puts_the_collector_thresholds_back():
     import gc
 
-    from hitl_desktop.core.export import _fewer_collections
+    from hitl_desktop.core.collector import sparse as _fewer_collections
 
     before = gc.get_threshold()
     with _fewer_collections():
