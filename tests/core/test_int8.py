@@ -166,7 +166,8 @@ def test_quantize_linears_packs_and_keeps_only_the_embedding_table(tiny_model_di
 
 
 def test_cpu_threads_follow_the_setting_else_the_idle_cores(monkeypatch):
-    from hitl_desktop.core.backends.transformers_backend import THREADS_ENV, _cpu_threads
+    from hitl_desktop.core.backends.runtime import THREADS_ENV
+    from hitl_desktop.core.backends.runtime import cpu_threads as _cpu_threads
 
     monkeypatch.setenv(THREADS_ENV, "3")
     assert _cpu_threads(8) == 3
@@ -373,3 +374,62 @@ def test_readme_names_the_kernel_switch_and_each_kernel():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert f"`{loading.INT8_KERNEL_ENV}=" in readme
     assert all(f"`{kernel}`" in readme for kernel in int8.KERNELS)
+
+
+def test_the_thread_count_is_looked_at_again_while_a_generation_runs(monkeypatch):
+    """A program busy when the generation began (the window saving a judgment) no longer
+    halves the whole generation: every EVERY steps, the median of LOOKS looks decides."""
+    from hitl_desktop.core.backends import runtime
+
+    monkeypatch.delenv(runtime.THREADS_ENV, raising=False)
+    looks = iter([1, 1, 1] + [0] * 100)  # busy at the start, then idle
+    monkeypatch.setattr(runtime, "busy_elsewhere", lambda: next(looks))
+    gov = runtime.CpuThreads(cores=2)
+    assert gov.threads == 1
+    changes = [(step, n) for step in range(1, 40) if (n := gov.before_step()) is not None]
+    assert changes == [(runtime.CpuThreads.EVERY + runtime.CpuThreads.LOOKS - 1, 2)]
+    # one busy look among three is a blip: no change
+    looks = iter([1, 0, 0] * 10)
+    gov = runtime.CpuThreads(cores=2, look=lambda: next(looks))
+    gov.threads = 2
+    assert all(gov.before_step() is None for _ in range(40))
+    # the setting fixes the count; where /proc cannot tell, the count stays
+    monkeypatch.setenv(runtime.THREADS_ENV, "2")
+    assert runtime.CpuThreads(cores=4).fixed
+    monkeypatch.delenv(runtime.THREADS_ENV)
+    gov = runtime.CpuThreads(cores=2, look=lambda: None)
+    assert all(gov.before_step() is None for _ in range(40))
+
+
+def test_busy_elsewhere_does_not_count_this_process_own_threads():
+    import sys
+
+    from hitl_desktop.core.backends import runtime
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("/proc")
+    busy = runtime.busy_elsewhere()
+    assert busy is not None and busy >= 0
+
+
+def test_texts_are_the_same_when_the_thread_count_changes_mid_generation(tiny_model_dir, monkeypatch):
+    from hitl_desktop.core.backends import runtime
+    from hitl_desktop.core.backends.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend.load(tiny_model_dir)
+    conv = [Message("user", "Hello")]
+    params = SamplingParams(temperature=0.9, max_new_tokens=40)
+    monkeypatch.setenv(runtime.THREADS_ENV, "1")
+    steady = [c.text for c in backend.generate(conv, k=3, params=params, seeds=[4, 5, 6]).candidates]
+    monkeypatch.delenv(runtime.THREADS_ENV)
+    counts = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: counts.append(n) or real(n))
+    flips = iter([0, 0, 0, 1, 1, 1] * 100)  # idle, then busy, then idle...
+    monkeypatch.setattr(runtime, "busy_elsewhere", lambda: next(flips))
+    monkeypatch.setattr(runtime.CpuThreads, "EVERY", 4)
+    changing = [c.text for c in backend.generate(conv, k=3, params=params, seeds=[4, 5, 6]).candidates]
+    assert changing == steady
+    if (os_cores := __import__("os").cpu_count() or 1) > 1:
+        assert len(set(counts[1:-1])) > 1, counts  # the count did change while it ran
+    del os_cores

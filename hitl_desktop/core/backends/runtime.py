@@ -13,16 +13,25 @@ Nothing here runs at import time (and nothing imports torch): the model process 
   with one other busy process: 0.6 s per decoding step instead of 0.15). Costs ~20% on an
   otherwise idle machine; set ``OMP_WAIT_POLICY=ACTIVE`` to prefer that. Only effective
   before torch is first imported.
-* :func:`cpu_threads`: the threads of one generation on the CPU (``HITL_CPU_THREADS``).
+* :func:`cpu_threads`: the threads of one generation on the CPU (``HITL_CPU_THREADS``);
+  :class:`CpuThreads` looks again while it runs.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 
-__all__ = ["MODEL_ENVIRONMENT", "THREADS_ENV", "apply_model_environment", "configure_torch", "cpu_threads"]
+__all__ = [
+    "MODEL_ENVIRONMENT",
+    "THREADS_ENV",
+    "CpuThreads",
+    "apply_model_environment",
+    "busy_elsewhere",
+    "configure_torch",
+    "cpu_threads",
+]
 
 MODEL_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
@@ -58,8 +67,8 @@ def cpu_threads(cores: int | None = None) -> int:
     small parallel regions; a thread that has to wait for a core at each of them makes the
     step several times slower than one thread alone (measured on 2 cores with other
     programs busy: 660 ms per step with 2 threads against 160 ms with 1). The busy cores are
-    the runnable tasks of ``/proc/loadavg`` (median of 3 looks, this thread excluded); where
-    it cannot be read, every core. The texts do not depend on the number of threads (the
+    the runnable tasks of ``/proc/loadavg`` less this process's running threads
+    (:func:`busy_elsewhere`, median of 3 looks); where it cannot be read, every core. The texts do not depend on the number of threads (the
     int8 sums are exact; checked on the embedded model)."""
     cores = max(1, cores or os.cpu_count() or 1)
     wanted = os.environ.get(THREADS_ENV, "").strip()
@@ -71,13 +80,74 @@ def cpu_threads(cores: int | None = None) -> int:
     if cores == 1:
         return 1
     looks = []
+    for i in range(3):
+        if i:
+            time.sleep(0.002)
+        busy = busy_elsewhere()
+        if busy is None:
+            return cores
+        looks.append(busy)
+    return max(1, min(cores, cores - sorted(looks)[1]))
+
+
+def busy_elsewhere() -> int | None:
+    """The tasks running or waiting for a core right now that are not this process's own
+    threads (``/proc/loadavg``'s runnable count less this process's running threads: its
+    sleeping OpenMP workers are not counted, a worker still finishing a step is not "busy");
+    None where ``/proc`` cannot tell."""
     try:
-        for i in range(3):
-            if i:
-                time.sleep(0.002)
-            with open("/proc/loadavg", encoding="ascii") as f:
-                looks.append(int(f.read().split()[3].split("/")[0]))
+        with open("/proc/loadavg", encoding="ascii") as f:
+            runnable = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(f"{task.path}/stat", encoding="ascii", errors="replace") as f:
+                    own += f.read().rpartition(")")[2].split()[0] == "R"
+            except (OSError, IndexError):
+                continue
     except (OSError, ValueError, IndexError):
-        return cores
-    busy = max(0, sorted(looks)[1] - 1)
-    return max(1, min(cores, cores - busy))
+        return None
+    return max(0, runnable - max(1, own))
+
+
+class CpuThreads:
+    """The threads of one generation on the CPU, looked at again while it runs: a program
+    busy for a moment when the generation began (the window saving a judgment, the command
+    line storing the last prompt's candidates) no longer halves the whole generation, and
+    one that starts later gets its core back. :meth:`before_step` looks every
+    :data:`EVERY` steps (the median of :data:`LOOKS` looks on consecutive steps, each a
+    read of ``/proc``, no waiting) and gives the new count when it changes. ``HITL_CPU_THREADS``
+    fixes the count; the texts do not depend on it."""
+
+    EVERY = 16
+    LOOKS = 3
+
+    def __init__(self, cores: int | None = None, look: Callable[[], int | None] | None = None) -> None:
+        self.cores = max(1, cores or os.cpu_count() or 1)
+        wanted = os.environ.get(THREADS_ENV, "").strip()
+        self.fixed = bool(wanted and wanted != "auto") or self.cores == 1
+        self._look = look or busy_elsewhere
+        self.threads = cpu_threads(self.cores)
+        self._steps = 0
+        self._looks: list[int] = []
+
+    def before_step(self) -> int | None:
+        """The new thread count when it should change now, else None."""
+        if self.fixed:
+            return None
+        self._steps += 1
+        if self._steps < self.EVERY or self._steps % self.EVERY >= self.LOOKS:
+            return None
+        busy = self._look()
+        if busy is None:
+            self.fixed = True
+            return None
+        self._looks.append(busy)
+        if len(self._looks) < self.LOOKS:
+            return None
+        wanted = max(1, min(self.cores, self.cores - sorted(self._looks)[self.LOOKS // 2]))
+        self._looks = []
+        if wanted == self.threads:
+            return None
+        self.threads = wanted
+        return wanted

@@ -91,8 +91,7 @@ from hitl_desktop.core.backends.lean_gemma3 import supports as _lean_supports
 from hitl_desktop.core.backends.loading import DTYPES
 from hitl_desktop.core.backends.plain import PLAIN_STOPS, format_plain, held_back
 from hitl_desktop.core.backends.prompting import END_OF_TURN_TOKENS, PLAIN_FORMAT_DOC
-from hitl_desktop.core.backends.runtime import THREADS_ENV
-from hitl_desktop.core.backends.runtime import cpu_threads as _cpu_threads
+from hitl_desktop.core.backends.runtime import THREADS_ENV, CpuThreads
 from hitl_desktop.core.backends.streaming import Row as _Row
 from hitl_desktop.core.types import Message
 
@@ -238,11 +237,13 @@ class TransformersBackend(DecodingMixin):
         check_request(k, seeds)
         with self._lock, torch.inference_mode():
             threads = torch.get_num_threads()
+            governor = None
             if self.device == "cpu":
-                torch.set_num_threads(_cpu_threads())
+                governor = CpuThreads()  # looked at again while it runs
+                torch.set_num_threads(governor.threads)
             try:
                 return self._generate(
-                    conversation, k, params, [int(s) for s in seeds], on_token, should_stop
+                    conversation, k, params, [int(s) for s in seeds], on_token, should_stop, governor
                 )
             finally:
                 torch.set_num_threads(threads)
@@ -255,6 +256,7 @@ class TransformersBackend(DecodingMixin):
         seeds: list[int],
         on_token: TokenCallback | None,
         should_stop: StopCallback | None,
+        governor: CpuThreads | None = None,
     ) -> GenerationResult:
         start = time.perf_counter()
         prompt = self.encode_prompt(conversation) or [self.pad_id]
@@ -348,6 +350,8 @@ class TransformersBackend(DecodingMixin):
                 tokens = [tokens[b] for b in keep]
                 if seen is not None:
                     seen = seen.index_select(0, torch.tensor(keep, device=seen.device))
+            if governor is not None and (threads := governor.before_step()) is not None:
+                torch.set_num_threads(threads)
             logits, past = self._step(tokens, past)
         return self._result(result, rows, start, stopped)
 
