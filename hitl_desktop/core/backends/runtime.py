@@ -67,9 +67,11 @@ def cpu_threads(cores: int | None = None) -> int:
     small parallel regions; a thread that has to wait for a core at each of them makes the
     step several times slower than one thread alone (measured on 2 cores with other
     programs busy: 660 ms per step with 2 threads against 160 ms with 1). The busy cores are
-    the runnable tasks of ``/proc/loadavg`` less this process's running threads
-    (:func:`busy_elsewhere`, median of 3 looks); where it cannot be read, every core. The texts do not depend on the number of threads (the
-    int8 sums are exact; checked on the embedded model)."""
+    the runnable tasks of ``/proc/loadavg`` less this process's and its parent's running
+    threads (:func:`busy_elsewhere`, median of 3 looks); where it cannot be read, every
+    core. The texts do not depend on the number of threads (each row's numbers are computed
+    alone, whatever the thread count; checked bit for bit). :class:`CpuThreads` looks again
+    while a generation runs."""
     cores = max(1, cores or os.cpu_count() or 1)
     wanted = os.environ.get(THREADS_ENV, "").strip()
     if wanted and wanted != "auto":
