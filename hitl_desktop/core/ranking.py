@@ -224,7 +224,7 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None, *, bare: b
         kept = j.source_values.get("margin")  # an imported pair's own margin, as it was
         graded = item.rubric_scores  # a graded judgment: the score difference (README "Rubrics")
         strength = j.strength
-        # combinations(ordered, 2) with margin() and add() written inline (the hot loop)
+        # combinations(ordered, 2) with margin() written inline (the hot loop)
         levels = [(side[cid], ranks[cid], dense[cid], cid) for cid in ordered]
         if kept is None and not graded and len({s[0] for s, _, _, _ in levels}) == len(levels):
             # distinct texts: no pair of equal texts and none repeated; margins from ranks
@@ -240,14 +240,7 @@ def pair_specs(item: JudgedItem, dropped: Counter[str] | None = None, *, bare: b
                     value = (db - da) * strength / 2 if kept is None else float(kept)
                     if graded and a in graded and b in graded:
                         value = graded[a] - graded[b]
-                    key = (sa[0], sb[0])
-                    if key[0] == key[1]:
-                        _count(dropped, SAME_TEXT_PAIR)
-                    elif key in seen:
-                        _count(dropped, REPEATED_PAIR)
-                    else:
-                        seen.add(key)
-                        out.append((sa, sb, value, "ranking"))
+                    add(sa, sb, value, "ranking")
     corr = j.correction
     if corr is None:
         return out

@@ -235,8 +235,10 @@ def test_int_mm_layer_gives_fbgemms_numbers_and_each_row_alone():
     assert not wide.use_int_mm()  # its int32 sums could overflow: packed for fbgemm instead
 
 
-@int_mm
-def test_quantize_linears_int_mm_fuses_siblings_into_one_table_and_packs_nothing(tiny_model_dir):
+@pytest.mark.parametrize("kernel", [pytest.param("int_mm", marks=int_mm), "weight_only"])
+def test_quantize_linears_fuses_siblings_into_one_table_and_packs_nothing(tiny_model_dir, kernel):
+    """int_mm and weight_only: the same tables (weight_only multiplies them with
+    ``_weight_int8pack_mm``, nothing prepared)."""
     from transformers import AutoModelForCausalLM
 
     from hitl_desktop.core.backends.int8 import int8_tables
@@ -245,9 +247,9 @@ def test_quantize_linears_int_mm_fuses_siblings_into_one_table_and_packs_nothing
     ids = torch.tensor([[5, 17, 99, 3]])
     with torch.inference_mode():
         before = model(input_ids=ids).logits.float()
-    quantize_linears(model, int_mm=True)
+    quantize_linears(model, int_mm=kernel == "int_mm", weight_only=kernel == "weight_only")
     layers = [m for m in model.modules() if isinstance(m, Int8Linear)]
-    assert layers and all(m._packed is None and m._int_mm for m in layers)
+    assert layers and all(m._packed is None and m._int_mm == (kernel == "int_mm") for m in layers)
     attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
     fused = attn.q_proj.fused[0]
     assert attn.k_proj.fused[0] is fused and attn.v_proj.fused[0] is fused
@@ -328,27 +330,6 @@ def test_weight_only_layer_follows_the_dequantized_weight_and_each_row_alone():
             assert torch.equal(top(x), y[:, :half])
     finally:
         torch.set_num_threads(threads)
-
-
-def test_quantize_linears_weight_only_fuses_the_tables_and_prepares_nothing(tiny_model_dir):
-    from transformers import AutoModelForCausalLM
-
-    from hitl_desktop.core.backends.int8 import int8_tables
-
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16).eval()
-    ids = torch.tensor([[5, 17, 99, 3]])
-    with torch.inference_mode():
-        before = model(input_ids=ids).logits.float()
-    quantize_linears(model, weight_only=True)
-    layers = [m for m in model.modules() if isinstance(m, Int8Linear)]
-    assert layers and all(m._packed is None and not m._int_mm for m in layers)
-    attn = model.model.layers[0].self_attn
-    assert attn.q_proj.fused[0] is attn.k_proj.fused[0] is attn.v_proj.fused[0]
-    with torch.inference_mode():
-        after = model(input_ids=ids).logits.float()
-    assert (after.argmax(-1) == before.argmax(-1)).float().mean() >= 0.75
-    assert (after - before).abs().max() < 0.2 * before.abs().max()
-    assert "model.layers.0.self_attn.q_proj+k_proj+v_proj.weight" in int8_tables(model)
 
 
 def test_the_default_kernel_is_the_faster_one_for_the_cpu_and_the_switch_overrides_it(monkeypatch):

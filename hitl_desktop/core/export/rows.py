@@ -200,14 +200,19 @@ def _source(source: str, item: JudgedItem) -> str:
     return source
 
 
+def _trl_judgment(item: JudgedItem, tutor: str) -> tuple[str, str, str, str, str, str | None, str, str]:
+    """What every trl-preference row of a judgment shares: (prompt, prompt id, judgment id,
+    domain, created at, rationale, the source of its ranked pairs, a correction's model)."""
+    j = item.judgment
+    ranking = "adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking"
+    prompt = render_prompt(item.prompt.messages, item.prompt.text)
+    return prompt, item.prompt.id, j.id, item.domain, j.created_at, j.rationale, ranking, f"tutor:{tutor}"
+
+
 def _trl_preference_rows(item: JudgedItem, pairs: list[PairSpec], tutor: str) -> list[dict[str, Any]]:
     # the export's most used format: ``_pair_metadata`` written inline (a call and a merge
     # less per row; tests/core/test_export_golden.py checks the columns and their order)
-    prompt = render_prompt(item.prompt.messages, item.prompt.text)
-    j, pid, domain = item.judgment, item.prompt.id, item.domain
-    jid, created_at, rationale = j.id, j.created_at, j.rationale
-    ranking = "adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking"
-    tutor_model = f"tutor:{tutor}"
+    prompt, pid, jid, domain, created_at, rationale, ranking, tutor_model = _trl_judgment(item, tutor)
     return [
         {
             "prompt": prompt,
@@ -240,11 +245,7 @@ def trl_preference_values(item: JudgedItem, pairs: list[PairSpec], tutor: str) -
     schema's): what a Parquet or Arrow batch is made from without a dict per row (flags as
     the sides' tuples: Arrow reads them as lists). tests/core/test_export_digests.py checks
     the files against those the dicts made."""
-    prompt = render_prompt(item.prompt.messages, item.prompt.text)
-    j, pid, domain = item.judgment, item.prompt.id, item.domain
-    jid, created_at, rationale = j.id, j.created_at, j.rationale
-    ranking = "adjudication" if j.tutor_id == ADJUDICATION_TUTOR_ID else "ranking"
-    tutor_model = f"tutor:{tutor}"
+    prompt, pid, jid, domain, created_at, rationale, ranking, tutor_model = _trl_judgment(item, tutor)
     return [
         (
             prompt, ch[0], rej[0], float(value), jid, pid, domain, tutor,

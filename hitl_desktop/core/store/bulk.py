@@ -68,11 +68,6 @@ class Bulk(StoreBase):
             tutor_cols = ("id", "name", "domains", "created_at")
             tutor_rows = [(t.id, t.name, dumps(t.domains), t.created_at) for t in tutors]
         session_rows = [(x.id, x.tutor_id, x.domain, x.guideline_version, x.started_at, x.ended_at) for x in sessions]
-        prompt_rows = [
-            (p.id, p.text, p.domain, dumps([m.to_dict() for m in p.messages]) if p.messages else "[]",
-             p.external_id, p.source, p.parent_judgment_id, None, p.created_at)
-            for p in prompts
-        ]  # fmt: skip
         cand_rows: list[tuple] = [
             (c.id, c.prompt_id, c.index, c.text, c.model, c.model_revision, c.dtype,
              dumps(c.params) if c.params else "{}" if type(c.params) is dict else dumps(c.params),
@@ -105,17 +100,10 @@ class Bulk(StoreBase):
             c = j.correction
             if c is not None:
                 corrections.append((c.id, jid, c.candidate_id, c.text, c.created_at))
-        gold = [(p.id, cid, r) for p in prompts if p.gold_ranking for cid, r in p.gold_ranking.items()]
-        gold += [(pid, cid, r) for pid, g in (gold_rankings or {}).items() for cid, r in dict(g).items()]
-        with self.db.atomic():
-            self._insert_tuples("tutors", tutor_cols, tutor_rows)
-            self._insert_tuples("sessions", ("id", "tutor_id", "domain", "guideline_version", "started_at", "ended_at"), session_rows)
-            self._insert_tuples("prompts", _PROMPT, prompt_rows)
-            self._insert_tuples("candidates", cand_cols, cand_rows)
-            self._insert_tuples("judgments", _JUDGMENT, judgment_list)
-            self._insert_tuples("rankings", _RANKING, rankings)
-            self._insert_tuples("corrections", _CORRECTION, corrections)
-            self._insert_tuples("gold_rankings", ("prompt_id", "candidate_id", "rank"), gold)
+        self._write(
+            (tutor_cols, tutor_rows), session_rows, prompts, (cand_cols, cand_rows), judgment_list, rankings,
+            corrections, gold_rankings,
+        )  # fmt: skip
 
     def insert_rows(
         self,
@@ -133,6 +121,24 @@ class Bulk(StoreBase):
         orders of ``bulk_insert`` (``CANDIDATE_COLUMNS``, ``JUDGMENT_COLUMNS``...): the values
         ``bulk_insert`` would have made of the same records. One transaction (or savepoint)."""
         tutor_rows = [(t.id, t.name, dumps(t.domains), t.created_at) for t in tutors]
+        self._write(
+            (("id", "name", "domains", "created_at"), tutor_rows), [], prompts, (_CANDIDATE, candidates), judgments,
+            rankings, corrections, gold_rankings,
+        )  # fmt: skip
+
+    def _write(
+        self,
+        tutors: tuple[Sequence[str], list[tuple]],
+        sessions: list[tuple],
+        prompts: Sequence[Prompt],
+        candidates: tuple[Sequence[str], list[tuple]],
+        judgments: list[tuple],
+        rankings: list[tuple],
+        corrections: list[tuple],
+        gold_rankings: Mapping[str, Mapping[str, int]] | None,
+    ) -> None:
+        """The rows of ``bulk_insert`` / ``insert_rows`` (the prompts' made here), in one
+        transaction (or savepoint), tables in the order their foreign keys need."""
         prompt_rows = [
             (p.id, p.text, p.domain, dumps([m.to_dict() for m in p.messages]) if p.messages else "[]",
              p.external_id, p.source, p.parent_judgment_id, None, p.created_at)
@@ -141,9 +147,10 @@ class Bulk(StoreBase):
         gold = [(p.id, cid, r) for p in prompts if p.gold_ranking for cid, r in p.gold_ranking.items()]
         gold += [(pid, cid, r) for pid, g in (gold_rankings or {}).items() for cid, r in dict(g).items()]
         with self.db.atomic():
-            self._insert_tuples("tutors", ("id", "name", "domains", "created_at"), tutor_rows)
+            self._insert_tuples("tutors", *tutors)
+            self._insert_tuples("sessions", ("id", "tutor_id", "domain", "guideline_version", "started_at", "ended_at"), sessions)
             self._insert_tuples("prompts", _PROMPT, prompt_rows)
-            self._insert_tuples("candidates", _CANDIDATE, candidates)
+            self._insert_tuples("candidates", *candidates)
             self._insert_tuples("judgments", _JUDGMENT, judgments)
             self._insert_tuples("rankings", _RANKING, rankings)
             self._insert_tuples("corrections", _CORRECTION, corrections)
