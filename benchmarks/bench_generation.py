@@ -22,9 +22,11 @@ start, imports and loading, as a tutor opening the app (or `hitl-desktop generat
 Every candidate is made to write exactly ``--tokens`` tokens (EOS disabled) so that the
 token counts are equal; aggregate tokens/s = all candidates' tokens / seconds.
 
-Our model process sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set; ``runtime.apply_model_environment``, which the in-process figure calls too): ~20% slower on an idle machine,
+Our model process sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set; ``runtime.apply_model_environment``, which the in-process figure calls too): ~20-30% slower on an idle machine,
 several times faster when another process or the GUI keeps a core busy. Run with
-``OMP_WAIT_POLICY=ACTIVE`` in the environment to measure the idle-machine best case.
+``OMP_WAIT_POLICY=ACTIVE`` in the environment to measure the idle-machine best case, or
+``HITL_BENCH_HEADLESS=1`` to measure both as the command line runs them (a headless parent:
+``runtime.HEADLESS_ENVIRONMENT``, libgomp's own ~3 ms spin; the window keeps PASSIVE).
 
 Measured on the 2-core dev machine (load average ~1 from other work), K=4 x 64 tokens:
 ours whole process 8.5 s = 30 tok/s (imports 3.2 s, warm load 0.95 s, generation 58 tok/s;
@@ -93,11 +95,16 @@ def _median_of(reps: int, run) -> tuple[float, list[float]]:  # noqa: ANN001
     return statistics.median(times), times
 
 
+def _headless() -> bool:
+    """``HITL_BENCH_HEADLESS=1``: as the command line runs its model (see the module doc)."""
+    return os.environ.get("HITL_BENCH_HEADLESS", "").strip() == "1"
+
+
 def child_ours(k: int, tokens: int, spawned: float, reps: int = 3) -> dict:
     t0 = time.perf_counter()
     from hitl_desktop.core.backends.runtime import apply_model_environment
 
-    apply_model_environment()  # as the model process does, before torch is imported
+    apply_model_environment(headless=_headless())  # as the model process does, before torch
     from hitl_desktop.core.backends.base import SamplingParams
     from hitl_desktop.core.backends.transformers_backend import load_backend
     from hitl_desktop.core.types import Message
@@ -168,7 +175,9 @@ def child_engine(k: int, tokens: int, spawned: float, reps: int = 3) -> dict:
     from hitl_desktop.core.types import Message
 
     t1 = time.perf_counter()
-    backend = open_local_backend(None, device="cpu", loader="bench_generation:_engine_loader")
+    backend = open_local_backend(
+        None, device="cpu", loader="bench_generation:_engine_loader", headless=_headless()
+    )
     t_start = time.perf_counter() - t1
     params = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=tokens)
     t2 = time.perf_counter()

@@ -272,7 +272,7 @@ def _generate(store, specs, todo, *, device, served_model=None, completions=Fals
     try:
         backend = open_backend(
             specs, device=device, on_progress=progress, served_model=served_model, completions=completions,
-            max_concurrency=max_concurrency, on_status=_status_line,
+            max_concurrency=max_concurrency, on_status=_status_line, headless=True,
         )
     except ModelError as e:
         raise click.ClickException(str(e)) from None
@@ -439,7 +439,7 @@ def grade_command(db_path: str | None, grader: str, served_model: str | None, li
     store = _open_store(_db(db_path), create=False)
     try:
         try:
-            backend = open_backend(grader, served_model=served_model)
+            backend = open_backend(grader, served_model=served_model, headless=True)
         except ModelError as e:
             raise click.ClickException(f"grader {grader}: {e}; nothing was graded") from None
         try:

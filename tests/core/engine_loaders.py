@@ -108,5 +108,5 @@ def never_ready(path, *, device=None, on_progress=None):
 def reports_environment(path, *, device=None, on_progress=None):
     """Says, as its load failure, the model environment the child runs under."""
     raise ModelError("environment: " + " ".join(
-        f"{name}={os.environ.get(name, '')}" for name in ("OMP_WAIT_POLICY", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+        f"{name}={os.environ.get(name, '')}" for name in ("OMP_WAIT_POLICY", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "GOMP_SPINCOUNT")
     ))

@@ -344,9 +344,22 @@ def test_the_model_process_sets_the_model_environment_before_loading(monkeypatch
     """The defaults of runtime.MODEL_ENVIRONMENT are set in the child, before its loader
     imports torch, and a variable already set is left as it is."""
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     with pytest.raises(ModelError) as e:
         open_local_backend("x", loader="engine_loaders:reports_environment")
-    assert str(e.value) == "environment: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1"
+    assert str(e.value) == (
+        "environment: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GOMP_SPINCOUNT="
+    )
+    # a headless parent (the command line): libgomp's own spin before a thread sleeps
+    with pytest.raises(ModelError) as e:
+        open_local_backend("x", loader="engine_loaders:reports_environment", headless=True)
+    assert str(e.value).endswith(" GOMP_SPINCOUNT=300000")
+    assert "GOMP_SPINCOUNT" not in os.environ  # set in the child only
+    monkeypatch.setenv("GOMP_SPINCOUNT", "0")  # the user's own setting wins
+    with pytest.raises(ModelError) as e:
+        open_local_backend("x", loader="engine_loaders:reports_environment", headless=True)
+    assert str(e.value).endswith(" GOMP_SPINCOUNT=0")
+    monkeypatch.delenv("GOMP_SPINCOUNT")
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     with pytest.raises(ModelError, match="OMP_WAIT_POLICY=ACTIVE "):
         open_local_backend("x", loader="engine_loaders:reports_environment")

@@ -7,6 +7,7 @@ import json
 from click.testing import CliRunner
 
 from hitl_desktop.cli import cli
+from hitl_desktop.core.backends.base import ModelError
 from hitl_desktop.core.store import Store
 
 
@@ -57,6 +58,24 @@ def test_generate_with_a_bad_model_exits_with_one_line(tmp_path, db_path):
     assert "broken.gguf" in result.output and "Traceback" not in result.output
     with Store.open(db_path) as s:
         assert s.db["candidates"].count == 0
+
+
+def test_generate_opens_the_local_model_as_a_headless_parent(tmp_path, db_path, monkeypatch):
+    """The command line only takes the streamed text: its model process may spin its threads
+    (runtime.HEADLESS_ENVIRONMENT); the window keeps PASSIVE."""
+    from hitl_desktop.core.backends import process
+
+    seen = {}
+
+    def refuse(*a, **kw):
+        seen.update(kw)
+        raise ModelError("no model here")
+
+    monkeypatch.setattr(process, "open_local_backend", refuse)
+    queue(tmp_path, db_path, n=1)
+    result = CliRunner().invoke(cli, ["generate", "--db", str(db_path)])
+    assert result.exit_code == 1 and "no model here" in result.output
+    assert seen.get("headless") is True
 
 
 def test_generate_with_nothing_queued_loads_no_model(tmp_path, db_path, monkeypatch):

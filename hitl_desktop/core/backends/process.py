@@ -130,7 +130,7 @@ def _parent_gone() -> NoReturn:
     os._exit(0)
 
 
-def _child_main(conn: Any, path: str | None, device: str | None, loader: str) -> None:
+def _child_main(conn: Any, path: str | None, device: str | None, loader: str, headless: bool = False) -> None:
     """The child's whole life: load, say ``ready`` (or ``load_failed``), serve requests.
 
     The parent's death is seen on the pipe: the reader thread's ``recv`` reads EOF (the
@@ -186,7 +186,8 @@ def _child_main(conn: Any, path: str | None, device: str | None, loader: str) ->
     try:
         from hitl_desktop.core.backends.runtime import apply_model_environment
 
-        apply_model_environment()  # before the loader first imports torch (OMP_WAIT_POLICY...)
+        # before the loader first imports torch (OMP_WAIT_POLICY...)
+        apply_model_environment(headless=headless)
         backend = _load_function(loader)(path, device=device, on_progress=progress)
     except BaseException as e:  # noqa: BLE001 - every failure becomes a message
         send({"type": "load_failed", "error": _describe(e), "memory": isinstance(e, MemoryError)})
@@ -398,6 +399,7 @@ def open_local_backend(
     device: str | None = None,
     on_progress: ProgressCallback | None = None,
     loader: str | None = None,
+    headless: bool = False,
 ) -> ModelBackend:
     """Start a generation process for a local model and return its proxy once it is loaded.
 
@@ -406,6 +408,8 @@ def open_local_backend(
     ``on_progress(fraction, message)`` reports the child's loading, from this thread.
     ``loader``: "module:function" the child loads the model with (default
     :data:`DEFAULT_LOADER`, read at call time; tests use their own).
+    ``headless``: the caller only takes the streamed text (the command line): the child's
+    OpenMP threads spin briefly before they sleep (:data:`.runtime.HEADLESS_ENVIRONMENT`).
     Raises ModelError with the child's reason when it cannot load, EngineDied when it dies.
     """
     progress = on_progress or (lambda f, m: None)
@@ -416,7 +420,7 @@ def open_local_backend(
     parent_conn, child_conn = context.Pipe(duplex=True)
     process = context.Process(
         target=_child_main,
-        args=(child_conn, path, device, loader or DEFAULT_LOADER),
+        args=(child_conn, path, device, loader or DEFAULT_LOADER, headless),
         name="hitl-model",
         daemon=True,
     )

@@ -55,10 +55,13 @@ def open_backend(
     completions: bool = False,
     max_concurrency: int | None = None,
     on_status: StatusCallback | None = None,
+    headless: bool = False,
 ) -> ModelBackend:
     """Open the backend for ``spec`` (see the module docstring); a ModelError when it can't.
 
     ``served_model`` names the served model of every URL spec without a ``#NAME`` of its own.
+    ``headless``: the caller only takes the streamed text (the command line, not the
+    window): a local model's process may spin its threads (:func:`.process.open_local_backend`).
     """
     if isinstance(spec, (list, tuple)):
         specs = list(spec) or [None]
@@ -66,7 +69,7 @@ def open_backend(
             return open_backend(
                 specs[0], device=device, on_progress=on_progress,
                 served_model=served_model, completions=completions,
-                max_concurrency=max_concurrency, on_status=on_status,
+                max_concurrency=max_concurrency, on_status=on_status, headless=headless,
             )
         members = []
         for j, one in enumerate(specs):
@@ -77,7 +80,7 @@ def open_backend(
             members.append(open_backend(
                 one, device=device, on_progress=progress,
                 served_model=served_model, completions=completions,
-                max_concurrency=max_concurrency, on_status=on_status,
+                max_concurrency=max_concurrency, on_status=on_status, headless=headless,
             ))
         return CompositeBackend(members)
     if is_url(spec):
@@ -85,14 +88,18 @@ def open_backend(
             str(spec), served_model=served_model, completions=completions,
             max_concurrency=max_concurrency, on_status=on_status,
         )
-    return _open_local(spec, device=device, on_progress=on_progress)
+    return _open_local(spec, device=device, on_progress=on_progress, headless=headless)
 
 
-def _open_local(path: str | Path | None, *, device: str | None, on_progress: ProgressCallback | None) -> ModelBackend:
+def _open_local(
+    path: str | Path | None, *, device: str | None, on_progress: ProgressCallback | None, headless: bool = False
+) -> ModelBackend:
     """The one place a local model is opened: in its own process (the generation engine)."""
     from hitl_desktop.core.backends import process
 
-    return process.open_local_backend(None if path is None else str(path), device=device, on_progress=on_progress)
+    return process.open_local_backend(
+        None if path is None else str(path), device=device, on_progress=on_progress, headless=headless
+    )
 
 
 class CompositeBackend:
