@@ -10,7 +10,7 @@ Nothing here runs at import time (and nothing imports torch): the model process 
   ``local_files_only`` anyway), ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads that sleep when
   they wait instead of spinning. With all cores in use, a busy GUI thread or another program
   otherwise makes every parallel region wait for a descheduled spinner (measured on 2 cores
-  with one other busy process: 0.6 s per decoding step instead of 0.15). Costs ~20% on an
+  with one other busy process: 0.6 s per decoding step instead of 0.15). Costs 20-30% on an
   otherwise idle machine; set ``OMP_WAIT_POLICY=ACTIVE`` to prefer that. Only effective
   before torch is first imported.
 * :data:`HEADLESS_ENVIRONMENT`: added for a model process whose parent only takes the
@@ -20,7 +20,7 @@ Nothing here runs at import time (and nothing imports torch): the model process 
   :class:`CpuThreads` governor already gives up a core that another program keeps busy.
   Measured on the 2-core machine, the workload of ``benchmarks/bench_workload.py`` through
   the generation process: 85.8 tok/s against 60.4 with PASSIVE, idle; with one other busy
-  program both ~50 (one thread). A parent that keeps a core a third busy (10 ms of work
+  program (in-process) 49.9 against 50.8, both on one thread. A parent that keeps a core a third busy (10 ms of work
   per streamed message, every 30 ms) makes it 48 against PASSIVE's 57: the window stays
   PASSIVE.
 * :func:`cpu_threads`: the threads of one generation on the CPU (``HITL_CPU_THREADS``);
