@@ -20,9 +20,9 @@ Nothing here runs at import time (and nothing imports torch): the model process 
   :class:`CpuThreads` governor already gives up a core that another program keeps busy.
   Measured on the 2-core machine, the workload of ``benchmarks/bench_workload.py`` through
   the generation process: 85.8 tok/s against 60.4 with PASSIVE, idle; with one other busy
-  program (in-process) 49.9 against 50.8, both on one thread. A parent that keeps a core a third busy (10 ms of work
-  per streamed message, every 30 ms) makes it 48 against PASSIVE's 57: the window stays
-  PASSIVE.
+  program (in-process) 49.9 against 50.8, both on one thread. A parent that keeps a core a
+  third busy (10 ms of work per streamed message, every 30 ms) makes it 48 against PASSIVE's
+  57: the window stays PASSIVE.
 * :func:`cpu_threads`: the threads of one generation on the CPU (``HITL_CPU_THREADS``);
   :class:`CpuThreads` looks again while it runs.
 """
