@@ -132,3 +132,35 @@ def test_a_split_export_keeps_only_ids(stores, tmp_path, suffix):
         peaks[n] = peak(lambda store=store, n=n: export_dataset(store, out=tmp_path / f"{n}{suffix}", **opts))
     extra_prompts = (LARGE - SMALL) // 2
     assert peaks[LARGE] <= GROWTH * peaks[SMALL] + SPLIT_BYTES_PER_PROMPT * extra_prompts, peaks
+
+
+def _lab_file(path, n: int) -> None:
+    """n judgments as records: n/2 prompts, two tutors each, 4 candidates."""
+    import json
+
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n // 2):
+            base = {"id": f"q{i}", "prompt": f"Question {i}: the dose of drug {i}?", "domain": "medicine",
+                    "candidates": [f"Answer {k} to question {i}. " * 4 for k in range(4)]}  # fmt: skip
+            f.write(json.dumps({**base, "ranking": [1, 2, 3, 4], "tutor": "ann"}) + "\n")
+            f.write(json.dumps({**base, "ranking": [1, 3, 2, 4], "tutor": "bob"}) + "\n")
+
+
+def test_import_peak_memory_does_not_grow_with_the_file(tmp_path):
+    """Batches of 100 records: what the import keeps between batches (the line each prompt was
+    first seen on, the prompts of the database it reused) is in SQLite's temp database, not
+    in memory (before: a dict of every prompt's id and line)."""
+    from hitl_desktop.core.importing import import_file
+
+    warm = tmp_path / "warm.jsonl"
+    _lab_file(warm, 20)
+    import_file(Store.memory(), warm, batch_size=100)  # what a first import loads, once
+    peaks = {}
+    for n in (SMALL, LARGE):
+        src = tmp_path / f"lab-{n}.jsonl"
+        _lab_file(src, n)
+        store = Store.open(tmp_path / f"import-{n}.db")
+        peaks[n] = peak(lambda store=store, src=src: import_file(store, src, batch_size=100))
+        assert store.db.execute("select count(*) from judgments").fetchone()[0] == n
+        store.close()
+    assert peaks[LARGE] <= GROWTH * peaks[SMALL], peaks

@@ -131,3 +131,46 @@ def _variant(row: dict, i: int) -> dict:
         row["prompt"] = f"q{i}"
         row.pop("id", None)
     return row
+
+
+def _lines(path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_a_batch_names_the_line_an_earlier_batch_first_saw_an_id_on(tmp_path):
+    """What a later batch knows of an earlier one (the line each id was first seen on) comes
+    from the import's first-lines table, not from memory: the message names that line."""
+    path = tmp_path / "ids.jsonl"
+    rows = [{"id": f"q{i}", "prompt": f"Question {i}"} for i in range(6)]
+    rows.append({"id": "q1", "prompt": "Another text"})  # line 7, two batches after line 2
+    _lines(path, rows)
+    with Store.memory() as s:
+        with pytest.raises(ImportFileError) as e:
+            import_file(s, path, batch_size=2)
+        [err] = e.value.errors
+        assert (err.line, err.field) == (7, "prompt") and "another prompt text in line 2" in err.message
+        assert s.db.execute("select count(*) from prompts").fetchone()[0] == 0  # all or nothing
+        # the same connection imports again: nothing of the refused file's table is left
+        assert not s.db.execute("select name from sqlite_temp_master").fetchall()
+        _lines(path, rows[:6] + [{"id": "q1", "prompt": "Question 1", "candidates": ["a", "b"], "ranking": [1, 2]}])
+        summary = import_file(s, path, batch_size=2)
+        assert (summary.prompts, summary.prompts_reused, summary.judgments) == (6, 0, 1)
+        assert not s.db.execute("select name from sqlite_temp_master").fetchall()
+
+
+def test_a_prompt_of_the_database_named_in_several_batches_is_reused_once(tmp_path):
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    _lines(first, [{"id": "q1", "prompt": "Question 1"}, {"id": "q2", "prompt": "Question 2"}])
+    rows = [{"id": "q1", "prompt": "Question 1", "candidates": ["a", "b"], "ranking": [1, 2], "tutor": f"t{i}"}
+            for i in range(5)]  # fmt: skip
+    rows.insert(3, {"id": "q2", "prompt": "Other text"})  # line 4: the database's q2 differs
+    _lines(second, rows)
+    with Store.memory() as s:
+        import_file(s, first)
+        with pytest.raises(ImportFileError) as e:
+            import_file(s, second, batch_size=2)
+        assert "another prompt text in the database" in e.value.errors[0].message
+        del rows[3]
+        _lines(second, rows)
+        summary = import_file(s, second, batch_size=2)
+        assert (summary.prompts, summary.prompts_reused, summary.judgments) == (0, 1, 5)

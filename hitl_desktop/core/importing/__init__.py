@@ -31,7 +31,9 @@ Importing the same file twice adds nothing the second time.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 
 from hitl_desktop.core.collector import paused as paused_gc
@@ -106,6 +108,9 @@ def import_file(
                 raise ImportFileError(p, run.errors)
     except OSError as e:
         raise ImportFileError(p, [LineError(0, "", f"cannot be read ({e.strerror or e})")]) from None
+    finally:
+        with contextlib.suppress(sqlite3.Error):  # (a connection that failed keeps its error)
+            store.first_lines_end()
     return summary
 
 

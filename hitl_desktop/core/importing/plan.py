@@ -5,8 +5,10 @@ A batch's records are checked against the database and the file's earlier record
 names one prompt: same text, same earlier turns, one gold ranking; candidates matched by
 text; one judgment per prompt and tutor, or per pair row), then written with
 ``Store.bulk_insert`` inside the import's one transaction (``import_file``). Between batches
-only names and ids are kept (tutors, the line each new prompt was first seen on): what a
-later batch needs of an earlier one it reads back from the database.
+only the tutors' names are kept in memory: the line each prompt was first seen on (and which
+prompts of the database the file reused) goes to a scratch table in the connection's temp
+database (``Store.first_lines_*``), and what a later batch needs of an earlier one it reads
+back from the database, so an import's memory does not grow with its file.
 """
 
 from __future__ import annotations
@@ -74,8 +76,6 @@ class RecordPlan:
         self.default_tutor = default_tutor
         self.summary = summary
         self._tutors: dict[str, str] = {t.name: t.id for t in store.tutors()}
-        self._reused: set[str] = set()  # prompts of the database this file reuses
-        self._first_lines: dict[str, int] = {}  # external id -> line, of the prompts this file adds
         self._had_prompts: bool | None = None  # whether the database held prompts before the file
         self._start_batch()
 
@@ -93,15 +93,22 @@ class RecordPlan:
         self._judged: set[tuple[str, str]] = set()  # (prompt id, tutor id) already judged
         self._existing_judgments: set[str] = set()
         self._by_model: dict[tuple[str, str, str], tuple[str, str]] = {}  # (prompt id, text, model)
+        #: external id -> the line an earlier batch first saw it on (0: a prompt of the
+        #: database this file reuses, counted already), for the batch's ids
+        self._lines: dict[str, int] = {}
+        self._counted: set[str] = set()  # prompts of the database this batch counted as reused
+        self.new_lines: list[tuple[str, int]] = []  # (external id, line) for the first-lines table
 
     def add_batch(self, records: list[Record], errors: BadLines) -> None:
         """Check a batch and plan its rows; a bad record adds its line to ``errors``."""
         if self._had_prompts is None:  # asked inside the import's transaction
             self._had_prompts = self.store.db.execute("select exists (select 1 from prompts)").fetchone()[0] == 1
-        first_lines = self._first_lines
+            self.store.first_lines_begin()
+        named = {r.external_id for r in records if r.external_id is not None}
+        self._lines = self.store.first_lines_of(named) if named else {}
         # a prompt the batch names is in the database only if it was there before the file, or
         # an earlier batch of the file added it
-        ext_ids = {r.external_id for r in records if r.external_id is not None and (self._had_prompts or r.external_id in first_lines)}
+        ext_ids = named if self._had_prompts else set(self._lines)
         self._load_existing(sorted(ext_ids), [r.judgment_key for r in records if r.judgment_key is not None])
         for rec in records:
             try:
@@ -120,6 +127,7 @@ class RecordPlan:
             corrections=self.new_corrections,
             gold_rankings=self.gold_for_existing,
         )
+        self.store.first_lines_add(self.new_lines)
         self._start_batch()
 
     def _load_existing(self, ext_ids: list[str], row_keys: list[str]) -> None:
@@ -128,7 +136,7 @@ class RecordPlan:
         found = self.store.prompts_by_external_id(ext_ids) if ext_ids else {}
         pids = [prompt.id for prompt in found.values()]
         for ext, prompt in found.items():
-            self._prompts[ext] = (prompt, self._first_lines.get(ext, 0), True)
+            self._prompts[ext] = (prompt, self._lines.get(ext, 0), True)
         for pid, cands in self.store.candidates_by_prompt(pids).items():
             by_text = self._cands[pid] = {}
             for c in cands:
@@ -154,8 +162,10 @@ class RecordPlan:
                 m.to_dict() for m in rec.messages
             ]:
                 raise RecordError("messages", f"id {rec.external_id!r} has other earlier turns in {where}")
-            if first_line == 0 and prompt.id not in self._reused:
-                self._reused.add(prompt.id)
+            ext = rec.external_id
+            if first_line == 0 and ext not in self._lines and ext not in self._counted:
+                self._counted.add(ext)  # a prompt of the database, reused: counted once
+                self.new_lines.append((ext, 0))
                 s.prompts_reused += 1
         else:
             prompt = Prompt(
@@ -170,7 +180,7 @@ class RecordPlan:
             self._next_index[prompt.id] = 0
             if rec.external_id is not None:
                 self._prompts[rec.external_id] = (prompt, rec.line, False)
-                self._first_lines[rec.external_id] = rec.line
+                self.new_lines.append((rec.external_id, rec.line))
             s.prompts += 1
             s.domains[prompt.domain] = s.domains.get(prompt.domain, 0) + 1
 

@@ -39,8 +39,38 @@ def ids_json(ids: list[str]) -> str:
     return dumps(ids)
 
 
+#: An import's scratch table (core/importing/plan.py): external id -> the line of the file
+#: that first named it. In the connection's temp database (a temporary file, not the
+#: database, not memory), so that an import's memory does not grow with its file.
+FIRST_LINES = "temp.hitl_import_first_lines"
+
+
 class Bulk(StoreBase):
-    """``bulk_insert``: tutors, sessions, prompts, candidates, judgments and gold ranks at once."""
+    """``bulk_insert``: tutors, sessions, prompts, candidates, judgments and gold ranks at once;
+    an import's first lines (``first_lines_*``)."""
+
+    def first_lines_begin(self) -> None:
+        """Make the import's (empty) first-lines table, inside its transaction: a rolled-back
+        import leaves none."""
+        self.db.conn.execute(
+            "create temp table if not exists hitl_import_first_lines "
+            "(external_id text primary key, line integer not null) without rowid"
+        )
+        self.db.conn.execute(f"delete from {FIRST_LINES}")
+
+    def first_lines_of(self, external_ids: Iterable[str]) -> dict[str, int]:
+        """external id -> first line, for those of ``external_ids`` an earlier batch recorded."""
+        sql = f"select external_id, line from {FIRST_LINES} where external_id in ({{marks}})"
+        return dict(self._rows_in(sql, external_ids))
+
+    def first_lines_add(self, rows: list[tuple[str, int]]) -> None:
+        """Record (external id, line) pairs (ids not recorded yet)."""
+        if rows:
+            self.db.conn.executemany(f"insert into {FIRST_LINES} (external_id, line) values (?, ?)", rows)
+
+    def first_lines_end(self) -> None:
+        """Drop the table (after the import's transaction, committed or rolled back)."""
+        self.db.conn.execute(f"drop table if exists {FIRST_LINES}")
 
     def bulk_insert(
         self,
