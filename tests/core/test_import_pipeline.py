@@ -174,3 +174,30 @@ def test_a_prompt_of_the_database_named_in_several_batches_is_reused_once(tmp_pa
         _lines(second, rows)
         summary = import_file(s, second, batch_size=2)
         assert (summary.prompts, summary.prompts_reused, summary.judgments) == (0, 1, 5)
+
+
+@pytest.mark.parametrize("refused", [False, True])
+@pytest.mark.parametrize("layout", ["records", "judgments"])
+def test_the_plan_is_closed_once_after_the_transaction_ends(tmp_path, monkeypatch, layout, refused):
+    """``Plan.close`` (where a plan drops its temp table) runs once per import, after the
+    transaction has committed or rolled back, for a good file and a refused one alike."""
+    from hitl_desktop.core.importing.full import FullPlan
+    from hitl_desktop.core.importing.plan import RecordPlan
+
+    closed: list[bool] = []
+    for cls in (RecordPlan, FullPlan):
+        original = cls.close
+        monkeypatch.setattr(cls, "close", lambda self, o=original: (closed.append(self.store.db.conn.in_transaction), o(self)))
+    rows = [LAYOUT_ROWS[layout]]
+    if refused:  # a second batch, refused after the first was written
+        rows.append({**rows[0], "candidates": "not a list"})
+    path = tmp_path / "file.jsonl"
+    _lines(path, rows)
+    with Store.memory() as s:
+        if refused:
+            with pytest.raises(ImportFileError):
+                import_file(s, path, batch_size=1)
+        else:
+            assert import_file(s, path, batch_size=1).judgments == 1
+        assert closed == [False]
+        assert not s.db.execute("select name from sqlite_temp_master").fetchall()

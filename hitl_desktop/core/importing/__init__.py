@@ -110,7 +110,7 @@ def import_file(
         raise ImportFileError(p, [LineError(0, "", f"cannot be read ({e.strerror or e})")]) from None
     finally:
         with contextlib.suppress(sqlite3.Error):  # (a connection that failed keeps its error)
-            store.first_lines_end()
+            run.close()
     return summary
 
 
@@ -166,6 +166,11 @@ class _Run:
             if not self.errors:
                 self.plan.write()
         self.batch = []
+
+    def close(self) -> None:
+        """The import's transaction has ended: let the plan drop what it made."""
+        if self.plan is not None:
+            self.plan.close()
 
     def _start(self, layout: Layout) -> None:
         self.layout = layout

@@ -34,6 +34,11 @@ class Plan(Protocol):
 
     def write(self) -> None: ...
 
+    def close(self) -> None:
+        """Called once the import's transaction has ended, committed or rolled back: drop
+        what the plan made for the import (a temp table) and nothing else."""
+        ...
+
 
 @dataclass(frozen=True)
 class Layout:

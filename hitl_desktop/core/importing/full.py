@@ -281,6 +281,9 @@ class FullPlan:
         )
         self._new = {}
 
+    def close(self) -> None:
+        """Nothing to drop: this plan makes no table of its own."""
+
 
 def _parse(obj: Any, line: int, ctx: ParseContext) -> Record:
     rec = parse_record(obj, line, ctx.default_domain, check_text=False)

@@ -130,6 +130,11 @@ class RecordPlan:
         self.store.first_lines_add(self.new_lines)
         self._start_batch()
 
+    def close(self) -> None:
+        """Drop the first-lines table the first batch made (``Plan.close``)."""
+        if self._had_prompts is not None:
+            self.store.first_lines_end()
+
     def _load_existing(self, ext_ids: list[str], row_keys: list[str]) -> None:
         """Bring in the prompts of the database (earlier batches' included) that the batch's
         ids name (a few queries in all)."""
