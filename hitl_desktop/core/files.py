@@ -1,11 +1,49 @@
 """Durable file writes, shared by export and backup: write to a temporary sibling, fsync it,
-rename it into place, fsync the folder."""
+rename it into place, fsync the folder. And Parquet's row groups, shared by the exports."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+#: A Parquet row group gathers the writer's batches until it holds about this much Arrow data.
+#: pyarrow's ParquetWriter keeps some 40 KB per row group in memory until the file is closed
+#: (the footer it is building): row groups of one 2,000-row batch each made an export of a
+#: million judgments' 6M pairs hold 3,000 of them, over 100 MB that grew with the database.
+#: Row groups of 32 MB keep that to a few MB, and are the size readers prefer.
+ROW_GROUP_BYTES = 8 << 20
+
+
+def write_row_groups(writer: Any, tables: Iterable[Any]) -> int:
+    """Write Arrow tables (or record batches), in their order, to a ``pq.ParquetWriter``,
+    gathered into row groups of about ``ROW_GROUP_BYTES`` (the last one smaller); the rows."""
+    import pyarrow as pa
+
+    pending: list[Any] = []
+    size = rows = 0
+
+    def flush() -> None:
+        group = pa.concat_tables(pending)  # (no copy: the tables become the group's chunks)
+        writer.write_table(group, row_group_size=group.num_rows)
+        pending.clear()
+
+    for t in tables:
+        if isinstance(t, pa.RecordBatch):
+            t = pa.Table.from_batches([t])
+        if not t.num_rows:
+            continue
+        pending.append(t)
+        size += t.nbytes
+        rows += t.num_rows
+        if size >= ROW_GROUP_BYTES:
+            flush()
+            size = 0
+    if pending:
+        flush()
+    return rows
 
 
 def temp_file(folder: Path, *, prefix: str, suffix: str) -> Path:

@@ -33,12 +33,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from hitl_desktop.core.files import fsync_dir, fsync_file, swap_in_folder
+from hitl_desktop.core.files import fsync_dir, fsync_file, swap_in_folder, write_row_groups
 from hitl_desktop.core.rubric_store import CURRENT_GRADE
 from hitl_desktop.core.rubrics import TUTOR, Criterion, RubricError, score
 
 RUBRIC_FORMATS: tuple[str, ...] = ("rubrics", "rubric-grades")
-#: rows per Parquet row group / Arrow record batch (bounded memory however many rows)
+#: rows per batch: an Arrow record batch, a piece of a Parquet row group (bounded memory however many rows)
 BATCH = 2_000
 #: suffixes that are neither .jsonl nor .parquet nor a folder (as core/export.py refuses them)
 REFUSED_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".arrow", ".gz", ".zip", ".xz", ".bz2"})
@@ -302,7 +302,8 @@ def _batches(fmt: str, rows: Iterable[dict[str, Any]], schema: Any) -> Iterator[
 
 
 def write_parquet(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> int:
-    """Rows to a Parquet file in row groups of ``BATCH`` (through a temporary file beside it)."""
+    """Rows to a Parquet file, batches of ``BATCH`` gathered into row groups of about
+    ``files.ROW_GROUP_BYTES`` (through a temporary file beside it)."""
     import pyarrow.parquet as pq
 
     schema = rubric_arrow_schema(fmt)
@@ -310,9 +311,7 @@ def write_parquet(path: Path, fmt: str, rows: Iterable[dict[str, Any]]) -> int:
     n = 0
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
-            for batch in _batches(fmt, rows, schema):
-                writer.write_batch(batch)
-                n += batch.num_rows
+            n = write_row_groups(writer, _batches(fmt, rows, schema))
         fsync_file(tmp)
         os.replace(tmp, path)
         fsync_dir(path.parent)

@@ -93,11 +93,17 @@ def test_parquet_and_the_datasets_folder_give_back_the_jsonl_rows(store, tmp_pat
         assert table.column("rubrics").to_pylist()[0][1]["points"] == 2.5
 
 
-def test_rows_are_written_in_bounded_batches(store, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("group_bytes", "groups"), [(1, 3), (1 << 20, 1)])
+def test_rows_are_written_in_bounded_batches(store, tmp_path, monkeypatch, group_bytes, groups):
+    """Batches of BATCH rows, gathered into row groups of about ROW_GROUP_BYTES: here each
+    batch a group of its own, or all three in one."""
+    from hitl_desktop.core import files
+
     monkeypatch.setattr(rubric_export, "BATCH", 2)
+    monkeypatch.setattr(files, "ROW_GROUP_BYTES", group_bytes)
     rows = export_three_ways(store, tmp_path, "rubric-grades")
     meta = pq.ParquetFile(tmp_path / "rubric-grades.parquet").metadata
-    assert meta.num_rows == len(rows) == 6 and meta.num_row_groups == 3
+    assert meta.num_rows == len(rows) == 6 and meta.num_row_groups == groups
     assert list(rows_from_arrow("rubric-grades", pq.read_table(tmp_path / "rubric-grades.parquet").to_pylist())) \
         == rows
 

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from hitl_desktop.core.export.columns import COLUMNS, ExportError, arrow_schema
-from hitl_desktop.core.files import fsync_dir, fsync_file, swap_in_folder, temp_file
+from hitl_desktop.core.files import (
+    fsync_dir,
+    fsync_file,
+    swap_in_folder,
+    temp_file,
+    write_row_groups,
+)
 
 #: Suffixes of file types we do not write: refused instead of becoming a folder's name.
 REFUSED_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".arrow", ".gz", ".zip", ".xz", ".bz2"})
@@ -24,7 +30,7 @@ REFUSED_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".arrow", ".gz", 
 #: Files that mark a folder as a previous dataset export (safe to replace).
 DATASET_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
 
-#: Rows per batch written (a JSONL chunk, a Parquet row group's piece, an Arrow record batch).
+#: Rows per batch written (a JSONL chunk, a piece of a Parquet row group, an Arrow record batch).
 BATCH_ROWS = 2_000
 
 
@@ -268,15 +274,16 @@ def table(fmt: str, rows: Sequence[Any], *, values: bool = False):
 
 
 def write_parquet(path: Path, fmt: str, rows: Iterable[Any]) -> None:
-    """Row groups of BATCH_ROWS rows; an empty stream still makes a valid (empty) file. A
-    ``Rows`` stream may hold tuples of values (``Rows.values``)."""
+    """Batches of BATCH_ROWS rows, gathered into row groups of about ``ROW_GROUP_BYTES``; an
+    empty stream still makes a valid (empty) file. A ``Rows`` stream may hold tuples of values
+    (``Rows.values``)."""
     import pyarrow.parquet as pq
 
     schema = arrow_schema(fmt)
     values = getattr(rows, "values", False)
     with pq.ParquetWriter(path, schema) as writer:
-        for batch in _batches(rows):  # (a slice ``rows[:n]`` of tuples is a plain list)
-            writer.write_table(table(fmt, batch, values=values or type(batch[0]) is tuple))
+        # (a slice ``rows[:n]`` of tuples is a plain list)
+        write_row_groups(writer, (table(fmt, batch, values=values or type(batch[0]) is tuple) for batch in _batches(rows)))
     fsync_file(path)
 
 
