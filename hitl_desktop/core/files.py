@@ -20,7 +20,8 @@ ROW_GROUP_BYTES = 8 << 20
 
 def write_row_groups(writer: Any, tables: Iterable[Any]) -> int:
     """Write Arrow tables (or record batches), in their order, to a ``pq.ParquetWriter``,
-    gathered into row groups of about ``ROW_GROUP_BYTES`` (the last one smaller); the rows."""
+    gathered into row groups of about ``ROW_GROUP_BYTES`` (the last one smaller). Returns how
+    many rows it wrote."""
     import pyarrow as pa
 
     pending: list[Any] = []
