@@ -175,6 +175,30 @@ def test_large_stores_are_computed_in_a_worker(qtbot, filled, monkeypatch):
     d.close()
 
 
+@pytest.mark.parametrize("refresh_at_once", [False, True])
+def test_a_lab_database_gets_its_charts_and_tables_in_a_later_turn(qtbot, filled, monkeypatch, refresh_at_once):
+    """With a worker (a lab database), the constructor builds the top row and the tiles only:
+    the charts and tables come in a later turn of the event loop (opening the dialog is then
+    two short slices of the GUI thread); a refresh asked before that builds them first."""
+    monkeypatch.setattr(dashboard_module, "WORKER_THRESHOLD", 0)
+    d = QualityDashboard(filled)
+    qtbot.addWidget(d)
+    assert not d._body_built and not hasattr(d, "tutor_view") and d.tiles["judgments"].text() == "–"
+    if refresh_at_once:
+        d.refresh()  # (the window's Quality… again, in the same turn)
+        assert d._body_built
+    else:
+        d.show()
+        qtbot.waitUntil(lambda: d._body_built, timeout=5000)
+        assert d.tutor_view.isVisible() and d.agreement_chart.isVisible()
+    with qtbot.waitSignal(d.refreshed, timeout=10000):
+        pass
+    assert d.tutor_model.rows() == quality_summary(filled)["tutors"]
+    assert d.tiles["judgments"].text() == str(quality_summary(filled)["judgments"])
+    assert d.wait_for_workers(5000)
+    d.close()
+
+
 def test_a_worker_failure_is_reported(qtbot, filled, monkeypatch):
     monkeypatch.setattr(dashboard_module, "WORKER_THRESHOLD", 0)
 
