@@ -260,3 +260,41 @@ def test_the_readme_names_the_switch_and_the_module():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert f"`{lean_gemma3.ENV}=0` turns it off" in readme
     assert "core/backends/lean_gemma3.py" in readme
+
+
+@pytest.mark.parametrize(
+    ("dtype", "int8", "kv_heads"),
+    [(torch.float32, False, 1), (torch.float32, False, 2), (torch.bfloat16, "weight_only", 1), (torch.bfloat16, "int_mm", 2)],
+    ids=["f32", "f32-gqa2", "bf16-int8-weight-only", "bf16-int8-int-mm-gqa2"],
+)
+@pytest.mark.parametrize("length", [1, 5, len(PROMPT)], ids=["1", "5", "31"])
+def test_prefill_follows_transformers_forward(dtype, int8, kv_heads, length):
+    """The lean prefill (a prompt without transformers) gives transformers' last logits and a
+    cache from which the steps decode as from transformers' own: prompts shorter than the
+    window and almost four windows long."""
+    model = gemma3(dtype, int8=int8, kv_heads=kv_heads)
+    lean = LeanGemma3(model)
+    prompt = PROMPT[:length]
+    ref, past = prefill(model, prompt)
+    with torch.inference_mode():
+        got, cache = lean.prefill(prompt, 3, 20)
+    assert got.shape == (3, ref.shape[-1]) and got.dtype == torch.float32
+    assert cache.rows == 3 and cache.length == length
+    tol = dict(atol=2e-5, rtol=1e-5) if dtype == torch.float32 else None
+    for row in got:
+        if tol:
+            assert torch.allclose(row, ref[0], **tol), (row - ref[0]).abs().max()
+        else:
+            assert (row - ref[0]).abs().max() <= 0.02 * ref.abs().max()
+            assert row.argmax() == ref[0].argmax()
+    theirs = lean.cache_from(past, 3, 20)
+    tokens = [5, 77, 300]
+    with torch.inference_mode():
+        for _ in range(12):
+            a, b = lean.step(torch.tensor(tokens), theirs), lean.step(torch.tensor(tokens), cache)
+            if tol:
+                assert torch.allclose(a, b, **tol)
+            else:
+                assert (a - b).abs().max() <= 0.02 * a.abs().max()
+                assert (a.argmax(-1) == b.argmax(-1)).all()
+            tokens = a.argmax(-1).tolist()

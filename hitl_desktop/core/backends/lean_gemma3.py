@@ -13,8 +13,10 @@ the CPU backend made them, :mod:`.int8`), in the same dtypes and the same order,
 logits are those of transformers' step (equal in float32, to the last bf16 rounding
 otherwise; the tests compare them):
 
-* the prompt still runs through transformers (batch 1); its DynamicCache is copied into
-  preallocated KV buffers per layer ([rows, kv heads, length, head dim]: :class:`LeanCache`);
+* a model loaded through transformers runs the prompt there (batch 1), and its DynamicCache
+  is copied into preallocated KV buffers per layer ([rows, kv heads, length, head dim]:
+  :class:`LeanCache`); a model loaded without it (:mod:`.native_gemma3`) runs the prompt
+  through :meth:`LeanGemma3.prefill`, which writes those buffers itself;
 * each step writes one key/value per row and layer in place, and attends over a slice of
   the buffer: the whole sequence for a full-attention layer, the last ``sliding_window``
   tokens for a sliding one. No mask is built: every row is one sequence and all rows have
@@ -33,6 +35,7 @@ architectures and devices keep transformers' step. ``HITL_LEAN_DECODE=0`` turns 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -110,9 +113,9 @@ class _Norm:
 
     __slots__ = ("eps", "scale", "shape")
 
-    def __init__(self, module: Any) -> None:
-        self.eps = float(module.eps)
-        self.scale = 1.0 + module.weight.detach().float()
+    def __init__(self, weight: torch.Tensor, eps: float) -> None:
+        self.eps = float(eps)
+        self.scale = 1.0 + weight.detach().float()
         self.shape = tuple(self.scale.shape)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,9 +128,9 @@ class _HeadNorms:
 
     __slots__ = ("eps", "scale", "shape")
 
-    def __init__(self, q_norm: Any, k_norm: Any, heads: int, kv_heads: int) -> None:
-        self.eps = float(q_norm.eps)
-        q, k = 1.0 + q_norm.weight.detach().float(), 1.0 + k_norm.weight.detach().float()
+    def __init__(self, q_weight: torch.Tensor, k_weight: torch.Tensor, eps: float, heads: int, kv_heads: int) -> None:
+        self.eps = float(eps)
+        q, k = 1.0 + q_weight.detach().float(), 1.0 + k_weight.detach().float()
         self.scale = torch.cat((q.expand(heads, -1), k.expand(kv_heads, -1)))
         self.shape = tuple(q.shape)
 
@@ -183,42 +186,84 @@ class LeanGemma3:
     """The decoding step of a loaded Gemma 3 text model (see the module doc)."""
 
     def __init__(self, model: Any) -> None:
-        self.model = model
+        """The step of a loaded transformers model (its own modules and weights)."""
         text = model.model
-        config = model.config
-        self.embed = text.embed_tokens
-        self.final_norm = _Norm(text.norm)
-        self.lm_head = model.lm_head
+        rotary = text.rotary_emb
+        self._build(
+            model.config,
+            embed=text.embed_tokens,
+            lm_head=model.lm_head,
+            weight=lambda name: model.get_parameter(name),
+            linear=model.get_submodule,
+            inv_freq={
+                t: (getattr(rotary, f"{t}_inv_freq").float(), float(getattr(rotary, f"{t}_attention_scaling")))
+                for t in set(model.config.layer_types)
+            },
+            act=text.layers[0].mlp.act_fn,
+        )
+
+    @classmethod
+    def from_parts(
+        cls,
+        config: Any,
+        *,
+        embed: Any,
+        lm_head: Any,
+        weight: Callable[[str], torch.Tensor],
+        linear: Callable[[str], Any],
+        inv_freq: dict[str, tuple[torch.Tensor, float]],
+        act: Callable[[torch.Tensor], torch.Tensor],
+    ) -> LeanGemma3:
+        """The step of a model held without transformers (:mod:`.native_gemma3`): ``config``
+        with transformers' names for the fields used here, ``weight(name)`` the tensor of a
+        norm and ``linear(name)`` the (int8) layer under transformers' names (``model.layers.0
+        .self_attn.q_proj``...), ``inv_freq`` {layer type: (inverse frequencies, scaling)}."""
+        lean = cls.__new__(cls)
+        lean._build(config, embed=embed, lm_head=lm_head, weight=weight, linear=linear, inv_freq=inv_freq, act=act)
+        return lean
+
+    def _build(
+        self,
+        config: Any,
+        *,
+        embed: Any,
+        lm_head: Any,
+        weight: Callable[[str], torch.Tensor],
+        linear: Callable[[str], Any],
+        inv_freq: dict[str, tuple[torch.Tensor, float]],
+        act: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        eps = float(config.rms_norm_eps)
+        self.embed = embed
+        self.final_norm = _Norm(weight("model.norm.weight"), eps)
+        self.lm_head = lm_head
         self.softcap = getattr(config, "final_logit_softcapping", None)
         self.heads = int(config.num_attention_heads)
         self.kv_heads = int(config.num_key_value_heads)
         self.head_dim = int(config.head_dim)
         self.window = int(config.sliding_window)
         self.scaling = float(config.query_pre_attn_scalar) ** -0.5
-        rotary = text.rotary_emb
-        self.inv_freq = {
-            t: (getattr(rotary, f"{t}_inv_freq").float(), float(getattr(rotary, f"{t}_attention_scaling")))
-            for t in set(config.layer_types)
-        }
+        self.inv_freq = inv_freq
         self.layers: list[_Layer] = []
-        for i, module in enumerate(text.layers[: config.num_hidden_layers]):
-            attn, mlp = module.self_attn, module.mlp
+        for i in range(int(config.num_hidden_layers)):
+            at = f"model.layers.{i}"
             layer = _Layer()
             layer.sliding = config.layer_types[i] == "sliding_attention"
-            layer.attn_in = _Norm(module.input_layernorm)
-            layer.attn_out = _Norm(module.post_attention_layernorm)
-            layer.ff_in = _Norm(module.pre_feedforward_layernorm)
-            layer.ff_out = _Norm(module.post_feedforward_layernorm)
-            layer.qk_norm = _HeadNorms(attn.q_norm, attn.k_norm, self.heads, self.kv_heads)
-            layer.qkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj]) or (
-                attn.q_proj,
-                attn.k_proj,
-                attn.v_proj,
-            )
-            layer.o_proj = attn.o_proj
-            layer.gate_up = _fuse([mlp.gate_proj, mlp.up_proj]) or (mlp.gate_proj, mlp.up_proj)
-            layer.down = mlp.down_proj
-            layer.act = mlp.act_fn
+            layer.attn_in = _Norm(weight(f"{at}.input_layernorm.weight"), eps)
+            layer.attn_out = _Norm(weight(f"{at}.post_attention_layernorm.weight"), eps)
+            layer.ff_in = _Norm(weight(f"{at}.pre_feedforward_layernorm.weight"), eps)
+            layer.ff_out = _Norm(weight(f"{at}.post_feedforward_layernorm.weight"), eps)
+            layer.qk_norm = _HeadNorms(
+                weight(f"{at}.self_attn.q_norm.weight"), weight(f"{at}.self_attn.k_norm.weight"), eps,
+                self.heads, self.kv_heads,
+            )  # fmt: skip
+            q, k, v = (linear(f"{at}.self_attn.{n}_proj") for n in "qkv")
+            layer.qkv = _fuse([q, k, v]) or (q, k, v)
+            layer.o_proj = linear(f"{at}.self_attn.o_proj")
+            gate, up = linear(f"{at}.mlp.gate_proj"), linear(f"{at}.mlp.up_proj")
+            layer.gate_up = _fuse([gate, up]) or (gate, up)
+            layer.down = linear(f"{at}.mlp.down_proj")
+            layer.act = act
             self.layers.append(layer)
 
     # ------------------------------------------------------------------------------ cache
@@ -250,8 +295,11 @@ class LeanGemma3:
         """(cos, sin) of one position for the sliding (True) and full (False) layers, as
         transformers computes them; sin has rotate_half's signs folded in (its first half
         negated), so that the rotation is ``x * cos + swap_halves(x) * sin``."""
+        return self._rotary_at(torch.tensor([float(position)]), dtype)
+
+    def _rotary_at(self, pos: torch.Tensor, dtype: torch.dtype) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`_rotary` of the positions ``pos`` (float32, [n]): cos and sin [n, head dim]."""
         out = {}
-        pos = torch.tensor([float(position)])
         half = self.head_dim // 2
         for t, (inv_freq, scaling) in self.inv_freq.items():
             freqs = pos[:, None] * inv_freq[None, :]
@@ -269,6 +317,65 @@ class LeanGemma3:
         *lead, dim = x.shape
         swapped = x.reshape(*lead, 2, dim // 2).flip(-2).reshape(x.shape)
         return (x * cos) + (swapped * sin)
+
+    def prefill(self, prompt: list[int], rows: int, room: int) -> tuple[torch.Tensor, LeanCache]:
+        """The prompt (one sequence, ``prompt``: token ids) run once: its last logits for
+        ``rows`` rows ([rows, vocab], float32) and their KV buffers, with room for ``room``
+        more tokens. What transformers' forward computes for it (:mod:`.native_gemma3` runs a
+        prompt here): causal attention, a sliding layer's queries seeing the last
+        ``sliding_window`` tokens; a sliding layer's buffer keeps the ``sliding_window - 1``
+        last ones, all that the next token attends to besides itself."""
+        n = len(prompt)
+        h = self.embed(torch.tensor(prompt))  # [n, hidden]
+        dtype = h.dtype
+        rotary = self._rotary_at(torch.arange(n, dtype=torch.float32), dtype)
+        heads, kv_heads, head_dim = self.heads, self.kv_heads, self.head_dim
+        q_width, kv_width = heads * head_dim, kv_heads * head_dim
+        at = torch.arange(n)
+        causal = at[None, :] <= at[:, None]  # [query, key]
+        masks = {False: causal, True: causal & (at[None, :] > at[:, None] - self.window)}
+        keys, values, filled = [], [], []
+        for layer in self.layers:
+            x = layer.attn_in(h)
+            if isinstance(layer.qkv, tuple):
+                qkv = torch.cat([proj(x) for proj in layer.qkv], dim=-1)
+            else:
+                qkv = layer.qkv(x)
+            cos, sin = rotary[layer.sliding]
+            qk = layer.qk_norm(qkv[:, : q_width + kv_width].reshape(n, heads + kv_heads, head_dim))
+            qk = self._rope(qk, cos[:, None, :], sin[:, None, :]).transpose(0, 1)  # [heads + kv, n, dim]
+            k = qk[heads:]
+            v = qkv[:, q_width + kv_width :].reshape(n, kv_heads, head_dim).transpose(0, 1)
+            group = heads // kv_heads
+            o = torch.nn.functional.scaled_dot_product_attention(
+                qk[:heads][None],
+                k.repeat_interleave(group, dim=0)[None],
+                v.repeat_interleave(group, dim=0)[None],
+                attn_mask=masks[layer.sliding],
+                scale=self.scaling,
+            )  # [1, heads, n, dim]
+            h = h + layer.attn_out(layer.o_proj(o[0].transpose(0, 1).reshape(n, q_width)))
+            x = layer.ff_in(h)
+            if isinstance(layer.gate_up, tuple):
+                gate, up = (proj(x) for proj in layer.gate_up)
+            else:
+                gate, up = layer.gate_up(x).chunk(2, dim=-1)
+            h = h + layer.ff_out(layer.down(layer.act(gate) * up))
+            kept = min(n, self.window - 1) if layer.sliding else n
+            capacity = n + room
+            if layer.sliding:
+                capacity = max(kept + 1, min(capacity, 2 * self.window))
+            kb = torch.empty((rows, kv_heads, capacity, head_dim), dtype=dtype)
+            vb = torch.empty_like(kb)
+            kb[:, :, :kept] = k[:, n - kept :]
+            vb[:, :, :kept] = v[:, n - kept :]
+            keys.append(kb)
+            values.append(vb)
+            filled.append(kept)
+        logits = self.lm_head(self.final_norm(h[n - 1 :]))
+        if self.softcap is not None:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits.float().expand(rows, -1), LeanCache(keys, values, filled, n)
 
     def step(self, tokens: torch.Tensor, cache: LeanCache) -> torch.Tensor:
         """One token per row (``tokens``: [rows]): the next logits [rows, vocab] (float32),

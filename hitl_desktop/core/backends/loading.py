@@ -26,10 +26,7 @@ from typing import Any
 
 import torch
 
-# PreTrainedModel: imports transformers' model-loading machinery now, not during the first load
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel  # noqa: F401
-
-from hitl_desktop.core.backends import cache, gguf_files, memory, model_files
+from hitl_desktop.core.backends import cache, gguf_files, memory, model_files, native_gemma3
 from hitl_desktop.core.backends.base import (
     ModelError,
     NotEnoughMemory,
@@ -43,7 +40,7 @@ from hitl_desktop.core.backends.int8 import (
     quantize_linears,
     supported,
 )
-from hitl_desktop.core.backends.runtime import configure_torch
+from hitl_desktop.core.backends.runtime import configure_torch, quiet_transformers
 
 __all__ = ["DTYPES", "finish", "int8_wanted", "load", "load_cached", "load_folder", "load_gguf", "two_stages"]
 
@@ -143,6 +140,13 @@ def load_folder(
             revision = cache.files_sha256([path / "config.json", *weights], base=path, root=root)
         except OSError as e:
             raise ModelError(f"{path}: cannot read the model files: {e}") from None
+    native = _load_native(cls, path, dtype, name, revision, progress, warmup, root, device)
+    if native is not None:
+        return native
+    # transformers' imports (5-8 s on a 2-core machine): only where the model loads through it
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
     progress(0.05, f"Loading the tokenizer of {name}")
     # read while the weights load and are quantized (tokenizers reads its file without the
     # GIL: 1-2 s for the embedded model's 262k-token vocabulary)
@@ -166,6 +170,54 @@ def load_folder(
     )
 
 
+def _load_native(
+    cls: Any,
+    path: Path,
+    dtype: str,
+    name: str,
+    revision: str,
+    progress: ProgressCallback,
+    warmup: bool,
+    root: Path | None,
+    device: str,
+) -> Any | None:
+    """The backend of a Gemma 3 folder loaded without transformers (:mod:`.native_gemma3`),
+    or None when it does not load that way (then transformers loads it)."""
+    if root is None or not issubclass(cls, _transformers_backend().TransformersBackend):
+        return None
+    tables = native_gemma3.loadable(
+        path, root=root, device=device, dtype=DTYPES[dtype], kernel=int8_kernel(), int8=int8_wanted(DTYPES[dtype])
+    )
+    if tables is None:
+        return None
+    progress(0.3, f"Loading {name}")
+    try:
+        parts = native_gemma3.load_parts(path, tables)
+    except MemoryError:
+        raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
+    except (OSError, RuntimeError, ValueError):  # a damaged file: transformers loads it, and says what is wrong
+        return None
+    if parts is None:
+        return None
+    backend = _transformers_backend().NativeGemma3Backend(parts, name=name, revision=revision, path=path)
+    if warmup:
+        progress(0.9, "Warming up")
+        try:
+            backend.warmup()
+        except MemoryError:
+            raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"{path}: the model loads but does not run ({short_error(e)})") from None
+    progress(1.0, f"{name} ready")
+    return backend
+
+
+def _transformers_backend() -> Any:
+    from hitl_desktop.core.backends import transformers_backend
+
+    return transformers_backend
+
+
 def load_gguf(
     cls: Any,
     path: Path,
@@ -179,6 +231,7 @@ def load_gguf(
     memory.check_memory(path, int(info.parameters * 4 * 1.5), "loading it")
     progress(0.0, f"Checking {path.name}")
     revision = cache.file_sha256(path)
+    quiet_transformers()
     model, tokenizer = gguf_files.read_gguf(path, dtype=DTYPES[dtype], progress=progress)
     return finish(
         cls, model, tokenizer, name=path.stem, revision=revision, dtype=dtype, path=path,

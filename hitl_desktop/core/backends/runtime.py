@@ -41,6 +41,7 @@ __all__ = [
     "apply_model_environment",
     "busy_elsewhere",
     "configure_torch",
+    "quiet_transformers",
     "cpu_threads",
 ]
 
@@ -69,12 +70,17 @@ def apply_model_environment(
 
 def configure_torch() -> None:
     """When a model loads: torch on all cores (its default is the physical ones; a CPU
-    generation then picks its own count, :func:`cpu_threads`), and no tqdm bars of
-    transformers' own (``on_progress`` reports instead)."""
+    generation then picks its own count, :func:`cpu_threads`)."""
     import torch
-    from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def quiet_transformers() -> None:
+    """No tqdm bars of transformers' own (``on_progress`` reports instead): called where a
+    model loads through transformers (a model loaded without it never imports it)."""
+    from transformers.utils import logging as hf_logging
+
     hf_logging.disable_progress_bar()
 
 

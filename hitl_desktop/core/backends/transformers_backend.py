@@ -9,7 +9,9 @@ Public API (no Qt here; the GUI wraps it in a worker thread):
   a folder loads as is.
 * :meth:`TransformersBackend.load` ``(path, *, dtype="bfloat16", on_progress=None, cache_dir=None)``:
   a model folder, or a ``.gguf`` file (dequantised by transformers on every load unless
-  ``cache_dir`` is given). Offline only.
+  ``cache_dir`` is given). Offline only. A Gemma 3 GGUF conversion whose int8 tables are
+  cached loads without transformers (:mod:`.native_gemma3`): a :class:`NativeGemma3Backend`,
+  the same batch loop over the lean step's prefill and steps.
 * :meth:`TransformersBackend.generate` ``(conversation, *, k, params, seeds, on_token=None,
   should_stop=None) -> GenerationResult``.
 
@@ -66,6 +68,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -102,6 +105,7 @@ __all__ = [
     "PLAIN_STOPS",
     "STATIC_CACHE_MIN",
     "THREADS_ENV",
+    "NativeGemma3Backend",
     "TransformersBackend",
     "format_plain",
     "held_back",
@@ -146,16 +150,21 @@ class TransformersBackend(DecodingMixin):
         self._lock = threading.Lock()
         self._decoder = getattr(tokenizer, "backend_tokenizer", None)
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
-        #: Token ids that end a candidate (EOS and the chat template's end of turn).
-        self.eos_ids = {i for i in prompting.find_eos_ids(tokenizer, model) if 0 <= i < self.vocab_size}
-        self.pad_id = self._first_int(tokenizer.pad_token_id, *sorted(self.eos_ids), 0)
-        self.max_positions = getattr(model.config, "max_position_embeddings", None)
+        self._model_facts(model)
         self._keep_kw, self._cache_kw = forward_keywords(model)
         #: The lean CPU decoding step of a Gemma 3 text model (:mod:`.lean_gemma3`); None:
         #: transformers' step (other models, other devices, ``HITL_LEAN_DECODE=0``).
         self.lean: LeanGemma3 | None = None
         if not self.fast_decode and _lean_enabled() and _lean_supports(model, device):
             self.lean = LeanGemma3(model)
+
+    def _model_facts(self, model: Any) -> None:
+        """The EOS ids, the padding id and the length limit, from the tokenizer and ``model``
+        (its ``config`` and ``generation_config``)."""
+        #: Token ids that end a candidate (EOS and the chat template's end of turn).
+        self.eos_ids = {i for i in prompting.find_eos_ids(self.tokenizer, model) if 0 <= i < self.vocab_size}
+        self.pad_id = self._first_int(self.tokenizer.pad_token_id, *sorted(self.eos_ids), 0)
+        self.max_positions = getattr(model.config, "max_position_embeddings", None)
 
     # ----------------------------------------------------------------------------------- load
 
@@ -407,6 +416,40 @@ class TransformersBackend(DecodingMixin):
             if isinstance(v, int):
                 return v
         return 0
+
+
+class NativeGemma3Backend(TransformersBackend):
+    """The backend over a Gemma 3 loaded without transformers (:mod:`.native_gemma3`): the
+    prompt through :meth:`.LeanGemma3.prefill`, every step through the lean step; the rest
+    (sampling, streaming, stops, seeds) is :class:`TransformersBackend`'s, so the candidates
+    are the same as when the model loads through transformers."""
+
+    def __init__(self, parts: Any, *, name: str, revision: str, path: Path | None = None) -> None:
+        self.model = None
+        self.tokenizer = parts.tokenizer
+        self.name, self.revision, self.dtype, self.path = name, revision, "bfloat16", path
+        self.device = "cpu"
+        self.fast_decode = False
+        self._compiled = None
+        self._static_cache = None
+        self.weights = "int8"
+        self.logit_bias = {}
+        self.plain_stops = PLAIN_STOPS
+        self._lock = threading.Lock()
+        self._decoder = parts.tokenizer.backend_tokenizer
+        self.vocab_size = int(parts.vocab_size)
+        facts = SimpleNamespace(config=parts.config, generation_config=SimpleNamespace(eos_token_id=parts.generation_eos))
+        self._model_facts(facts)
+        self._keep_kw, self._cache_kw = {}, "cache"
+        self.lean = parts.lean
+
+    def warmup(self) -> None:
+        with self._lock, torch.inference_mode():
+            _, past = self._prefill([self.pad_id] * 2, 2, 1)
+            self._step([self.pad_id] * 2, past)
+
+    def _prefill(self, prompt: list[int], width: int, max_new: int) -> tuple[torch.Tensor, Any]:
+        return self.lean.prefill(prompt, width, max_new + 1)
 
 
 # ------------------------------------------------------------------------------- default model
