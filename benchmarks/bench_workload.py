@@ -5,7 +5,10 @@ sending it the same requests, each timed from start to the last candidate.
 
 The workload: ``--prompts`` questions, K candidates each, at most ``--tokens`` new tokens, the
 plain ``User:`` / ``Assistant:`` prompt of the embedded base model (no chat template) cut at
-the next ``User:`` turn, temperature 0.8, top-p 0.95, one seed per candidate.
+the next ``User:`` turn, temperature 0.8, top-p 0.95, one seed per candidate. llama-server is
+sent the same sampling: its own defaults (top-k 40, min-p 0.05) off, as ours has none, so that
+both draw from the same distribution (``--server-defaults`` leaves them on: then it draws
+from a narrower one, and faster, since its top-p no longer sorts the whole vocabulary).
 
 * ours: the whole ``hitl-desktop generate --db DB -k K --max-new-tokens N --json`` process on
   a fresh database holding the prompts (interpreter start, imports, the model's warm load in
@@ -50,6 +53,11 @@ QUESTIONS = [
 ]
 
 
+#: llama-server's own sampling defaults turned off (top-k 40, min-p 0.05; repeat penalty 1.0
+#: made explicit): ours samples temperature and top-p alone (``--server-defaults`` keeps them).
+SAME_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,7 +91,7 @@ def ours(db_dir: Path, questions: list[str], k: int, tokens: int) -> dict:
     return {"wall_s": wall, "summary": summary}
 
 
-def llama(server: str, gguf: Path, questions: list[str], k: int, tokens: int, threads: int) -> dict:
+def llama(server: str, gguf: Path, questions: list[str], k: int, tokens: int, threads: int, *, defaults: bool = False) -> dict:
     from hitl_desktop.core.backends.plain import PLAIN_STOPS, format_plain
     from hitl_desktop.core.types import Message
 
@@ -111,7 +119,7 @@ def llama(server: str, gguf: Path, questions: list[str], k: int, tokens: int, th
                 prompt = format_plain([Message("user", q)])
                 bodies = [
                     {"prompt": prompt, "max_tokens": tokens, "temperature": 0.8, "top_p": 0.95,
-                     "seed": n * k + i, "stop": list(PLAIN_STOPS)}
+                     **({} if defaults else SAME_SAMPLING), "seed": n * k + i, "stop": list(PLAIN_STOPS)}
                     for i in range(k)
                 ]
                 for out in pool.map(lambda b: _post(f"{base}/v1/completions", b), bodies):
@@ -133,6 +141,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama-server's threads (default: all cores)")
     ap.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER") or shutil.which("llama-server"))
+    ap.add_argument("--server-defaults", action="store_true",
+                    help="leave llama-server's own sampling defaults on (top-k 40, min-p 0.05): not the same sampling as ours")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from hitl_desktop.core.backends.gguf_files import default_gguf_path
@@ -150,8 +160,10 @@ def main() -> None:
     if not args.llama_server:
         print("\nllama-server not found (--llama-server PATH or $LLAMA_SERVER): only ours measured")
         return
-    ll = llama(args.llama_server, default_gguf_path(), questions, args.k, args.tokens, args.threads)
-    print(f"llama.cpp (llama-server -np {args.k} -t {args.threads}, start to last answer): {ll['wall_s']:.1f} s "
+    ll = llama(args.llama_server, default_gguf_path(), questions, args.k, args.tokens, args.threads,
+               defaults=args.server_defaults)
+    sampling = "its own sampling defaults on" if args.server_defaults else "the same sampling"
+    print(f"llama.cpp (llama-server -np {args.k} -t {args.threads}, {sampling}, start to last answer): {ll['wall_s']:.1f} s "
           f"(ready after {ll['ready_s']:.2f} s), {ll['tokens']} tokens -> {ll['tokens'] / ll['wall_s']:.1f} tok/s")
     print(f"\nours / llama.cpp, time for the workload: x{o['wall_s'] / ll['wall_s']:.2f} (target <= 1.25); "
           f"tokens/s x{(toks / o['wall_s']) / (ll['tokens'] / ll['wall_s']):.2f}")

@@ -183,7 +183,8 @@ def _load_native(
 ) -> Any | None:
     """The backend of a Gemma 3 folder loaded without transformers (:mod:`.native_gemma3`),
     or None when it does not load that way (then transformers loads it)."""
-    if root is None or not issubclass(cls, _transformers_backend().TransformersBackend):
+    from_parts = getattr(cls, "from_native_parts", None)  # the transformers backend's classes
+    if root is None or from_parts is None:
         return None
     tables = native_gemma3.loadable(
         path, root=root, device=device, dtype=DTYPES[dtype], kernel=int8_kernel(), int8=int8_wanted(DTYPES[dtype])
@@ -199,7 +200,7 @@ def _load_native(
         return None
     if parts is None:
         return None
-    backend = _transformers_backend().NativeGemma3Backend(parts, name=name, revision=revision, path=path)
+    backend = from_parts(parts, name=name, revision=revision, path=path)
     if warmup:
         progress(0.9, "Warming up")
         try:
@@ -210,12 +211,6 @@ def _load_native(
             raise ModelError(f"{path}: the model loads but does not run ({short_error(e)})") from None
     progress(1.0, f"{name} ready")
     return backend
-
-
-def _transformers_backend() -> Any:
-    from hitl_desktop.core.backends import transformers_backend
-
-    return transformers_backend
 
 
 def load_gguf(

@@ -190,6 +190,11 @@ class TransformersBackend(DecodingMixin):
             cls, path, dtype=dtype, on_progress=on_progress, cache_dir=cache_dir, warmup=warmup, device=device
         )
 
+    @classmethod
+    def from_native_parts(cls, parts: Any, *, name: str, revision: str, path: Path | None = None) -> TransformersBackend:
+        """The backend over a model loaded without transformers (:func:`.native_gemma3.load_parts`)."""
+        return NativeGemma3Backend(parts, name=name, revision=revision, path=path)
+
     def warmup(self) -> None:
         """One tiny prompt and decoding step: the CPU kernels get set up before the first request."""
         with self._lock:
