@@ -95,5 +95,6 @@ def test_preload_imports_the_modules_in_a_thread_of_its_own_after_the_delay(qtbo
     context = QObject()
     preload(context, "no_such_module_here", "preload_probe_mod", delay_ms=50)  # a missing one is skipped
     assert "preload_probe_mod" not in sys.modules  # not before the delay
-    qtbot.waitUntil(lambda: "preload_probe_mod" in sys.modules, timeout=5000)
+    # in sys.modules from the start of its import: wait for its import to have finished
+    qtbot.waitUntil(lambda: hasattr(sys.modules.get("preload_probe_mod"), "THREAD"), timeout=5000)
     assert sys.modules["preload_probe_mod"].THREAD == "preload"
