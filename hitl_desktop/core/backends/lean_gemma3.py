@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from hitl_desktop.core.backends import int8_simd
 from hitl_desktop.core.backends.int8 import Int8Linear
 
 __all__ = ["ENV", "LeanCache", "LeanGemma3", "enabled", "supports"]
@@ -109,7 +110,11 @@ class LeanCache:
 
 class _Norm:
     """Gemma's RMSNorm, ``x * rsqrt(mean(x^2) + eps) * (1 + w)`` in float32, cast back
-    (torch's rms_norm: the same operations, one call)."""
+    (torch's rms_norm: the same operations, one call). ``step``: the same in the decoding step,
+    on the CPU in bf16 where the simd kernel runs its one-pass norm (:func:`.int8_simd.rms_norm`,
+    the same operations in float32, to a bf16 rounding; ~50 us a call less). The prefill keeps
+    torch's, so its KV cache is transformers' prefill's bit for bit (a model loaded through
+    transformers and one loaded natively write the same candidates)."""
 
     __slots__ = ("eps", "scale", "shape")
 
@@ -120,6 +125,10 @@ class _Norm:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.rms_norm(x.float(), self.shape, self.scale, self.eps).to(x.dtype)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        y = int8_simd.rms_norm(x, self.scale, self.eps)
+        return self(x) if y is None else y
 
 
 class _HeadNorms:
@@ -136,6 +145,10 @@ class _HeadNorms:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (torch.rms_norm(x.float(), self.shape, None, self.eps) * self.scale).to(x.dtype)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:  # as _Norm.step
+        y = int8_simd.rms_norm(x, self.scale, self.eps)
+        return self(x) if y is None else y
 
 
 class _Layer:
@@ -388,13 +401,13 @@ class LeanGemma3:
         q_width = heads * head_dim
         kv_width = kv_heads * head_dim
         for i, layer in enumerate(self.layers):
-            x = layer.attn_in(h)
+            x = layer.attn_in.step(h)
             if isinstance(layer.qkv, tuple):
                 qkv = torch.cat([proj(x) for proj in layer.qkv], dim=-1)
             else:
                 qkv = layer.qkv(x)
             # queries and keys: normed and rotated together, [rows, heads + kv heads, head dim]
-            qk = layer.qk_norm(qkv[:, : q_width + kv_width].reshape(rows, heads + kv_heads, head_dim))
+            qk = layer.qk_norm.step(qkv[:, : q_width + kv_width].reshape(rows, heads + kv_heads, head_dim))
             qk = self._rope(qk, *rotary[layer.sliding])
             # the query heads that share a key/value head are that head's "queries" (GQA
             # without repeating keys; torch's CPU attention is 3-10x slower with enable_gqa)
@@ -404,16 +417,16 @@ class LeanGemma3:
             keys, values = self._store(cache, i, layer.sliding, k, v)
             o = torch.nn.functional.scaled_dot_product_attention(q, keys, values, scale=self.scaling)
             o = layer.o_proj(o.reshape(rows, q_width))
-            h = h + layer.attn_out(o)
-            x = layer.ff_in(h)
+            h = h + layer.attn_out.step(o)
+            x = layer.ff_in.step(h)
             if isinstance(layer.gate_up, tuple):
                 gate, up = (proj(x) for proj in layer.gate_up)
             else:
                 gate, up = layer.gate_up(x).chunk(2, dim=-1)
             x = layer.down(layer.act(gate) * up)
-            h = h + layer.ff_out(x)
+            h = h + layer.ff_out.step(x)
         cache.length += 1
-        logits = self.lm_head(self.final_norm(h))
+        logits = self.lm_head(self.final_norm.step(h))
         if self.softcap is not None:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits.float()

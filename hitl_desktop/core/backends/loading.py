@@ -26,7 +26,14 @@ from typing import Any
 
 import torch
 
-from hitl_desktop.core.backends import cache, gguf_files, memory, model_files, native_gemma3
+from hitl_desktop.core.backends import (
+    cache,
+    gguf_files,
+    int8_simd,
+    memory,
+    model_files,
+    native_gemma3,
+)
 from hitl_desktop.core.backends.base import (
     ModelError,
     NotEnoughMemory,
@@ -193,7 +200,7 @@ def _load_native(
         return None
     progress(0.3, f"Loading {name}")
     try:
-        parts = native_gemma3.load_parts(path, tables)
+        parts = native_gemma3.load_parts(path, tables, kernel=int8_kernel())
     except MemoryError:
         raise NotEnoughMemory(f"{path}: too large for this computer's memory") from None
     except (OSError, RuntimeError, ValueError):  # a damaged file: transformers loads it, and says what is wrong
@@ -257,10 +264,12 @@ def finish(
     if quantized:
         progress(0.8, f"Preparing {name} for the CPU")
         kernel = int8_kernel()
-        layout = kernel in ("int_mm", "weight_only")  # tables used as they are, kept
+        layout = kernel in ("int_mm", "weight_only", "simd")  # tables used as they are, kept
         kept = cache.int8_tables_path(revision, root) if (layout and root is not None and revision) else None
         tables = cache.read_int8_tables(kept) if kept is not None else None
-        quantize_linears(model, int_mm=kernel == "int_mm", weight_only=kernel == "weight_only", tables=tables)
+        quantize_linears(
+            model, int_mm=kernel == "int_mm", weight_only=kernel == "weight_only", simd=kernel == "simd", tables=tables
+        )
         if kept is not None and tables is None:
             cache.write_int8_tables(kept, int8_tables(model))
     if device != "cpu":
@@ -326,15 +335,19 @@ def int8_wanted(dtype: torch.dtype) -> bool:
 
 
 #: Which int8 product the CPU uses (:data:`.int8.KERNELS`): by default the faster one on
-#: this CPU (:func:`.int8.default_kernel`: ``weight_only`` where torch runs AVX-512 kernels,
-#: else ``int_mm``), both on the int8 tables as they are (nothing packed, q/k/v and gate/up
+#: this CPU (:func:`.int8.default_kernel`: ``simd``, our own kernel, where the CPU has AVX-512
+#: VNNI and a C compiler built it; else ``weight_only`` where torch runs AVX-512 kernels, else
+#: ``int_mm``), all on the int8 tables as they are (nothing packed, q/k/v and gate/up
 #: quantized as one table each, kept in the cache); ``fbgemm``: the tables packed for
 #: fbgemm, the fused ones unpacked and packed again (the slower load the tables replaced).
+#: ``simd`` asked for where it does not run gives the default.
 INT8_KERNEL_ENV = "HITL_INT8_KERNEL"
 
 
 def int8_kernel() -> str:
     wanted = os.environ.get(INT8_KERNEL_ENV, "").strip()
+    if wanted == "simd" and not int8_simd.available():
+        return default_kernel()
     return wanted if wanted in KERNELS else default_kernel()
 
 

@@ -16,8 +16,9 @@ dtypes (the tests compare the logits and the texts): torch, ``safetensors`` and
 
 * a folder whose ``config.json`` is a Gemma 3 text model the lean step computes (default or
   linear rotary, no attention soft-capping, causal, a tied embedding), one safetensors file;
-* the CPU, bf16 activations, int8 weights multiplied by the ``weight_only`` kernel (the
-  default where torch runs AVX-512 kernels: :func:`.loading.int8_kernel`), the tables cached;
+* the CPU, bf16 activations, int8 weights multiplied by the ``simd`` or the ``weight_only``
+  kernel (the defaults where the CPU has AVX-512 VNNI, or where torch runs AVX-512 kernels:
+  :func:`.loading.int8_kernel`), the tables cached;
 * no chat template (a base model: the plain prompt format), the tokenizer's ``tokenizer.json``
   with the special tokens a conversion recorded (``hitl_source.json``);
 * ``HITL_NATIVE_LOAD`` is not ``0``.
@@ -35,7 +36,7 @@ from typing import Any
 import torch
 
 from hitl_desktop.core.backends import cache
-from hitl_desktop.core.backends.int8 import FUSED_GROUPS, Int8Embedding, Int8Linear
+from hitl_desktop.core.backends.int8 import FUSED_GROUPS, Int8Embedding, Int8Linear, use_kernel
 from hitl_desktop.core.backends.lean_gemma3 import LeanGemma3
 
 __all__ = ["ENV", "TokenizerFile", "enabled", "load_parts", "loadable"]
@@ -100,7 +101,7 @@ def loadable(folder: Path, *, root: Path, device: str, dtype: torch.dtype, kerne
     module doc), else None."""
     if not enabled() or device != "cpu" or dtype != torch.bfloat16 or not int8:
         return None
-    if kernel != "weight_only":
+    if kernel not in ("weight_only", "simd"):
         return None
     config = _json(folder / "config.json")
     source = _json(folder / "hitl_source.json")
@@ -210,9 +211,10 @@ class NativeParts:
     vocab_size: int
 
 
-def load_parts(folder: Path, tables_path: Path) -> NativeParts | None:
-    """The model of ``folder`` (:func:`loadable`), or None when a file does not hold what it
-    should (the caller then loads through transformers, which writes the tables again)."""
+def load_parts(folder: Path, tables_path: Path, *, kernel: str = "weight_only") -> NativeParts | None:
+    """The model of ``folder`` (:func:`loadable`), its int8 products by ``kernel``
+    (``weight_only`` or ``simd``: :func:`.int8.use_kernel`), or None when a file does not hold
+    what it should (the caller then loads through transformers, which writes the tables again)."""
     from safetensors import safe_open
 
     config = _json(folder / "config.json") or {}
@@ -243,6 +245,7 @@ def load_parts(folder: Path, tables_path: Path) -> NativeParts | None:
             return None
     if (lm_head.out_features, lm_head.in_features) != (int(config["vocab_size"]), hidden):
         return None
+    use_kernel([*linears.values(), lm_head], kernel)
     norms: dict[str, torch.Tensor] = {}
     with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
         for name in f.keys():  # noqa: SIM118 - safe_open is not a mapping
