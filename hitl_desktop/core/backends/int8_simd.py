@@ -104,10 +104,10 @@ def _load() -> ctypes.CDLL | None:
         _state["why"] = why
         return None
     try:
-        # PyDLL: the calls keep the GIL, as torch's own ops do. A call that released it would hand
-        # it to any other runnable Python thread 73 times a decoding step and wait up to the
-        # switch interval (5 ms) for it back each time: 169 ms steps instead of ~50 measured.
-        lib = ctypes.PyDLL(str(path))  # torch is loaded: its libgomp.so.1 serves this one too
+        # CDLL: a call releases the GIL while it runs, as torch's ops do (the model process's
+        # other threads, the pipe's, run meanwhile). torch is loaded, so its libgomp.so.1
+        # (the same soname) serves this library too: one OpenMP runtime, one thread pool.
+        lib = ctypes.CDLL(str(path))
     except OSError as e:
         _state["why"] = f"cannot load {path}: {e}"
         return None

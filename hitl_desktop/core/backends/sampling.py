@@ -87,7 +87,8 @@ def sample(
             ids, vals = kept[j]
             vals, order = vals.sort(descending=True, stable=True)
             probs = torch.exp(vals - lse[r])
-            if float(probs.sum()) >= top_p:
+            # the mass as draw() sums it (a float64 running sum), so "enough" means the same
+            if float(probs.double().cumsum(dim=0)[-1]) >= top_p if probs.numel() else False:
                 found[r] = (probs.cpu(), ids[order].cpu())
             else:
                 still.append(r)
