@@ -59,6 +59,8 @@ from typing import Any
 
 import torch
 
+from hitl_desktop.core.backends import int8_simd
+
 __all__ = [
     "FUSED_GROUPS",
     "KERNELS",
@@ -102,8 +104,6 @@ def default_kernel() -> str:
     splitting); on AVX2 (``ATEN_CPU_CAPABILITY=avx2`` on the same CPU), ``int_mm`` (12.9 ms
     against 26.5 ms for ``weight_only``). Both keep a row's numbers independent of the other
     rows and of the thread count (``tests/core/test_int8.py``)."""
-    from hitl_desktop.core.backends import int8_simd
-
     if int8_simd.available():
         return "simd"
     capability = str(torch.backends.cpu.get_cpu_capability()).upper()
@@ -154,8 +154,6 @@ class Int8Linear(torch.nn.Module):
         """Multiply with our own kernel (:mod:`.int8_simd`) on the int8 table as it is (a
         fused layer's slice too): nothing packed. False (nothing changed) where it does not
         run (no AVX-512 VNNI or no compiler) or for a table it does not take."""
-        from hitl_desktop.core.backends import int8_simd
-
         if (
             self.weight.device.type != "cpu"
             or self.scales.dtype != torch.bfloat16
@@ -209,7 +207,7 @@ class Int8Linear(torch.nn.Module):
         if self._packed is not None:
             y = _fbgemm_mm(x.reshape(-1, self.in_features), self._packed, self.scales.dtype)
         elif self._simd:
-            y = _simd_mm(x.reshape(-1, self.in_features).to(torch.bfloat16), self.weight, self.scales)
+            y = int8_simd.mm(x.reshape(-1, self.in_features).to(torch.bfloat16), self.weight, self.scales)
         elif self._int_mm:
             y = _int_mm_product(x.reshape(-1, self.in_features), self.weight, self._float_scales())
         else:
@@ -234,12 +232,6 @@ class Int8Linear(torch.nn.Module):
             else ", weight_only"
         )  # fmt: skip
         return f"in_features={self.in_features}, out_features={self.out_features}, int8{packed}"
-
-
-def _simd_mm(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    from hitl_desktop.core.backends import int8_simd
-
-    return int8_simd.mm(x, weight, scales)
 
 
 def use_kernel(layers: Any, kernel: str) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import torch
 
+from hitl_desktop.core.backends import int8_simd
 from hitl_desktop.core.backends.base import SamplingParams
 
 __all__ = ["NUCLEUS_FLOORS", "draw", "sample"]
@@ -78,7 +79,7 @@ def sample(
         if not rows_left or cap >= vocab:
             break
         sub = logits if len(rows_left) == logits.shape[0] else logits[rows_left]
-        kept = _above(sub, lse[rows_left].squeeze(1) + math.log(floor), cap)
+        kept = int8_simd.above(sub, lse[rows_left].squeeze(1) + math.log(floor), cap)
         still = []
         for j, r in enumerate(rows_left):
             if kept[j] is None:
@@ -101,14 +102,6 @@ def sample(
         for j, r in enumerate(rows_left):
             found[r] = (probs[j], idx[j])
     return [draw(*found[r], top_p, draws[r]) for r in range(logits.shape[0])]
-
-
-def _above(logits: torch.Tensor, threshold: torch.Tensor, cap: int) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
-    """(ids, logits) per row of the tokens at or above the row's threshold, vocabulary order;
-    None where more than ``cap`` (:func:`.int8_simd.above`: one pass on the CPU)."""
-    from hitl_desktop.core.backends import int8_simd
-
-    return int8_simd.above(logits, threshold, cap)
 
 
 def draw(probs: torch.Tensor, ids: torch.Tensor, top_p: float, u: float) -> int:
