@@ -27,11 +27,13 @@ start, imports and loading, as a tutor opening the app (or `hitl-desktop generat
 Every candidate is made to write exactly ``--tokens`` tokens (EOS disabled) so that the
 token counts are equal; aggregate tokens/s = all candidates' tokens / seconds.
 
-Our model process sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set; ``runtime.apply_model_environment``, which the in-process figure calls too): ~20-30% slower on an idle machine,
-several times faster when another process or the GUI keeps a core busy. Run with
-``OMP_WAIT_POLICY=ACTIVE`` in the environment to measure the idle-machine best case, or
+Our model process sets ``OMP_WAIT_POLICY=PASSIVE`` and a short spin, ``GOMP_SPINCOUNT=2000``
+(the window's, ``runtime.WINDOW_ENVIRONMENT``; unless the user set either:
+``runtime.apply_model_environment``, which the in-process figure calls too). Run with
 ``HITL_BENCH_HEADLESS=1`` to measure both as the command line runs them (a headless parent:
-``runtime.HEADLESS_ENVIRONMENT``, libgomp's own ~3 ms spin; the window keeps PASSIVE).
+``runtime.HEADLESS_ENVIRONMENT``, libgomp's own ~3 ms spin), with ``GOMP_SPINCOUNT=0`` for
+threads that sleep at once (the window's setting until it spun: ~20-30% slower on an idle
+machine), or with ``OMP_WAIT_POLICY=ACTIVE`` for threads that never sleep.
 
 Measured on the 2-core dev machine (load average ~1 from other work), K=4 x 64 tokens:
 ours whole process 8.5 s = 30 tok/s (imports 3.2 s, warm load 0.95 s, generation 58 tok/s;

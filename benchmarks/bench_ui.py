@@ -263,6 +263,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", action="store_true", help="also stream from the embedded model")
     parser.add_argument("--launch-runs", type=int, default=5)
+    parser.add_argument("--skip-tiny", action="store_true", help="stream from the embedded model only (with --real)")
+    parser.add_argument(
+        "--process-only", action="store_true", help="only the app's way (the generation process), not the in-thread baseline"
+    )
     parser.add_argument("--launch-only", action="store_true", help="measure the launch only")
     parser.add_argument(
         "--no-bytecode-cache", action="store_true", help="keep PYTHONDONTWRITEBYTECODE (no __pycache__ is written)"
@@ -276,11 +280,12 @@ def main() -> None:
     figures: dict = {"launch": measure_launch(
             args.launch_runs, baseline=args.baseline, bytecode_cache=not args.no_bytecode_cache
         )}
-    models = [] if args.launch_only else [("tiny", tiny_folder(), 256)]
+    models = [] if args.launch_only or args.skip_tiny else [("tiny", tiny_folder(), 256)]
     if args.real:
         models.append(("embedded", None, 128))
     for name, folder, tokens in models:
-        for way, factory in (("process", process_factory(folder)), ("in-thread", in_thread_factory(folder))):
+        ways = [("process", process_factory(folder)), ("in-thread", in_thread_factory(folder))]
+        for way, factory in ways[:1] if args.process_only else ways:
             figures[f"{name}/{way}"] = measure_stalls(factory, max_new_tokens=tokens, label=f"{name}, {way}")
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -347,8 +347,9 @@ def test_the_model_process_sets_the_model_environment_before_loading(monkeypatch
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     with pytest.raises(ModelError) as e:
         open_local_backend("x", loader="engine_loaders:reports_environment")
+    # the window's: a short spin before a waiting thread sleeps (runtime.WINDOW_ENVIRONMENT)
     assert str(e.value) == (
-        "environment: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GOMP_SPINCOUNT="
+        "environment: OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GOMP_SPINCOUNT=2000"
     )
     # a headless parent (the command line): libgomp's own spin before a thread sleeps
     with pytest.raises(ModelError) as e:
@@ -361,8 +362,11 @@ def test_the_model_process_sets_the_model_environment_before_loading(monkeypatch
     assert str(e.value).endswith(" GOMP_SPINCOUNT=0")
     monkeypatch.delenv("GOMP_SPINCOUNT")
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    with pytest.raises(ModelError, match="OMP_WAIT_POLICY=ACTIVE "):
+    with pytest.raises(ModelError, match="OMP_WAIT_POLICY=ACTIVE .* GOMP_SPINCOUNT=$"):
         open_local_backend("x", loader="engine_loaders:reports_environment")
+    # the user's wait policy: no spin count of ours overrides it, headless or not
+    with pytest.raises(ModelError, match="OMP_WAIT_POLICY=ACTIVE .* GOMP_SPINCOUNT=$"):
+        open_local_backend("x", loader="engine_loaders:reports_environment", headless=True)
     assert "OMP_WAIT_POLICY" in os.environ and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
@@ -380,10 +384,21 @@ def test_importing_the_backend_modules_sets_no_environment_variable():
 
 
 def test_apply_model_environment_keeps_what_is_set():
-    from hitl_desktop.core.backends.runtime import MODEL_ENVIRONMENT, apply_model_environment
+    from hitl_desktop.core.backends.runtime import (
+        HEADLESS_ENVIRONMENT,
+        MODEL_ENVIRONMENT,
+        WINDOW_ENVIRONMENT,
+        apply_model_environment,
+    )
 
     env = {"OMP_WAIT_POLICY": "ACTIVE"}
     added = apply_model_environment(env)
     assert env == {**MODEL_ENVIRONMENT, "OMP_WAIT_POLICY": "ACTIVE"}
     assert added == {k: v for k, v in MODEL_ENVIRONMENT.items() if k != "OMP_WAIT_POLICY"}
     assert apply_model_environment(env) == {}
+    # no wait setting of the user's: ours, with the window's or the command line's spin
+    assert apply_model_environment({}) == {**MODEL_ENVIRONMENT, **WINDOW_ENVIRONMENT}
+    assert apply_model_environment({}, headless=True) == {**MODEL_ENVIRONMENT, **HEADLESS_ENVIRONMENT}
+    env = {"GOMP_SPINCOUNT": "0"}
+    assert apply_model_environment(env, headless=True) == MODEL_ENVIRONMENT
+    assert env["GOMP_SPINCOUNT"] == "0"

@@ -81,6 +81,12 @@ __all__ = [
 #: ``simd``: our own kernel (:mod:`.int8_simd`: AVX-512 VNNI, int16 activations) on the same
 #: tables as ``weight_only``, where the CPU has it and a C compiler built it.
 KERNELS = ("simd", "weight_only", "int_mm", "fbgemm")
+#: The kernels that multiply the tables as they are (fused groups, nothing packed): their
+#: tables are kept in the disk cache after the first load and mapped on the next ones.
+KEPT_TABLE_KERNELS = ("simd", "weight_only", "int_mm")
+#: The kept-table kernels that take bf16 activations as they come, the ones the natively
+#: loaded model (:mod:`.native_gemma3`) multiplies with (``int_mm`` splits activations).
+NATIVE_KERNELS = ("simd", "weight_only")
 
 #: Rows quantized at a time (bounds the float32 temporaries: 4096 x hidden x 4 bytes).
 _SLICE = 4096

@@ -45,13 +45,14 @@ FLAGS = ("-O3", "-shared", "-fPIC", "-fopenmp", "-fno-fast-math")
 ENV = "HITL_INT8_SIMD"
 #: Seconds a build may take before it counts as failed.
 BUILD_TIMEOUT = 120
-#: Under a passive OpenMP wait policy (the window's model process: ``OMP_WAIT_POLICY=PASSIVE``
-#: and no ``GOMP_SPINCOUNT``; :mod:`.runtime`) a product of fewer multiply-adds runs on the
-#: calling thread: waking a sleeping thread costs more than it saves there. Measured on the
-#: 2-core Xeon, K=4 decoding steps: 94 ms with every product on 2 threads, 64 ms with the
-#: decoder layers' (2.6-10.5 M) on one and the output layer's on two, against 78 ms for
-#: ``weight_only``; where the threads spin (the command line's, ``GOMP_SPINCOUNT`` set) all on
-#: two: 47 ms against 51 with that split. The numbers do not depend on the thread count.
+#: Where libgomp's threads sleep as soon as they wait (``OMP_WAIT_POLICY=PASSIVE`` with no
+#: ``GOMP_SPINCOUNT``, or ``GOMP_SPINCOUNT=0``: a user's setting; the app's model processes
+#: spin briefly, :mod:`.runtime`) a product of fewer multiply-adds runs on the calling
+#: thread: waking a sleeping thread costs more than it saves there. Measured on the 2-core
+#: Xeon, K=4 decoding steps: 94 ms with every product on 2 threads, 64 ms with the decoder
+#: layers' (2.6-10.5 M) on one and the output layer's on two, against 78 ms for
+#: ``weight_only``; where the threads spin, all on two: 47 ms against 51 with that split.
+#: The numbers do not depend on the thread count.
 PASSIVE_SERIAL_WORK = 16_000_000
 
 _lock = threading.Lock()

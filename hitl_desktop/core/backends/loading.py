@@ -41,6 +41,7 @@ from hitl_desktop.core.backends.base import (
     short_error,
 )
 from hitl_desktop.core.backends.int8 import (
+    KEPT_TABLE_KERNELS,
     KERNELS,
     default_kernel,
     int8_tables,
@@ -264,7 +265,7 @@ def finish(
     if quantized:
         progress(0.8, f"Preparing {name} for the CPU")
         kernel = int8_kernel()
-        layout = kernel in ("int_mm", "weight_only", "simd")  # tables used as they are, kept
+        layout = kernel in KEPT_TABLE_KERNELS
         kept = cache.int8_tables_path(revision, root) if (layout and root is not None and revision) else None
         tables = cache.read_int8_tables(kept) if kept is not None else None
         quantize_linears(

@@ -36,7 +36,13 @@ from typing import Any
 import torch
 
 from hitl_desktop.core.backends import cache
-from hitl_desktop.core.backends.int8 import FUSED_GROUPS, Int8Embedding, Int8Linear, use_kernel
+from hitl_desktop.core.backends.int8 import (
+    FUSED_GROUPS,
+    NATIVE_KERNELS,
+    Int8Embedding,
+    Int8Linear,
+    use_kernel,
+)
 from hitl_desktop.core.backends.lean_gemma3 import LeanGemma3
 
 __all__ = ["ENV", "TokenizerFile", "enabled", "load_parts", "loadable"]
@@ -101,7 +107,7 @@ def loadable(folder: Path, *, root: Path, device: str, dtype: torch.dtype, kerne
     module doc), else None."""
     if not enabled() or device != "cpu" or dtype != torch.bfloat16 or not int8:
         return None
-    if kernel not in ("weight_only", "simd"):
+    if kernel not in NATIVE_KERNELS:
         return None
     config = _json(folder / "config.json")
     source = _json(folder / "hitl_source.json")

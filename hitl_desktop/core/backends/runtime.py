@@ -10,19 +10,28 @@ Nothing here runs at import time (and nothing imports torch): the model process 
   ``local_files_only`` anyway), ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads that sleep when
   they wait instead of spinning. With all cores in use, a busy GUI thread or another program
   otherwise makes every parallel region wait for a descheduled spinner (measured on 2 cores
-  with one other busy process: 0.6 s per decoding step instead of 0.15). Costs 20-30% on an
-  otherwise idle machine; set ``OMP_WAIT_POLICY=ACTIVE`` to prefer that. Only effective
-  before torch is first imported.
-* :data:`HEADLESS_ENVIRONMENT`: added for a model process whose parent only takes the
-  streamed text (the command line's ``generate``, not the window): ``GOMP_SPINCOUNT=300000``,
-  libgomp's own spin before a waiting thread sleeps (~3 ms; it overrides PASSIVE's 0). The
-  threads of a step then meet at each parallel region without a sleep and a wake-up; the
-  :class:`CpuThreads` governor already gives up a core that another program keeps busy.
-  Measured on the 2-core machine, the workload of ``benchmarks/bench_workload.py`` through
-  the generation process: 85.8 tok/s against 60.4 with PASSIVE, idle; with one other busy
-  program (in-process) 49.9 against 50.8, both on one thread. A parent that keeps a core a
-  third busy (10 ms of work per streamed message, every 30 ms) makes it 48 against PASSIVE's
-  57: the window stays PASSIVE.
+  with one other busy process: 0.6 s per decoding step instead of 0.15). Alone it costs
+  20-30% on an otherwise idle machine, which the short spin below wins back; set
+  ``OMP_WAIT_POLICY=ACTIVE`` to spin without end instead. Only effective before torch is
+  first imported.
+* :data:`WINDOW_ENVIRONMENT` (the window's model process) and :data:`HEADLESS_ENVIRONMENT`
+  (a parent that only takes the streamed text: the command line's ``generate`` and
+  ``grade``): how long a waiting OpenMP thread spins before it sleeps (``GOMP_SPINCOUNT``,
+  which overrides PASSIVE's 0). Both are added only where the user set neither
+  ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT``. A decoding step is ~2000 parallel regions,
+  close together; with no spin at all each one pays a sleep and a wake-up.
+
+  - The window: ``GOMP_SPINCOUNT=2000``, up to a tenth of a millisecond. That spans the gaps within a
+    step, and a spinner gives a core back to the GUI thread within that time. Measured on a
+    2-core AMD EPYC through the generation process (K=4, 64 tokens, median tok/s, four runs
+    each): idle 169-197 against PASSIVE's 121-158; with a parent that keeps a core a third
+    busy (10 ms of work every 30 ms) 111-141 against 113-138; with one other busy program
+    the same (the :class:`CpuThreads` governor uses one thread).
+  - The command line: ``GOMP_SPINCOUNT=300000``, libgomp's own ~3 ms. Measured on a 2-core
+    Intel Xeon, the workload of ``benchmarks/bench_workload.py`` through the generation
+    process: 85.8 tok/s against 60.4 with PASSIVE, idle; with one other busy program
+    (in-process) 49.9 against 50.8, both on one thread. That long a spin is not for the
+    window: a parent that keeps a core a third busy made it 48 against PASSIVE's 57 there.
 * :func:`cpu_threads`: the threads of one generation on the CPU (``HITL_CPU_THREADS``);
   :class:`CpuThreads` looks again while it runs.
 """
@@ -37,6 +46,7 @@ __all__ = [
     "HEADLESS_ENVIRONMENT",
     "MODEL_ENVIRONMENT",
     "THREADS_ENV",
+    "WINDOW_ENVIRONMENT",
     "CpuThreads",
     "apply_model_environment",
     "busy_elsewhere",
@@ -50,8 +60,12 @@ MODEL_ENVIRONMENT = {
     "TRANSFORMERS_OFFLINE": "1",
     "OMP_WAIT_POLICY": "PASSIVE",
 }
-#: Added for a headless parent (see the module doc): libgomp's default spin, ~3 ms.
+#: The window's model process (see the module doc): a spin of up to ~0.1 ms.
+WINDOW_ENVIRONMENT = {"GOMP_SPINCOUNT": "2000"}
+#: A headless parent's model process (see the module doc): libgomp's default spin, ~3 ms.
 HEADLESS_ENVIRONMENT = {"GOMP_SPINCOUNT": "300000"}
+#: The user's own OpenMP wait settings: where either is set, no spin is added.
+_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 #: Threads for one generate() call on the CPU: a number, or "auto" (:func:`cpu_threads`).
 THREADS_ENV = "HITL_CPU_THREADS"
 
@@ -59,10 +73,13 @@ THREADS_ENV = "HITL_CPU_THREADS"
 def apply_model_environment(
     environ: MutableMapping[str, str] | None = None, *, headless: bool = False
 ) -> dict[str, str]:
-    """Set each of :data:`MODEL_ENVIRONMENT` (and :data:`HEADLESS_ENVIRONMENT` for a
-    ``headless`` parent) that is not set yet; returns what it set."""
+    """Set each of :data:`MODEL_ENVIRONMENT` that is not set yet, and the spin of
+    :data:`HEADLESS_ENVIRONMENT` (a ``headless`` parent) or :data:`WINDOW_ENVIRONMENT` where
+    the user set no OpenMP wait setting; returns what it set."""
     env = os.environ if environ is None else environ
-    wanted = {**MODEL_ENVIRONMENT, **(HEADLESS_ENVIRONMENT if headless else {})}
+    ours = not any(name in env for name in _WAIT_SETTINGS)
+    spin = (HEADLESS_ENVIRONMENT if headless else WINDOW_ENVIRONMENT) if ours else {}
+    wanted = {**MODEL_ENVIRONMENT, **spin}
     added = {k: v for k, v in wanted.items() if k not in env}
     env.update(added)
     return added
