@@ -69,6 +69,11 @@ class _Task(QObject):
             log_traceback(e, context="operation")  # for a bug report; the view shows one line
             self.failed.emit(describe_error(e))
             return
+        finally:
+            # The thread ends with its operation, not when the GUI thread gets the result:
+            # a GUI thread that waits for it (a view closing, OperationRunner.wait) is not
+            # processing that result, and would otherwise wait out its whole timeout.
+            QThread.currentThread().quit()
         self.succeeded.emit(result)
 
 
