@@ -90,6 +90,7 @@ class OperationRunner(QObject):
         self._thread: QThread | None = None
         self._task: _Task | None = None
         self._cancel = threading.Event()
+        self._pending = False  # an operation whose result has not reached the callbacks yet
         self._on_success: Callable[[Any], None] | None = None
         self._on_failure: Callable[[str], None] | None = None
         self._on_progress: Progress | None = None
@@ -104,6 +105,7 @@ class OperationRunner(QObject):
     ) -> None:
         if self.is_running():
             raise RuntimeError(f"{self.name} is already running")
+        self._pending = True
         self._on_success, self._on_failure, self._on_progress = on_success, on_failure, on_progress
         self._cancel = threading.Event()
         self._thread = QThread()
@@ -117,13 +119,17 @@ class OperationRunner(QObject):
         self._thread.start()
 
     def is_running(self) -> bool:
-        return self._thread is not None and self._thread.isRunning()
+        """Until its result (or failure) has reached the GUI thread's callbacks: the thread may
+        have ended before (:meth:`wait` returns then), the runner is still busy with it."""
+        return self._pending or (self._thread is not None and self._thread.isRunning())
 
     def cancel(self) -> None:
         """Ask the operation under way to stop at its next progress report (nothing is kept)."""
         self._cancel.set()
 
     def wait(self, timeout_ms: int = 30000) -> bool:
+        """Whether the operation's thread ended within ``timeout_ms`` (its result may still be
+        on its way to the callbacks: they run once the GUI thread runs its event loop)."""
         return True if self._thread is None else self._thread.wait(timeout_ms)
 
     def _stop_thread(self) -> None:
@@ -137,12 +143,14 @@ class OperationRunner(QObject):
         self.progressed.emit(fraction, message)
 
     def _done(self, result: object) -> None:
+        self._pending = False
         self._stop_thread()
         if self._on_success is not None:
             self._on_success(result)
         self.succeeded.emit(result)
 
     def _failed(self, message: str) -> None:
+        self._pending = False
         self._stop_thread()
         if self._on_failure is not None:
             self._on_failure(message)

@@ -29,9 +29,13 @@ def test_wait_returns_when_the_operation_ends_without_the_event_loop(qtbot, fail
     start = time.monotonic()
     assert runner.wait(20000)  # no event processed here: the result is still queued
     assert time.monotonic() - start < 5  # not the whole timeout (it was, before)
-    assert not runner.is_running()
     assert results == []  # delivered on the GUI thread, once it runs its loop
+    # busy until then: a second operation would otherwise get this one's result
+    assert runner.is_running()
+    with pytest.raises(RuntimeError, match="already running"):
+        runner.run(lambda p, c: "too soon")
     qtbot.waitUntil(lambda: results == (["ValueError: refused"] if fails else [42]), timeout=5000)
+    assert not runner.is_running()
     runner.run(lambda p, c: "again", on_success=results.append)  # the runner is free again
     qtbot.waitUntil(lambda: results[-1] == "again", timeout=5000)
     assert runner.wait(5000)
