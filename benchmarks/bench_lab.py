@@ -87,12 +87,12 @@ print(json.dumps({"insert": insert, "read": read}))
 
 
 SCHEMA_BASELINE = r'''
-import json, os, sqlite3, sys, time
+import json, sqlite3, sys, time
 src_path, db = sys.argv[1:3]
 src = sqlite3.connect(f"file:{src_path}?mode=ro", uri=True)
 tables = ("tutors", "sessions", "prompts", "candidates", "judgments", "rankings")
-ddl = [sql for name, sql in src.execute(
-    "select name, sql from sqlite_master where sql is not null and type in ('table', 'index') "
+ddl = [sql for (sql,) in src.execute(
+    "select sql from sqlite_master where sql is not null and type in ('table', 'index') "
     "and (tbl_name in (%s)) order by type desc" % ",".join("?" * len(tables)), tables)]
 con = sqlite3.connect(db, isolation_level=None)
 for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON", "cache_size = -65536"):
