@@ -31,6 +31,7 @@ import math
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,50 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@dataclass(frozen=True)
+class PromptAgreement:
+    """What one prompt adds to an :class:`AgreementTally`: the value profile of each of its
+    units (candidates two or more tutors ranked) and the tau of each tutor pair that has one."""
+
+    profiles: tuple[tuple[tuple[float, int], ...], ...]
+    taus: tuple[float, ...]
+
+
+def prompt_agreement(judged: Mapping[str, JudgedItem]) -> PromptAgreement | None:
+    """One prompt's part of the agreement figures (its latest judgment per tutor), None when
+    fewer than two tutors ranked something."""
+    judged = {tid: it for tid, it in judged.items() if not ranked_nothing(it.judgment)}
+    if len(judged) < 2:
+        return None
+    ranks = {tid: item.judgment.ranks for tid, item in judged.items()}
+    profiles = []
+    for cid in sorted({c for r in ranks.values() for c in r}):
+        values = [float(r[cid]) for r in ranks.values() if cid in r]
+        if len(values) >= 2:
+            profiles.append(_value_counts(values))
+    taus = []
+    for t1, t2 in combinations(sorted(ranks), 2):
+        tau = tau_b(ranks[t1], ranks[t2])
+        if tau is not None:
+            taus.append(tau)
+    return PromptAgreement(tuple(profiles), tuple(taus))
+
+
+def _value_counts(values: list[float]) -> tuple[tuple[float, int], ...]:
+    """``tuple(sorted(Counter(values).items()))`` (sorts ``values``): a unit's few values
+    counted without a Counter each (stats makes one per candidate two tutors ranked)."""
+    values.sort()
+    out = []
+    i, n = 0, len(values)
+    while i < n:
+        v, j = values[i], i + 1
+        while j < n and values[j] == v:
+            j += 1
+        out.append((v, j - i))
+        i = j
+    return tuple(out)
+
+
 class AgreementTally:
     """``agreement`` accumulated a prompt at a time: the coincidences behind alpha (units with
     the same values counted together) and the sum of the taus, so memory does not grow."""
@@ -100,21 +145,19 @@ class AgreementTally:
 
     def add_prompt(self, judged: Mapping[str, JudgedItem]) -> None:
         """One prompt's latest judgment per tutor (``latest_by_tutor(...)[prompt id]``)."""
-        judged = {tid: it for tid, it in judged.items() if not ranked_nothing(it.judgment)}
-        if len(judged) < 2:
+        self.take(prompt_agreement(judged))
+
+    def take(self, part: PromptAgreement | None) -> None:
+        """One prompt's part (:func:`prompt_agreement`), as :meth:`add_prompt` adds it."""
+        if part is None:
             return
         self.prompts += 1
-        ranks = {tid: item.judgment.ranks for tid, item in judged.items()}
-        for cid in sorted({c for r in ranks.values() for c in r}):
-            values = [float(r[cid]) for r in ranks.values() if cid in r]
-            if len(values) >= 2:
-                self.units += 1
-                self.profiles[tuple(sorted(Counter(values).items()))] += 1
-        for t1, t2 in combinations(sorted(ranks), 2):
-            tau = tau_b(ranks[t1], ranks[t2])
-            if tau is not None:
-                self.tau_sum += tau
-                self.pairs += 1
+        for profile in part.profiles:
+            self.units += 1
+            self.profiles[profile] += 1
+        for tau in part.taus:
+            self.tau_sum += tau
+            self.pairs += 1
 
     def add(self, items: Iterable[JudgedItem]) -> None:
         """Judged items holding every judgment of their prompts."""
@@ -262,15 +305,31 @@ class StatsAgreement:
         self.gold = GoldTally()
 
     def add(self, items: Sequence[JudgedItem]) -> None:
-        """Items holding every judgment of their prompts (a batch of whole prompts)."""
-        for judged in latest_by_tutor(items).values():
-            self.all.add_prompt(judged)
+        """Items holding every judgment of their prompts (a batch of whole prompts).
+
+        A prompt whose items are all of one domain adds the same part to the overall and to
+        that domain's tally, in the same order (a domain's items keep their order, so
+        ``latest_by_tutor`` of them lists its prompts as of all the items): it is computed
+        once. Where a batch holds a prompt judged in two domains (sessions of different
+        domains), each domain's tally reads its own items, as the figures define it."""
+        domains: dict[str, set[str]] = defaultdict(set)
+        for item in items:
+            domains[item.prompt.id].add(item.domain)
+        one_domain = all(len(d) == 1 for d in domains.values())
+        for pid, judged in latest_by_tutor(items).items():
+            part = prompt_agreement(judged)
+            self.all.take(part)
             self.gold.add_prompt(judged)
+            if one_domain:
+                (dom,) = domains[pid]
+                self.domains[dom].take(part)
         by_domain: dict[str, list[JudgedItem]] = defaultdict(list)
         for item in items:
             by_domain[item.domain].append(item)
         for dom, group in by_domain.items():
-            self.domains[dom].add(group)
+            tally = self.domains[dom]  # every domain of the batch has its figures, even one tutor's
+            if not one_domain:
+                tally.add(group)
 
     def figures(self) -> dict[str, Any]:
         return {

@@ -9,8 +9,12 @@ import uuid
 import krippendorff
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hitl_desktop.core.agreement import (
+    StatsAgreement,
+    _value_counts,
     agreement,
     agreement_by_domain,
     agreement_stats,
@@ -196,6 +200,50 @@ def test_by_domain():
     assert got["medicine"]["kendall_tau"] == pytest.approx(1.0)
     assert got["finance"]["kendall_tau"] == pytest.approx(-1.0)
     assert agreement(items)["kendall_tau"] == pytest.approx(0.0)
+
+
+@given(st.lists(st.integers(1, 6).map(float), max_size=12))
+def test_value_counts_are_the_sorted_counter(values):
+    from collections import Counter
+
+    assert _value_counts(list(values)) == tuple(sorted(Counter(values).items()))
+
+
+#: One judgment: (prompt, tutor, the item's domain, ranks of the prompt's 3 candidates, None
+#: for one left unranked). Tutor "consensus" is the consensus pseudo-tutor.
+_judgment = st.tuples(
+    st.sampled_from("pqrs"),
+    st.sampled_from(["ann", "bob", "cem", "consensus"]),
+    st.sampled_from(["medicine", "law"]),
+    st.lists(st.one_of(st.none(), st.integers(1, 3)), min_size=3, max_size=3),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_judgment, max_size=14), st.integers(1, 3))
+def test_stats_agreement_in_batches_is_the_plain_definition(judgments, per_batch):
+    """StatsAgreement fed batches of whole prompts (as stats reads them) gives agreement() of
+    all the items and, per domain, of that domain's items (agreement_by_domain), also where a
+    prompt was judged under two domains or a batch holds consensus items."""
+    bench = Bench()
+    items = []
+    for name, tutor, domain, ranks in judgments:
+        item = bench.judge(tutor, name, ranks)
+        items.append(JudgedItem(item.judgment, item.prompt, item.candidates, tutor, domain))
+    prompts = list(dict.fromkeys(i.prompt.id for i in items))
+    tally = StatsAgreement()
+    for start in range(0, len(prompts), per_batch):
+        chosen = set(prompts[start : start + per_batch])
+        tally.add([i for i in items if i.prompt.id in chosen])
+    got = tally.figures()
+    want = agreement(items)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, nan_ok=True), key
+    by_domain = agreement_by_domain(items)
+    assert sorted(got["by_domain"]) == sorted(by_domain)
+    for dom, figures in by_domain.items():
+        for key, value in figures.items():
+            assert got["by_domain"][dom][key] == pytest.approx(value, nan_ok=True), (dom, key)
 
 
 # -- gold items -------------------------------------------------------------------------------
