@@ -307,11 +307,12 @@ class StatsAgreement:
     def add(self, items: Sequence[JudgedItem]) -> None:
         """Items holding every judgment of their prompts (a batch of whole prompts).
 
-        A prompt whose items are all of one domain adds the same part to the overall and to
-        that domain's tally, in the same order (a domain's items keep their order, so
-        ``latest_by_tutor`` of them lists its prompts as of all the items): it is computed
-        once. Where a batch holds a prompt judged in two domains (sessions of different
-        domains), each domain's tally reads its own items, as the figures define it."""
+        A prompt whose items are all of one domain adds the same part to the overall tally
+        and to that domain's, so it is computed once. The domain's tally gets its prompts in
+        the order it would list them itself: a domain's items keep their order among all the
+        items, and so do its prompts in ``latest_by_tutor``. Where a batch holds a prompt
+        judged under two domains (sessions of different domains), each domain's tally reads
+        its own items, as the figures define it."""
         domains: dict[str, set[str]] = defaultdict(set)
         for item in items:
             domains[item.prompt.id].add(item.domain)
