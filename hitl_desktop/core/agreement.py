@@ -324,13 +324,15 @@ class StatsAgreement:
             if one_domain:
                 (dom,) = domains[pid]
                 self.domains[dom].take(part)
+        if one_domain:
+            for dom in {item.domain for item in items}:  # every domain has figures, even one tutor's
+                self.domains.setdefault(dom, AgreementTally())
+            return
         by_domain: dict[str, list[JudgedItem]] = defaultdict(list)
         for item in items:
             by_domain[item.domain].append(item)
         for dom, group in by_domain.items():
-            tally = self.domains[dom]  # every domain of the batch has its figures, even one tutor's
-            if not one_domain:
-                tally.add(group)
+            self.domains[dom].add(group)
 
     def figures(self) -> dict[str, Any]:
         return {
