@@ -53,6 +53,27 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The test tools only: llama-cpp-python's server, which the served-model tests start
+# (tests/core/test_served_llamacpp.py: a real server that cuts concurrent streams). PyPI has it
+# as source only: built here with cmake (~3 min on 2 cores, its multimodal library off), for
+# the instruction sets this CPU lists (GGML_NATIVE=ON gave "Illegal instruction" on a virtual
+# machine; AMX is left off: one that listed it trapped its first tile instruction). CMAKE_ARGS
+# set by the caller is used as it is.
+LLAMA_CPP_SPEC="${LLAMA_CPP_SPEC:-llama-cpp-python[server]==0.3.36}"
+if [ "$DEV" = 1 ] && ! .venv/bin/python -c "import llama_cpp.server" >/dev/null 2>&1; then
+  if [ -z "${CMAKE_ARGS:-}" ]; then
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF"
+    flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+    for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C avx512f:AVX512 avx512_vnni:AVX512_VNNI \
+                avx512_bf16:AVX512_BF16 avx512vbmi:AVX512_VBMI; do
+      case "$flags" in *" ${pair%%:*} "*) CMAKE_ARGS+=" -DGGML_${pair#*:}=ON" ;; esac
+    done
+  fi
+  echo "setup: building $LLAMA_CPP_SPEC (for the served-model tests; a few minutes, once)"
+  CMAKE_ARGS="$CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
+    "${PIP[@]}" install "$LLAMA_CPP_SPEC"
+fi
+
 # The CPU's int8 kernel (core/backends/int8_simd.c), built once into the model cache where the
 # CPU has AVX-512 VNNI and there is a C compiler; else the model uses torch's kernels. (The
 # first model load would build it too; here it costs the first start nothing.)

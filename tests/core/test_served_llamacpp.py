@@ -1,5 +1,5 @@
-"""The served backend against llama-cpp-python's real server (slow; ``pip install
-'llama-cpp-python[server]'``, the ``bench`` extra, built from source): a server that serves one
+"""The served backend against llama-cpp-python's real server (slow; ``scripts/setup.sh --dev``
+builds it from source, as ``./test.sh`` and CI run it; by hand the ``bench`` extra): a server that serves one
 request at a time and, by default (``interrupt_requests``), ends the running stream after its
 role chunk with no finish_reason when the next request arrives. Of K concurrent streams all but
 the last are cut: none of them may be stored; they are written again one at a time.
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] (the bench extra) is not installed")
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is built by scripts/setup.sh --dev")
     from hitl_desktop.core.backends.gguf_files import default_gguf_path
 
     gguf = default_gguf_path()
