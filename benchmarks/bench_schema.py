@@ -24,9 +24,9 @@ the inserts and the commit are timed (as ``bench_lab``'s "sqlite3 insert, the ap
 * ``page-8192``: pages of 8 KiB instead of 4;
 * ``all``: ordered ids, WITHOUT ROWID, no candidate index, foreign keys off, rollback journal.
 
-Variants alternate (each once, then again ``--reps`` times), so drift moves them all. The
-plain baseline is ``bench_lab.BASELINE``'s insert (four short-keyed tables, one index; it
-parses the JSONL file too), in a process of its own at each repetition. The report gives each
+Variants alternate: each of the ``--reps`` repetitions runs every one once, so drift moves
+them all. The plain baseline is ``bench_lab.BASELINE``'s insert (four short-keyed tables, one
+index; it parses the JSONL file too), in a process of its own at each repetition. The report gives each
 variant's seconds by table and its ratio to ``app``, and the import target (3x plain) beside
 it: a variant whose SQLite time alone is near that line cannot meet it once the import's own
 parsing and planning are added.
