@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -166,7 +167,7 @@ def main() -> None:
                 got[name].append(copy(db, tmp / "copy.db", VARIANTS[name]))
     size = args.size
     if args.db:
-        with sqlite3.connect(f"file:{args.db}?mode=ro", uri=True) as conn:
+        with closing(sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)) as conn:
             size = conn.execute("select count(*) from judgments").fetchone()[0]
     print(f"SQLite {sqlite3.sqlite_version}, {size:,} judgments' rows; seconds of inserts + commit, each run of {args.reps}")
     cols = ("prompts", "candidates", "judgments", "rankings", "commit")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def lab(tmp_path_factory) -> Path:
 
 
 def _rows(path: Path, table: str) -> list[tuple]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return conn.execute(f"select * from [{table}] order by rowid" if table != "rankings" else "select * from rankings").fetchall()
 
 
@@ -60,7 +61,7 @@ def test_each_variant_copies_every_row(variant, lab, tmp_path):
     else:
         assert all(a == b for a, b in ids.items())
     assert sorted(_rows(dest, "rankings")) == sorted((ids[r[0]], *r[1:]) for r in _rows(lab, "rankings"))
-    with sqlite3.connect(dest) as conn:
+    with closing(sqlite3.connect(dest)) as conn:
         assert conn.execute("pragma foreign_key_check").fetchall() == []
         rankings_sql = conn.execute("select sql from sqlite_master where name = 'rankings'").fetchone()[0]
         assert rankings_sql.endswith("WITHOUT ROWID") == ("without_rowid" in changes)
@@ -68,7 +69,7 @@ def test_each_variant_copies_every_row(variant, lab, tmp_path):
         assert journal == ("delete" if "delete_journal" in changes else "wal")
         assert conn.execute("pragma page_size").fetchone()[0] == (8192 if "page_8192" in changes else 4096)
         copied = read_schema(conn)
-    with sqlite3.connect(lab) as conn:
+    with closing(sqlite3.connect(lab)) as conn:
         original = {n: o for n, o in read_schema(conn).items() if o.tbl_name in bench.TABLES}
     missing = set(original) - set(copied)
     assert missing == ({"idx_rankings_candidate_id"} if "no_candidate_index" in changes else set())
