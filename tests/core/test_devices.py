@@ -3,6 +3,8 @@ the backend's device bookkeeping and static-cache path on the CPU."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +16,9 @@ from hitl_desktop.core.backends.devices import (
     choose_device,
 )
 from hitl_desktop.core.types import Message
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from benchmark_scripts import load_benchmark  # noqa: E402
 
 
 def fake_torch(*, cuda: int = 0, bf16: bool = True, mps: bool = False, cuda_build: str | None = "12.4"):
@@ -136,13 +141,7 @@ def test_bench_gpu_says_there_is_no_cuda_device_and_exits_0(monkeypatch, capsys)
 
 
 def test_bench_gpu_floor_table():
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gpu.py"
-    spec = importlib.util.spec_from_file_location("bench_gpu", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_gpu")
     assert bench.bandwidth_of("NVIDIA H100 80GB HBM3") == 3.35e12  # SXM
     assert bench.bandwidth_of("NVIDIA H100 PCIe") == 2.0e12
     assert bench.bandwidth_of("NVIDIA H200") == 4.8e12
